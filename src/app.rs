@@ -1,0 +1,206 @@
+//! The composition root: builds every part from the configuration, owns every task
+//! under one cancellation token, and shuts down within the grace period.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::cluster;
+use crate::config::{Config, LogFormat};
+use crate::engine::Dispatcher;
+use crate::http::{self, AdminState};
+use crate::metrics::Metrics;
+use crate::slack::api::{ApiError, SlackApi};
+use crate::slack::socket::{SocketMode, SocketSettings, SocketState};
+use crate::store::Store;
+
+/// Idempotency keys are kept this long; Slack redelivers within minutes.
+const KEEP_EVENT_KEYS: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Installs the global tracing subscriber (stderr; JSON or text).
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs odorbot until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Start-up failures (store, Slack credentials, the admin port), each with what to fix.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let store = Store::open(&config.store.url, config.store.max_connections)
+        .await
+        .context("cannot open the store (check store.url / ODORBOT_STORE_URL)")?;
+    info!(backend = store.backend().name(), "store ready");
+    let api = Arc::new(SlackApi::new(&config.slack, metrics.clone())?);
+    match api.auth_test(Duration::from_secs(15)).await {
+        Ok(me) => info!(team = %me.team_id, bot_user = %me.user_id, "authenticated with Slack"),
+        Err(ApiError::Refused { code, .. }) => {
+            bail!("Slack refused the bot token ({code}): check SLACK_BOT_TOKEN or its file")
+        }
+        // Slack may be briefly unreachable; the connection loop keeps trying.
+        Err(e) => warn!(error = %e, "Slack not reachable yet; continuing"),
+    }
+    let listener = http::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    info!(addr = %config.http.listen, "admin server listening");
+
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let socket_state = Arc::new(SocketState::default());
+    let (dispatcher, queue) = Dispatcher::new(
+        store.clone(),
+        api.clone(),
+        metrics.clone(),
+        socket_state.clone(),
+        config.slack.connections,
+        config.engine.queue_capacity,
+    );
+    let socket = Arc::new(SocketMode::new(
+        api.clone(),
+        Arc::new(dispatcher.handle()),
+        metrics.clone(),
+        SocketSettings {
+            connections: config.slack.connections,
+            ping_interval: config.slack.ping_interval,
+            max_backoff: config.slack.reconnect_max_backoff,
+            drain_for: Duration::from_secs(15),
+        },
+        socket_state.clone(),
+    ));
+
+    let admin = AdminState {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        socket: socket_state,
+    };
+    let admin_cancel = cancel.clone();
+    tasks.spawn(async move {
+        if let Err(e) = http::serve(listener, admin, admin_cancel).await {
+            error!(error = %e, "admin server failed");
+        }
+    });
+    tasks.spawn(dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()));
+    socket.spawn(&cancel, &tasks);
+    tasks.spawn(prune_event_keys(store.clone(), cancel.clone()));
+
+    shutdown_signal().await;
+    info!(
+        grace_secs = config.engine.shutdown_grace.as_secs(),
+        "shutting down: no new envelopes, finishing in-flight work"
+    );
+    cancel.cancel();
+    tasks.close();
+    if tokio::time::timeout(config.engine.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            unfinished = tasks.len(),
+            "grace period over; abandoning unfinished tasks"
+        );
+    }
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops odorbot");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn prune_event_keys(store: Store, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let cutoff = SystemTime::now() - KEEP_EVENT_KEYS;
+        let cutoff_ms = cutoff
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match store.prune_events(cutoff_ms).await {
+            Ok(n) if n > 0 => info!(removed = n, "pruned old idempotency keys"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "pruning idempotency keys failed"),
+        }
+    }
+}
+
+/// One line of `odorbot check --online`.
+pub struct CheckLine {
+    pub what: &'static str,
+    pub result: Result<String, String>,
+}
+
+/// Checks that the configured services answer: the store, Slack and the Kubernetes API.
+pub async fn check_online(config: &Config) -> Vec<CheckLine> {
+    let store = match Store::open(&config.store.url, 1).await {
+        Ok(s) => {
+            let r = s
+                .ping()
+                .await
+                .map(|()| format!("{} reachable, migrations applied", s.backend().name()));
+            s.close().await;
+            r.map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let slack = match SlackApi::new(&config.slack, Metrics::new()) {
+        Ok(api) => api
+            .auth_test(Duration::from_secs(10))
+            .await
+            .map(|me| format!("auth.test ok: team {}, bot user {}", me.team_id, me.user_id))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let kube = match cluster::connect(&config.kubernetes).await {
+        Ok(client) => {
+            tokio::time::timeout(Duration::from_secs(10), cluster::server_version(&client))
+                .await
+                .map_err(|_| "no answer within 10s".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|v| format!("API server {v}"))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    vec![
+        CheckLine {
+            what: "store",
+            result: store,
+        },
+        CheckLine {
+            what: "slack",
+            result: slack,
+        },
+        CheckLine {
+            what: "kubernetes",
+            result: kube,
+        },
+    ]
+}

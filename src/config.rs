@@ -1,0 +1,628 @@
+//! Configuration in layers: defaults, then the YAML file, then environment variables;
+//! secrets from the environment or from files (Kubernetes secrets), never from the file.
+//!
+//! Loading compiles a raw, all-optional structure into [`Config`] and reports every
+//! problem at once, each with its location.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::domain::args::parse_duration;
+use crate::domain::ids::K8sName;
+
+/// Slack's public Web API endpoint.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
+pub const DEFAULT_STORE_URL: &str = "sqlite://odorbot.db";
+
+/// The compiled configuration; every value is valid.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub slack: SlackConfig,
+    pub store: StoreConfig,
+    pub http: HttpConfig,
+    pub engine: EngineConfig,
+    pub kubernetes: KubernetesConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Base of the Web API; tests point it at a fake Slack.
+    pub api_url: Url,
+    /// App-level token (`xapp-…`) for `apps.connections.open`.
+    pub app_token: SecretString,
+    /// Bot token (`xoxb-…`) for every other call.
+    pub bot_token: SecretString,
+    /// Socket connections kept open; more than one so a refresh never leaves a gap.
+    pub connections: usize,
+    /// How often each connection pings Slack; two missed pongs drop it.
+    pub ping_interval: Duration,
+    /// Ceiling of the reconnect backoff.
+    pub reconnect_max_backoff: Duration,
+    /// Messages per second per channel (Slack allows about one).
+    pub channel_rate_per_sec: u32,
+    /// Short bursts above the rate that a channel tolerates.
+    pub channel_burst: u32,
+    /// How long a must-send message keeps being retried on transient errors.
+    pub send_deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://…`; may carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `/healthz`, `/readyz`, `/metrics` and, later, the Alertmanager webhook.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Events waiting to be processed; beyond it envelopes are left unacked, so Slack
+    /// redelivers them instead of odorbot dropping them.
+    pub queue_capacity: usize,
+    /// Events processed concurrently.
+    pub workers: usize,
+    /// How long shutdown waits for in-flight work.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// OdorDiff-2's namespace; odorbot acts nowhere else.
+    pub namespace: K8sName,
+    /// A kubeconfig file; unset means `KUBECONFIG` or the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive, e.g. `info,odorbot=debug`.
+    pub filter: String,
+}
+
+/// One problem, with where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found while loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    slack: RawSlack,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    kubernetes: RawKubernetes,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    api_url: Option<String>,
+    app_token_file: Option<PathBuf>,
+    bot_token_file: Option<PathBuf>,
+    connections: Option<i64>,
+    ping_interval: Option<String>,
+    reconnect_max_backoff: Option<String>,
+    channel_rate_per_sec: Option<i64>,
+    channel_burst: Option<i64>,
+    send_deadline: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    max_connections: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    queue_capacity: Option<i64>,
+    workers: Option<i64>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    namespace: Option<String>,
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    filter: Option<String>,
+}
+
+/// The environment variables odorbot reads, with what each sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("SLACK_APP_TOKEN", "app-level token (xapp-…)"),
+    ("SLACK_APP_TOKEN_FILE", "file holding the app-level token"),
+    ("SLACK_BOT_TOKEN", "bot token (xoxb-…)"),
+    ("SLACK_BOT_TOKEN_FILE", "file holding the bot token"),
+    ("SLACK_API_URL", "slack.api_url"),
+    ("ODORBOT_STORE_URL", "store.url"),
+    ("ODORBOT_HTTP_LISTEN", "http.listen"),
+    ("ODORBOT_NAMESPACE", "kubernetes.namespace"),
+    ("ODORBOT_LOG_FORMAT", "log.format"),
+    ("ODORBOT_LOG", "log.filter"),
+];
+
+/// Collects errors while compiling, each tagged with where it came from.
+struct Compiler<'a> {
+    file: String,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, location: String, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            location,
+            message: message.into(),
+        });
+    }
+
+    fn at(&self, key: &str) -> String {
+        format!("{}: {key}", self.file)
+    }
+
+    /// The value of `key`: the environment variable wins over the file.
+    fn layered(&self, env_var: &str, key: &str, file: Option<String>) -> Option<(String, String)> {
+        match (self.env)(env_var).filter(|v| !v.is_empty()) {
+            Some(v) => Some((v, format!("environment {env_var}"))),
+            None => file.map(|v| (v, self.at(key))),
+        }
+    }
+
+    fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+        range: (u64, u64),
+    ) -> Duration {
+        let Some(raw) = raw else { return default };
+        match parse_duration(&raw) {
+            Ok(d) if (range.0..=range.1).contains(&d.as_secs()) => d,
+            Ok(_) => {
+                self.error(
+                    self.at(key),
+                    format!("{raw:?} is out of range ({}s to {}s)", range.0, range.1),
+                );
+                default
+            }
+            Err(e) => {
+                self.error(self.at(key), format!("{raw:?} {e}"));
+                default
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str, raw: Option<i64>, default: i64, range: (i64, i64)) -> i64 {
+        match raw {
+            None => default,
+            Some(n) if (range.0..=range.1).contains(&n) => n,
+            Some(n) => {
+                self.error(
+                    self.at(key),
+                    format!("{n} is out of range ({} to {})", range.0, range.1),
+                );
+                default
+            }
+        }
+    }
+
+    /// A token from `VAR`, else `VAR_FILE`, else the file path in the config.
+    fn token(&mut self, var: &str, key: &str, file: Option<PathBuf>, prefix: &str) -> SecretString {
+        let file_var = format!("{var}_FILE");
+        let (value, location) = if let Some(v) = (self.env)(var).filter(|v| !v.is_empty()) {
+            (Some(v), format!("environment {var}"))
+        } else if let Some(path) = (self.env)(&file_var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or(file)
+        {
+            let location = format!("token file {}", path.display());
+            match std::fs::read_to_string(&path) {
+                Ok(v) => (Some(v.trim().to_owned()), location),
+                Err(e) => {
+                    self.error(location, format!("cannot be read: {e}"));
+                    return SecretString::from(String::new());
+                }
+            }
+        } else {
+            self.error(
+                self.at(key),
+                format!("no Slack token: set {var}, {file_var}, or {key} (a path)"),
+            );
+            return SecretString::from(String::new());
+        };
+        let value = value.unwrap_or_default();
+        if !value.starts_with(prefix) || value.len() < prefix.len() + 4 {
+            // Never echo the value itself: it may be a real credential in the wrong place.
+            self.error(location, format!("does not look like a {prefix}… token"));
+        }
+        SecretString::from(value)
+    }
+}
+
+impl Config {
+    /// Loads the configuration from an optional YAML file and the environment.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] listing every problem found, each with its location.
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let (file, raw) = match path {
+            None => ("defaults".to_owned(), Raw::default()),
+            Some(p) => {
+                let name = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigErrors(vec![ConfigError {
+                        location: name.clone(),
+                        message: format!("cannot be read: {e}"),
+                    }])
+                })?;
+                (name.clone(), parse_yaml(&name, &text)?)
+            }
+        };
+        let mut c = Compiler {
+            file,
+            env,
+            errors: Vec::new(),
+        };
+        let config = compile(&mut c, raw);
+        if c.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(c.errors))
+        }
+    }
+
+    /// Loads with the process environment.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_env(path: Option<&Path>) -> Result<Self, ConfigErrors> {
+        Self::load(path, &|k| std::env::var(k).ok())
+    }
+}
+
+fn parse_yaml(name: &str, text: &str) -> Result<Raw, ConfigErrors> {
+    if text.trim().is_empty() {
+        return Ok(Raw::default());
+    }
+    serde_yaml_ng::from_str::<Raw>(text).map_err(|e| {
+        let location = match e.location() {
+            Some(l) => format!("{name}:{}:{}", l.line(), l.column()),
+            None => name.to_owned(),
+        };
+        let mut message = e.to_string();
+        if message.contains("token") && message.contains("unknown field") {
+            message.push_str(" (tokens never go in the config file: use SLACK_APP_TOKEN/SLACK_BOT_TOKEN, their _FILE variants, or app_token_file/bot_token_file)");
+        }
+        ConfigErrors(vec![ConfigError { location, message }])
+    })
+}
+
+fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
+    let slack = compile_slack(c, raw.slack);
+    let store_url = match c.layered("ODORBOT_STORE_URL", "store.url", raw.store.url) {
+        None => DEFAULT_STORE_URL.to_owned(),
+        Some((url, location)) => {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                c.error(
+                    location,
+                    "must start with sqlite:, postgres:// or postgresql://",
+                );
+            }
+            url
+        }
+    };
+    let store = StoreConfig {
+        url: SecretString::from(store_url),
+        max_connections: c.number(
+            "store.max_connections",
+            raw.store.max_connections,
+            8,
+            (1, 100),
+        ) as u32,
+    };
+    let listen = match c.layered("ODORBOT_HTTP_LISTEN", "http.listen", raw.http.listen) {
+        None => SocketAddr::from(([0, 0, 0, 0], 9090)),
+        Some((v, location)) => v.parse().unwrap_or_else(|_| {
+            c.error(
+                location,
+                format!("{v:?} is not an address such as 0.0.0.0:9090"),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 9090))
+        }),
+    };
+    let engine = EngineConfig {
+        queue_capacity: c.number(
+            "engine.queue_capacity",
+            raw.engine.queue_capacity,
+            4096,
+            (16, 1_000_000),
+        ) as usize,
+        workers: c.number("engine.workers", raw.engine.workers, 32, (1, 1024)) as usize,
+        shutdown_grace: c.duration(
+            "engine.shutdown_grace",
+            raw.engine.shutdown_grace,
+            Duration::from_secs(20),
+            (1, 300),
+        ),
+    };
+    let namespace = match c.layered(
+        "ODORBOT_NAMESPACE",
+        "kubernetes.namespace",
+        raw.kubernetes.namespace,
+    ) {
+        None => "odordiff"
+            .parse()
+            .expect("default namespace is a valid name"),
+        Some((v, location)) => v.parse::<K8sName>().unwrap_or_else(|e| {
+            c.error(location, format!("{v:?} {e}"));
+            "odordiff"
+                .parse()
+                .expect("default namespace is a valid name")
+        }),
+    };
+    let kubernetes = KubernetesConfig {
+        namespace,
+        kubeconfig: raw.kubernetes.kubeconfig,
+    };
+    let format = match c.layered("ODORBOT_LOG_FORMAT", "log.format", raw.log.format) {
+        None => LogFormat::Json,
+        Some((v, location)) => match v.as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            _ => {
+                c.error(location, format!("{v:?} is not json or text"));
+                LogFormat::Json
+            }
+        },
+    };
+    let filter = c
+        .layered("ODORBOT_LOG", "log.filter", raw.log.filter)
+        .map_or_else(|| "info".to_owned(), |(v, _)| v);
+    Config {
+        slack,
+        store,
+        http: HttpConfig { listen },
+        engine,
+        kubernetes,
+        log: LogConfig { format, filter },
+    }
+}
+
+fn compile_slack(c: &mut Compiler<'_>, raw: RawSlack) -> SlackConfig {
+    let api_url = match c.layered("SLACK_API_URL", "slack.api_url", raw.api_url) {
+        None => Url::parse(DEFAULT_SLACK_API_URL).expect("default URL parses"),
+        Some((v, location)) => match Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") => u,
+            _ => {
+                c.error(location, format!("{v:?} is not an http(s) URL"));
+                Url::parse(DEFAULT_SLACK_API_URL).expect("default URL parses")
+            }
+        },
+    };
+    SlackConfig {
+        api_url,
+        app_token: c.token(
+            "SLACK_APP_TOKEN",
+            "slack.app_token_file",
+            raw.app_token_file,
+            "xapp-",
+        ),
+        bot_token: c.token(
+            "SLACK_BOT_TOKEN",
+            "slack.bot_token_file",
+            raw.bot_token_file,
+            "xoxb-",
+        ),
+        connections: c.number("slack.connections", raw.connections, 2, (1, 10)) as usize,
+        ping_interval: c.duration(
+            "slack.ping_interval",
+            raw.ping_interval,
+            Duration::from_secs(10),
+            (1, 300),
+        ),
+        reconnect_max_backoff: c.duration(
+            "slack.reconnect_max_backoff",
+            raw.reconnect_max_backoff,
+            Duration::from_secs(30),
+            (1, 600),
+        ),
+        channel_rate_per_sec: c.number(
+            "slack.channel_rate_per_sec",
+            raw.channel_rate_per_sec,
+            1,
+            (1, 50),
+        ) as u32,
+        channel_burst: c.number("slack.channel_burst", raw.channel_burst, 3, (1, 50)) as u32,
+        send_deadline: c.duration(
+            "slack.send_deadline",
+            raw.send_deadline,
+            Duration::from_secs(600),
+            (1, 86_400),
+        ),
+    }
+}
+
+/// A map-backed environment, for tests and `check`.
+pub fn env_from(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const TOKENS: &[(&str, &str)] = &[
+        ("SLACK_APP_TOKEN", "xapp-1-abc"),
+        ("SLACK_BOT_TOKEN", "xoxb-123-abc"),
+    ];
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn tokens_alone_start_on_defaults() {
+        let c = Config::load(None, &env_from(TOKENS)).unwrap();
+        assert_eq!(c.slack.api_url.as_str(), DEFAULT_SLACK_API_URL);
+        assert_eq!(c.store.url.expose_secret(), DEFAULT_STORE_URL);
+        assert_eq!(c.slack.connections, 2);
+        assert_eq!(c.kubernetes.namespace.as_str(), "odordiff");
+        assert_eq!(c.slack.bot_token.expose_secret(), "xoxb-123-abc");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let f = file("slack:\n  api_url: http://file.example/api/\nstore:\n  url: sqlite://a.db\n");
+        let mut pairs = TOKENS.to_vec();
+        pairs.push(("SLACK_API_URL", "http://127.0.0.1:1/api/"));
+        let c = Config::load(Some(f.path()), &env_from(&pairs)).unwrap();
+        assert_eq!(c.slack.api_url.as_str(), "http://127.0.0.1:1/api/");
+        assert_eq!(c.store.url.expose_secret(), "sqlite://a.db");
+    }
+
+    #[test]
+    fn tokens_come_from_files() {
+        let app = file("xapp-1-from-file\n");
+        let f = file(&format!(
+            "slack:\n  app_token_file: {}\n",
+            app.path().display()
+        ));
+        let c = Config::load(
+            Some(f.path()),
+            &env_from(&[("SLACK_BOT_TOKEN", "xoxb-1-xyz0")]),
+        )
+        .unwrap();
+        assert_eq!(c.slack.app_token.expose_secret(), "xapp-1-from-file");
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_location() {
+        let f = file(
+            "slack:\n  api_url: ftp://x\n  connections: 40\n  ping_interval: soon\nstore:\n  url: mysql://db\nengine:\n  workers: 0\nkubernetes:\n  namespace: Odor_Diff\nlog:\n  format: xml\n",
+        );
+        let errs =
+            Config::load(Some(f.path()), &env_from(&[("SLACK_BOT_TOKEN", "nope")])).unwrap_err();
+        let text = errs.to_string();
+        let name = f.path().display().to_string();
+        for want in [
+            format!("{name}: slack.api_url: \"ftp://x\" is not an http(s) URL"),
+            format!("{name}: slack.app_token_file: no Slack token"),
+            "environment SLACK_BOT_TOKEN: does not look like a xoxb-… token".to_owned(),
+            format!("{name}: slack.connections: 40 is out of range (1 to 10)"),
+            format!("{name}: slack.ping_interval: \"soon\" is not a duration"),
+            format!("{name}: store.url: must start with sqlite:"),
+            format!("{name}: engine.workers: 0 is out of range"),
+            format!("{name}: kubernetes.namespace: \"Odor_Diff\" must use only lowercase"),
+            format!("{name}: log.format: \"xml\" is not json or text"),
+        ] {
+            assert!(text.contains(&want), "missing {want:?} in\n{text}");
+        }
+        assert_eq!(errs.0.len(), 9, "{text}");
+        assert!(!text.contains("nope"), "a token value leaked: {text}");
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_have_line_and_column() {
+        let f = file("slack:\n  connections: [1\n");
+        let errs = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap_err();
+        assert!(errs.0[0].location.contains(':'), "{errs}");
+        let f = file("slack:\n  bot_token: xoxb-secret-value\n");
+        let errs = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap_err();
+        let text = errs.to_string();
+        assert!(text.contains(":2:"), "{text}");
+        assert!(
+            text.contains("tokens never go in the config file"),
+            "{text}"
+        );
+        assert!(!text.contains("xoxb-secret-value"), "{text}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The message model: what odorbot says, independent of Block Kit.
+//!
+//! Text fields hold Slack mrkdwn written by odorbot. Anything a user typed must pass
+//! through [`escape`] or [`code_span`] before it is placed in one, so that input such as
+//! `<!channel>` can never notify anybody.
+
+/// Slack's limit for a section's text.
+pub const SECTION_MAX_CHARS: usize = 3000;
+/// Slack's limit for blocks in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Longest echo of user input inside a reply.
+const ECHO_MAX_CHARS: usize = 60;
+
+/// Escapes the three characters Slack's mrkdwn treats as control characters.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Shows odorbot's own text (a synopsis, a verb) as inline code, escaped but whole.
+pub fn code(text: &str) -> String {
+    format!("`{}`", escape(text))
+}
+
+/// Shows user input as inline code: escaped, shortened, and with
+/// backticks replaced so the span cannot be broken out of. Bidirectional overrides and
+/// other format characters are dropped, so the echo reads as it was typed.
+pub fn code_span(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !is_format_char(*c))
+        .map(|c| if c == '`' { '\'' } else { c })
+        .collect();
+    let shown = truncate(&cleaned, ECHO_MAX_CHARS);
+    if shown.trim().is_empty() {
+        return "(empty)".into();
+    }
+    format!("`{}`", escape(&shown))
+}
+
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut with `…`.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// One message, as odorbot means it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The notification fallback Slack shows in alerts and previews; always set.
+    pub text: String,
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    Header(String),
+    /// mrkdwn text; long text is split over several sections when rendered.
+    Section(String),
+    /// Two-column key/value pairs (mrkdwn).
+    Fields(Vec<(String, String)>),
+    /// Small grey print.
+    Context(String),
+    Divider,
+}
+
+impl Message {
+    /// A message made of one mrkdwn section, the usual shape of a command reply.
+    pub fn text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            text: fallback_of(&text),
+            blocks: vec![Block::Section(text)],
+        }
+    }
+}
+
+/// Plain, short notification text from mrkdwn: the first line, without markup.
+fn fallback_of(mrkdwn: &str) -> String {
+    let first = mrkdwn.lines().next().unwrap_or_default();
+    truncate(&first.replace(['*', '`', '_'], ""), 150)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_neutralises_mentions() {
+        assert_eq!(
+            escape("<!channel> & <@U1>"),
+            "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+        );
+    }
+
+    #[test]
+    fn code_span_cannot_be_broken_out_of() {
+        assert_eq!(code_span("a`b"), "`a'b`");
+        assert_eq!(code_span("\u{202e}abc"), "`abc`");
+        assert_eq!(code_span(""), "(empty)");
+        let long = code_span(&"y".repeat(100));
+        assert_eq!(long.chars().count(), ECHO_MAX_CHARS + 2);
+        assert!(long.ends_with("…`"));
+    }
+
+    #[test]
+    fn text_messages_have_a_plain_fallback() {
+        let m = Message::text("*Status*: `ok`\nmore");
+        assert_eq!(m.text, "Status: ok");
+    }
+}

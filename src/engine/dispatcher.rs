@@ -1,0 +1,239 @@
+//! Inbound event → idempotency claim → domain decision → effects (replies).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+use crate::domain::command::{self, Command, VERBS, help_text};
+use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
+use crate::domain::status::SelfStatus;
+use crate::domain::view::{Message, code_span};
+use crate::metrics::{CommandLabels, Metrics};
+use crate::slack::api::SlackApi;
+use crate::slack::socket::{InboundSink, SocketState};
+use crate::store::Store;
+
+/// Bound on store reads made while answering a command.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The listeners' side of the queue.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Inbound>,
+}
+
+impl EngineHandle {
+    /// Events waiting to be processed.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+impl InboundSink for EngineHandle {
+    fn offer(&self, inbound: Inbound) -> Result<(), Box<Inbound>> {
+        self.tx
+            .try_send(inbound)
+            .map_err(|e| Box::new(e.into_inner()))
+    }
+}
+
+/// Processes inbound events with bounded concurrency.
+pub struct Dispatcher {
+    pub store: Store,
+    pub api: Arc<SlackApi>,
+    pub metrics: Metrics,
+    pub socket: Arc<SocketState>,
+    pub connections_wanted: usize,
+    pub started: Instant,
+    queue: EngineHandle,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        api: Arc<SlackApi>,
+        metrics: Metrics,
+        socket: Arc<SocketState>,
+        connections_wanted: usize,
+        queue_capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Inbound>) {
+        let (tx, rx) = mpsc::channel(queue_capacity);
+        let this = Self {
+            store,
+            api,
+            metrics,
+            socket,
+            connections_wanted,
+            started: Instant::now(),
+            queue: EngineHandle { tx },
+        };
+        (Arc::new(this), rx)
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.queue.clone()
+    }
+
+    /// Takes events off the queue until cancelled, then finishes what was already
+    /// queued: those envelopes were acknowledged, so dropping them would lose them.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Inbound>,
+        workers: usize,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) {
+        let permits = Arc::new(Semaphore::new(workers));
+        loop {
+            let inbound = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                next = rx.recv() => match next {
+                    Some(i) => i,
+                    None => break,
+                },
+            };
+            self.spawn_one(inbound, &permits, &tasks).await;
+        }
+        rx.close();
+        let mut drained = 0;
+        while let Some(inbound) = rx.recv().await {
+            drained += 1;
+            self.spawn_one(inbound, &permits, &tasks).await;
+        }
+        info!(drained, "dispatcher stopped taking events");
+    }
+
+    async fn spawn_one(
+        self: &Arc<Self>,
+        inbound: Inbound,
+        permits: &Arc<Semaphore>,
+        tasks: &TaskTracker,
+    ) {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let this = self.clone();
+        tasks.spawn(async move {
+            this.process(inbound).await;
+            drop(permit);
+        });
+    }
+
+    /// Processes one event at most once, whichever process or connection received it.
+    pub async fn process(&self, inbound: Inbound) {
+        let key = inbound.idempotency_key();
+        let now_ms = unix_ms(inbound.received_at);
+        match self
+            .store
+            .claim_event(&key, inbound.kind(), &inbound.envelope_id, now_ms)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                self.metrics.duplicates.inc();
+                debug!(envelope_id = %inbound.envelope_id, key, "duplicate delivery skipped");
+                return;
+            }
+            Err(e) => {
+                // Without the claim, once-only cannot be promised: do nothing, say so.
+                error!(envelope_id = %inbound.envelope_id, error = %e, "cannot record inbound event");
+                let reply = Message::text(
+                    ":x: odorbot cannot reach its store right now, so it did nothing. Try again in a minute.",
+                );
+                self.reply(response_url(&inbound.event), &reply).await;
+                return;
+            }
+        }
+        match &inbound.event {
+            InboundEvent::SlashCommand(cmd) => self.on_command(cmd).await,
+            InboundEvent::BlockAction(action) => self.on_action(action).await,
+        }
+    }
+
+    async fn on_command(&self, cmd: &SlashCommand) {
+        let (verb, outcome, reply) = match command::parse(&cmd.text) {
+            Ok(command) => (command.verb(), "ok", self.execute(command).await),
+            Err(e) => {
+                info!(user = %cmd.user, error = %e, "command rejected");
+                let verb = match &e {
+                    command::ParseError::UnknownVerb { .. } | command::ParseError::Tokenize(_) => {
+                        "unknown"
+                    }
+                    command::ParseError::MissingArgument { verb, .. }
+                    | command::ParseError::UnexpectedArgument { verb, .. }
+                    | command::ParseError::InvalidArgument { verb, .. }
+                    | command::ParseError::UnknownOption { verb, .. }
+                    | command::ParseError::MissingOptionValue { verb, .. }
+                    | command::ParseError::RepeatedOption { verb, .. } => verb.name,
+                };
+                (verb, "rejected", Message::text(format!(":warning: {e}")))
+            }
+        };
+        self.metrics
+            .commands
+            .get_or_create(&CommandLabels { verb, outcome })
+            .inc();
+        self.reply(Some(&cmd.response_url), &reply).await;
+    }
+
+    async fn execute(&self, command: Command) -> Message {
+        match command {
+            Command::Help { verb } => Message::text(help_text(VERBS, verb)),
+            Command::Status => self.self_status().await.render(),
+        }
+    }
+
+    async fn self_status(&self) -> SelfStatus {
+        let store = match tokio::time::timeout(STORE_TIMEOUT, self.store.open_work()).await {
+            Ok(Ok(open)) => Ok(open),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", STORE_TIMEOUT.as_secs())),
+        };
+        SelfStatus {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime: self.started.elapsed(),
+            slack_connections: self.socket.open(),
+            slack_connections_wanted: self.connections_wanted,
+            store_backend: self.store.backend().name(),
+            store,
+            queue_depth: self.queue.depth(),
+        }
+    }
+
+    async fn on_action(&self, action: &BlockAction) {
+        // odorbot's own messages carry no buttons yet; a click on anything else is
+        // answered plainly and changes nothing.
+        warn!(user = %action.user, action_id = %action.action_id, "unrecognised button");
+        let reply = Message::text(format!(
+            ":warning: odorbot does not recognise the button {}; nothing was done.",
+            code_span(&action.action_id)
+        ));
+        self.reply(action.response_url.as_deref(), &reply).await;
+    }
+
+    /// Answers the person who acted, through the event's `response_url`.
+    async fn reply(&self, url: Option<&str>, reply: &Message) {
+        if let Some(url) = url
+            && let Err(e) = self.api.respond(url, reply, false).await
+        {
+            warn!(error = %e, "reply not delivered");
+        }
+    }
+}
+
+fn response_url(event: &InboundEvent) -> Option<&str> {
+    match event {
+        InboundEvent::SlashCommand(c) => Some(&c.response_url),
+        InboundEvent::BlockAction(a) => a.response_url.as_deref(),
+    }
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,6 @@
+//! The engine: a bounded queue of inbound events and the dispatcher that processes
+//! them. Listeners only enqueue; all work, and every reply, happens here.
+
+mod dispatcher;
+
+pub use dispatcher::{Dispatcher, EngineHandle};

@@ -1,0 +1,91 @@
+//! The admin HTTP server: `/healthz` (alive), `/readyz` (Slack connected and store
+//! reachable) and `/metrics` (Prometheus text format).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::slack::socket::SocketState;
+use crate::store::Store;
+
+/// What the admin endpoints look at.
+#[derive(Clone)]
+pub struct AdminState {
+    pub metrics: Metrics,
+    pub store: Store,
+    pub socket: Arc<SocketState>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    if state.socket.open() == 0 {
+        problems.push(if state.socket.link_disabled() {
+            "slack: socket mode disabled for the app (link_disabled)"
+        } else {
+            "slack: no socket-mode connection open"
+        });
+    }
+    match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => problems.push("store: unreachable"),
+        Err(_) => problems.push("store: no answer within 1s"),
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        )
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// Binds the admin listener; separate from [`serve`] so start-up fails fast on a
+/// taken port and tests can learn the port.
+///
+/// # Errors
+/// The bind error.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `cancel` fires.
+///
+/// # Errors
+/// An I/O error from the server.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}

@@ -1,0 +1,346 @@
+//! The one Slack Web API client: every post goes through it, paced per channel,
+//! retried on `429 Retry-After` and transient failures until its deadline, and
+//! counted by method and status. Tokens stay inside; errors never carry them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use slack_morphism::errors::*;
+use slack_morphism::prelude::*;
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use super::limiter::ChannelLimiter;
+use super::render::render;
+use crate::config::SlackConfig;
+use crate::domain::ids::ChannelId;
+use crate::domain::view::Message;
+use crate::metrics::{ApiLabels, Metrics};
+
+type Client = SlackClient<SlackClientHyperHttpsConnector>;
+
+/// Bound on a single HTTP round trip to Slack.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Backoff between retries of transient failures: doubles up to this ceiling.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// Slack answered `ok: false` with this error code (`channel_not_found`, …).
+    #[error("Slack refused {method}: {code}")]
+    Refused { method: &'static str, code: String },
+    /// Transient failures went on until the deadline.
+    #[error("{method} still failing after {attempts} attempts: {last}")]
+    GaveUp {
+        method: &'static str,
+        attempts: u32,
+        last: String,
+    },
+    #[error("cannot build the HTTPS client: {0}")]
+    Setup(String),
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Retry {
+    After(Duration),
+    Backoff,
+    Never,
+}
+
+/// Slack error codes that describe a passing condition on Slack's side.
+const TRANSIENT_CODES: &[&str] = &[
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+fn classify(err: &SlackClientError) -> Retry {
+    match err {
+        SlackClientError::RateLimitError(e) => {
+            Retry::After(e.retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        SlackClientError::ApiError(e) if TRANSIENT_CODES.contains(&e.code.as_str()) => {
+            Retry::Backoff
+        }
+        SlackClientError::ApiError(_) => Retry::Never,
+        SlackClientError::HttpError(e) if e.status_code.is_server_error() => Retry::Backoff,
+        SlackClientError::HttpError(e) if e.status_code.as_u16() == 408 => Retry::Backoff,
+        SlackClientError::HttpError(_) => Retry::Never,
+        // Connection refused, reset, TLS or a truncated body: the network, not the request.
+        _ => Retry::Backoff,
+    }
+}
+
+fn status_label(result: &Result<(), &SlackClientError>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(SlackClientError::RateLimitError(_)) => "rate_limited",
+        Err(SlackClientError::ApiError(_)) => "api_error",
+        Err(SlackClientError::HttpError(_)) => "http_error",
+        Err(_) => "transport_error",
+    }
+}
+
+/// A short description of a failure that is safe to log: no bodies, no URLs.
+fn describe(err: &SlackClientError) -> String {
+    match err {
+        SlackClientError::ApiError(e) => format!("ok=false error={}", e.code),
+        SlackClientError::HttpError(e) => format!("HTTP {}", e.status_code),
+        SlackClientError::RateLimitError(e) => {
+            format!("rate limited, retry after {:?}", e.retry_after)
+        }
+        SlackClientError::HttpProtocolError(_) => "connection failed".into(),
+        SlackClientError::ProtocolError(_) => "unreadable answer".into(),
+        other => format!("{other}").chars().take(120).collect(),
+    }
+}
+
+/// Whom the call speaks for.
+#[derive(Debug, Clone, Copy)]
+enum As {
+    Bot,
+    App,
+}
+
+pub struct SlackApi {
+    client: Arc<Client>,
+    app_token: SecretString,
+    bot_token: SecretString,
+    limiter: ChannelLimiter,
+    send_deadline: Duration,
+    metrics: Metrics,
+}
+
+/// Who the bot is, from `auth.test`.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub team_id: String,
+    pub user_id: String,
+}
+
+impl SlackApi {
+    /// # Errors
+    /// [`ApiError::Setup`] when the system's TLS roots cannot be loaded.
+    pub fn new(config: &SlackConfig, metrics: Metrics) -> Result<Self, ApiError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| ApiError::Setup(e.to_string()))?;
+        // Plain HTTP only when configured so, which tests do against the fake Slack.
+        let https = if config.api_url.scheme() == "http" {
+            https.https_or_http()
+        } else {
+            https.https_only()
+        };
+        let connector =
+            SlackClientHyperConnector::from(https.enable_http1().enable_http2().build())
+                .with_slack_api_url(config.api_url.as_str().trim_end_matches('/'));
+        Ok(Self {
+            client: Arc::new(SlackClient::new(connector)),
+            app_token: config.app_token.clone(),
+            bot_token: config.bot_token.clone(),
+            limiter: ChannelLimiter::new(config.channel_rate_per_sec, config.channel_burst),
+            send_deadline: config.send_deadline,
+            metrics,
+        })
+    }
+
+    fn token(&self, who: As) -> SlackApiToken {
+        let secret = match who {
+            As::Bot => &self.bot_token,
+            As::App => &self.app_token,
+        };
+        SlackApiToken::new(SlackApiTokenValue::new(secret.expose_secret().to_owned()))
+    }
+
+    /// Runs `call` until it succeeds, fails permanently, or `deadline` passes; paces
+    /// by `channel` when given.
+    async fn call<T, F, Fut>(
+        &self,
+        method: &'static str,
+        channel: Option<&str>,
+        deadline: Duration,
+        call: F,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ClientResult<T>>,
+    {
+        let give_up_at = Instant::now() + deadline;
+        let mut backoff = Duration::from_millis(250);
+        let mut attempts = 0;
+        loop {
+            if let Some(channel) = channel {
+                let wait = self.limiter.reserve(channel, Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            attempts += 1;
+            let outcome = match tokio::time::timeout(CALL_TIMEOUT, call()).await {
+                Ok(r) => r,
+                Err(_) => Err(SlackClientError::HttpProtocolError(
+                    SlackClientHttpProtocolError::new(),
+                )),
+            };
+            let status = status_label(&outcome.as_ref().map(|_| ()));
+            self.metrics
+                .slack_api_calls
+                .get_or_create(&ApiLabels { method, status })
+                .inc();
+            let err = match outcome {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let wait = match classify(&err) {
+                Retry::Never => {
+                    let code = match &err {
+                        SlackClientError::ApiError(e) => e.code.clone(),
+                        other => describe(other),
+                    };
+                    return Err(ApiError::Refused { method, code });
+                }
+                Retry::After(d) => d,
+                Retry::Backoff => {
+                    let d = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    d
+                }
+            };
+            if Instant::now() + wait > give_up_at {
+                return Err(ApiError::GaveUp {
+                    method,
+                    attempts,
+                    last: describe(&err),
+                });
+            }
+            debug!(method, attempts, wait_ms = wait.as_millis() as u64, error = %describe(&err), "retrying Slack call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// `auth.test` with the bot token: who odorbot is, and proof that Slack answers.
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses the token or cannot be reached in `deadline`.
+    pub async fn auth_test(&self, deadline: Duration) -> Result<Identity, ApiError> {
+        let token = self.token(As::Bot);
+        let res = self
+            .call("auth.test", None, deadline, || {
+                let session = self.client.open_session(&token);
+                async move { session.auth_test().await }
+            })
+            .await?;
+        Ok(Identity {
+            team_id: res.team_id.to_string(),
+            user_id: res.user_id.to_string(),
+        })
+    }
+
+    /// `apps.connections.open` with the app token: a one-time WebSocket URL.
+    ///
+    /// # Errors
+    /// [`ApiError`]; one attempt only, since the caller owns the reconnect backoff.
+    pub async fn open_socket_url(&self) -> Result<String, ApiError> {
+        let token = self.token(As::App);
+        let res = self
+            .call("apps.connections.open", None, Duration::ZERO, || {
+                let session = self.client.open_session(&token);
+                async move {
+                    session
+                        .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+                        .await
+                }
+            })
+            .await?;
+        Ok(res.url.0.to_string())
+    }
+
+    /// Posts a message (in a thread when `thread_ts` is given); retried until the send
+    /// deadline, because what odorbot posts this way must arrive. Returns its `ts`.
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses the message or stays unreachable past the deadline.
+    pub async fn post_message(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        message: &Message,
+    ) -> Result<String, ApiError> {
+        let token = self.token(As::Bot);
+        let request = SlackApiChatPostMessageRequest::new(
+            SlackChannelId::new(channel.to_string()),
+            render(message),
+        )
+        .opt_thread_ts(thread_ts.map(|t| SlackTs::new(t.to_owned())));
+        let res = self
+            .call(
+                "chat.postMessage",
+                Some(channel.as_str()),
+                self.send_deadline,
+                || {
+                    let session = self.client.open_session(&token);
+                    let request = request.clone();
+                    async move { session.chat_post_message(&request).await }
+                },
+            )
+            .await?;
+        Ok(res.ts.to_string())
+    }
+
+    /// Replies through a slash command's or button's `response_url` (ephemeral unless
+    /// `replace_original`). Such URLs live 30 minutes, so retries stop well before.
+    ///
+    /// # Errors
+    /// [`ApiError`] when the reply cannot be delivered.
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        message: &Message,
+        replace_original: bool,
+    ) -> Result<(), ApiError> {
+        let url: url::Url = response_url.parse().map_err(|_| ApiError::Refused {
+            method: "response_url",
+            code: "invalid response_url".into(),
+        })?;
+        let request = SlackApiPostWebhookMessageRequest::new(render(message))
+            .with_replace_original(replace_original);
+        let deadline = self.send_deadline.min(Duration::from_secs(120));
+        self.call("response_url", None, deadline, || {
+            let request = request.clone();
+            let url = SlackResponseUrl::new(url.clone());
+            let client = self.client.clone();
+            async move { client.respond_to_event(&url, &request).await.map(|_| ()) }
+        })
+        .await
+        .inspect_err(|e| warn!(error = %e, "reply through response_url failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_for_retry() {
+        let limited = SlackClientError::RateLimitError(
+            SlackRateLimitError::new().with_retry_after(Duration::from_secs(7)),
+        );
+        assert_eq!(classify(&limited), Retry::After(Duration::from_secs(7)));
+        let api = |code: &str| SlackClientError::ApiError(SlackClientApiError::new(code.into()));
+        assert_eq!(classify(&api("channel_not_found")), Retry::Never);
+        assert_eq!(classify(&api("internal_error")), Retry::Backoff);
+        let http = |s: u16| {
+            SlackClientError::HttpError(SlackClientHttpError::new(
+                http::StatusCode::from_u16(s).unwrap(),
+            ))
+        };
+        assert_eq!(classify(&http(503)), Retry::Backoff);
+        assert_eq!(classify(&http(404)), Retry::Never);
+        let net = SlackClientError::HttpProtocolError(SlackClientHttpProtocolError::new());
+        assert_eq!(classify(&net), Retry::Backoff);
+    }
+}

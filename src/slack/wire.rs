@@ -1,0 +1,319 @@
+//! Socket-mode frames on the wire, and their translation into [`Inbound`] events.
+//!
+//! Only the fields odorbot uses are read, so new fields Slack adds never break parsing.
+
+use std::time::SystemTime;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::domain::ids::{ChannelId, UserId};
+use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
+
+/// Any frame Slack sends on a socket-mode connection.
+#[derive(Debug, Deserialize)]
+pub struct Frame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub envelope_id: Option<String>,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// For `disconnect`: `warning`, `refresh_requested` or `link_disabled`.
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub retry_attempt: u32,
+}
+
+/// What a frame means to the connection that received it.
+#[derive(Debug)]
+pub enum FrameMeaning {
+    Hello,
+    Disconnect(DisconnectReason),
+    /// An envelope to enqueue, then acknowledge.
+    Event(Box<Inbound>),
+    /// An envelope odorbot has no use for (events it did not subscribe to, shortcuts):
+    /// acknowledged so Slack does not redeliver it.
+    Ignored {
+        envelope_id: String,
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// This connection closes in about ten seconds.
+    Warning,
+    /// Slack wants this connection replaced.
+    RefreshRequested,
+    /// Socket mode was turned off for the app: reconnecting cannot help.
+    LinkDisabled,
+    Other,
+}
+
+#[derive(Debug, Error)]
+pub enum WireError {
+    #[error("frame is not JSON of the expected shape: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{kind} envelope without envelope_id")]
+    NoEnvelopeId { kind: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSlashCommand {
+    user_id: String,
+    channel_id: String,
+    #[serde(default)]
+    text: String,
+    response_url: String,
+    trigger_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawBlockActions {
+    #[serde(rename = "type")]
+    kind: String,
+    user: RawUser,
+    channel: Option<RawId>,
+    container: Option<RawContainer>,
+    response_url: Option<String>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawUser {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawId {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawContainer {
+    message_ts: Option<String>,
+    channel_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawAction {
+    action_id: String,
+    value: Option<String>,
+    action_ts: String,
+}
+
+/// Reads one text frame.
+///
+/// # Errors
+/// [`WireError`] when the frame is not a socket-mode frame at all. An envelope whose
+/// payload odorbot cannot use is [`FrameMeaning::Ignored`], not an error, because it
+/// must still be acknowledged.
+pub fn read_frame(text: &str, now: SystemTime) -> Result<FrameMeaning, WireError> {
+    let frame: Frame = serde_json::from_str(text)?;
+    match frame.kind.as_str() {
+        "hello" => return Ok(FrameMeaning::Hello),
+        "disconnect" => {
+            let reason = match frame.reason.as_deref() {
+                Some("warning") => DisconnectReason::Warning,
+                Some("refresh_requested") => DisconnectReason::RefreshRequested,
+                Some("link_disabled") => DisconnectReason::LinkDisabled,
+                _ => DisconnectReason::Other,
+            };
+            return Ok(FrameMeaning::Disconnect(reason));
+        }
+        _ => {}
+    }
+    let envelope_id = frame
+        .envelope_id
+        .clone()
+        .ok_or_else(|| WireError::NoEnvelopeId {
+            kind: frame.kind.clone(),
+        })?;
+    let event = match frame.kind.as_str() {
+        "slash_commands" => slash_command(frame.payload),
+        "interactive" => block_action(frame.payload),
+        other => Err(format!("{other} envelopes are not used")),
+    };
+    Ok(match event {
+        Ok(event) => FrameMeaning::Event(Box::new(Inbound {
+            envelope_id,
+            received_at: now,
+            event,
+        })),
+        Err(why) => FrameMeaning::Ignored { envelope_id, why },
+    })
+}
+
+fn slash_command(payload: serde_json::Value) -> Result<InboundEvent, String> {
+    let raw: RawSlashCommand =
+        serde_json::from_value(payload).map_err(|e| format!("slash command payload: {e}"))?;
+    Ok(InboundEvent::SlashCommand(SlashCommand {
+        user: parse_id(&raw.user_id, "user_id")?,
+        channel: parse_id(&raw.channel_id, "channel_id")?,
+        text: raw.text,
+        response_url: raw.response_url,
+        trigger_id: raw.trigger_id,
+    }))
+}
+
+fn block_action(payload: serde_json::Value) -> Result<InboundEvent, String> {
+    let raw: RawBlockActions =
+        serde_json::from_value(payload).map_err(|e| format!("interactive payload: {e}"))?;
+    if raw.kind != "block_actions" {
+        return Err(format!("{} interactions are not used", raw.kind));
+    }
+    let action = raw
+        .actions
+        .into_iter()
+        .next()
+        .ok_or("block_actions without actions")?;
+    let channel = raw
+        .channel
+        .map(|c| c.id)
+        .or_else(|| raw.container.as_ref().and_then(|c| c.channel_id.clone()))
+        .map(|id| parse_id::<ChannelId>(&id, "channel"))
+        .transpose()?;
+    Ok(InboundEvent::BlockAction(BlockAction {
+        user: parse_id::<UserId>(&raw.user.id, "user.id")?,
+        channel,
+        action_id: action.action_id,
+        value: action.value,
+        action_ts: action.action_ts,
+        message_ts: raw.container.and_then(|c| c.message_ts),
+        response_url: raw.response_url,
+    }))
+}
+
+fn parse_id<T: std::str::FromStr<Err = crate::domain::ids::IdError>>(
+    raw: &str,
+    field: &str,
+) -> Result<T, String> {
+    raw.parse().map_err(|e| format!("{field} {e}"))
+}
+
+/// The acknowledgement frame for an envelope.
+pub fn ack_frame(envelope_id: &str) -> String {
+    serde_json::json!({ "envelope_id": envelope_id }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(rel: &str) -> String {
+        let path = format!(
+            "{}/../shared/fixtures/slack/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn read(text: &str) -> FrameMeaning {
+        read_frame(text, SystemTime::UNIX_EPOCH).unwrap()
+    }
+
+    #[test]
+    fn slack_sdk_slash_command_envelopes_become_commands() {
+        for name in [
+            "slash_commands-java-sdk.json",
+            "slash_commands-python-sdk.json",
+        ] {
+            let FrameMeaning::Event(inbound) = read(&fixture(&format!("socket-mode/{name}")))
+            else {
+                panic!("{name} not an event");
+            };
+            let InboundEvent::SlashCommand(cmd) = &inbound.event else {
+                panic!("{name}")
+            };
+            assert!(!cmd.trigger_id.is_empty(), "{name}");
+            assert!(cmd.response_url.starts_with("https://"), "{name}");
+            assert!(inbound.idempotency_key().starts_with("cmd:"));
+        }
+    }
+
+    #[test]
+    fn slack_sdk_block_actions_become_button_clicks() {
+        for name in [
+            "interactive-block_actions-java-sdk.json",
+            "interactive-block_actions-python-sdk.json",
+        ] {
+            let FrameMeaning::Event(inbound) = read(&fixture(&format!("socket-mode/{name}")))
+            else {
+                panic!("{name} not an event");
+            };
+            let InboundEvent::BlockAction(a) = &inbound.event else {
+                panic!("{name}")
+            };
+            assert!(!a.action_id.is_empty(), "{name}");
+            assert!(!a.action_ts.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn hello_disconnect_and_unused_envelopes() {
+        for name in [
+            "hello-java-sdk.json",
+            "hello-python-sdk.json",
+            "hello-minimal-node-sdk.json",
+        ] {
+            assert!(
+                matches!(
+                    read(&fixture(&format!("socket-mode/{name}"))),
+                    FrameMeaning::Hello
+                ),
+                "{name}"
+            );
+        }
+        let cases = [
+            (
+                "disconnect-refresh_requested-node-sdk.json",
+                DisconnectReason::RefreshRequested,
+            ),
+            (
+                "disconnect-warning-node-sdk.json",
+                DisconnectReason::Warning,
+            ),
+            (
+                "disconnect-too_many_websockets-node-sdk.json",
+                DisconnectReason::Other,
+            ),
+        ];
+        for (name, want) in cases {
+            let FrameMeaning::Disconnect(got) = read(&fixture(&format!("socket-mode/{name}")))
+            else {
+                panic!("{name}");
+            };
+            assert_eq!(got, want, "{name}");
+        }
+        for name in [
+            "events_api-app_mention-java-sdk.json",
+            "interactive-shortcut-python-sdk.json",
+        ] {
+            assert!(
+                matches!(
+                    read(&fixture(&format!("socket-mode/{name}"))),
+                    FrameMeaning::Ignored { .. }
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_ids_are_refused_but_still_acknowledged() {
+        let frame = r#"{"type":"slash_commands","envelope_id":"e1","payload":{"user_id":"<!channel>","channel_id":"C1","text":"help","response_url":"https://x","trigger_id":"t"}}"#;
+        let FrameMeaning::Ignored { envelope_id, why } = read(frame) else {
+            panic!()
+        };
+        assert_eq!(envelope_id, "e1");
+        assert!(why.contains("user_id"), "{why}");
+        assert!(read_frame("not json", SystemTime::UNIX_EPOCH).is_err());
+        assert!(read_frame(r#"{"type":"slash_commands"}"#, SystemTime::UNIX_EPOCH).is_err());
+    }
+
+    #[test]
+    fn ack_frames_carry_the_envelope_id() {
+        assert_eq!(ack_frame("abc\"d"), r#"{"envelope_id":"abc\"d"}"#);
+    }
+}

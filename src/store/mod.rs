@@ -1,0 +1,166 @@
+//! Persistence: SQLite (embedded default) or PostgreSQL (shared by replicas), through
+//! sqlx's `Any` driver so both run the same SQL and the same migrations.
+//!
+//! SQL here sticks to what both engines accept: `$n` placeholders, TEXT and BIGINT,
+//! `INSERT … ON CONFLICT DO NOTHING`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use thiserror::Error;
+
+use crate::domain::status::OpenWork;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the store URL must start with sqlite: or postgres://")]
+    UnsupportedUrl,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the URL is unsupported, the database is unreachable, or a
+    /// migration fails.
+    pub async fn open(url: &SecretString, max_connections: u32) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let raw = url.expose_secret();
+        let (backend, url) = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            (Backend::Postgres, raw.to_owned())
+        } else if raw.starts_with("sqlite:") {
+            // Create the file on first run unless the URL chose a mode itself.
+            let url = if raw.contains("mode=") || raw.contains(":memory:") {
+                raw.to_owned()
+            } else if raw.contains('?') {
+                format!("{raw}&mode=rwc")
+            } else {
+                format!("{raw}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5));
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the writer; the busy timeout makes writers
+            // queue instead of failing with SQLITE_BUSY.
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for readiness.
+    ///
+    /// # Errors
+    /// The database error when the store cannot answer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records an inbound event's idempotency key. Returns `true` the first time the
+    /// key is seen and `false` for every redelivery, across processes sharing the store.
+    ///
+    /// # Errors
+    /// The database error; the caller must then not process the event.
+    pub async fn claim_event(
+        &self,
+        key: &str,
+        kind: &str,
+        envelope_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO inbound_events (idempotency_key, kind, envelope_id, received_at_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(kind)
+        .bind(envelope_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets idempotency keys older than `before_ms`; Slack never redelivers that late.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn prune_events(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM inbound_events WHERE received_at_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Pending approvals and unresolved incidents, for `/odor status`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn open_work(&self) -> Result<OpenWork, StoreError> {
+        let (approvals,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM approvals WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        let (incidents,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM incidents WHERE state <> 'resolved'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(OpenWork {
+            approvals,
+            incidents,
+        })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
