@@ -632,6 +632,57 @@ mod tests {
         );
     }
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Words that steer the parser into every branch: verbs, options, quotes,
+        /// numbers, durations, regexes, mentions and oddities.
+        fn word() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("logs".to_owned()),
+                Just("help".to_owned()),
+                Just("status".to_owned()),
+                Just("--since".to_owned()),
+                Just("--grep".to_owned()),
+                Just("--reason".to_owned()),
+                Just("--previous".to_owned()),
+                Just("--".to_owned()),
+                Just("\"".to_owned()),
+                Just("“".to_owned()),
+                Just("<!channel>".to_owned()),
+                Just("(a{99}){99}".to_owned()),
+                "[a-z0-9.-]{0,70}",
+                "-?[0-9]{1,25}",
+                "[0-9]{1,6}[smhdx]{1,2}",
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_text_never_panics(text in any::<String>()) {
+                let _ = parse(&text);
+                let _ = parse_with(TEST_VERBS, &text);
+            }
+
+            #[test]
+            fn word_salad_never_panics_and_replies_stay_safe(words in prop::collection::vec(word(), 0..12)) {
+                let text = words.join(" ");
+                for result in [parse(&text), parse_with(TEST_VERBS, &text)] {
+                    if let Err(e) = result {
+                        let reply = e.to_string();
+                        prop_assert!(!reply.contains("<!"), "unescaped mention in {reply:?}");
+                        prop_assert!(reply.chars().count() < 1000, "reply too long: {}", reply.len());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn edit_distance_counts_single_edits() {
         assert_eq!(edit_distance("status", "status"), 0);

@@ -1,0 +1,7 @@
+//! odorbot's integration tests: one binary, real servers where this machine can run
+//! them, fakes (under `tests/support`) only for Slack.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod store;
