@@ -1,0 +1,67 @@
+//! `odorbot check`: every problem of a broken configuration at once, with locations.
+
+use std::process::Command;
+
+fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_odorbot"))
+        .arg("check")
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const TOKENS: &[(&str, &str)] = &[("SLACK_APP_TOKEN", "xapp-1-A1-test"), ("SLACK_BOT_TOKEN", "xoxb-1-test")];
+
+#[test]
+fn check_reports_every_error_of_a_broken_config_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "slack:\n  api_url: not a url\n  connections: 0\nstore:\n  url: redis://x\nhttp:\n  listen: everywhere\nengine:\n  shutdown_grace: forever\nkubernetes:\n  namespace: -bad-\n",
+    )
+    .unwrap();
+    let (code, out) = check(&["--config", path.to_str().unwrap()], &[("SLACK_BOT_TOKEN", "xoxb-1-test")]);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    for want in [
+        "7 configuration problems".to_owned(),
+        format!("{file}: slack.api_url"),
+        format!("{file}: slack.app_token_file: no Slack token"),
+        format!("{file}: slack.connections: 0 is out of range"),
+        format!("{file}: store.url: must start with sqlite:"),
+        format!("{file}: http.listen: \"everywhere\" is not an address"),
+        format!("{file}: engine.shutdown_grace: \"forever\" is not a duration"),
+        format!("{file}: kubernetes.namespace: \"-bad-\""),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn check_passes_on_tokens_and_defaults() {
+    let (code, out) = check(&[], TOKENS);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "configuration: ok");
+}
+
+#[test]
+fn check_shows_syntax_errors_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.yaml");
+    std::fs::write(&path, "slack:\n  conections: 2\n").unwrap();
+    let (code, out) = check(&["--config", path.to_str().unwrap()], TOKENS);
+    assert_eq!(code, 1);
+    assert!(out.contains("typo.yaml:2:"), "{out}");
+    assert!(out.contains("conections"), "{out}");
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/odorbot.example.yaml");
+    let (code, out) = check(&["--config", path], TOKENS);
+    assert_eq!(code, 0, "{out}");
+}

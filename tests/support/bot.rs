@@ -1,0 +1,114 @@
+//! The real odorbot binary, started against the fake Slack with test timings.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use super::fake_slack::{FakeSlack, APP_TOKEN, BOT_TOKEN};
+use super::http;
+
+pub struct Bot {
+    child: Child,
+    pub admin: SocketAddr,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Timings shortened so reconnects and drains happen within a test's patience.
+const TEST_CONFIG: &str = "\
+slack:
+  ping_interval: 1s
+  reconnect_max_backoff: 1s
+  send_deadline: 20s
+engine:
+  shutdown_grace: 10s
+log:
+  format: text
+  filter: info,odorbot=debug
+";
+
+impl Bot {
+    /// Starts odorbot on a fresh SQLite store.
+    pub async fn start(fake: &FakeSlack) -> Bot {
+        Self::start_with(fake, None, &[]).await
+    }
+
+    /// Starts odorbot; `store_url` `None` means a SQLite file in a temporary directory.
+    pub async fn start_with(fake: &FakeSlack, store_url: Option<&str>, env: &[(&str, &str)]) -> Bot {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("odorbot.yaml");
+        std::fs::write(&config, TEST_CONFIG).unwrap();
+        let store = store_url
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("odorbot.db").display()));
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let log = dir.path().join("odorbot.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_odorbot"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_clear()
+            .env("SLACK_APP_TOKEN", APP_TOKEN)
+            .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+            .env("SLACK_API_URL", format!("{}/", fake.api_url()))
+            .env("ODORBOT_STORE_URL", store)
+            .env("ODORBOT_HTTP_LISTEN", admin.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("odorbot binary starts");
+        Bot {
+            child,
+            admin,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http::get(&self.url(path)).await
+    }
+
+    /// Waits until `/readyz` answers with `status`.
+    pub async fn wait_readyz(&self, status: u16, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if matches!(self.get("/readyz").await, Some((s, _)) if s == status) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub async fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().expect("still running");
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("odorbot exits within 30s of SIGTERM")
+            .unwrap();
+        (status, self.logs())
+    }
+}
