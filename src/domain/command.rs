@@ -66,7 +66,7 @@ impl VerbSpec {
         let mut out = format!("/odor {}", self.name);
         for arg in self.args {
             let shown = match arg.kind {
-                ArgKind::Text { .. } => format!("<{}…>", arg.name),
+                ArgKind::Text { .. } => format!("<{}>…", arg.name),
                 _ => format!("<{}>", arg.name),
             };
             if arg.required {

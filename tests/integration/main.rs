@@ -5,4 +5,6 @@
 mod support;
 
 mod cli;
+mod e2e;
+mod kube;
 mod store;

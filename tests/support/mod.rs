@@ -1,4 +1,8 @@
 //! Shared test rig: the fake Slack, throwaway databases, and a running odorbot.
 #![allow(dead_code)]
 
+pub mod bot;
+pub mod fake_slack;
+pub mod http;
+pub mod kube;
 pub mod pg;
