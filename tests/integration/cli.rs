@@ -10,10 +10,16 @@ fn check(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
-const TOKENS: &[(&str, &str)] = &[("SLACK_APP_TOKEN", "xapp-1-A1-test"), ("SLACK_BOT_TOKEN", "xoxb-1-test")];
+const TOKENS: &[(&str, &str)] = &[
+    ("SLACK_APP_TOKEN", "xapp-1-A1-test"),
+    ("SLACK_BOT_TOKEN", "xoxb-1-test"),
+];
 
 #[test]
 fn check_reports_every_error_of_a_broken_config_with_locations() {
@@ -24,7 +30,10 @@ fn check_reports_every_error_of_a_broken_config_with_locations() {
         "slack:\n  api_url: not a url\n  connections: 0\nstore:\n  url: redis://x\nhttp:\n  listen: everywhere\nengine:\n  shutdown_grace: forever\nkubernetes:\n  namespace: -bad-\n",
     )
     .unwrap();
-    let (code, out) = check(&["--config", path.to_str().unwrap()], &[("SLACK_BOT_TOKEN", "xoxb-1-test")]);
+    let (code, out) = check(
+        &["--config", path.to_str().unwrap()],
+        &[("SLACK_BOT_TOKEN", "xoxb-1-test")],
+    );
     assert_eq!(code, 1, "{out}");
     let file = path.display().to_string();
     for want in [
@@ -64,4 +73,58 @@ fn the_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/odorbot.example.yaml");
     let (code, out) = check(&["--config", path], TOKENS);
     assert_eq!(code, 0, "{out}");
+}
+
+/// `--online` reaches the fake Slack, a SQLite store and the real API server.
+async fn check_online(fake_url: &str, bot_token: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("check.db").display());
+    let kubeconfig = crate::support::kube::kubeconfig();
+    let api = format!("{fake_url}/");
+    let env = [
+        ("SLACK_APP_TOKEN", crate::support::fake_slack::APP_TOKEN),
+        ("SLACK_BOT_TOKEN", bot_token),
+        ("SLACK_API_URL", api.as_str()),
+        ("ODORBOT_STORE_URL", store.as_str()),
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+    ];
+    // The fake Slack runs on this test's runtime, so the child is awaited, not blocked on.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_odorbot"))
+        .args(["check", "--online"])
+        .env_clear()
+        .envs(env)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_online_reaches_slack_the_store_and_kubernetes() {
+    let fake = crate::support::fake_slack::FakeSlack::start().await;
+    let (code, out) = check_online(&fake.api_url(), crate::support::fake_slack::BOT_TOKEN).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("store: ok (sqlite reachable, migrations applied)"),
+        "{out}"
+    );
+    assert!(out.contains("slack: ok (auth.test ok: team T111"), "{out}");
+    assert!(out.contains("kubernetes: ok (API server v1.20"), "{out}");
+    assert_eq!(fake.calls_to("auth.test").len(), 1);
+}
+
+#[tokio::test]
+async fn check_online_fails_when_slack_refuses_the_token() {
+    let fake = crate::support::fake_slack::FakeSlack::start().await;
+    let (code, out) = check_online(&fake.api_url(), "xoxb-wrong-token").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("slack: FAILED: Slack refused auth.test: invalid_auth"),
+        "{out}"
+    );
+    assert!(!out.contains("xoxb-wrong-token"), "{out}");
+    assert!(out.contains("store: ok"), "{out}");
 }

@@ -14,20 +14,35 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn running() -> (FakeSlack, Bot) {
     let fake = FakeSlack::start().await;
     let bot = Bot::start(&fake).await;
-    assert!(fake.wait_connections(2, WAIT).await, "two connections open\n{}", bot.logs());
+    assert!(
+        fake.wait_connections(2, WAIT).await,
+        "two connections open\n{}",
+        bot.logs()
+    );
     assert!(bot.wait_readyz(200, WAIT).await, "ready\n{}", bot.logs());
     (fake, bot)
 }
 
 /// Every reply sent to this delivery's `response_url`.
 fn replies_to(fake: &FakeSlack, d: &Delivery) -> Vec<Call> {
-    let url = d.response_url.as_deref().expect("slash commands carry a response_url");
-    let path = url.split_once("/response/").map(|(_, n)| format!("/response/{n}")).unwrap();
-    fake.calls_to("response_url").into_iter().filter(|c| c.path == path).collect()
+    let url = d
+        .response_url
+        .as_deref()
+        .expect("slash commands carry a response_url");
+    let path = url
+        .split_once("/response/")
+        .map(|(_, n)| format!("/response/{n}"))
+        .unwrap();
+    fake.calls_to("response_url")
+        .into_iter()
+        .filter(|c| c.path == path)
+        .collect()
 }
 
 async fn reply_to(fake: &FakeSlack, d: &Delivery) -> Value {
-    let found = fake.wait_until(WAIT, |f| !replies_to(f, d).is_empty()).await;
+    let found = fake
+        .wait_until(WAIT, |f| !replies_to(f, d).is_empty())
+        .await;
     assert!(found, "no reply to {}", d.envelope_id);
     replies_to(fake, d).remove(0).body
 }
@@ -62,7 +77,12 @@ fn side_effects(fake: &FakeSlack) -> Vec<String> {
     fake.calls()
         .into_iter()
         .map(|c| c.method)
-        .filter(|m| !matches!(m.as_str(), "response_url" | "auth.test" | "apps.connections.open"))
+        .filter(|m| {
+            !matches!(
+                m.as_str(),
+                "response_url" | "auth.test" | "apps.connections.open"
+            )
+        })
         .collect()
 }
 
@@ -71,17 +91,27 @@ async fn help_is_acknowledged_and_answered_through_the_web_api() {
     let (fake, bot) = running().await;
     let d = fake.slash_command("U111", "C111", "help").await;
     let ack = fake.wait_ack(&d, WAIT).await.expect("help is acknowledged");
-    assert!(ack.payload.is_none(), "the ack carries no reply: {:?}", ack.payload);
+    assert!(
+        ack.payload.is_none(),
+        "the ack carries no reply: {:?}",
+        ack.payload
+    );
     let reply = reply_to(&fake, &d).await;
     let text = all_text(&reply);
-    assert!(text.contains("odorbot runs the OdorDiff-2 runbook"), "{text}");
+    assert!(
+        text.contains("odorbot runs the OdorDiff-2 runbook"),
+        "{text}"
+    );
     assert!(text.contains("/odor status"), "{text}");
     assert!(text.contains("/odor help [&lt;command&gt;…]"), "{text}");
     assert_eq!(reply["replace_original"], Value::Bool(false));
 
     let d = fake.slash_command("U111", "C111", "help status").await;
     let text = all_text(&reply_to(&fake, &d).await);
-    assert!(text.contains("Slack connections, store, open approvals and incidents"), "{text}");
+    assert!(
+        text.contains("Slack connections, store, open approvals and incidents"),
+        "{text}"
+    );
 
     let d = fake.slash_command("U111", "C111", "status").await;
     let text = all_text(&reply_to(&fake, &d).await);
@@ -98,11 +128,23 @@ async fn unknown_and_malformed_commands_get_specific_replies_and_change_nothing(
     let cases = [
         ("bogus", "`bogus` is not an odorbot command"),
         ("stauts", "Did you mean `status`?"),
-        ("help rollbak-now", "`rollbak-now` is not an odorbot command"),
-        ("status --verbose", "`status` has no option `--verbose`; it accepts none"),
+        (
+            "help rollbak-now",
+            "`rollbak-now` is not an odorbot command",
+        ),
+        (
+            "status --verbose",
+            "`status` has no option `--verbose`; it accepts none",
+        ),
         ("status now", "`status` takes no further argument `now`"),
-        ("help \"unclosed", "a quote opened at character 6 is never closed"),
-        ("<!channel> please", "`&lt;!channel&gt;` is not an odorbot command"),
+        (
+            "help \"unclosed",
+            "a quote opened at character 6 is never closed",
+        ),
+        (
+            "<!channel> please",
+            "`&lt;!channel&gt;` is not an odorbot command",
+        ),
     ];
     let mut sent = Vec::new();
     for (text, _) in &cases {
@@ -111,7 +153,10 @@ async fn unknown_and_malformed_commands_get_specific_replies_and_change_nothing(
     for ((input, want), d) in cases.iter().zip(&sent) {
         let text = all_text(&reply_to(&fake, d).await);
         assert!(text.contains(want), "{input:?}: want {want:?} in {text}");
-        assert!(!text.contains("<!channel>"), "{input:?}: mention echoed raw: {text}");
+        assert!(
+            !text.contains("<!channel>"),
+            "{input:?}: mention echoed raw: {text}"
+        );
     }
     assert!(side_effects(&fake).is_empty(), "{:?}", side_effects(&fake));
 }
@@ -123,12 +168,19 @@ async fn the_same_envelope_delivered_twice_is_answered_once() {
     fake.wait_ack(&d, WAIT).await.expect("first delivery acked");
     reply_to(&fake, &d).await;
     fake.resend(&d).await;
-    assert!(fake.wait_until(WAIT, |f| f.ack_count(&d.envelope_id) >= 2).await, "redelivery acked");
+    assert!(
+        fake.wait_until(WAIT, |f| f.ack_count(&d.envelope_id) >= 2)
+            .await,
+        "redelivery acked"
+    );
     // Give a wrongly-doubled reply time to show up before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(replies_to(&fake, &d).len(), 1);
     let (_, metrics) = bot.get("/metrics").await.unwrap();
-    assert!(metrics.contains("odorbot_inbound_duplicates_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("odorbot_inbound_duplicates_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -138,24 +190,48 @@ async fn reconnects_after_refresh_and_drops_without_losing_or_doubling_envelopes
     let mut sent = Vec::new();
     fake.disconnect("refresh_requested").await;
     for i in 0..20 {
-        sent.push(fake.slash_command("U111", "C111", if i % 2 == 0 { "help" } else { "status" }).await);
+        sent.push(
+            fake.slash_command("U111", "C111", if i % 2 == 0 { "help" } else { "status" })
+                .await,
+        );
     }
-    assert!(fake.wait_until(WAIT, |f| f.connections_opened() > opened_before).await, "replacement opened");
-    assert!(fake.wait_connections(2, WAIT).await, "back to two connections");
+    assert!(
+        fake.wait_until(WAIT, |f| f.connections_opened() > opened_before)
+            .await,
+        "replacement opened"
+    );
+    assert!(
+        fake.wait_connections(2, WAIT).await,
+        "back to two connections"
+    );
 
     fake.drop_connections().await;
     for _ in 0..20 {
         sent.push(fake.slash_command("U111", "C111", "help").await);
     }
-    assert!(fake.wait_connections(2, WAIT).await, "reconnected after the drop\n{}", bot.logs());
+    assert!(
+        fake.wait_connections(2, WAIT).await,
+        "reconnected after the drop\n{}",
+        bot.logs()
+    );
 
     for d in &sent {
-        assert!(fake.wait_ack(d, WAIT).await.is_some(), "{} never acked\n{}", d.envelope_id, bot.logs());
+        assert!(
+            fake.wait_ack(d, WAIT).await.is_some(),
+            "{} never acked\n{}",
+            d.envelope_id,
+            bot.logs()
+        );
         reply_to(&fake, d).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for d in &sent {
-        assert_eq!(replies_to(&fake, d).len(), 1, "{} answered more than once", d.envelope_id);
+        assert_eq!(
+            replies_to(&fake, d).len(),
+            1,
+            "{} answered more than once",
+            d.envelope_id
+        );
     }
     assert!(fake.unacked().is_empty(), "unacked: {:?}", fake.unacked());
 }
@@ -167,10 +243,17 @@ async fn readyz_follows_slack_going_away_and_coming_back() {
     fake.stop().await;
     assert!(bot.wait_readyz(503, WAIT).await, "unready without Slack");
     let (_, body) = bot.get("/readyz").await.unwrap();
-    assert!(body.contains("slack: no socket-mode connection open"), "{body}");
+    assert!(
+        body.contains("slack: no socket-mode connection open"),
+        "{body}"
+    );
     assert_eq!(bot.get("/healthz").await.unwrap().0, 200, "still alive");
     fake.restart().await;
-    assert!(bot.wait_readyz(200, WAIT).await, "ready again\n{}", bot.logs());
+    assert!(
+        bot.wait_readyz(200, WAIT).await,
+        "ready again\n{}",
+        bot.logs()
+    );
     let d = fake.slash_command("U111", "C111", "status").await;
     reply_to(&fake, &d).await;
 }
@@ -220,6 +303,12 @@ async fn sigterm_stops_cleanly_with_exit_zero() {
     let (status, logs) = bot.terminate().await;
     assert!(status.success(), "{status}\n{logs}");
     assert!(logs.contains("stopped"), "{logs}");
-    assert!(!logs.contains(crate::support::fake_slack::BOT_TOKEN), "a token reached the logs");
-    assert!(!logs.contains(crate::support::fake_slack::APP_TOKEN), "a token reached the logs");
+    assert!(
+        !logs.contains(crate::support::fake_slack::BOT_TOKEN),
+        "a token reached the logs"
+    );
+    assert!(
+        !logs.contains(crate::support::fake_slack::APP_TOKEN),
+        "a token reached the logs"
+    );
 }

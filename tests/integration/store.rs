@@ -14,7 +14,10 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let url = SecretString::from(format!("sqlite://{}", dir.path().join("odorbot.db").display()));
+    let url = SecretString::from(format!(
+        "sqlite://{}",
+        dir.path().join("odorbot.db").display()
+    ));
     let a = Store::open(&url, 4).await.unwrap();
     let b = Store::open(&url, 4).await.unwrap();
     assert_eq!(a.backend(), Backend::Sqlite);
@@ -39,14 +42,29 @@ where
 
 /// Two handles (as two replicas would have) race to claim each key: exactly one wins.
 async fn each_event_is_claimed_once(a: Store, b: Store) {
-    assert!(a.claim_event("cmd:t1", "slash_commands", "e1", 1_000).await.unwrap());
-    assert!(!a.claim_event("cmd:t1", "slash_commands", "e1", 1_001).await.unwrap());
-    assert!(!b.claim_event("cmd:t1", "slash_commands", "e2", 1_002).await.unwrap());
+    assert!(
+        a.claim_event("cmd:t1", "slash_commands", "e1", 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.claim_event("cmd:t1", "slash_commands", "e1", 1_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.claim_event("cmd:t1", "slash_commands", "e2", 1_002)
+            .await
+            .unwrap()
+    );
     let mut racers = Vec::new();
     for i in 0..40 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         racers.push(tokio::spawn(async move {
-            store.claim_event("act:1.2:U1:approve", "interactive", &format!("e{i}"), 2_000).await.unwrap()
+            store
+                .claim_event("act:1.2:U1:approve", "interactive", &format!("e{i}"), 2_000)
+                .await
+                .unwrap()
         }));
     }
     let mut winners = 0;
@@ -57,11 +75,23 @@ async fn each_event_is_claimed_once(a: Store, b: Store) {
 }
 
 async fn old_keys_are_pruned_and_recent_kept(a: Store, _b: Store) {
-    a.claim_event("old", "slash_commands", "e", 10).await.unwrap();
-    a.claim_event("new", "slash_commands", "e", 5_000).await.unwrap();
+    a.claim_event("old", "slash_commands", "e", 10)
+        .await
+        .unwrap();
+    a.claim_event("new", "slash_commands", "e", 5_000)
+        .await
+        .unwrap();
     assert_eq!(a.prune_events(1_000).await.unwrap(), 1);
-    assert!(a.claim_event("old", "slash_commands", "e", 6_000).await.unwrap());
-    assert!(!a.claim_event("new", "slash_commands", "e", 6_000).await.unwrap());
+    assert!(
+        a.claim_event("old", "slash_commands", "e", 6_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.claim_event("new", "slash_commands", "e", 6_000)
+            .await
+            .unwrap()
+    );
 }
 
 async fn reopening_is_a_no_op_and_counts_start_at_zero(a: Store, b: Store) {
@@ -103,6 +133,8 @@ async fn postgres_migrations_are_idempotent() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
-    let err = Store::open(&SecretString::from("mysql://x".to_owned()), 1).await.unwrap_err();
+    let err = Store::open(&SecretString::from("mysql://x".to_owned()), 1)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("sqlite: or postgres://"), "{err}");
 }

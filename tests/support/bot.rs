@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use super::fake_slack::{FakeSlack, APP_TOKEN, BOT_TOKEN};
+use super::fake_slack::{APP_TOKEN, BOT_TOKEN, FakeSlack};
 use super::http;
 
 pub struct Bot {
@@ -19,7 +19,11 @@ pub struct Bot {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Timings shortened so reconnects and drains happen within a test's patience.
@@ -42,7 +46,11 @@ impl Bot {
     }
 
     /// Starts odorbot; `store_url` `None` means a SQLite file in a temporary directory.
-    pub async fn start_with(fake: &FakeSlack, store_url: Option<&str>, env: &[(&str, &str)]) -> Bot {
+    pub async fn start_with(
+        fake: &FakeSlack,
+        store_url: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("odorbot.yaml");
         std::fs::write(&config, TEST_CONFIG).unwrap();
@@ -104,7 +112,10 @@ impl Bot {
     /// SIGTERM, then waits for the exit.
     pub async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().expect("still running");
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("odorbot exits within 30s of SIGTERM")

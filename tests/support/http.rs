@@ -6,9 +6,13 @@ use hyper_util::rt::TokioExecutor;
 
 /// GETs `url`; `None` when nothing answers.
 pub async fn get(url: &str) -> Option<(u16, String)> {
-    let client: Client<_, Full<axum::body::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let uri: axum::http::Uri = url.parse().ok()?;
-    let res = tokio::time::timeout(std::time::Duration::from_secs(5), client.get(uri)).await.ok()?.ok()?;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(5), client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.ok()?.to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))

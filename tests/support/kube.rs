@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 pub fn kubeconfig() -> PathBuf {
-    let path = std::env::var("ODORBOT_KUBECONFIG").unwrap_or_else(|_| "/tmp/odorbot-kube/kubeconfig".to_owned());
+    let path = std::env::var("ODORBOT_KUBECONFIG")
+        .unwrap_or_else(|_| "/tmp/odorbot-kube/kubeconfig".to_owned());
     let path = PathBuf::from(path);
     assert!(
         path.exists(),
