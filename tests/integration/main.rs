@@ -7,4 +7,5 @@ mod support;
 mod cli;
 mod e2e;
 mod kube;
+mod slack_api;
 mod store;

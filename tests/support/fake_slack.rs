@@ -901,11 +901,27 @@ async fn web_api(
         Some(f) => fault_response(f),
         None => json_response(&st.answer(&method, token.as_deref(), &args, inner.addr)),
     };
+    let path = format!("/api/{method}");
+    record(&inner, st, method, path, args, token, fault, response)
+}
+
+/// Records a call as answered and wakes the waiters.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    inner: &Inner,
+    mut st: MutexGuard<'_, State>,
+    method: String,
+    path: String,
+    body: Value,
+    token: Option<String>,
+    fault: Option<Fault>,
+    response: Response,
+) -> Response {
     st.calls.push(Call {
-        path: format!("/api/{method}"),
         method,
-        body: args,
+        body,
         token,
+        path,
         at: Instant::now(),
         limited: matches!(fault, Some(Fault::RateLimit(_))),
         status: response.status().as_u16(),
@@ -935,18 +951,17 @@ async fn response_url(
             }
         }
     };
-    st.calls.push(Call {
-        method: "response_url".into(),
-        body: decode_body(&headers, &body),
-        token: None,
-        path: format!("/response/{n}"),
-        at: Instant::now(),
-        limited: matches!(fault, Some(Fault::RateLimit(_))),
-        status: response.status().as_u16(),
-    });
-    drop(st);
-    inner.bump();
-    response
+    let body = decode_body(&headers, &body);
+    record(
+        &inner,
+        st,
+        "response_url".into(),
+        format!("/response/{n}"),
+        body,
+        None,
+        fault,
+        response,
+    )
 }
 
 /// The socket-mode endpoint: each ticket from `apps.connections.open` opens one socket.
