@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::domain::args::parse_duration;
 use crate::domain::ids::K8sName;
+use crate::domain::signals::{Links, Thresholds};
 
 /// Slack's public Web API endpoint.
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
@@ -29,7 +30,34 @@ pub struct Config {
     pub http: HttpConfig,
     pub engine: EngineConfig,
     pub kubernetes: KubernetesConfig,
+    pub probes: ProbesConfig,
     pub log: LogConfig,
+}
+
+/// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
+#[derive(Debug, Clone)]
+pub struct ProbesConfig {
+    /// Prometheus' HTTP API; unset means the service's `/metrics` is scraped instead.
+    pub prometheus_url: Option<Url>,
+    /// The service's own `/metrics`, the fallback when Prometheus cannot answer.
+    pub metrics_url: Option<Url>,
+    /// The `job` label of OdorDiff-2's API series in PromQL.
+    pub job: String,
+    /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
+    pub postgres_url: Option<SecretString>,
+    /// PgBouncer's admin console (`…/pgbouncer`).
+    pub pgbouncer_url: Option<SecretString>,
+    pub redis_url: Option<SecretString>,
+    /// The service's base URL; `/health` and `/ready` are appended.
+    pub health_url: Option<Url>,
+    /// `host:port` whose TLS certificate is inspected.
+    pub tls_host: Option<String>,
+    /// Bound on each signal; a slower source shows as unknown.
+    pub timeout: Duration,
+    /// Bound on a whole picture such as `/odor status`.
+    pub deadline: Duration,
+    pub thresholds: Thresholds,
+    pub links: Links,
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +175,31 @@ struct Raw {
     #[serde(default)]
     kubernetes: RawKubernetes,
     #[serde(default)]
+    probes: RawProbes,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbes {
+    prometheus_url: Option<String>,
+    metrics_url: Option<String>,
+    job: Option<String>,
+    postgres_url_file: Option<PathBuf>,
+    pgbouncer_url_file: Option<PathBuf>,
+    redis_url_file: Option<PathBuf>,
+    health_url: Option<String>,
+    tls_host: Option<String>,
+    timeout: Option<String>,
+    deadline: Option<String>,
+    error_rate_max_percent: Option<f64>,
+    p95_max_ms: Option<i64>,
+    disk_free_min_percent: Option<f64>,
+    cache_hit_min_percent: Option<f64>,
+    dashboard_url: Option<String>,
+    logs_url: Option<String>,
+    traces_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,9 +261,28 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ODORBOT_STORE_URL", "store.url"),
     ("ODORBOT_HTTP_LISTEN", "http.listen"),
     ("ODORBOT_NAMESPACE", "kubernetes.namespace"),
+    ("ODORBOT_PROMETHEUS_URL", "probes.prometheus_url"),
+    ("ODORBOT_METRICS_URL", "probes.metrics_url"),
+    (
+        "ODORBOT_POSTGRES_URL",
+        "PostgreSQL URL for the probes (or _FILE)",
+    ),
+    (
+        "ODORBOT_PGBOUNCER_URL",
+        "PgBouncer admin console URL (or _FILE)",
+    ),
+    ("ODORBOT_REDIS_URL", "Redis URL for the probes (or _FILE)"),
+    ("ODORBOT_HEALTH_URL", "probes.health_url"),
+    ("ODORBOT_TLS_HOST", "probes.tls_host"),
     ("ODORBOT_LOG_FORMAT", "log.format"),
     ("ODORBOT_LOG", "log.filter"),
 ];
+
+enum Secret {
+    Found(String, String),
+    Unset,
+    Unreadable,
+}
 
 /// Collects errors while compiling, each tagged with where it came from.
 struct Compiler<'a> {
@@ -278,37 +349,82 @@ impl Compiler<'_> {
         }
     }
 
-    /// A token from `VAR`, else `VAR_FILE`, else the file path in the config.
-    fn token(&mut self, var: &str, key: &str, file: Option<PathBuf>, prefix: &str) -> SecretString {
-        let file_var = format!("{var}_FILE");
-        let (value, location) = if let Some(v) = (self.env)(var).filter(|v| !v.is_empty()) {
-            (Some(v), format!("environment {var}"))
-        } else if let Some(path) = (self.env)(&file_var)
+    /// A secret from `VAR`, else the file named by `VAR_FILE`, else the file path in the
+    /// config, with where it came from.
+    fn secret(&mut self, var: &str, file: Option<PathBuf>) -> Secret {
+        if let Some(v) = (self.env)(var).filter(|v| !v.is_empty()) {
+            return Secret::Found(v, format!("environment {var}"));
+        }
+        let Some(path) = (self.env)(&format!("{var}_FILE"))
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or(file)
-        {
-            let location = format!("token file {}", path.display());
-            match std::fs::read_to_string(&path) {
-                Ok(v) => (Some(v.trim().to_owned()), location),
-                Err(e) => {
-                    self.error(location, format!("cannot be read: {e}"));
-                    return SecretString::from(String::new());
-                }
-            }
-        } else {
-            self.error(
-                self.at(key),
-                format!("no Slack token: set {var}, {file_var}, or {key} (a path)"),
-            );
-            return SecretString::from(String::new());
+        else {
+            return Secret::Unset;
         };
-        let value = value.unwrap_or_default();
+        let location = format!("secret file {}", path.display());
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Secret::Found(v.trim().to_owned(), location),
+            Err(e) => {
+                self.error(location, format!("cannot be read: {e}"));
+                Secret::Unreadable
+            }
+        }
+    }
+
+    /// A Slack token, required, with the prefix its kind must have.
+    fn token(&mut self, var: &str, key: &str, file: Option<PathBuf>, prefix: &str) -> SecretString {
+        let (value, location) = match self.secret(var, file) {
+            Secret::Found(value, location) => (value, location),
+            Secret::Unreadable => return SecretString::from(String::new()),
+            Secret::Unset => {
+                self.error(
+                    self.at(key),
+                    format!("no Slack token: set {var}, {var}_FILE, or {key} (a path)"),
+                );
+                return SecretString::from(String::new());
+            }
+        };
         if !value.starts_with(prefix) || value.len() < prefix.len() + 4 {
             // Never echo the value itself: it may be a real credential in the wrong place.
             self.error(location, format!("does not look like a {prefix}… token"));
         }
         SecretString::from(value)
+    }
+
+    /// An optional URL that may carry a password (database, Redis), hence secret.
+    fn secret_url(
+        &mut self,
+        var: &str,
+        file: Option<PathBuf>,
+        schemes: &[&str],
+    ) -> Option<SecretString> {
+        let Secret::Found(value, location) = self.secret(var, file) else {
+            return None;
+        };
+        let scheme_ok = value
+            .split_once("://")
+            .is_some_and(|(scheme, _)| schemes.contains(&scheme));
+        if !scheme_ok {
+            self.error(location, format!("must be a {} URL", schemes.join(" or ")));
+            return None;
+        }
+        Some(SecretString::from(value))
+    }
+
+    /// An optional public URL (no credentials in it).
+    fn url(&mut self, env_var: &str, key: &str, raw: Option<String>) -> Option<Url> {
+        let (v, location) = self.layered(env_var, key, raw)?;
+        match Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.password().is_none() => Some(u),
+            _ => {
+                self.error(
+                    location,
+                    format!("{v:?} is not an http(s) URL without credentials"),
+                );
+                None
+            }
+        }
     }
 }
 
@@ -443,6 +559,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         namespace,
         kubeconfig: raw.kubernetes.kubeconfig,
     };
+    let probes = compile_probes(c, raw.probes);
     let format = match c.layered("ODORBOT_LOG_FORMAT", "log.format", raw.log.format) {
         None => LogFormat::Json,
         Some((v, location)) => match v.as_str() {
@@ -463,7 +580,128 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         http: HttpConfig { listen },
         engine,
         kubernetes,
+        probes,
         log: LogConfig { format, filter },
+    }
+}
+
+fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
+    let percent = |c: &mut Compiler<'_>, key: &str, v: Option<f64>, default: f64| match v {
+        None => default,
+        Some(p) if (0.0..=100.0).contains(&p) => p / 100.0,
+        Some(p) => {
+            c.error(c.at(key), format!("{p} is not a percentage (0 to 100)"));
+            default
+        }
+    };
+    let defaults = Thresholds::default();
+    let thresholds = Thresholds {
+        error_rate_max: percent(
+            c,
+            "probes.error_rate_max_percent",
+            raw.error_rate_max_percent,
+            defaults.error_rate_max,
+        ),
+        p95_max_secs: c.number("probes.p95_max_ms", raw.p95_max_ms, 1000, (1, 600_000)) as f64
+            / 1000.0,
+        disk_free_min: percent(
+            c,
+            "probes.disk_free_min_percent",
+            raw.disk_free_min_percent,
+            defaults.disk_free_min,
+        ),
+        cache_hit_min: percent(
+            c,
+            "probes.cache_hit_min_percent",
+            raw.cache_hit_min_percent,
+            defaults.cache_hit_min,
+        ),
+    };
+    let tls_host = match c.layered("ODORBOT_TLS_HOST", "probes.tls_host", raw.tls_host) {
+        None => Some("api.odordiff.ai:443".to_owned()),
+        Some((v, location)) => {
+            let host = v.rsplit_once(':').map_or(v.as_str(), |(h, _)| h);
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ".-".contains(ch))
+            {
+                c.error(location, format!("{v:?} is not a host or host:port"));
+                None
+            } else {
+                Some(v)
+            }
+        }
+    };
+    let job = raw.job.unwrap_or_else(|| "odordiff-api".to_owned());
+    if !job
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch))
+    {
+        c.error(
+            c.at("probes.job"),
+            format!("{job:?} is not a job label value"),
+        );
+    }
+    let default_url = |url: &str| Some(Url::parse(url).expect("default URL parses"));
+    let health_url = if raw.health_url.is_none() && (c.env)("ODORBOT_HEALTH_URL").is_none() {
+        default_url("https://api.odordiff.ai")
+    } else {
+        c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url)
+    };
+    let link = |c: &mut Compiler<'_>, key: &str, raw: Option<String>, default: Option<&str>| {
+        let raw = raw.or(default.map(str::to_owned))?;
+        c.url("", key, Some(raw)).map(String::from)
+    };
+    ProbesConfig {
+        prometheus_url: c.url(
+            "ODORBOT_PROMETHEUS_URL",
+            "probes.prometheus_url",
+            raw.prometheus_url,
+        ),
+        metrics_url: c.url("ODORBOT_METRICS_URL", "probes.metrics_url", raw.metrics_url),
+        job,
+        postgres_url: c.secret_url(
+            "ODORBOT_POSTGRES_URL",
+            raw.postgres_url_file,
+            &["postgres", "postgresql"],
+        ),
+        pgbouncer_url: c.secret_url(
+            "ODORBOT_PGBOUNCER_URL",
+            raw.pgbouncer_url_file,
+            &["postgres", "postgresql"],
+        ),
+        redis_url: c.secret_url("ODORBOT_REDIS_URL", raw.redis_url_file, &["redis"]),
+        health_url,
+        tls_host,
+        timeout: c.duration(
+            "probes.timeout",
+            raw.timeout,
+            Duration::from_secs(3),
+            (1, 60),
+        ),
+        deadline: c.duration(
+            "probes.deadline",
+            raw.deadline,
+            Duration::from_secs(8),
+            (1, 120),
+        ),
+        thresholds,
+        links: Links {
+            dashboard: link(
+                c,
+                "probes.dashboard_url",
+                raw.dashboard_url,
+                Some("https://grafana.odordiff.ai"),
+            ),
+            logs: link(
+                c,
+                "probes.logs_url",
+                raw.logs_url,
+                Some("https://logs.odordiff.ai"),
+            ),
+            traces: link(c, "probes.traces_url", raw.traces_url, None),
+        },
     }
 }
 

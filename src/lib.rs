@@ -20,5 +20,6 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod probes;
 pub mod slack;
 pub mod store;

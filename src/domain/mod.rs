@@ -3,7 +3,9 @@
 
 pub mod args;
 pub mod command;
+pub mod diagnostics;
 pub mod ids;
 pub mod inbound;
+pub mod signals;
 pub mod status;
 pub mod view;

@@ -1,0 +1,588 @@
+//! Diagnostics results as plain data, and their replies with the runbook's verdicts.
+//! Every part may be unknown with a reason; a missing part never hides the others.
+
+use std::time::Duration;
+
+use super::args::format_duration;
+use super::signals::{Links, Reading, Signal, Thresholds, Verdict, judge, judge_cache_hit_rate};
+use super::status::SelfStatus;
+use super::view::{Block, Message, code_span, escape, truncate};
+
+/// Share of `max_connections` in use from which the pool counts as nearly exhausted.
+pub const DB_CONNECTIONS_MAX_SHARE: f64 = 0.9;
+/// A certificate closer than this to expiry needs renewing now.
+pub const CERT_RENEW_WITHIN: Duration = Duration::from_secs(14 * 86_400);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionCounts {
+    /// `(state, count)`, most first.
+    pub by_state: Vec<(String, i64)>,
+    pub max: i64,
+}
+
+impl ConnectionCounts {
+    pub fn total(&self) -> i64 {
+        self.by_state.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        let share = self.total() as f64 / self.max.max(1) as f64;
+        let detail = format!("{} of {} max_connections", self.total(), self.max);
+        if share >= DB_CONNECTIONS_MAX_SHARE {
+            Verdict::Breach(format!("{detail}: nearly exhausted"))
+        } else {
+            Verdict::Ok(detail)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowStatement {
+    pub pid: i32,
+    pub user: String,
+    pub state: String,
+    pub running_secs: f64,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopStatements {
+    /// `(query, calls, mean ms, total ms)`, slowest mean first.
+    Rows(Vec<(String, i64, f64, f64)>),
+    /// Why `pg_stat_statements` cannot be read.
+    Missing(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolStats {
+    pub database: String,
+    pub user: String,
+    pub clients_active: i64,
+    pub clients_waiting: i64,
+    pub servers_active: i64,
+    pub servers_idle: i64,
+    pub max_wait_secs: f64,
+    pub pool_mode: String,
+    pub avg_query_us: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evicted: u64,
+    pub expired: u64,
+    pub used_memory: u64,
+    /// 0 when no limit is set.
+    pub max_memory: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    pub issuer: String,
+    pub names: Vec<String>,
+    pub not_after_unix: i64,
+    /// Negative once expired.
+    pub seconds_left: i64,
+}
+
+impl CertInfo {
+    pub fn verdict(&self) -> Verdict {
+        let days = self.seconds_left.div_euclid(86_400);
+        if self.seconds_left <= 0 {
+            Verdict::Breach(format!("expired {} days ago", -days))
+        } else if self.seconds_left < CERT_RENEW_WITHIN.as_secs() as i64 {
+            Verdict::Breach(format!("{days} days left: renew now (/odor cert renew)"))
+        } else {
+            Verdict::Ok(format!("{days} days left"))
+        }
+    }
+}
+
+/// One `/health` or `/ready` check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub status: u16,
+    pub latency: Duration,
+}
+
+impl HealthCheck {
+    pub fn verdict(&self) -> Verdict {
+        let detail = format!("HTTP {} in {} ms", self.status, self.latency.as_millis());
+        if (200..300).contains(&self.status) {
+            Verdict::Ok(detail)
+        } else {
+            Verdict::Breach(detail)
+        }
+    }
+}
+
+/// A verdict as one line: mark, what, and the detail or the reason it is unknown.
+pub fn verdict_line(what: &str, value: &str, verdict: &Verdict) -> String {
+    let detail = match verdict {
+        Verdict::Ok(d) | Verdict::Breach(d) => format!(" ({})", escape(d)),
+        Verdict::Unknown(why) => format!("unknown: {}", escape(why)),
+        Verdict::Info => String::new(),
+    };
+    format!("{} *{what}*: {value}{detail}", verdict.mark())
+}
+
+fn unknown_line(what: &str, why: &str) -> String {
+    verdict_line(what, "", &Verdict::Unknown(why.to_owned()))
+}
+
+fn with_links(mut blocks: Vec<Block>, links: &Links) -> Vec<Block> {
+    if let Some(line) = links.render() {
+        blocks.push(Block::Context(line));
+    }
+    blocks
+}
+
+fn message(title: &str, lines: Vec<String>, links: &Links) -> Message {
+    let mut text = lines.join("\n");
+    if text.is_empty() {
+        text = "Nothing to show.".into();
+    }
+    Message {
+        text: title.to_owned(),
+        blocks: with_links(
+            vec![Block::Header(title.to_owned()), Block::Section(text)],
+            links,
+        ),
+    }
+}
+
+/// `/odor metrics <signal>`.
+pub fn render_signal(
+    signal: Signal,
+    reading: &Reading,
+    source: &str,
+    t: &Thresholds,
+    links: &Links,
+) -> Message {
+    let verdict = judge(signal, reading, t);
+    let value = reading
+        .as_ref()
+        .map(|v| signal.format(*v))
+        .unwrap_or_default();
+    let mut lines = vec![verdict_line(signal.title(), &value, &verdict)];
+    lines.push(format!("_Source: {}_", escape(source)));
+    message(&format!("{} — OdorDiff-2", signal.title()), lines, links)
+}
+
+/// `/odor db connections`.
+pub fn render_connections(
+    result: &Result<ConnectionCounts, String>,
+    size: &Result<i64, String>,
+    links: &Links,
+) -> Message {
+    let mut lines = match result {
+        Ok(c) => {
+            let mut lines = vec![verdict_line(
+                "Connections",
+                &c.total().to_string(),
+                &c.verdict(),
+            )];
+            lines.extend(
+                c.by_state
+                    .iter()
+                    .map(|(state, n)| format!("• {}: {n}", escape(state))),
+            );
+            lines
+        }
+        Err(why) => vec![unknown_line("Connections", why)],
+    };
+    lines.push(match size {
+        Ok(bytes) => format!("Database size: {}", human_bytes(*bytes as u64)),
+        Err(why) => format!("Database size unknown: {}", escape(why)),
+    });
+    message("PostgreSQL connections", lines, links)
+}
+
+/// `/odor db slow-queries`.
+pub fn render_slow_queries(
+    running: &Result<Vec<SlowStatement>, String>,
+    older_than: Duration,
+    top: &Result<TopStatements, String>,
+    links: &Links,
+) -> Message {
+    let mut lines = vec![format!(
+        "*Running longer than {}*",
+        format_duration(older_than)
+    )];
+    match running {
+        Ok(rows) if rows.is_empty() => lines.push("✅ none".into()),
+        Ok(rows) => lines.extend(rows.iter().map(|s| {
+            format!(
+                "🔴 pid {} ({}, {}) for {}: {}",
+                s.pid,
+                escape(&s.user),
+                escape(&s.state),
+                format_duration(Duration::from_secs_f64(s.running_secs.max(0.0))),
+                code_span(&s.query)
+            )
+        })),
+        Err(why) => lines.push(unknown_line("Long-running statements", why)),
+    }
+    lines.push("*Slowest statements by mean time* (pg_stat_statements)".into());
+    match top {
+        Ok(TopStatements::Rows(rows)) if rows.is_empty() => {
+            lines.push("no statements recorded yet".into())
+        }
+        Ok(TopStatements::Rows(rows)) => lines.extend(rows.iter().map(|(q, calls, mean, _)| {
+            format!("• {mean:.1} ms mean × {calls} calls: {}", code_span(q))
+        })),
+        Ok(TopStatements::Missing(why)) => lines.push(format!("ℹ️ {}", escape(why))),
+        Err(why) => lines.push(unknown_line("Top statements", why)),
+    }
+    message("PostgreSQL slow queries", lines, links)
+}
+
+/// `/odor db pools`: PgBouncer's pools with a verdict.
+pub fn render_pools(result: &Result<Vec<PoolStats>, String>, links: &Links) -> Message {
+    let lines = match result {
+        Err(why) => vec![unknown_line("PgBouncer pools", why)],
+        Ok(pools) if pools.is_empty() => vec!["PgBouncer reports no pools yet.".into()],
+        Ok(pools) => pools
+            .iter()
+            .map(|p| {
+                let verdict = if p.clients_waiting > 0 {
+                    Verdict::Breach(format!(
+                        "{} clients waiting, longest {:.1}s",
+                        p.clients_waiting, p.max_wait_secs
+                    ))
+                } else {
+                    Verdict::Ok("no clients waiting".into())
+                };
+                let value = format!(
+                    "{} active clients, {} active / {} idle servers, avg query {} ms ({})",
+                    p.clients_active,
+                    p.servers_active,
+                    p.servers_idle,
+                    p.avg_query_us / 1000,
+                    escape(&p.pool_mode)
+                );
+                verdict_line(
+                    &format!("{}/{}", escape(&p.database), escape(&p.user)),
+                    &value,
+                    &verdict,
+                )
+            })
+            .collect(),
+    };
+    message("PgBouncer pools", lines, links)
+}
+
+/// `/odor cache stats`.
+pub fn render_cache(
+    result: &Result<CacheStats, String>,
+    keys: Option<&Result<Vec<String>, String>>,
+    t: &Thresholds,
+    links: &Links,
+) -> Message {
+    let mut lines = match result {
+        Err(why) => vec![unknown_line("Cache hit rate", why)],
+        Ok(s) => {
+            let lookups = s.hits + s.misses;
+            let rate = if lookups > 0 {
+                format!(
+                    "{:.2}% ({} hits, {} misses)",
+                    s.hits as f64 / lookups as f64 * 100.0,
+                    s.hits,
+                    s.misses
+                )
+            } else {
+                "no lookups yet".into()
+            };
+            let memory = if s.max_memory > 0 {
+                format!(
+                    "{} of {}",
+                    human_bytes(s.used_memory),
+                    human_bytes(s.max_memory)
+                )
+            } else {
+                format!("{} (no limit)", human_bytes(s.used_memory))
+            };
+            vec![
+                verdict_line(
+                    "Cache hit rate",
+                    &rate,
+                    &judge_cache_hit_rate(s.hits, s.misses, t),
+                ),
+                format!(
+                    "Evicted keys: {} · expired keys: {} · memory: {memory}",
+                    s.evicted, s.expired
+                ),
+            ]
+        }
+    };
+    match keys {
+        Some(Ok(keys)) => {
+            lines.push(format!("*Key sample* ({} keys, by SCAN)", keys.len()));
+            lines.extend(keys.iter().take(20).map(|k| format!("• {}", code_span(k))));
+        }
+        Some(Err(why)) => lines.push(unknown_line("Key sample", why)),
+        None => {}
+    }
+    message("Redis cache", lines, links)
+}
+
+/// `/odor disk`.
+pub fn render_disk(reading: &Reading, t: &Thresholds, links: &Links) -> Message {
+    let verdict = judge(Signal::VolumeUsage, reading, t);
+    let value = reading
+        .as_ref()
+        .map(|v| format!("{} used", Signal::VolumeUsage.format(*v)))
+        .unwrap_or_default();
+    message(
+        "Disk space",
+        vec![verdict_line("Busiest volume", &value, &verdict)],
+        links,
+    )
+}
+
+/// The TLS side of `/odor certs`.
+pub fn render_tls(host: &str, result: &Result<CertInfo, String>, links: &Links) -> Message {
+    let lines = match result {
+        Err(why) => vec![unknown_line(
+            &format!("TLS certificate of {}", escape(host)),
+            why,
+        )],
+        Ok(c) => vec![
+            verdict_line(
+                &format!("TLS certificate of {}", escape(host)),
+                "",
+                &c.verdict(),
+            ),
+            format!("Names: {}", escape(&c.names.join(", "))),
+            format!("Issuer: {}", escape(&truncate(&c.issuer, 200))),
+        ],
+    };
+    message("Certificates", lines, links)
+}
+
+/// The service's overall picture for `/odor status`.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// `(signal, reading, source)` for the signals the status shows.
+    pub signals: Vec<(Signal, Reading, String)>,
+    pub health: Vec<Result<HealthCheck, String>>,
+    pub db: Result<ConnectionCounts, String>,
+    pub cache: Result<CacheStats, String>,
+    pub odorbot: SelfStatus,
+}
+
+impl Picture {
+    pub fn render(&self, t: &Thresholds, links: &Links) -> Message {
+        let mut lines = Vec::new();
+        let mut breaches = 0;
+        let mut tally = |v: &Verdict| {
+            if matches!(v, Verdict::Breach(_)) {
+                breaches += 1;
+            }
+        };
+        for (signal, reading, _) in &self.signals {
+            let verdict = judge(*signal, reading, t);
+            tally(&verdict);
+            let value = reading
+                .as_ref()
+                .map(|v| signal.format(*v))
+                .unwrap_or_default();
+            lines.push(verdict_line(signal.title(), &value, &verdict));
+        }
+        for check in &self.health {
+            match check {
+                Ok(h) => {
+                    let v = h.verdict();
+                    tally(&v);
+                    lines.push(verdict_line(&h.path, "", &v));
+                }
+                Err(why) => lines.push(unknown_line("Health", why)),
+            }
+        }
+        match &self.db {
+            Ok(c) => {
+                let v = c.verdict();
+                tally(&v);
+                lines.push(verdict_line(
+                    "Database connections",
+                    &c.total().to_string(),
+                    &v,
+                ));
+            }
+            Err(why) => lines.push(unknown_line("Database connections", why)),
+        }
+        match &self.cache {
+            Ok(s) => {
+                let v = judge_cache_hit_rate(s.hits, s.misses, t);
+                tally(&v);
+                let lookups = (s.hits + s.misses).max(1);
+                lines.push(verdict_line(
+                    "Cache hit rate",
+                    &format!("{:.2}%", s.hits as f64 / lookups as f64 * 100.0),
+                    &v,
+                ));
+            }
+            Err(why) => lines.push(unknown_line("Cache hit rate", why)),
+        }
+        let sources: Vec<&str> = self.signals.iter().map(|(_, _, s)| s.as_str()).collect();
+        let headline = match breaches {
+            0 => "OdorDiff-2: no threshold breached".to_owned(),
+            1 => "OdorDiff-2: 1 threshold breached".to_owned(),
+            n => format!("OdorDiff-2: {n} thresholds breached"),
+        };
+        let mut blocks = vec![
+            Block::Header(headline.clone()),
+            Block::Section(lines.join("\n")),
+        ];
+        if let Some(source) = sources.first() {
+            blocks.push(Block::Context(format!("Signals from {}", escape(source))));
+        }
+        blocks.push(Block::Divider);
+        blocks.extend(self.odorbot.render().blocks.into_iter().skip(1));
+        Message {
+            text: headline,
+            blocks: with_links(blocks, links),
+        }
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::status::OpenWork;
+
+    fn text(m: &Message) -> String {
+        m.blocks
+            .iter()
+            .map(|b| match b {
+                Block::Header(t) | Block::Section(t) | Block::Context(t) => t.clone(),
+                Block::Fields(f) => f
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Block::Divider => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn connections_near_the_limit_breach() {
+        let c = ConnectionCounts {
+            by_state: vec![("active".into(), 85), ("idle".into(), 10)],
+            max: 100,
+        };
+        assert!(matches!(c.verdict(), Verdict::Breach(_)));
+        let m = render_connections(&Ok(c), &Ok(10 * 1024 * 1024), &Links::default());
+        let t = text(&m);
+        assert!(
+            t.contains("🔴 *Connections*: 95 (95 of 100 max_connections: nearly exhausted)"),
+            "{t}"
+        );
+        assert!(t.contains("• active: 85"), "{t}");
+        assert!(t.contains("Database size: 10.0 MiB"), "{t}");
+    }
+
+    #[test]
+    fn waiting_clients_breach_the_pool_verdict() {
+        let pool = PoolStats {
+            database: "odordiff".into(),
+            user: "app".into(),
+            clients_active: 5,
+            clients_waiting: 3,
+            servers_active: 2,
+            servers_idle: 0,
+            max_wait_secs: 1.5,
+            pool_mode: "transaction".into(),
+            avg_query_us: 2500,
+        };
+        let t = text(&render_pools(&Ok(vec![pool]), &Links::default()));
+        assert!(t.contains("🔴 *odordiff/app*"), "{t}");
+        assert!(t.contains("3 clients waiting, longest 1.5s"), "{t}");
+    }
+
+    #[test]
+    fn certificates_close_to_expiry_breach() {
+        let cert = |days: i64| CertInfo {
+            issuer: "CN=test".into(),
+            names: vec!["api.odordiff.ai".into()],
+            not_after_unix: 0,
+            seconds_left: days * 86_400 + 60,
+        };
+        assert!(matches!(cert(30).verdict(), Verdict::Ok(_)));
+        assert!(matches!(cert(5).verdict(), Verdict::Breach(_)));
+        assert!(matches!(cert(-2).verdict(), Verdict::Breach(d) if d.contains("expired")));
+    }
+
+    #[test]
+    fn the_picture_counts_breaches_and_shows_unknowns() {
+        let picture = Picture {
+            signals: vec![
+                (Signal::ErrorRate, Ok(0.02), "Prometheus".into()),
+                (
+                    Signal::P95Latency,
+                    Err("Prometheus: no answer within 3s".into()),
+                    "Prometheus".into(),
+                ),
+            ],
+            health: vec![Ok(HealthCheck {
+                path: "/health".into(),
+                status: 200,
+                latency: Duration::from_millis(12),
+            })],
+            db: Err("connection refused or unreachable".into()),
+            cache: Ok(CacheStats {
+                hits: 80,
+                misses: 20,
+                evicted: 0,
+                expired: 0,
+                used_memory: 1024,
+                max_memory: 0,
+            }),
+            odorbot: SelfStatus {
+                version: "0.1.0",
+                uptime: Duration::from_secs(60),
+                slack_connections: 2,
+                slack_connections_wanted: 2,
+                store_backend: "sqlite",
+                store: Ok(OpenWork {
+                    approvals: 0,
+                    incidents: 0,
+                }),
+                queue_depth: 0,
+            },
+        };
+        let m = picture.render(&Thresholds::default(), &Links::default());
+        assert_eq!(m.text, "OdorDiff-2: 2 thresholds breached");
+        let t = text(&m);
+        assert!(t.contains("🔴 *Error rate (5xx)*: 2.00%"), "{t}");
+        assert!(
+            t.contains("❔ *p95 latency*: unknown: Prometheus: no answer within 3s"),
+            "{t}"
+        );
+        assert!(
+            t.contains("❔ *Database connections*: unknown: connection refused"),
+            "{t}"
+        );
+        assert!(t.contains("🔴 *Cache hit rate*: 80.00%"), "{t}");
+        assert!(t.contains("2 of 2 socket connections open"), "{t}");
+    }
+}

@@ -1,0 +1,313 @@
+//! Direct probes of OdorDiff-2's parts: Prometheus (or a `/metrics` scrape), PostgreSQL
+//! and PgBouncer, Redis, the HTTP health endpoints and the public TLS certificate.
+//!
+//! Every probe has its own timeout and turns any failure into a short reason, so one
+//! slow or broken source shows as "unknown" and never delays or fails the rest.
+
+pub mod http;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
+pub mod tls;
+
+use std::future::Future;
+use std::time::Duration;
+
+use url::Url;
+
+use self::http::HttpClient;
+use self::postgres::{PgBouncer, Postgres};
+use self::prometheus::Prometheus;
+use self::redis::Redis;
+use crate::config::ProbesConfig;
+use crate::domain::args::format_duration;
+use crate::domain::diagnostics::{
+    CacheStats, CertInfo, ConnectionCounts, HealthCheck, Picture, PoolStats, SlowStatement,
+    TopStatements,
+};
+use crate::domain::signals::{Links, Reading, Signal, Thresholds};
+use crate::domain::status::SelfStatus;
+
+/// The signals `/odor status` shows.
+pub const STATUS_SIGNALS: [Signal; 3] =
+    [Signal::ErrorRate, Signal::P95Latency, Signal::RequestRate];
+
+/// Runs `work` within `limit`; a timeout becomes a reason like any other failure.
+pub async fn bounded<T>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}", format_duration(limit))))
+}
+
+fn not_configured(what: &str, key: &str) -> String {
+    format!("{what} is not configured ({key})")
+}
+
+pub struct Probes {
+    http: HttpClient,
+    prometheus: Option<Prometheus>,
+    metrics_url: Option<Url>,
+    job: String,
+    postgres: Option<Postgres>,
+    pgbouncer: Option<PgBouncer>,
+    redis: Option<Redis>,
+    health_url: Option<Url>,
+    tls_host: Option<String>,
+    pub timeout: Duration,
+    pub deadline: Duration,
+    pub thresholds: Thresholds,
+    pub links: Links,
+}
+
+impl Probes {
+    /// Builds the probes; nothing connects until a probe runs.
+    ///
+    /// # Errors
+    /// When TLS roots cannot be loaded or a URL cannot be used.
+    pub fn new(config: &ProbesConfig) -> Result<Self, String> {
+        let http = HttpClient::new()?;
+        let timeout = config.timeout;
+        Ok(Self {
+            prometheus: config
+                .prometheus_url
+                .clone()
+                .map(|u| Prometheus::new(u, http.clone())),
+            metrics_url: config.metrics_url.clone(),
+            job: config.job.clone(),
+            postgres: config
+                .postgres_url
+                .as_ref()
+                .map(|u| Postgres::new(u, timeout))
+                .transpose()?,
+            pgbouncer: config
+                .pgbouncer_url
+                .as_ref()
+                .map(|u| PgBouncer::new(u, timeout))
+                .transpose()?,
+            redis: config
+                .redis_url
+                .as_ref()
+                .map(|u| Redis::new(u, timeout))
+                .transpose()?,
+            health_url: config.health_url.clone(),
+            tls_host: config.tls_host.clone(),
+            http,
+            timeout,
+            deadline: config.deadline,
+            thresholds: config.thresholds,
+            links: config.links.clone(),
+        })
+    }
+
+    /// One signal: from Prometheus when it answers, else from a `/metrics` scrape.
+    /// Returns the reading and where it came from.
+    pub async fn signal(&self, signal: Signal) -> (Reading, String) {
+        let mut readings = self.signals(&[signal]).await;
+        readings.pop().map_or_else(
+            || (Err("no reading".into()), String::new()),
+            |(_, r, s)| (r, s),
+        )
+    }
+
+    /// Several signals at once; the scrape fallback, when needed, is fetched once.
+    pub async fn signals(&self, wanted: &[Signal]) -> Vec<(Signal, Reading, String)> {
+        // Prometheus gets most of the budget; what remains is for the fallback.
+        let prom_budget = self.timeout.mul_f64(0.6);
+        let mut out: Vec<(Signal, Reading, String)> = match &self.prometheus {
+            Some(prom) => {
+                let queries = wanted.iter().map(|s| {
+                    let promql = prometheus::query(*s, &self.job);
+                    async move {
+                        (
+                            *s,
+                            bounded(prom_budget, prom.instant_owned(promql, prom_budget)).await,
+                        )
+                    }
+                });
+                futures_util::future::join_all(queries)
+                    .await
+                    .into_iter()
+                    .map(|(s, r)| (s, r, "Prometheus".to_owned()))
+                    .collect()
+            }
+            None => wanted
+                .iter()
+                .map(|s| {
+                    (
+                        *s,
+                        Err(not_configured("Prometheus", "probes.prometheus_url")),
+                        String::new(),
+                    )
+                })
+                .collect(),
+        };
+        // Fall back only where Prometheus could not reach or answer, not where it
+        // answered that there is no data.
+        let needs_scrape = |r: &Reading| r.as_ref().is_err_and(|e| !e.starts_with("no data"));
+        if out.iter().any(|(_, r, _)| needs_scrape(r)) {
+            if let Some(url) = &self.metrics_url {
+                let scrape = bounded(self.timeout - prom_budget, async {
+                    let answer = self.http.get(url, self.timeout - prom_budget).await?;
+                    if answer.status != 200 {
+                        return Err(format!("/metrics answered HTTP {}", answer.status));
+                    }
+                    Ok(prometheus::parse_text(&answer.body))
+                })
+                .await;
+                for (signal, reading, source) in out.iter_mut().filter(|(_, r, _)| needs_scrape(r))
+                {
+                    let prom_error = reading.as_ref().err().cloned().unwrap_or_default();
+                    *reading = match &scrape {
+                        Ok(samples) => prometheus::from_scrape(*signal, samples),
+                        Err(e) => Err(format!("{prom_error}; /metrics scrape: {e}")),
+                    };
+                    *source = "a /metrics scrape (cumulative since the service started)".into();
+                }
+            }
+        }
+        out
+    }
+
+    /// `/health` and `/ready` of the service.
+    pub async fn health(&self) -> Vec<Result<HealthCheck, String>> {
+        let Some(base) = &self.health_url else {
+            return vec![Err(not_configured("The service URL", "probes.health_url"))];
+        };
+        let check = |path: &'static str| async move {
+            let url = base.join(path).map_err(|e| e.to_string())?;
+            let answer = self.http.get(&url, self.timeout).await?;
+            Ok(HealthCheck {
+                path: format!("/{path}"),
+                status: answer.status,
+                latency: answer.latency,
+            })
+        };
+        let (health, ready) = tokio::join!(check("health"), check("ready"));
+        vec![health, ready]
+    }
+
+    fn postgres(&self) -> Result<&Postgres, String> {
+        self.postgres
+            .as_ref()
+            .ok_or_else(|| not_configured("PostgreSQL", "ODORBOT_POSTGRES_URL"))
+    }
+
+    pub async fn db_connections(&self) -> Result<ConnectionCounts, String> {
+        bounded(self.timeout, async { self.postgres()?.connections().await }).await
+    }
+
+    pub async fn db_size(&self) -> Result<i64, String> {
+        bounded(self.timeout, async {
+            self.postgres()?.database_size().await
+        })
+        .await
+    }
+
+    pub async fn db_long_running(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<SlowStatement>, String> {
+        bounded(self.timeout, async {
+            self.postgres()?.long_running(older_than).await
+        })
+        .await
+    }
+
+    pub async fn db_top_statements(&self, limit: i64) -> Result<TopStatements, String> {
+        bounded(self.timeout, async {
+            self.postgres()?.top_statements(limit).await
+        })
+        .await
+    }
+
+    /// Destructive: only ever called for an approved request.
+    pub async fn db_terminate_long(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<SlowStatement>, String> {
+        bounded(self.timeout, async {
+            self.postgres()?.terminate_long(older_than).await
+        })
+        .await
+    }
+
+    /// Destructive: only ever called for an approved request. Vacuum takes its time, so it
+    /// is bounded by minutes rather than the probe timeout.
+    pub async fn db_vacuum(&self, limit: Duration) -> Result<(), String> {
+        bounded(limit, async { self.postgres()?.vacuum_analyze().await }).await
+    }
+
+    pub async fn pgbouncer_pools(&self) -> Result<Vec<PoolStats>, String> {
+        let Some(pgb) = &self.pgbouncer else {
+            return Err(not_configured("PgBouncer", "ODORBOT_PGBOUNCER_URL"));
+        };
+        bounded(self.timeout, pgb.pools()).await
+    }
+
+    fn redis(&self) -> Result<&Redis, String> {
+        self.redis
+            .as_ref()
+            .ok_or_else(|| not_configured("Redis", "ODORBOT_REDIS_URL"))
+    }
+
+    pub async fn cache_stats(&self) -> Result<CacheStats, String> {
+        bounded(self.timeout, async { self.redis()?.stats().await }).await
+    }
+
+    pub async fn cache_keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>, String> {
+        bounded(self.timeout, async {
+            self.redis()?.sample_keys(pattern, limit).await
+        })
+        .await
+    }
+
+    /// The public endpoint's certificate; returns the host it looked at.
+    pub async fn tls(&self) -> (String, Result<CertInfo, String>) {
+        match &self.tls_host {
+            None => (
+                String::new(),
+                Err(not_configured("The TLS host", "probes.tls_host")),
+            ),
+            Some(host) => (
+                host.clone(),
+                bounded(self.timeout, tls::inspect(host, self.timeout)).await,
+            ),
+        }
+    }
+
+    /// Everything `/odor status` shows, gathered concurrently, each part bounded.
+    pub async fn picture(&self, odorbot: SelfStatus) -> Picture {
+        let limit = self.timeout.min(self.deadline);
+        let (signals, health, db, cache) = tokio::join!(
+            bounded(self.deadline, async {
+                Ok(self.signals(&STATUS_SIGNALS).await)
+            }),
+            bounded(limit, async { Ok(self.health().await) }),
+            self.db_connections(),
+            self.cache_stats(),
+        );
+        let signals = signals.unwrap_or_else(|why| {
+            STATUS_SIGNALS
+                .iter()
+                .map(|s| (*s, Err(why.clone()), String::new()))
+                .collect()
+        });
+        Picture {
+            signals,
+            health: health.unwrap_or_else(|why| vec![Err(why)]),
+            db,
+            cache,
+            odorbot,
+        }
+    }
+}
+
+impl Prometheus {
+    /// An owned-argument form of [`Prometheus::instant`] for use inside `join_all`.
+    async fn instant_owned(&self, promql: String, timeout: Duration) -> Reading {
+        self.instant(&promql, timeout).await
+    }
+}

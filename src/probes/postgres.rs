@@ -1,0 +1,259 @@
+//! PostgreSQL and PgBouncer, over SQL: connections, long-running and top statements,
+//! database size, the pools; and the two maintenance actions the runbook names.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+
+use crate::domain::diagnostics::{ConnectionCounts, PoolStats, SlowStatement, TopStatements};
+
+/// odorbot's sessions carry this name, so it never terminates its own backends.
+pub const APPLICATION_NAME: &str = "odorbot";
+
+/// Reasons stay short and never include the URL (it may hold a password).
+fn reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.as_ref() {
+                "28P01" | "28000" => "credentials refused".into(),
+                _ => format!("{} ({code})", db.message()),
+            }
+        }
+        sqlx::Error::Io(_) => "connection refused or unreachable".into(),
+        sqlx::Error::PoolTimedOut => "no connection within the timeout".into(),
+        sqlx::Error::Tls(_) => "TLS handshake failed".into(),
+        other => other.to_string().chars().take(160).collect(),
+    }
+}
+
+/// The service's PostgreSQL.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: PgPool,
+}
+
+impl Postgres {
+    /// A lazy pool: nothing connects until a probe runs, so start-up never waits on it.
+    ///
+    /// # Errors
+    /// When the URL cannot be parsed.
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
+        let options = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|_| "the PostgreSQL URL cannot be parsed".to_owned())?
+            .application_name(APPLICATION_NAME);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Connections by state against `max_connections`.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn connections(&self) -> Result<ConnectionCounts, String> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(state, 'background'), count(*)::bigint FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| reason(&e))?;
+        let (max,): (i32,) =
+            sqlx::query_as("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| reason(&e))?;
+        Ok(ConnectionCounts {
+            by_state: rows
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+                .collect(),
+            max: i64::from(max),
+        })
+    }
+
+    /// Statements running longer than `older_than`, oldest first (never odorbot's own).
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn long_running(&self, older_than: Duration) -> Result<Vec<SlowStatement>, String> {
+        let rows = sqlx::query(
+            "SELECT pid, COALESCE(usename, ''), COALESCE(state, ''), \
+             EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200) \
+             FROM pg_stat_activity \
+             WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+             AND query_start < now() - make_interval(secs => $1) \
+             ORDER BY query_start LIMIT 20",
+        )
+        .bind(older_than.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| reason(&e))?;
+        Ok(rows.iter().map(slow_statement).collect())
+    }
+
+    /// The slowest statements by mean time, from `pg_stat_statements`.
+    ///
+    /// # Errors
+    /// A short reason; a missing extension is said plainly.
+    pub async fn top_statements(&self, limit: i64) -> Result<TopStatements, String> {
+        let result = sqlx::query(
+            "SELECT left(query, 200), calls, mean_exec_time, total_exec_time \
+             FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await;
+        match result {
+            Ok(rows) => Ok(TopStatements::Rows(
+                rows.iter()
+                    .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1), r.get::<f64, _>(2), r.get::<f64, _>(3)))
+                    .collect(),
+            )),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Ok(TopStatements::Missing(
+                "the pg_stat_statements extension is not installed in this database (CREATE EXTENSION pg_stat_statements)".into(),
+            )),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55000") => Ok(TopStatements::Missing(
+                "pg_stat_statements is installed but not loaded (add it to shared_preload_libraries)".into(),
+            )),
+            Err(e) => Err(reason(&e)),
+        }
+    }
+
+    /// The current database's size in bytes.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn database_size(&self) -> Result<i64, String> {
+        let (size,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| reason(&e))?;
+        Ok(size)
+    }
+
+    /// Terminates client backends whose statement has run longer than `older_than`,
+    /// never odorbot's own. Returns what was terminated.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn terminate_long(&self, older_than: Duration) -> Result<Vec<SlowStatement>, String> {
+        let rows = sqlx::query(
+            // The call sits in the select list, which runs only for rows the WHERE kept:
+            // as a WHERE condition the planner could evaluate it before the filters.
+            "SELECT pid, COALESCE(usename, ''), COALESCE(state, ''), \
+             EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200), \
+             pg_terminate_backend(pid) \
+             FROM pg_stat_activity \
+             WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+             AND application_name <> $2 \
+             AND query_start < now() - make_interval(secs => $1)",
+        )
+        .bind(older_than.as_secs_f64())
+        .bind(APPLICATION_NAME)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| reason(&e))?;
+        Ok(rows
+            .iter()
+            .filter(|r| r.get::<bool, _>(5))
+            .map(slow_statement)
+            .collect())
+    }
+
+    /// `VACUUM ANALYZE` of the whole database.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn vacuum_analyze(&self) -> Result<(), String> {
+        sqlx::raw_sql("VACUUM ANALYZE")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| reason(&e))?;
+        Ok(())
+    }
+}
+
+fn slow_statement(r: &PgRow) -> SlowStatement {
+    SlowStatement {
+        pid: r.get(0),
+        user: r.get(1),
+        state: r.get(2),
+        running_secs: r.get(3),
+        query: r.get(4),
+    }
+}
+
+/// PgBouncer's admin console, which speaks only the simple query protocol and refuses
+/// startup parameters it does not know.
+#[derive(Clone)]
+pub struct PgBouncer {
+    options: PgConnectOptions,
+    timeout: Duration,
+}
+
+impl PgBouncer {
+    /// # Errors
+    /// When the URL cannot be parsed.
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
+        let options = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|_| "the PgBouncer URL cannot be parsed".to_owned())?
+            .extra_float_digits(None)
+            .statement_cache_capacity(0)
+            .application_name(APPLICATION_NAME);
+        Ok(Self { options, timeout })
+    }
+
+    /// `SHOW POOLS` and `SHOW STATS`, summarised per database.
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn pools(&self) -> Result<Vec<PoolStats>, String> {
+        let work = async {
+            let mut conn = PgConnection::connect_with(&self.options)
+                .await
+                .map_err(|e| reason(&e))?;
+            let pools = sqlx::raw_sql("SHOW POOLS")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| reason(&e))?;
+            let stats = sqlx::raw_sql("SHOW STATS")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| reason(&e))?;
+            let _ = conn.close().await;
+            Ok::<_, String>((pools, stats))
+        };
+        let (pools, stats) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))??;
+        let text = |r: &PgRow, col: &str| r.try_get_unchecked::<String, _>(col).unwrap_or_default();
+        let num = |r: &PgRow, col: &str| text(r, col).parse::<i64>().unwrap_or(0);
+        let mut out: Vec<PoolStats> = Vec::new();
+        for r in &pools {
+            let database = text(r, "database");
+            if database == "pgbouncer" {
+                continue;
+            }
+            let stat = stats.iter().find(|s| text(s, "database") == database);
+            out.push(PoolStats {
+                database,
+                user: text(r, "user"),
+                clients_active: num(r, "cl_active"),
+                clients_waiting: num(r, "cl_waiting"),
+                servers_active: num(r, "sv_active"),
+                servers_idle: num(r, "sv_idle"),
+                max_wait_secs: num(r, "maxwait") as f64 + num(r, "maxwait_us") as f64 / 1e6,
+                pool_mode: text(r, "pool_mode"),
+                avg_query_us: stat.map_or(0, |s| num(s, "avg_query_time")),
+            });
+        }
+        Ok(out)
+    }
+}
