@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the servers odorbot's tests use are running on loopback: PostgreSQL (trust auth on
-# 127.0.0.1:5432) and the Kubernetes control plane (scripts/kube-up.sh). Installs what is missing
+# 127.0.0.1:5432), the probe tests' servers (scripts/probe-servers-up.sh) and the Kubernetes
+# control plane (scripts/kube-up.sh). Installs what is missing
 # from Debian's packages. Idempotent: running services are left alone.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,4 +25,5 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_isready -h 127.0.0.1 -p 5432
 fi
 
+"$HERE/probe-servers-up.sh"
 "$HERE/kube-up.sh"

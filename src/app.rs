@@ -11,9 +11,10 @@ use tracing::{error, info, warn};
 
 use crate::cluster;
 use crate::config::{Config, LogFormat};
-use crate::engine::Dispatcher;
+use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
+use crate::probes::Probes;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::slack::socket::{SocketMode, SocketSettings, SocketState};
 use crate::store::Store;
@@ -61,12 +62,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let socket_state = Arc::new(SocketState::default());
+    let probes = Arc::new(Probes::new(&config.probes).map_err(anyhow::Error::msg)?);
     let (dispatcher, queue) = Dispatcher::new(
-        store.clone(),
-        api.clone(),
-        metrics.clone(),
-        socket_state.clone(),
-        config.slack.connections,
+        Parts {
+            store: store.clone(),
+            api: api.clone(),
+            probes,
+            metrics: metrics.clone(),
+            socket: socket_state.clone(),
+            connections_wanted: config.slack.connections,
+        },
         config.engine.queue_capacity,
     );
     let socket = Arc::new(SocketMode::new(

@@ -43,6 +43,8 @@ pub struct ProbesConfig {
     pub metrics_url: Option<Url>,
     /// The `job` label of OdorDiff-2's API series in PromQL.
     pub job: String,
+    /// The range of PromQL `rate()`s.
+    pub rate_window: Duration,
     /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
     pub postgres_url: Option<SecretString>,
     /// PgBouncer's admin console (`…/pgbouncer`).
@@ -186,6 +188,7 @@ struct RawProbes {
     prometheus_url: Option<String>,
     metrics_url: Option<String>,
     job: Option<String>,
+    rate_window: Option<String>,
     postgres_url_file: Option<PathBuf>,
     pgbouncer_url_file: Option<PathBuf>,
     redis_url_file: Option<PathBuf>,
@@ -661,6 +664,12 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
         ),
         metrics_url: c.url("ODORBOT_METRICS_URL", "probes.metrics_url", raw.metrics_url),
         job,
+        rate_window: c.duration(
+            "probes.rate_window",
+            raw.rate_window,
+            Duration::from_secs(300),
+            (10, 86_400),
+        ),
         postgres_url: c.secret_url(
             "ODORBOT_POSTGRES_URL",
             raw.postgres_url_file,

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use thiserror::Error;
 
 use super::args::{ArgKind, TokenizeError, Value, ValueError, tokenize};
+use super::signals::{SIGNAL_NAMES, Signal};
 use super::view::{code, code_span};
 
 /// How a verb behaves, which decides where it is listed and what it may do.
@@ -105,13 +107,35 @@ impl Args {
 }
 
 /// A fully parsed command; every value inside is already valid.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// `help` or `help <verb>`.
     Help { verb: Option<&'static VerbSpec> },
-    /// What odorbot itself knows about its health.
+    /// The service's overall picture and odorbot's own health.
     Status,
+    /// PostgreSQL and PgBouncer diagnostics.
+    Db { view: DbView, older_than: Duration },
+    /// Redis statistics, with a key sample when a pattern is given.
+    Cache { pattern: Option<String> },
+    /// Persistent volume usage.
+    Disk,
+    /// Certificates: the public endpoint's TLS certificate.
+    Certs,
+    /// One runbook signal with its verdict.
+    Metrics { signal: Signal },
 }
+
+/// What `/odor db` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbView {
+    Connections,
+    SlowQueries,
+    Pools,
+}
+
+/// Default age from which a running statement counts as long-running (the runbook's
+/// terminate query uses five minutes).
+pub const DEFAULT_LONG_RUNNING: Duration = Duration::from_secs(300);
 
 /// Everything that can be wrong with a command; each variant renders a reply saying what
 /// was wrong and what is accepted.
@@ -198,14 +222,111 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "status",
-        summary: "What odorbot knows about itself: Slack connections, store, open approvals and incidents, version.",
+        summary: "The overall picture: error rate, p95 latency, request rate, health, database connections, cache hit rate; and odorbot's own Slack connections, store, open approvals and incidents, version.",
         group: Group::Meta,
         args: &[],
         options: &[],
         examples: &["/odor status"],
         build: |_| Ok(Command::Status),
     },
+    VerbSpec {
+        name: "db",
+        summary: "PostgreSQL connections by state, long-running and slowest statements, or PgBouncer's pools, with a verdict.",
+        group: Group::Diagnostics,
+        args: &[ArgSpec {
+            name: "view",
+            kind: ArgKind::Choice(&["connections", "slow-queries", "pools"]),
+            required: true,
+            help: "what to show",
+        }],
+        options: &[OptSpec {
+            name: "older-than",
+            kind: Some(ArgKind::Duration {
+                min_secs: 1,
+                max_secs: 86_400,
+            }),
+            help: "for slow-queries: the age from which a running statement counts (default 5m)",
+        }],
+        examples: &[
+            "/odor db connections",
+            "/odor db slow-queries --older-than 2m",
+            "/odor db pools",
+        ],
+        build: build_db,
+    },
+    VerbSpec {
+        name: "cache",
+        summary: "Redis hit rate, evictions and memory; with --pattern, a bounded key sample by SCAN.",
+        group: Group::Diagnostics,
+        args: &[ArgSpec {
+            name: "view",
+            kind: ArgKind::Choice(&["stats"]),
+            required: true,
+            help: "what to show",
+        }],
+        options: &[OptSpec {
+            name: "pattern",
+            kind: Some(ArgKind::Text { max_chars: 100 }),
+            help: "a Redis glob such as `session:*`",
+        }],
+        examples: &["/odor cache stats", "/odor cache stats --pattern 'odor:*'"],
+        build: |args| {
+            Ok(Command::Cache {
+                pattern: args.text("pattern").map(str::to_owned),
+            })
+        },
+    },
+    VerbSpec {
+        name: "disk",
+        summary: "Usage of the busiest persistent volume against the 10% free threshold.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[],
+        examples: &["/odor disk"],
+        build: |_| Ok(Command::Disk),
+    },
+    VerbSpec {
+        name: "certs",
+        summary: "The public endpoint's TLS certificate: days left, issuer, names.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[],
+        examples: &["/odor certs"],
+        build: |_| Ok(Command::Certs),
+    },
+    VerbSpec {
+        name: "metrics",
+        summary: "One runbook signal from Prometheus (or a /metrics scrape), with its verdict.",
+        group: Group::Diagnostics,
+        args: &[ArgSpec {
+            name: "signal",
+            kind: ArgKind::Choice(SIGNAL_NAMES),
+            required: true,
+            help: "which signal",
+        }],
+        options: &[],
+        examples: &["/odor metrics error_rate", "/odor metrics p95_latency"],
+        build: |args| match args.get("signal") {
+            Some(Value::Word(name)) => Ok(Command::Metrics {
+                signal: name.parse().expect("choices are signal names"),
+            }),
+            _ => unreachable!("a required argument is bound"),
+        },
+    },
 ];
+
+fn build_db(args: &Args) -> Result<Command, ParseError> {
+    let view = match args.get("view") {
+        Some(Value::Word("connections")) => DbView::Connections,
+        Some(Value::Word("slow-queries")) => DbView::SlowQueries,
+        _ => DbView::Pools,
+    };
+    let older_than = match args.get("older-than") {
+        Some(Value::Duration(d)) => *d,
+        _ => DEFAULT_LONG_RUNNING,
+    };
+    Ok(Command::Db { view, older_than })
+}
 
 fn build_help(args: &Args) -> Result<Command, ParseError> {
     let Some(topic) = args.text("command") else {
@@ -433,7 +554,12 @@ impl fmt::Display for Command {
         match self {
             Self::Help { verb: None } => f.write_str("help"),
             Self::Help { verb: Some(v) } => write!(f, "help {}", v.name),
-            Self::Status => f.write_str("status"),
+            Self::Status
+            | Self::Db { .. }
+            | Self::Cache { .. }
+            | Self::Disk
+            | Self::Certs
+            | Self::Metrics { .. } => f.write_str(self.verb()),
         }
     }
 }
@@ -444,6 +570,11 @@ impl Command {
         match self {
             Self::Help { .. } => "help",
             Self::Status => "status",
+            Self::Db { .. } => "db",
+            Self::Cache { .. } => "cache",
+            Self::Disk => "disk",
+            Self::Certs => "certs",
+            Self::Metrics { .. } => "metrics",
         }
     }
 }

@@ -440,7 +440,7 @@ impl Picture {
             blocks.push(Block::Context(format!("Signals from {}", escape(source))));
         }
         blocks.push(Block::Divider);
-        blocks.extend(self.odorbot.render().blocks.into_iter().skip(1));
+        blocks.extend(self.odorbot.render().blocks);
         Message {
             text: headline,
             blocks: with_links(blocks, links),

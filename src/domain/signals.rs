@@ -24,6 +24,18 @@ pub enum Signal {
     VolumeUsage,
 }
 
+/// The signal names users type, in [`Signal::ALL`] order.
+pub const SIGNAL_NAMES: &[&str] = &[
+    "request_rate",
+    "p95_latency",
+    "error_rate",
+    "active_connections",
+    "daily_active_users",
+    "generation_requests",
+    "generation_success",
+    "volume_usage",
+];
+
 impl Signal {
     pub const ALL: [Signal; 8] = [
         Self::RequestRate,
@@ -275,6 +287,12 @@ mod tests {
             judge_cache_hit_rate(0, 0, &t),
             Verdict::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn signal_names_match_the_signals() {
+        let names: Vec<&str> = Signal::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, SIGNAL_NAMES);
     }
 
     #[test]

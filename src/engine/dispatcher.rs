@@ -8,11 +8,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::domain::command::{self, Command, VERBS, help_text};
+use crate::domain::command::{self, Command, DbView, VERBS, help_text};
+use crate::domain::diagnostics;
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
+use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
 use crate::domain::view::{Message, code_span};
 use crate::metrics::{CommandLabels, Metrics};
+use crate::probes::Probes;
 use crate::slack::api::SlackApi;
 use crate::slack::socket::{InboundSink, SocketState};
 use crate::store::Store;
@@ -41,33 +44,37 @@ impl InboundSink for EngineHandle {
     }
 }
 
-/// Processes inbound events with bounded concurrency.
-pub struct Dispatcher {
+/// What the dispatcher works with.
+pub struct Parts {
     pub store: Store,
     pub api: Arc<SlackApi>,
+    pub probes: Arc<Probes>,
     pub metrics: Metrics,
     pub socket: Arc<SocketState>,
+    /// Socket connections configured, for `/odor status`.
     pub connections_wanted: usize,
-    pub started: Instant,
+}
+
+/// Processes inbound events with bounded concurrency.
+pub struct Dispatcher {
+    parts: Parts,
+    started: Instant,
     queue: EngineHandle,
 }
 
+impl std::ops::Deref for Dispatcher {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
 impl Dispatcher {
-    pub fn new(
-        store: Store,
-        api: Arc<SlackApi>,
-        metrics: Metrics,
-        socket: Arc<SocketState>,
-        connections_wanted: usize,
-        queue_capacity: usize,
-    ) -> (Arc<Self>, mpsc::Receiver<Inbound>) {
+    pub fn new(parts: Parts, queue_capacity: usize) -> (Arc<Self>, mpsc::Receiver<Inbound>) {
         let (tx, rx) = mpsc::channel(queue_capacity);
         let this = Self {
-            store,
-            api,
-            metrics,
-            socket,
-            connections_wanted,
+            parts,
             started: Instant::now(),
             queue: EngineHandle { tx },
         };
@@ -182,9 +189,53 @@ impl Dispatcher {
     }
 
     async fn execute(&self, command: Command) -> Message {
+        let p = &self.probes;
         match command {
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
-            Command::Status => self.self_status().await.render(),
+            Command::Status => {
+                let odorbot = self.self_status().await;
+                p.picture(odorbot).await.render(&p.thresholds, &p.links)
+            }
+            Command::Db {
+                view: DbView::Connections,
+                ..
+            } => {
+                let (counts, size) = tokio::join!(p.db_connections(), p.db_size());
+                diagnostics::render_connections(&counts, &size, &p.links)
+            }
+            Command::Db {
+                view: DbView::SlowQueries,
+                older_than,
+            } => {
+                let (running, top) =
+                    tokio::join!(p.db_long_running(older_than), p.db_top_statements(10));
+                diagnostics::render_slow_queries(&running, older_than, &top, &p.links)
+            }
+            Command::Db {
+                view: DbView::Pools,
+                ..
+            } => diagnostics::render_pools(&p.pgbouncer_pools().await, &p.links),
+            Command::Cache { pattern } => {
+                let (stats, keys) = tokio::join!(p.cache_stats(), async {
+                    match &pattern {
+                        Some(glob) => Some(p.cache_keys(glob, 20).await),
+                        None => None,
+                    }
+                });
+                diagnostics::render_cache(&stats, keys.as_ref(), &p.thresholds, &p.links)
+            }
+            Command::Disk => {
+                let (reading, _) = p.signal(Signal::VolumeUsage).await;
+                diagnostics::render_disk(&reading, &p.thresholds, &p.links)
+            }
+            Command::Certs => {
+                let (host, cert) = p.tls().await;
+                diagnostics::render_tls(&host, &cert, &p.links)
+            }
+            Command::Metrics { signal } => {
+                let (reading, source) = p.signal(signal).await;
+                diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
+            }
         }
     }
 

@@ -3,4 +3,4 @@
 
 mod dispatcher;
 
-pub use dispatcher::{Dispatcher, EngineHandle};
+pub use dispatcher::{Dispatcher, EngineHandle, Parts};

@@ -51,6 +51,7 @@ pub struct Probes {
     prometheus: Option<Prometheus>,
     metrics_url: Option<Url>,
     job: String,
+    rate_window: Duration,
     postgres: Option<Postgres>,
     pgbouncer: Option<PgBouncer>,
     redis: Option<Redis>,
@@ -77,6 +78,7 @@ impl Probes {
                 .map(|u| Prometheus::new(u, http.clone())),
             metrics_url: config.metrics_url.clone(),
             job: config.job.clone(),
+            rate_window: config.rate_window,
             postgres: config
                 .postgres_url
                 .as_ref()
@@ -119,7 +121,8 @@ impl Probes {
         let mut out: Vec<(Signal, Reading, String)> = match &self.prometheus {
             Some(prom) => {
                 let queries = wanted.iter().map(|s| {
-                    let promql = prometheus::query(*s, &self.job);
+                    let promql =
+                        prometheus::query(*s, &self.job, &format_duration(self.rate_window));
                     async move {
                         (
                             *s,
@@ -147,25 +150,25 @@ impl Probes {
         // Fall back only where Prometheus could not reach or answer, not where it
         // answered that there is no data.
         let needs_scrape = |r: &Reading| r.as_ref().is_err_and(|e| !e.starts_with("no data"));
-        if out.iter().any(|(_, r, _)| needs_scrape(r)) {
-            if let Some(url) = &self.metrics_url {
-                let scrape = bounded(self.timeout - prom_budget, async {
-                    let answer = self.http.get(url, self.timeout - prom_budget).await?;
-                    if answer.status != 200 {
-                        return Err(format!("/metrics answered HTTP {}", answer.status));
-                    }
-                    Ok(prometheus::parse_text(&answer.body))
-                })
-                .await;
-                for (signal, reading, source) in out.iter_mut().filter(|(_, r, _)| needs_scrape(r))
-                {
-                    let prom_error = reading.as_ref().err().cloned().unwrap_or_default();
-                    *reading = match &scrape {
-                        Ok(samples) => prometheus::from_scrape(*signal, samples),
-                        Err(e) => Err(format!("{prom_error}; /metrics scrape: {e}")),
-                    };
-                    *source = "a /metrics scrape (cumulative since the service started)".into();
+        if out.iter().any(|(_, r, _)| needs_scrape(r))
+            && let Some(url) = &self.metrics_url
+        {
+            let scrape = bounded(self.timeout - prom_budget, async {
+                let answer = self.http.get(url, self.timeout - prom_budget).await?;
+                if answer.status != 200 {
+                    return Err(format!("/metrics answered HTTP {}", answer.status));
                 }
+                Ok(prometheus::parse_text(&answer.body))
+            })
+            .await;
+            for (signal, reading, source) in out.iter_mut().filter(|(_, r, _)| needs_scrape(r)) {
+                let prom_error = reading.as_ref().err().cloned().unwrap_or_default();
+                *reading = match &scrape {
+                    Ok(samples) => prometheus::from_scrape(*signal, samples)
+                        .map_err(|e| format!("{prom_error}; {e}")),
+                    Err(e) => Err(format!("{prom_error}; /metrics scrape: {e}")),
+                };
+                *source = "a /metrics scrape (cumulative since the service started)".into();
             }
         }
         out

@@ -78,7 +78,8 @@ impl Postgres {
         })
     }
 
-    /// Statements running longer than `older_than`, oldest first (never odorbot's own).
+    /// Statements in the service's database running longer than `older_than`, oldest
+    /// first (never odorbot's own).
     ///
     /// # Errors
     /// A short reason.
@@ -88,6 +89,7 @@ impl Postgres {
              EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200) \
              FROM pg_stat_activity \
              WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+             AND datname = current_database() \
              AND query_start < now() - make_interval(secs => $1) \
              ORDER BY query_start LIMIT 20",
         )
@@ -138,8 +140,8 @@ impl Postgres {
         Ok(size)
     }
 
-    /// Terminates client backends whose statement has run longer than `older_than`,
-    /// never odorbot's own. Returns what was terminated.
+    /// Terminates client backends of the service's database whose statement has run
+    /// longer than `older_than`, never odorbot's own. Returns what was terminated.
     ///
     /// # Errors
     /// A short reason.
@@ -152,7 +154,7 @@ impl Postgres {
              pg_terminate_backend(pid) \
              FROM pg_stat_activity \
              WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
-             AND application_name <> $2 \
+             AND datname = current_database() AND application_name <> $2 \
              AND query_start < now() - make_interval(secs => $1)",
         )
         .bind(older_than.as_secs_f64())

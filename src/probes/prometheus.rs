@@ -9,22 +9,23 @@ use url::Url;
 use super::http::HttpClient;
 use crate::domain::signals::{Reading, Signal};
 
-/// The PromQL expression for a signal, for OdorDiff-2's API `job`.
-pub fn query(signal: Signal, job: &str) -> String {
+/// The PromQL expression for a signal, for OdorDiff-2's API `job`, with rates over
+/// `window` (a Prometheus duration such as `5m`).
+pub fn query(signal: Signal, job: &str, window: &str) -> String {
     let sel = format!("job=\"{job}\"");
     match signal {
-        Signal::RequestRate => format!("sum(rate(http_requests_total{{{sel}}}[5m]))"),
+        Signal::RequestRate => format!("sum(rate(http_requests_total{{{sel}}}[{window}]))"),
         Signal::ErrorRate => format!(
-            "sum(rate(http_requests_total{{{sel},status=~\"5..\"}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))"
+            "sum(rate(http_requests_total{{{sel},status=~\"5..\"}}[{window}])) / sum(rate(http_requests_total{{{sel}}}[{window}]))"
         ),
         Signal::P95Latency => format!(
-            "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))"
+            "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[{window}])))"
         ),
         Signal::ActiveConnections => format!("sum(http_connections_active{{{sel}}})"),
         Signal::DailyActiveUsers => format!("max(odordiff_daily_active_users{{{sel}}})"),
-        Signal::GenerationRequests => format!("sum(rate(odordiff_generation_requests_total{{{sel}}}[5m]))"),
+        Signal::GenerationRequests => format!("sum(rate(odordiff_generation_requests_total{{{sel}}}[{window}]))"),
         Signal::GenerationSuccess => format!(
-            "sum(rate(odordiff_generation_success_total{{{sel}}}[5m])) / sum(rate(odordiff_generation_requests_total{{{sel}}}[5m]))"
+            "sum(rate(odordiff_generation_success_total{{{sel}}}[{window}])) / sum(rate(odordiff_generation_requests_total{{{sel}}}[{window}]))"
         ),
         Signal::VolumeUsage => "max(kubelet_volume_stats_used_bytes{namespace=\"odordiff\"} / kubelet_volume_stats_capacity_bytes{namespace=\"odordiff\"})".into(),
     }
@@ -410,7 +411,7 @@ broken{line 3
     #[test]
     fn queries_select_the_job() {
         assert_eq!(
-            query(Signal::ErrorRate, "odordiff-api"),
+            query(Signal::ErrorRate, "odordiff-api", "5m"),
             "sum(rate(http_requests_total{job=\"odordiff-api\",status=~\"5..\"}[5m])) / sum(rate(http_requests_total{job=\"odordiff-api\"}[5m]))"
         );
     }

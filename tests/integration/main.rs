@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod e2e;
 mod kube;
+mod probes;
 mod slack_api;
 mod store;

@@ -37,6 +37,12 @@ engine:
 log:
   format: text
   filter: info,odorbot=debug
+probes:
+  # Loopback addresses where nothing listens: tests never reach the real service.
+  health_url: http://127.0.0.1:9/
+  tls_host: 127.0.0.1:9
+  timeout: 1s
+  deadline: 2s
 ";
 
 impl Bot {

@@ -6,3 +6,4 @@ pub mod fake_slack;
 pub mod http;
 pub mod kube;
 pub mod pg;
+pub mod probe_servers;

@@ -14,10 +14,18 @@ pub fn admin_url() -> String {
 pub struct TempDb {
     pub url: String,
     name: String,
+    admin: String,
 }
 
 impl TempDb {
+    /// A database on the machine's PostgreSQL.
     pub async fn create() -> TempDb {
+        Self::create_on(&admin_url(), "").await
+    }
+
+    /// A database on the server behind `admin` (e.g. the probe tests' instance), with
+    /// extra `CREATE DATABASE` options such as `TEMPLATE template0`.
+    pub async fn create_on(admin: &str, options: &str) -> TempDb {
         static N: AtomicU32 = AtomicU32::new(0);
         sqlx::any::install_default_drivers();
         let name = format!(
@@ -29,25 +37,31 @@ impl TempDb {
                 .unwrap()
                 .subsec_nanos()
         );
-        let admin = AnyPool::connect(&admin_url())
+        let admin_url = admin.to_owned();
+        let admin = AnyPool::connect(&admin_url)
             .await
             .expect("PostgreSQL is reachable for tests");
-        let create = format!("CREATE DATABASE {name}");
+        let create = format!("CREATE DATABASE {name} {options}");
         admin
             .execute(sqlx::AssertSqlSafe(create))
             .await
             .expect("create test database");
         admin.close().await;
-        let base = admin_url();
         let url = format!(
             "{}/{name}",
-            base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
+            admin_url
+                .rsplit_once('/')
+                .map_or(admin_url.as_str(), |(b, _)| b)
         );
-        TempDb { url, name }
+        TempDb {
+            url,
+            name,
+            admin: admin_url,
+        }
     }
 
     pub async fn drop_db(self) {
-        let admin = AnyPool::connect(&admin_url())
+        let admin = AnyPool::connect(&self.admin)
             .await
             .expect("PostgreSQL is reachable for tests");
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Starts the servers the probe tests use, on loopback, with state in $ODORBOT_PROBES_DIR:
+# a dedicated PostgreSQL instance (port 55432, pg_stat_statements preloaded, trust for
+# `postgres`, a password for `app` so refused credentials can be shown) and PgBouncer in
+# front of it (port 56432, admin console as `pgbouncer`). Prometheus and Redis come from
+# Debian too: the tests start Prometheus themselves and use the machine's Redis.
+# Idempotent: what already answers is left alone.
+set -euo pipefail
+
+DIR=${ODORBOT_PROBES_DIR:-/tmp/odorbot-probes}
+PG_PORT=${ODORBOT_PROBE_PG_PORT:-55432}
+PGB_PORT=${ODORBOT_PROBE_PGBOUNCER_PORT:-56432}
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v pgbouncer >/dev/null || need+=(pgbouncer)
+command -v redis-server >/dev/null || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if ((${#need[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  # Services these packages would start are not wanted: the tests run their own.
+  policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  apt-get install -y --no-install-recommends "${need[@]}" ||
+    { apt-get update && apt-get install -y --no-install-recommends "${need[@]}"; }
+  [[ -z $policy ]] || rm -f "$policy"
+fi
+
+# The machine's Redis (the probes read its INFO).
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+mkdir -p "$DIR"
+chown postgres: "$DIR"
+as_pg() { runuser -u postgres -- "$@"; }
+
+if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+  data=$DIR/pgdata
+  if [[ ! -s $data/PG_VERSION ]]; then
+    as_pg "$bin/initdb" -D "$data" --auth=trust --username=postgres >/dev/null
+    # scram for `app` first, trust for everyone else on loopback.
+    printf '%s\n' 'host all app 127.0.0.1/32 scram-sha-256' 'host all all 127.0.0.1/32 trust' \
+      'local all all trust' >"$data/pg_hba.conf"
+  fi
+  as_pg "$bin/pg_ctl" -D "$data" -l "$DIR/postgres.log" -w -t 30 start -o \
+    "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c shared_preload_libraries=pg_stat_statements -c max_connections=100 -c fsync=off"
+  psql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -q)
+  "${psql[@]}" -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app LOGIN PASSWORD 'app-password'; END IF; END \$\$;"
+  "${psql[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+fi
+
+if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT"; then
+  cat >"$DIR/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$PG_PORT
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $DIR/userlist.txt
+admin_users = pgbouncer
+stats_users = pgbouncer
+pool_mode = transaction
+default_pool_size = 5
+ignore_startup_parameters = extra_float_digits
+logfile = $DIR/pgbouncer.log
+pidfile = $DIR/pgbouncer.pid
+INI
+  printf '"pgbouncer" ""\n"postgres" ""\n' >"$DIR/userlist.txt"
+  chown postgres: "$DIR"/pgbouncer.ini "$DIR"/userlist.txt
+  as_pg pgbouncer -d "$DIR/pgbouncer.ini"
+  for _ in $(seq 1 40); do "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT" && break; sleep 0.25; done
+  "$bin/pg_isready" -h 127.0.0.1 -p "$PGB_PORT" >/dev/null
+fi
+echo "probe servers: PostgreSQL 127.0.0.1:$PG_PORT, PgBouncer 127.0.0.1:$PGB_PORT" >&2

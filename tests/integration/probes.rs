@@ -1,0 +1,531 @@
+//! The probes against real servers: Prometheus scraping a test exporter, a dedicated
+//! PostgreSQL with pg_stat_statements and generated load, PgBouncer, the machine's Redis,
+//! HTTP health and a TLS server; and every source down, slow or refusing credentials.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use odorbot::config::{Config, env_from};
+use odorbot::domain::signals::{Signal, Verdict, judge, judge_cache_hit_rate};
+use odorbot::probes::Probes;
+use sqlx::{Connection, PgConnection};
+
+use crate::support::pg::TempDb;
+use crate::support::probe_servers::{
+    Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url, redis_cmds,
+    serve, tls_server,
+};
+
+/// Probes configured from environment-style pairs, with test timeouts.
+fn probes(pairs: &[(&str, &str)]) -> Probes {
+    probes_with(pairs, "")
+}
+
+fn probes_with(pairs: &[(&str, &str)], extra_yaml: &str) -> Probes {
+    let mut all = vec![
+        ("SLACK_APP_TOKEN", "xapp-1-test-x"),
+        ("SLACK_BOT_TOKEN", "xoxb-1-test-x"),
+    ];
+    all.extend_from_slice(pairs);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("odorbot.yaml");
+    let yaml = format!(
+        "probes:\n  timeout: 2s\n  deadline: 4s\n  health_url: http://127.0.0.1:9/\n  tls_host: 127.0.0.1:9\n{extra_yaml}"
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let config = Config::load(Some(&file), &env_from(&all)).unwrap();
+    Probes::new(&config.probes).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[tokio::test]
+async fn promql_answers_match_the_exporters_known_values() {
+    let (target, _exporter) = exporter().await;
+    let prom = Prometheus::start(target).await;
+    // rate() needs its whole window filled to give the true rate: a 10s window, 13 scrapes.
+    assert!(
+        prom.wait_for_samples(13, Duration::from_secs(40)).await,
+        "Prometheus scraped the exporter"
+    );
+    let p = probes_with(
+        &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
+        "  rate_window: 10s\n",
+    );
+    let got = p.signals(&Signal::ALL).await;
+    let value = |s: Signal| got.iter().find(|(g, _, _)| *g == s).unwrap().1.clone();
+    assert!(
+        close(value(Signal::ErrorRate).unwrap(), 0.02),
+        "{:?}",
+        value(Signal::ErrorRate)
+    );
+    assert!(
+        close(value(Signal::P95Latency).unwrap(), 1.5),
+        "{:?}",
+        value(Signal::P95Latency)
+    );
+    assert!(
+        close(value(Signal::GenerationSuccess).unwrap(), 0.9),
+        "{:?}",
+        value(Signal::GenerationSuccess)
+    );
+    assert_eq!(value(Signal::ActiveConnections), Ok(42.0));
+    assert_eq!(value(Signal::DailyActiveUsers), Ok(1234.0));
+    // 100 requests a scrape, one scrape a second.
+    let rate = value(Signal::RequestRate).unwrap();
+    assert!((80.0..=120.0).contains(&rate), "{rate}");
+    // The exporter serves no kubelet volume stats: Prometheus says so, no fallback.
+    assert!(
+        value(Signal::VolumeUsage)
+            .unwrap_err()
+            .starts_with("no data"),
+        "{:?}",
+        value(Signal::VolumeUsage)
+    );
+    assert!(got.iter().all(|(_, _, source)| source == "Prometheus"));
+    let t = p.thresholds;
+    assert!(matches!(
+        judge(Signal::ErrorRate, &value(Signal::ErrorRate), &t),
+        Verdict::Breach(_)
+    ));
+    assert!(matches!(
+        judge(Signal::P95Latency, &value(Signal::P95Latency), &t),
+        Verdict::Breach(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
+    let (target, _exporter) = exporter().await;
+    let metrics = format!("http://{target}/metrics");
+    let prometheus = format!("http://{}/", closed_addr());
+    let p = probes(&[
+        ("ODORBOT_PROMETHEUS_URL", &prometheus),
+        ("ODORBOT_METRICS_URL", &metrics),
+    ]);
+    let (error_rate, source) = p.signal(Signal::ErrorRate).await;
+    assert!(close(error_rate.unwrap(), 0.02));
+    assert!(source.contains("/metrics scrape"), "{source}");
+    let (rate, _) = p.signal(Signal::RequestRate).await;
+    assert!(rate.unwrap_err().contains("needs Prometheus"));
+}
+
+/// A connection to the test database that runs `sql` in the background.
+async fn session(url: &str, sql: &'static str) -> (i32, tokio::task::JoinHandle<()>) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = sqlx::raw_sql(sql).execute(&mut conn).await;
+        // Keep the connection (idle) until the test ends.
+        std::future::pending::<()>().await;
+    });
+    (pid, task)
+}
+
+#[tokio::test]
+async fn postgres_sees_idle_active_and_long_sessions_and_terminates_only_the_long_ones() {
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let p = probes(&[("ODORBOT_POSTGRES_URL", &db.url)]);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(session(&db.url, "SELECT 1").await);
+    }
+    let long = [
+        session(&db.url, "SELECT pg_sleep(600)").await,
+        session(&db.url, "SELECT pg_sleep(600)").await,
+    ];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let short = [
+        session(&db.url, "SELECT pg_sleep(60)").await,
+        session(&db.url, "SELECT pg_sleep(60)").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let counts = p.db_connections().await.unwrap();
+    let state = |s: &str| {
+        counts
+            .by_state
+            .iter()
+            .find(|(st, _)| st == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert!(state("idle") >= 3, "{counts:?}");
+    assert!(state("active") >= 4, "{counts:?}");
+    assert_eq!(counts.max, 100);
+
+    let running = p.db_long_running(Duration::from_secs(2)).await.unwrap();
+    let mut pids: Vec<i32> = running.iter().map(|s| s.pid).collect();
+    pids.sort();
+    let mut want = vec![long[0].0, long[1].0];
+    want.sort();
+    assert_eq!(pids, want, "only the long sessions are long-running");
+
+    let killed = p.db_terminate_long(Duration::from_secs(2)).await.unwrap();
+    let mut killed: Vec<i32> = killed.iter().map(|s| s.pid).collect();
+    killed.sort();
+    assert_eq!(killed, want);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    let alive: Vec<(i32,)> =
+        sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    let alive: Vec<i32> = alive.into_iter().map(|(p,)| p).collect();
+    for (pid, _) in idle.iter().chain(short.iter()) {
+        assert!(alive.contains(pid), "session {pid} survived");
+    }
+    for (pid, _) in &long {
+        assert!(!alive.contains(pid), "long session {pid} was terminated");
+    }
+    admin.close().await.unwrap();
+    for (_, task) in idle.iter().chain(short.iter()).chain(long.iter()) {
+        task.abort();
+    }
+    p.db_vacuum(Duration::from_secs(60)).await.unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn top_statements_come_from_pg_stat_statements_or_say_it_is_missing() {
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE odor_probe_marker (n int); SELECT count(*) FROM odor_probe_marker, pg_sleep(0.05);")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let p = probes(&[("ODORBOT_POSTGRES_URL", &db.url)]);
+    match p.db_top_statements(200).await.unwrap() {
+        odorbot::domain::diagnostics::TopStatements::Rows(rows) => {
+            assert!(
+                rows.iter().any(|(q, ..)| q.contains("odor_probe_marker")),
+                "{rows:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(p.db_size().await.unwrap() > 0);
+    db.drop_db().await;
+
+    // A database made from template0 has no pg_stat_statements view.
+    let bare = TempDb::create_on(&pg_admin_url(), "TEMPLATE template0").await;
+    let p = probes(&[("ODORBOT_POSTGRES_URL", &bare.url)]);
+    match p.db_top_statements(10).await.unwrap() {
+        odorbot::domain::diagnostics::TopStatements::Missing(why) => {
+            assert!(why.contains("not installed"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    bare.drop_db().await;
+}
+
+#[tokio::test]
+async fn pgbouncer_pools_show_waiting_clients() {
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    // Through PgBouncer (pool size 5): seven slow clients leave two waiting.
+    let through = db.url.replace(":55432/", ":56432/");
+    let mut clients = Vec::new();
+    for _ in 0..7 {
+        let url = through.clone();
+        clients.push(tokio::spawn(async move {
+            if let Ok(mut c) = PgConnection::connect(&url).await {
+                let _ = sqlx::raw_sql("SELECT pg_sleep(4)").execute(&mut c).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = probes(&[("ODORBOT_PGBOUNCER_URL", &pgbouncer_admin_url())]);
+    let pools = p.pgbouncer_pools().await.unwrap();
+    let name = db.url.rsplit('/').next().unwrap();
+    let pool = pools
+        .iter()
+        .find(|pool| pool.database == name)
+        .unwrap_or_else(|| panic!("{pools:?}"));
+    assert_eq!(pool.servers_active, 5, "{pool:?}");
+    assert_eq!(pool.clients_waiting, 2, "{pool:?}");
+    for c in clients {
+        let _ = c.await;
+    }
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn redis_hit_rate_is_computed_from_known_hits_and_misses() {
+    let prefix = format!("odorbot-test-{}", std::process::id());
+    let mut cmds: Vec<Vec<String>> = vec![vec!["CONFIG".into(), "RESETSTAT".into()]];
+    for i in 0..9 {
+        cmds.push(vec!["SET".into(), format!("{prefix}:{i}"), "v".into()]);
+    }
+    for round in 0..10 {
+        for i in 0..9 {
+            cmds.push(vec!["GET".into(), format!("{prefix}:{i}")]);
+        }
+        cmds.push(vec!["GET".into(), format!("{prefix}:missing-{round}")]);
+    }
+    let refs: Vec<Vec<&str>> = cmds
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let slices: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+    redis_cmds("127.0.0.1:6379", &slices).await;
+
+    let p = probes(&[("ODORBOT_REDIS_URL", "redis://127.0.0.1:6379")]);
+    let stats = p.cache_stats().await.unwrap();
+    assert_eq!((stats.hits, stats.misses), (90, 10));
+    assert!(matches!(
+        judge_cache_hit_rate(stats.hits, stats.misses, &p.thresholds),
+        Verdict::Ok(_)
+    ));
+    let mut keys = p.cache_keys(&format!("{prefix}:*"), 5).await.unwrap();
+    assert_eq!(keys.len(), 5, "bounded sample");
+    keys.sort();
+    assert!(keys.iter().all(|k| k.starts_with(&prefix)));
+    let del: Vec<String> = (0..9).map(|i| format!("{prefix}:{i}")).collect();
+    let mut cmd = vec!["DEL"];
+    cmd.extend(del.iter().map(String::as_str));
+    redis_cmds("127.0.0.1:6379", &[&cmd]).await;
+}
+
+#[tokio::test]
+async fn health_endpoints_and_tls_expiry_are_read() {
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "warming up") }),
+        );
+    let (addr, _server) = serve(router).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, _tls) = tls_server(dir.path(), 30).await;
+    let p = probes(&[
+        ("ODORBOT_HEALTH_URL", &format!("http://{addr}/")),
+        ("ODORBOT_TLS_HOST", &format!("localhost:{}", tls.port())),
+    ]);
+    let checks = p.health().await;
+    let health = checks[0].as_ref().unwrap();
+    let ready = checks[1].as_ref().unwrap();
+    assert_eq!((health.path.as_str(), health.status), ("/health", 200));
+    assert_eq!((ready.path.as_str(), ready.status), ("/ready", 503));
+    assert!(matches!(ready.verdict(), Verdict::Breach(_)));
+    let (host, cert) = p.tls().await;
+    let cert = cert.unwrap();
+    assert!(host.starts_with("localhost:"));
+    let days = cert.seconds_left / 86_400;
+    assert!((29..=30).contains(&days), "{cert:?}");
+    assert!(
+        cert.names.contains(&"localhost".to_owned())
+            && cert.names.contains(&"127.0.0.1".to_owned()),
+        "{cert:?}"
+    );
+    assert!(cert.issuer.contains("odorbot-test"), "{cert:?}");
+    assert!(matches!(cert.verdict(), Verdict::Ok(_)));
+}
+
+#[tokio::test]
+async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_in_time() {
+    let (hole, _hole) = black_hole().await;
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ok" }));
+    let (health, _server) = serve(router).await;
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let wrong_password = db
+        .url
+        .replace("postgres://postgres@", "postgres://app:wrong@");
+    let p = probes(&[
+        // Slow: accepts and never answers.
+        ("ODORBOT_PROMETHEUS_URL", &format!("http://{hole}/")),
+        ("ODORBOT_REDIS_URL", &format!("redis://{hole}")),
+        // Down: nothing listens.
+        (
+            "ODORBOT_PGBOUNCER_URL",
+            &format!("postgres://pgbouncer@{}/pgbouncer", closed_addr()),
+        ),
+        // Refusing credentials.
+        ("ODORBOT_POSTGRES_URL", &wrong_password),
+        ("ODORBOT_HEALTH_URL", &format!("http://{health}/")),
+    ]);
+    let started = Instant::now();
+    let picture = p.picture(self_status()).await;
+    let took = started.elapsed();
+    assert!(
+        took < p.deadline + Duration::from_secs(1),
+        "the picture came within its deadline ({took:?})"
+    );
+    for (signal, reading, _) in &picture.signals {
+        assert!(
+            reading.as_ref().unwrap_err().contains("no answer within"),
+            "{signal}: {reading:?}"
+        );
+    }
+    assert!(
+        picture
+            .cache
+            .as_ref()
+            .unwrap_err()
+            .contains("no answer within"),
+        "{:?}",
+        picture.cache
+    );
+    assert_eq!(picture.db.as_ref().unwrap_err(), "credentials refused");
+    assert!(
+        picture
+            .health
+            .iter()
+            .all(|h| h.as_ref().is_ok_and(|h| h.status == 200)),
+        "{:?}",
+        picture.health
+    );
+    let pools = p.pgbouncer_pools().await.unwrap_err();
+    assert_eq!(pools, "connection refused or unreachable");
+    let text = picture
+        .render(&p.thresholds, &p.links)
+        .blocks
+        .iter()
+        .map(|b| format!("{b:?}"))
+        .collect::<String>();
+    assert!(text.contains("unknown: credentials refused"), "{text}");
+    assert!(!text.contains("wrong"), "a password leaked: {text}");
+    db.drop_db().await;
+}
+
+fn self_status() -> odorbot::domain::status::SelfStatus {
+    odorbot::domain::status::SelfStatus {
+        version: "test",
+        uptime: Duration::from_secs(1),
+        slack_connections: 2,
+        slack_connections_wanted: 2,
+        store_backend: "sqlite",
+        store: Ok(odorbot::domain::status::OpenWork {
+            approvals: 0,
+            incidents: 0,
+        }),
+        queue_depth: 0,
+    }
+}
+
+/// The diagnostics verbs through the real binary and the fake Slack.
+#[tokio::test]
+async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
+    use crate::support::bot::Bot;
+    use crate::support::fake_slack::FakeSlack;
+
+    let (target, _exporter) = exporter().await;
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, _tls) = tls_server(dir.path(), 10).await;
+    let fake = FakeSlack::start().await;
+    let metrics = format!("http://{target}/metrics");
+    let tls_host = format!("localhost:{}", tls.port());
+    let pgbouncer = pgbouncer_admin_url();
+    let bot = Bot::start_with(
+        &fake,
+        None,
+        &[
+            ("ODORBOT_METRICS_URL", &metrics),
+            ("ODORBOT_POSTGRES_URL", &db.url),
+            ("ODORBOT_PGBOUNCER_URL", &pgbouncer),
+            ("ODORBOT_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("ODORBOT_TLS_HOST", &tls_host),
+        ],
+    )
+    .await;
+    assert!(
+        fake.wait_connections(2, Duration::from_secs(15)).await,
+        "{}",
+        bot.logs()
+    );
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "metrics error_rate",
+            &[
+                "🔴 *Error rate (5xx)*: 2.00% (threshold 1%)",
+                "/metrics scrape",
+            ],
+        ),
+        (
+            "metrics request_rate",
+            &["unknown: Prometheus is not configured", "needs Prometheus"],
+        ),
+        (
+            "db connections",
+            &["*Connections*", "max_connections", "Database size:"],
+        ),
+        (
+            "db slow-queries --older-than 1m",
+            &["*Running longer than 1m*", "pg_stat_statements"],
+        ),
+        ("db pools", &["PgBouncer pools"]),
+        ("cache stats", &["*Cache hit rate*", "Evicted keys"]),
+        (
+            "certs",
+            &[
+                "🔴 *TLS certificate of localhost:",
+                "days left: renew now",
+                "Issuer: CN=odorbot-test",
+            ],
+        ),
+        ("disk", &["unknown:", "needs Prometheus"]),
+        (
+            "status",
+            &[
+                "🔴 *Error rate (5xx)*: 2.00%",
+                "🔴 *p95 latency*: 1500 ms",
+                "*Database connections*",
+                "odorbot is healthy",
+            ],
+        ),
+        (
+            "db tables",
+            &["expected one of connections, slow-queries, pools"],
+        ),
+        (
+            "metrics latency",
+            &["expected one of request_rate, p95_latency"],
+        ),
+        (
+            "db slow-queries --older-than 2d",
+            &["is out of range: expected a duration such as 90s, 10m or 2h, from 1s to 1d"],
+        ),
+    ];
+    let mut sent = Vec::new();
+    for (text, _) in cases {
+        sent.push(fake.slash_command("U111", "C111", text).await);
+    }
+    for ((text, wants), d) in cases.iter().zip(&sent) {
+        let url = d.response_url.clone().unwrap();
+        let path = format!("/response/{}", url.rsplit('/').next().unwrap());
+        let found = fake
+            .wait_until(Duration::from_secs(20), |f| {
+                f.calls_to("response_url").iter().any(|c| c.path == path)
+            })
+            .await;
+        assert!(found, "no reply to {text:?}\n{}", bot.logs());
+        let reply = fake
+            .calls_to("response_url")
+            .into_iter()
+            .find(|c| c.path == path)
+            .unwrap()
+            .body
+            .to_string();
+        for want in *wants {
+            let want_json = serde_json::to_string(want).unwrap();
+            let want_json = &want_json[1..want_json.len() - 1];
+            assert!(
+                reply.contains(want_json),
+                "{text:?}: missing {want:?} in {reply}"
+            );
+        }
+    }
+    drop(bot);
+    db.drop_db().await;
+}
