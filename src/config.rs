@@ -70,7 +70,7 @@ pub struct SlackConfig {
     pub app_token: SecretString,
     /// Bot token (`xoxb-…`) for every other call.
     pub bot_token: SecretString,
-    /// Socket connections kept open; more than one so a refresh never leaves a gap.
+    /// Socket connections kept open; at least two, so a refresh or a drop never leaves a gap.
     pub connections: usize,
     /// How often each connection pings Slack; two missed pongs drop it.
     pub ping_interval: Duration,
@@ -739,7 +739,7 @@ fn compile_slack(c: &mut Compiler<'_>, raw: RawSlack) -> SlackConfig {
             raw.bot_token_file,
             "xoxb-",
         ),
-        connections: c.number("slack.connections", raw.connections, 2, (1, 10)) as usize,
+        connections: c.number("slack.connections", raw.connections, 2, (2, 10)) as usize,
         ping_interval: c.duration(
             "slack.ping_interval",
             raw.ping_interval,
@@ -844,7 +844,7 @@ mod tests {
             format!("{name}: slack.api_url: \"ftp://x\" is not an http(s) URL"),
             format!("{name}: slack.app_token_file: no Slack token"),
             "environment SLACK_BOT_TOKEN: does not look like a xoxb-… token".to_owned(),
-            format!("{name}: slack.connections: 40 is out of range (1 to 10)"),
+            format!("{name}: slack.connections: 40 is out of range (2 to 10)"),
             format!("{name}: slack.ping_interval: \"soon\" is not a duration"),
             format!("{name}: store.url: must start with sqlite:"),
             format!("{name}: engine.workers: 0 is out of range"),
