@@ -2,8 +2,10 @@
 //! live here and are tested as plain functions.
 
 pub mod args;
+pub mod calendar;
 pub mod command;
 pub mod diagnostics;
+pub mod escalation;
 pub mod ids;
 pub mod inbound;
 pub mod signals;
