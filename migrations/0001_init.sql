@@ -19,13 +19,64 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_state ON approvals (state);
 
--- Incidents opened by alerts or by hand.
+-- Incidents opened by alerts or by hand. `number` gives people a short name (INC-7).
 CREATE TABLE incidents (
     id TEXT PRIMARY KEY,
+    number BIGINT NOT NULL UNIQUE,
     state TEXT NOT NULL,
     severity TEXT NOT NULL,
     title TEXT NOT NULL,
+    entry TEXT,
+    group_key TEXT,
+    opened_by TEXT NOT NULL,
     opened_at_ms BIGINT NOT NULL,
-    updated_at_ms BIGINT NOT NULL
+    updated_at_ms BIGINT NOT NULL,
+    channel TEXT,
+    thread_ts TEXT,
+    owner TEXT,
+    acked_at_ms BIGINT,
+    acked_by TEXT,
+    resolved_at_ms BIGINT,
+    resolved_by TEXT,
+    step BIGINT NOT NULL,
+    step_at_ms BIGINT NOT NULL,
+    last_status_at_ms BIGINT,
+    last_human_update_at_ms BIGINT
 );
 CREATE INDEX incidents_state ON incidents (state);
+-- One open incident per Alertmanager group, even with several replicas racing.
+CREATE UNIQUE INDEX incidents_open_group ON incidents (group_key) WHERE state <> 'resolved';
+
+-- The alerts seen for an incident, by fingerprint.
+CREATE TABLE incident_alerts (
+    incident_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    alertname TEXT NOT NULL,
+    status TEXT NOT NULL,
+    starts_at_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint)
+);
+
+-- Everything that happened to an incident, in order.
+CREATE TABLE timeline (
+    id TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX timeline_incident ON timeline (incident_id, at_ms);
+
+-- Due work (escalations, status updates, reminders): one row per (kind, subject),
+-- claimed by exactly one replica with a lease, so it survives restarts.
+CREATE TABLE timers (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    due_at_ms BIGINT NOT NULL,
+    claimed_by TEXT,
+    claimed_until_ms BIGINT
+);
+CREATE INDEX timers_due ON timers (due_at_ms);

@@ -15,7 +15,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::args::parse_duration;
-use crate::domain::ids::K8sName;
+use crate::domain::calendar::Calendar;
+use crate::domain::escalation::{Deadline, Policy, SeverityRule};
+use crate::domain::ids::{ChannelId, K8sName};
+use crate::domain::roster::{Role, Roster, Target};
 use crate::domain::signals::{Links, Thresholds};
 
 /// Slack's public Web API endpoint.
@@ -31,7 +34,27 @@ pub struct Config {
     pub engine: EngineConfig,
     pub kubernetes: KubernetesConfig,
     pub probes: ProbesConfig,
+    pub incidents: IncidentsConfig,
     pub log: LogConfig,
+}
+
+/// Incidents: where their threads live, who is on call, the escalation matrix, and the
+/// Alertmanager webhook.
+#[derive(Debug, Clone)]
+pub struct IncidentsConfig {
+    /// The incident channel; alerts open no incident without it.
+    pub channel: Option<ChannelId>,
+    /// Where the runbook's maintenance checklists are posted.
+    pub maintenance_channel: Option<ChannelId>,
+    pub calendar: Calendar,
+    pub roster: Roster,
+    pub policy: Policy,
+    /// How often the scheduler looks for due timers set by other replicas.
+    pub scheduler_poll: Duration,
+    /// Bearer token Alertmanager must send to `POST /alerts`; without one the webhook
+    /// answers 503, never unauthenticated.
+    pub alerts_token: Option<SecretString>,
+    pub alerts_max_body: usize,
 }
 
 /// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
@@ -179,7 +202,35 @@ struct Raw {
     #[serde(default)]
     probes: RawProbes,
     #[serde(default)]
+    incidents: RawIncidents,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncidents {
+    channel: Option<String>,
+    maintenance_channel: Option<String>,
+    timezone: Option<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    #[serde(default)]
+    roster: BTreeMap<String, Vec<String>>,
+    status_every: Option<String>,
+    scheduler_poll: Option<String>,
+    #[serde(default)]
+    escalation: BTreeMap<String, RawRule>,
+    alerts_token_file: Option<PathBuf>,
+    alerts_max_body_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    ack_within: Option<String>,
+    escalate_unresolved: Option<String>,
+    escalate_unresolved_business_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +328,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ODORBOT_REDIS_URL", "Redis URL for the probes (or _FILE)"),
     ("ODORBOT_HEALTH_URL", "probes.health_url"),
     ("ODORBOT_TLS_HOST", "probes.tls_host"),
+    ("ODORBOT_INCIDENT_CHANNEL", "incidents.channel"),
+    ("ODORBOT_ALERTS_TOKEN", "bearer token for POST /alerts (or _FILE)"),
     ("ODORBOT_LOG_FORMAT", "log.format"),
     ("ODORBOT_LOG", "log.filter"),
 ];
@@ -563,6 +616,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         kubeconfig: raw.kubernetes.kubeconfig,
     };
     let probes = compile_probes(c, raw.probes);
+    let incidents = compile_incidents(c, raw.incidents);
     let format = match c.layered("ODORBOT_LOG_FORMAT", "log.format", raw.log.format) {
         None => LogFormat::Json,
         Some((v, location)) => match v.as_str() {
@@ -584,7 +638,97 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         engine,
         kubernetes,
         probes,
+        incidents,
         log: LogConfig { format, filter },
+    }
+}
+
+fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig {
+    let channel_at = |c: &mut Compiler<'_>, value: Option<(String, String)>| {
+        let (v, location) = value?;
+        v.parse::<ChannelId>()
+            .map_err(|e| c.error(location, format!("{v:?} {e}")))
+            .ok()
+    };
+    let channel = {
+        let v = c.layered("ODORBOT_INCIDENT_CHANNEL", "incidents.channel", raw.channel);
+        channel_at(c, v)
+    };
+    let maintenance_channel = {
+        let v = raw.maintenance_channel.map(|v| (v, c.at("incidents.maintenance_channel")));
+        channel_at(c, v)
+    };
+    let tz_name = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
+    let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or_else(|_| {
+        c.error(c.at("incidents.timezone"), format!("{tz_name:?} is not a time zone name such as Europe/London"));
+        jiff::tz::TimeZone::UTC
+    });
+    let mut holidays = Vec::new();
+    for (i, h) in raw.holidays.iter().enumerate() {
+        match h.parse::<jiff::civil::Date>() {
+            Ok(d) => holidays.push(d),
+            Err(_) => c.error(c.at(&format!("incidents.holidays[{i}]")), format!("{h:?} is not a date such as 2026-12-25")),
+        }
+    }
+    let mut roster = Roster::default();
+    for (key, targets) in raw.roster {
+        let Some(role) = Role::ALL.into_iter().find(|r| r.key() == key) else {
+            let keys: Vec<&str> = Role::ALL.iter().map(|r| r.key()).collect();
+            c.error(c.at(&format!("incidents.roster.{key}")), format!("is not a role; one of {}", keys.join(", ")));
+            continue;
+        };
+        let mut parsed = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            match t.parse::<Target>() {
+                Ok(target) => parsed.push(target),
+                Err(e) => c.error(c.at(&format!("incidents.roster.{key}[{i}]")), format!("{t:?} {e}")),
+            }
+        }
+        roster.roles.insert(role, parsed);
+    }
+    let mut policy = Policy::default();
+    policy.status_every = c.duration("incidents.status_every", raw.status_every, policy.status_every, (1, 86_400));
+    for (key, rule) in raw.escalation {
+        let target = match key.as_str() {
+            "critical" => &mut policy.critical,
+            "high" => &mut policy.high,
+            "medium" => &mut policy.medium,
+            "low" => &mut policy.low,
+            _ => {
+                c.error(c.at(&format!("incidents.escalation.{key}")), "is not a severity; one of critical, high, medium, low");
+                continue;
+            }
+        };
+        let base = format!("incidents.escalation.{key}");
+        let current: SeverityRule = *target;
+        target.ack_within = c.duration(&format!("{base}.ack_within"), rule.ack_within, current.ack_within, (1, 7 * 86_400));
+        if let Some(raw) = rule.escalate_unresolved {
+            let d = c.duration(&format!("{base}.escalate_unresolved"), Some(raw), Duration::from_secs(1800), (1, 30 * 86_400));
+            target.escalate_unresolved = Some(Deadline::After(d));
+        }
+        if let Some(days) = rule.escalate_unresolved_business_days {
+            let n = c.number(&format!("{base}.escalate_unresolved_business_days"), Some(days), 1, (1, 30));
+            target.escalate_unresolved = Some(Deadline::BusinessDays(n as u32));
+        }
+    }
+    let alerts_token = match c.secret("ODORBOT_ALERTS_TOKEN", raw.alerts_token_file) {
+        Secret::Found(v, location) => {
+            if v.len() < 16 {
+                c.error(location, "is shorter than 16 characters; use a long random token");
+            }
+            Some(SecretString::from(v))
+        }
+        Secret::Unset | Secret::Unreadable => None,
+    };
+    IncidentsConfig {
+        channel,
+        maintenance_channel,
+        calendar: Calendar::new(tz, holidays),
+        roster,
+        policy,
+        scheduler_poll: c.duration("incidents.scheduler_poll", raw.scheduler_poll, Duration::from_secs(5), (1, 300)),
+        alerts_token,
+        alerts_max_body: c.number("incidents.alerts_max_body_bytes", raw.alerts_max_body_bytes, 1 << 20, (1024, 16 << 20)) as usize,
     }
 }
 

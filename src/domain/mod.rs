@@ -1,13 +1,16 @@
 //! The pure core: no I/O, no async, no clients. Parsing, decisions and the message model
 //! live here and are tested as plain functions.
 
+pub mod alert;
 pub mod args;
 pub mod calendar;
 pub mod command;
 pub mod diagnostics;
 pub mod escalation;
+pub mod incident;
 pub mod ids;
 pub mod inbound;
+pub mod roster;
 pub mod signals;
 pub mod status;
 pub mod view;

@@ -78,6 +78,35 @@ pub enum Block {
     /// Small grey print.
     Context(String),
     Divider,
+    /// A row of buttons (at most 25; Slack's limit).
+    Actions(Vec<Button>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonStyle {
+    Default,
+    Primary,
+    Danger,
+}
+
+/// A button; clicks come back as `block_actions` with this `action_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    pub text: String,
+    pub action_id: String,
+    pub value: Option<String>,
+    pub style: ButtonStyle,
+}
+
+impl Button {
+    pub fn new(text: impl Into<String>, action_id: impl Into<String>, style: ButtonStyle) -> Self {
+        Self {
+            text: text.into(),
+            action_id: action_id.into(),
+            value: None,
+            style,
+        }
+    }
 }
 
 impl Message {

@@ -3,11 +3,12 @@
 
 use slack_morphism::prelude::*;
 
-use crate::domain::view::{Block, MAX_BLOCKS, Message, SECTION_MAX_CHARS, truncate};
+use crate::domain::view::{Block, ButtonStyle, MAX_BLOCKS, Message, SECTION_MAX_CHARS, truncate};
 
 const HEADER_MAX_CHARS: usize = 150;
 const FIELD_MAX_CHARS: usize = 2000;
 const MAX_FIELDS: usize = 10;
+const MAX_BUTTONS: usize = 25;
 
 /// The message's fallback text and blocks, ready for `chat.postMessage` or `response_url`.
 pub fn render(message: &Message) -> SlackMessageContent {
@@ -41,6 +42,26 @@ pub fn render(message: &Message) -> SlackMessageContent {
                 .into(),
             ),
             Block::Divider => blocks.push(SlackDividerBlock::new().into()),
+            Block::Actions(buttons) => {
+                let elements = buttons
+                    .iter()
+                    .take(MAX_BUTTONS)
+                    .map(|b| {
+                        let style = match b.style {
+                            ButtonStyle::Default => None,
+                            ButtonStyle::Primary => Some(SlackBlockButtonStyle::Primary),
+                            ButtonStyle::Danger => Some(SlackBlockButtonStyle::Danger),
+                        };
+                        SlackActionBlockElement::Button(
+                            SlackBlockButtonElement::new(SlackBlockPlainText::new(truncate(&b.text, 75)).into())
+                                .with_action_id(SlackActionId::new(truncate(&b.action_id, 255)))
+                                .opt_value(b.value.clone())
+                            .opt_style(style),
+                        )
+                    })
+                    .collect();
+                blocks.push(SlackActionsBlock::new(elements).into());
+            }
         }
     }
     if blocks.len() > MAX_BLOCKS {

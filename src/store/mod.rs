@@ -13,6 +13,9 @@ use thiserror::Error;
 
 use crate::domain::status::OpenWork;
 
+pub mod incidents;
+pub mod timers;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unexpected data in the store: {0}")]
+    Corrupt(String),
 }
 
 /// A handle to the store; cheap to clone.

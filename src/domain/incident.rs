@@ -1,0 +1,235 @@
+//! Incidents: the record, its transitions' rules, and the messages about it.
+
+use jiff::Timestamp;
+
+use super::escalation::{IncidentClock, Severity};
+use super::ids::ChannelId;
+use super::roster::{ESCALATION_PATH, Role, Roster};
+use super::view::{Block, Button, ButtonStyle, Message, escape};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Open, Self::Acknowledged, Self::Resolved].into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// What opening an incident needs.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub severity: Severity,
+    pub title: String,
+    /// The runbook entry it follows, e.g. `api-service-down`.
+    pub entry: Option<String>,
+    /// Alertmanager's group key, for deduplication.
+    pub group_key: Option<String>,
+    /// A Slack user id, or `alertmanager`.
+    pub opened_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub id: String,
+    pub number: i64,
+    pub state: IncidentState,
+    pub severity: Severity,
+    pub title: String,
+    pub entry: Option<String>,
+    pub group_key: Option<String>,
+    pub opened_by: String,
+    pub opened_at: Timestamp,
+    pub channel: Option<ChannelId>,
+    pub thread_ts: Option<String>,
+    pub owner: Option<String>,
+    pub acked_at: Option<Timestamp>,
+    pub acked_by: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+    pub step: usize,
+    pub step_at: Timestamp,
+    pub last_status_at: Option<Timestamp>,
+    pub last_human_update_at: Option<Timestamp>,
+}
+
+impl Incident {
+    /// The short name people use: `INC-7`.
+    pub fn name(&self) -> String {
+        format!("INC-{}", self.number)
+    }
+
+    pub fn clock(&self) -> IncidentClock {
+        IncidentClock {
+            severity: self.severity,
+            opened_at: self.opened_at,
+            acked_at: self.acked_at,
+            resolved_at: self.resolved_at,
+            step: self.step,
+            step_at: self.step_at,
+        }
+    }
+
+    /// Who holds it on the escalation path now.
+    pub fn holder(&self) -> Role {
+        ESCALATION_PATH[self.step.min(ESCALATION_PATH.len() - 1)]
+    }
+}
+
+/// Parses `INC-7`, `inc-7` or `7` into an incident number.
+pub fn parse_number(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix("INC-").or_else(|| s.strip_prefix("inc-")).unwrap_or(s);
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+pub fn severity_mark(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "🔴",
+        Severity::High => "🟠",
+        Severity::Medium => "🟡",
+        Severity::Low => "🔵",
+    }
+}
+
+fn who(user: &str) -> String {
+    if user.starts_with('U') || user.starts_with('W') {
+        format!("<@{user}>")
+    } else {
+        escape(user)
+    }
+}
+
+/// Age as people say it: `4m`, `2h5m`.
+pub fn age(from: Timestamp, now: Timestamp) -> String {
+    let secs = (now.as_second() - from.as_second()).max(0) as u64;
+    super::args::format_duration(std::time::Duration::from_secs(secs))
+}
+
+/// Action ids of the incident buttons: `incident:<verb>:<id>`.
+pub fn button_id(verb: &str, incident: &Incident) -> String {
+    format!("incident:{verb}:{}", incident.id)
+}
+
+/// The root message of an incident's thread.
+pub fn root_message(i: &Incident, now: Timestamp) -> Message {
+    let title = format!("{} {} {} — {}", severity_mark(i.severity), i.name(), i.severity.name().to_uppercase(), i.title);
+    let owner = i.owner.as_deref().map_or_else(|| "unassigned".to_owned(), who);
+    let mut fields = vec![
+        ("Severity".to_owned(), i.severity.name().to_owned()),
+        ("State".to_owned(), i.state.name().to_owned()),
+        ("Owner".to_owned(), owner),
+        ("Runbook".to_owned(), i.entry.as_deref().map_or_else(|| "none".to_owned(), escape)),
+        ("Opened".to_owned(), format!("{} ago by {}", age(i.opened_at, now), who(&i.opened_by))),
+    ];
+    if let (Some(at), Some(by)) = (i.acked_at, &i.acked_by) {
+        fields.push(("Acknowledged".to_owned(), format!("by {} after {}", who(by), age(i.opened_at, at))));
+    }
+    if let (Some(at), Some(by)) = (i.resolved_at, &i.resolved_by) {
+        fields.push(("Resolved".to_owned(), format!("by {} after {}", who(by), age(i.opened_at, at))));
+    }
+    let mut blocks = vec![Block::Header(title.clone()), Block::Fields(fields)];
+    if i.state != IncidentState::Resolved {
+        let mut buttons = Vec::new();
+        if i.acked_at.is_none() {
+            buttons.push(Button::new("Acknowledge", button_id("ack", i), ButtonStyle::Primary));
+        }
+        buttons.push(Button::new("Escalate", button_id("escalate", i), ButtonStyle::Default));
+        buttons.push(Button::new("Resolve", button_id("resolve", i), ButtonStyle::Danger));
+        blocks.push(Block::Actions(buttons));
+        blocks.push(Block::Context(format!(
+            "Updates: `/odor update {} <text>` · status every few minutes in this thread",
+            i.name()
+        )));
+    }
+    Message {
+        text: escape(&title),
+        blocks,
+    }
+}
+
+/// The ping when an incident opens: a page for critical, a mention otherwise.
+pub fn opening_ping(i: &Incident, roster: &Roster, page: bool) -> Message {
+    let whom = roster.mention(Role::Primary);
+    let text = if page {
+        format!("🚨 *Page:* {whom} — {} is critical. Acknowledge within minutes or it escalates.", i.name())
+    } else {
+        format!("{whom} — {} ({}) needs an owner.", i.name(), i.severity.name())
+    };
+    Message::text(text)
+}
+
+/// The ping when the roster moves on.
+pub fn escalation_ping(i: &Incident, to: Role, roster: &Roster, reason: &str) -> Message {
+    Message::text(format!(
+        "⏫ *Escalated to {}* {}: {} is {reason}.",
+        to.title(),
+        roster.mention(to),
+        i.name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident() -> Incident {
+        let t: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+        Incident {
+            id: "i1".into(),
+            number: 7,
+            state: IncidentState::Open,
+            severity: Severity::Critical,
+            title: "API <down>".into(),
+            entry: Some("api-service-down".into()),
+            group_key: None,
+            opened_by: "alertmanager".into(),
+            opened_at: t,
+            channel: None,
+            thread_ts: None,
+            owner: None,
+            acked_at: None,
+            acked_by: None,
+            resolved_at: None,
+            resolved_by: None,
+            step: 0,
+            step_at: t,
+            last_status_at: None,
+            last_human_update_at: None,
+        }
+    }
+
+    #[test]
+    fn the_root_message_shows_state_and_buttons() {
+        let i = incident();
+        let now: Timestamp = "2026-11-27T10:04:00Z".parse().unwrap();
+        let m = root_message(&i, now);
+        assert_eq!(m.text, "🔴 INC-7 CRITICAL — API &lt;down&gt;");
+        let Block::Actions(buttons) = &m.blocks[2] else { panic!("{:?}", m.blocks) };
+        let ids: Vec<&str> = buttons.iter().map(|b| b.action_id.as_str()).collect();
+        assert_eq!(ids, ["incident:ack:i1", "incident:escalate:i1", "incident:resolve:i1"]);
+        let mut resolved = incident();
+        resolved.state = IncidentState::Resolved;
+        assert!(!root_message(&resolved, now).blocks.iter().any(|b| matches!(b, Block::Actions(_))));
+    }
+
+    #[test]
+    fn numbers_parse_in_every_spelling() {
+        assert_eq!(parse_number("INC-7"), Some(7));
+        assert_eq!(parse_number("inc-12"), Some(12));
+        assert_eq!(parse_number("3"), Some(3));
+        assert_eq!(parse_number("INC-0"), None);
+        assert_eq!(parse_number("x"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! Due timers: one row per (kind, subject), claimed with a lease by exactly one replica
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has a single writer), so escalations
+//! and status updates survive restarts and are never handled twice at once.
+
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::incidents::ms;
+use super::{Backend, Store, StoreError};
+
+/// A claimed timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub kind: String,
+    pub subject: String,
+    pub due: Timestamp,
+}
+
+fn row_to_timer(r: &sqlx::any::AnyRow) -> Result<Timer, StoreError> {
+    Ok(Timer {
+        kind: r.try_get("kind")?,
+        subject: r.try_get("subject")?,
+        due: Timestamp::from_millisecond(r.try_get("due_at_ms")?).unwrap_or(Timestamp::UNIX_EPOCH),
+    })
+}
+
+fn timer_id(kind: &str, subject: &str) -> String {
+    format!("{kind}:{subject}")
+}
+
+impl Store {
+    /// Sets (or moves) the timer for `(kind, subject)` to `due`, releasing any claim.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn schedule(&self, kind: &str, subject: &str, due: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO timers (id, kind, subject, due_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET due_at_ms = excluded.due_at_ms, claimed_by = NULL, claimed_until_ms = NULL",
+        )
+        .bind(timer_id(kind, subject))
+        .bind(kind)
+        .bind(subject)
+        .bind(ms(due))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the timer for `(kind, subject)`, if any.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn cancel(&self, kind: &str, subject: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM timers WHERE id = $1")
+            .bind(timer_id(kind, subject))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due timers for `owner` until `now + lease_ms`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn claim_due(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: i64) -> Result<Vec<Timer>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE timers SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
+             SELECT id FROM timers WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
+             ORDER BY due_at_ms LIMIT $4 {lock}) RETURNING kind, subject, due_at_ms"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ms(now) + lease_ms)
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_timer).collect()
+    }
+
+    /// Finishes a claimed timer that has no next occurrence. A timer rescheduled in the
+    /// meantime (claim released) is left alone.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn complete(&self, timer: &Timer, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM timers WHERE id = $1 AND claimed_by = $2 AND due_at_ms = $3")
+            .bind(timer_id(&timer.kind, &timer.subject))
+            .bind(owner)
+            .bind(ms(timer.due))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The earliest due time of any timer, for the scheduler's sleep.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let (next,): (Option<i64>,) = sqlx::query_as("SELECT MIN(due_at_ms) FROM timers").fetch_one(&self.pool).await?;
+        Ok(next.and_then(|n| Timestamp::from_millisecond(n).ok()))
+    }
+
+    /// The timers set for `subject`, for tests and `/odor status`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn timers_for(&self, subject: &str) -> Result<Vec<Timer>, StoreError> {
+        let rows = sqlx::query("SELECT kind, subject, due_at_ms FROM timers WHERE subject = $1 ORDER BY due_at_ms")
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_timer).collect()
+    }
+}
