@@ -2,8 +2,9 @@
 # Starts the servers the probe tests use, on loopback, with state in $ODORBOT_PROBES_DIR:
 # a dedicated PostgreSQL instance (port 55432, pg_stat_statements preloaded, trust for
 # `postgres`, a password for `app` so refused credentials can be shown) and PgBouncer in
-# front of it (port 56432, admin console as `pgbouncer`). Prometheus and Redis come from
-# Debian too: the tests start Prometheus themselves and use the machine's Redis.
+# front of it (port 56432, admin console as `pgbouncer`). Prometheus, Alertmanager and Redis
+# come from Debian too: the tests start Prometheus and Alertmanager themselves and use the
+# machine's Redis.
 # Idempotent: what already answers is left alone.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ PGB_PORT=${ODORBOT_PROBE_PGBOUNCER_PORT:-56432}
 
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::cluster;
 use crate::config::{Config, LogFormat};
+use crate::engine::incidents::Desk;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
@@ -63,11 +64,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let socket_state = Arc::new(SocketState::default());
     let probes = Arc::new(Probes::new(&config.probes).map_err(anyhow::Error::msg)?);
+    let desk = Arc::new(Desk::new(
+        store.clone(),
+        api.clone(),
+        probes.clone(),
+        config.incidents.clone(),
+    ));
     let (dispatcher, queue) = Dispatcher::new(
         Parts {
             store: store.clone(),
             api: api.clone(),
             probes,
+            desk: desk.clone(),
             metrics: metrics.clone(),
             socket: socket_state.clone(),
             connections_wanted: config.slack.connections,
@@ -91,6 +99,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         store: store.clone(),
         socket: socket_state,
+        desk: desk.clone(),
+        alerts_token: config.incidents.alerts_token.clone(),
+        alerts_max_body: config.incidents.alerts_max_body,
     };
     let admin_cancel = cancel.clone();
     tasks.spawn(async move {
@@ -101,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()));
     socket.spawn(&cancel, &tasks);
     tasks.spawn(prune_event_keys(store.clone(), cancel.clone()));
+    tasks.spawn(desk.run_scheduler(cancel.clone()));
 
     shutdown_signal().await;
     info!(

@@ -329,7 +329,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ODORBOT_HEALTH_URL", "probes.health_url"),
     ("ODORBOT_TLS_HOST", "probes.tls_host"),
     ("ODORBOT_INCIDENT_CHANNEL", "incidents.channel"),
-    ("ODORBOT_ALERTS_TOKEN", "bearer token for POST /alerts (or _FILE)"),
+    (
+        "ODORBOT_ALERTS_TOKEN",
+        "bearer token for POST /alerts (or _FILE)",
+    ),
     ("ODORBOT_LOG_FORMAT", "log.format"),
     ("ODORBOT_LOG", "log.filter"),
 ];
@@ -655,39 +658,58 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
         channel_at(c, v)
     };
     let maintenance_channel = {
-        let v = raw.maintenance_channel.map(|v| (v, c.at("incidents.maintenance_channel")));
+        let v = raw
+            .maintenance_channel
+            .map(|v| (v, c.at("incidents.maintenance_channel")));
         channel_at(c, v)
     };
     let tz_name = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
     let tz = jiff::tz::TimeZone::get(&tz_name).unwrap_or_else(|_| {
-        c.error(c.at("incidents.timezone"), format!("{tz_name:?} is not a time zone name such as Europe/London"));
+        c.error(
+            c.at("incidents.timezone"),
+            format!("{tz_name:?} is not a time zone name such as Europe/London"),
+        );
         jiff::tz::TimeZone::UTC
     });
     let mut holidays = Vec::new();
     for (i, h) in raw.holidays.iter().enumerate() {
         match h.parse::<jiff::civil::Date>() {
             Ok(d) => holidays.push(d),
-            Err(_) => c.error(c.at(&format!("incidents.holidays[{i}]")), format!("{h:?} is not a date such as 2026-12-25")),
+            Err(_) => c.error(
+                c.at(&format!("incidents.holidays[{i}]")),
+                format!("{h:?} is not a date such as 2026-12-25"),
+            ),
         }
     }
     let mut roster = Roster::default();
     for (key, targets) in raw.roster {
         let Some(role) = Role::ALL.into_iter().find(|r| r.key() == key) else {
             let keys: Vec<&str> = Role::ALL.iter().map(|r| r.key()).collect();
-            c.error(c.at(&format!("incidents.roster.{key}")), format!("is not a role; one of {}", keys.join(", ")));
+            c.error(
+                c.at(&format!("incidents.roster.{key}")),
+                format!("is not a role; one of {}", keys.join(", ")),
+            );
             continue;
         };
         let mut parsed = Vec::new();
         for (i, t) in targets.iter().enumerate() {
             match t.parse::<Target>() {
                 Ok(target) => parsed.push(target),
-                Err(e) => c.error(c.at(&format!("incidents.roster.{key}[{i}]")), format!("{t:?} {e}")),
+                Err(e) => c.error(
+                    c.at(&format!("incidents.roster.{key}[{i}]")),
+                    format!("{t:?} {e}"),
+                ),
             }
         }
         roster.roles.insert(role, parsed);
     }
     let mut policy = Policy::default();
-    policy.status_every = c.duration("incidents.status_every", raw.status_every, policy.status_every, (1, 86_400));
+    policy.status_every = c.duration(
+        "incidents.status_every",
+        raw.status_every,
+        policy.status_every,
+        (1, 86_400),
+    );
     for (key, rule) in raw.escalation {
         let target = match key.as_str() {
             "critical" => &mut policy.critical,
@@ -695,26 +717,47 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
             "medium" => &mut policy.medium,
             "low" => &mut policy.low,
             _ => {
-                c.error(c.at(&format!("incidents.escalation.{key}")), "is not a severity; one of critical, high, medium, low");
+                c.error(
+                    c.at(&format!("incidents.escalation.{key}")),
+                    "is not a severity; one of critical, high, medium, low",
+                );
                 continue;
             }
         };
         let base = format!("incidents.escalation.{key}");
         let current: SeverityRule = *target;
-        target.ack_within = c.duration(&format!("{base}.ack_within"), rule.ack_within, current.ack_within, (1, 7 * 86_400));
+        target.ack_within = c.duration(
+            &format!("{base}.ack_within"),
+            rule.ack_within,
+            current.ack_within,
+            (1, 7 * 86_400),
+        );
         if let Some(raw) = rule.escalate_unresolved {
-            let d = c.duration(&format!("{base}.escalate_unresolved"), Some(raw), Duration::from_secs(1800), (1, 30 * 86_400));
+            let d = c.duration(
+                &format!("{base}.escalate_unresolved"),
+                Some(raw),
+                Duration::from_secs(1800),
+                (1, 30 * 86_400),
+            );
             target.escalate_unresolved = Some(Deadline::After(d));
         }
         if let Some(days) = rule.escalate_unresolved_business_days {
-            let n = c.number(&format!("{base}.escalate_unresolved_business_days"), Some(days), 1, (1, 30));
+            let n = c.number(
+                &format!("{base}.escalate_unresolved_business_days"),
+                Some(days),
+                1,
+                (1, 30),
+            );
             target.escalate_unresolved = Some(Deadline::BusinessDays(n as u32));
         }
     }
     let alerts_token = match c.secret("ODORBOT_ALERTS_TOKEN", raw.alerts_token_file) {
         Secret::Found(v, location) => {
             if v.len() < 16 {
-                c.error(location, "is shorter than 16 characters; use a long random token");
+                c.error(
+                    location,
+                    "is shorter than 16 characters; use a long random token",
+                );
             }
             Some(SecretString::from(v))
         }
@@ -726,9 +769,19 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
         calendar: Calendar::new(tz, holidays),
         roster,
         policy,
-        scheduler_poll: c.duration("incidents.scheduler_poll", raw.scheduler_poll, Duration::from_secs(5), (1, 300)),
+        scheduler_poll: c.duration(
+            "incidents.scheduler_poll",
+            raw.scheduler_poll,
+            Duration::from_secs(5),
+            (1, 300),
+        ),
         alerts_token,
-        alerts_max_body: c.number("incidents.alerts_max_body_bytes", raw.alerts_max_body_bytes, 1 << 20, (1024, 16 << 20)) as usize,
+        alerts_max_body: c.number(
+            "incidents.alerts_max_body_bytes",
+            raw.alerts_max_body_bytes,
+            1 << 20,
+            (1024, 16 << 20),
+        ) as usize,
     }
 }
 

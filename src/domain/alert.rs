@@ -54,7 +54,11 @@ impl Alert {
     /// The idempotency key of this alert's state in this group: a repeated notification
     /// of the same state is recognised.
     pub fn key(&self, group_key: &str) -> String {
-        format!("alert:{group_key}:{}:{}", self.fingerprint, self.status.name())
+        format!(
+            "alert:{group_key}:{}:{}",
+            self.fingerprint,
+            self.status.name()
+        )
     }
 }
 
@@ -106,7 +110,10 @@ fn status(field: &str, raw: &str) -> Result<AlertStatus, AlertError> {
     match raw {
         "firing" => Ok(AlertStatus::Firing),
         "resolved" => Ok(AlertStatus::Resolved),
-        other => Err(invalid(field, format!("{other:?} is neither firing nor resolved"))),
+        other => Err(invalid(
+            field,
+            format!("{other:?} is neither firing nor resolved"),
+        )),
     }
 }
 
@@ -125,7 +132,8 @@ fn bounded_map(field: &str, map: &BTreeMap<String, String>) -> Result<(), AlertE
 /// [`AlertError`] naming the first field that is wrong and how.
 pub fn parse(body: &[u8]) -> Result<Notification, AlertError> {
     // The version first, so a future payload gets the precise answer, not a shape error.
-    let probe: serde_json::Value = serde_json::from_slice(body).map_err(|e| AlertError::Json(e.to_string()))?;
+    let probe: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| AlertError::Json(e.to_string()))?;
     match probe.get("version").and_then(|v| v.as_str()) {
         Some("4") => {}
         Some(other) => return Err(AlertError::Version(other.to_owned())),
@@ -143,7 +151,10 @@ pub fn parse(body: &[u8]) -> Result<Notification, AlertError> {
         return Err(invalid("alerts", "is empty"));
     }
     if raw.alerts.len() > MAX_ALERTS {
-        return Err(invalid("alerts", format!("has {} alerts; at most {MAX_ALERTS}", raw.alerts.len())));
+        return Err(invalid(
+            "alerts",
+            format!("has {} alerts; at most {MAX_ALERTS}", raw.alerts.len()),
+        ));
     }
     bounded_map("commonLabels", &raw.common_labels)?;
     bounded_map("commonAnnotations", &raw.common_annotations)?;
@@ -151,8 +162,14 @@ pub fn parse(body: &[u8]) -> Result<Notification, AlertError> {
     for (i, a) in raw.alerts.into_iter().enumerate() {
         let at = |f: &str| format!("alerts[{i}].{f}");
         let alert_status = status(&at("status"), &a.status)?;
-        if a.fingerprint.is_empty() || a.fingerprint.len() > 64 || !a.fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(at("fingerprint"), "must be 1 to 64 hexadecimal digits"));
+        if a.fingerprint.is_empty()
+            || a.fingerprint.len() > 64
+            || !a.fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(invalid(
+                at("fingerprint"),
+                "must be 1 to 64 hexadecimal digits",
+            ));
         }
         if a.labels.get("alertname").is_none_or(String::is_empty) {
             return Err(invalid(at("labels.alertname"), "missing"));
@@ -216,14 +233,50 @@ mod tests {
 
     #[test]
     fn bad_notifications_say_what_is_wrong() {
-        let with = |from: &str, to: &str| parse(FIRING.replacen(from, to, 1).as_bytes()).unwrap_err().to_string();
-        assert!(parse(b"{not json").unwrap_err().to_string().starts_with("body is not JSON"));
-        assert_eq!(with("\"version\": \"4\"", "\"version\": \"5\""), "unsupported payload version \"5\": odorbot reads version \"4\"");
+        let with = |from: &str, to: &str| {
+            parse(FIRING.replacen(from, to, 1).as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            parse(b"{not json")
+                .unwrap_err()
+                .to_string()
+                .starts_with("body is not JSON")
+        );
+        assert_eq!(
+            with("\"version\": \"4\"", "\"version\": \"5\""),
+            "unsupported payload version \"5\": odorbot reads version \"4\""
+        );
         assert_eq!(with("\"version\": \"4\",", ""), "version: missing");
-        assert_eq!(with("\"status\": \"firing\",\n      \"alerts\"", "\"status\": \"burning\",\n      \"alerts\""), "status: \"burning\" is neither firing nor resolved");
-        assert_eq!(with("a1b2c3d4e5f60718", "not-hex!"), "alerts[0].fingerprint: must be 1 to 64 hexadecimal digits");
-        assert_eq!(with("\"alertname\": \"OdorDiffApiDown\", \"namespace\"", "\"namespace\""), "alerts[0].labels.alertname: missing");
-        assert_eq!(with("2026-11-27T07:00:00.123Z", "yesterday"), "alerts[0].startsAt: is not an RFC 3339 time");
-        assert!(with("\"groupKey\": \"{}:{alertname=\\\"OdorDiffApiDown\\\"}\",", "").starts_with("body is not JSON"));
+        assert_eq!(
+            with(
+                "\"status\": \"firing\",\n      \"alerts\"",
+                "\"status\": \"burning\",\n      \"alerts\""
+            ),
+            "status: \"burning\" is neither firing nor resolved"
+        );
+        assert_eq!(
+            with("a1b2c3d4e5f60718", "not-hex!"),
+            "alerts[0].fingerprint: must be 1 to 64 hexadecimal digits"
+        );
+        assert_eq!(
+            with(
+                "\"alertname\": \"OdorDiffApiDown\", \"namespace\"",
+                "\"namespace\""
+            ),
+            "alerts[0].labels.alertname: missing"
+        );
+        assert_eq!(
+            with("2026-11-27T07:00:00.123Z", "yesterday"),
+            "alerts[0].startsAt: is not an RFC 3339 time"
+        );
+        assert!(
+            with(
+                "\"groupKey\": \"{}:{alertname=\\\"OdorDiffApiDown\\\"}\",",
+                ""
+            )
+            .starts_with("body is not JSON")
+        );
     }
 }

@@ -111,6 +111,8 @@ pub enum ArgKind {
     Choice(&'static [&'static str]),
     /// Free text: the rest of the command, joined by spaces (a reason, an update).
     Text { max_chars: usize },
+    /// An incident, as `INC-7` or `7`.
+    Incident,
 }
 
 impl ArgKind {
@@ -127,6 +129,7 @@ impl ArgKind {
             Self::Regex => format!("a regular expression of at most {MAX_REGEX_CHARS} characters"),
             Self::Choice(words) => format!("one of {}", words.join(", ")),
             Self::Text { max_chars } => format!("text of at most {max_chars} characters"),
+            Self::Incident => "an incident such as INC-7".into(),
         }
     }
 
@@ -153,6 +156,9 @@ impl ArgKind {
                 .iter()
                 .find(|w| w.eq_ignore_ascii_case(raw))
                 .map(|w| Value::Word(w))
+                .ok_or_else(|| ValueError::NotAChoice(self.describe())),
+            Self::Incident => super::incident::parse_number(raw)
+                .map(Value::Int)
                 .ok_or_else(|| ValueError::NotAChoice(self.describe())),
             Self::Text { max_chars } => {
                 let len = raw.chars().count();

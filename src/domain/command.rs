@@ -10,6 +10,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::args::{ArgKind, TokenizeError, Value, ValueError, tokenize};
+use super::escalation::Severity;
 use super::signals::{SIGNAL_NAMES, Signal};
 use super::view::{code, code_span};
 
@@ -20,6 +21,8 @@ pub enum Group {
     Meta,
     /// Read-only: runs at once.
     Diagnostics,
+    /// Incidents: open, own, escalate, update, resolve.
+    Incidents,
 }
 
 impl Group {
@@ -27,6 +30,7 @@ impl Group {
         match self {
             Self::Meta => "odorbot",
             Self::Diagnostics => "Diagnostics (read-only, run at once)",
+            Self::Incidents => "Incidents",
         }
     }
 }
@@ -123,6 +127,26 @@ pub enum Command {
     Certs,
     /// One runbook signal with its verdict.
     Metrics { signal: Signal },
+    /// Open an incident by hand.
+    IncidentOpen { severity: Severity, title: String },
+    /// Acknowledge, escalate, resolve or show the timeline of an incident (the only
+    /// open one when none is named).
+    Incident {
+        verb: IncidentVerb,
+        number: Option<i64>,
+    },
+    /// A human status update.
+    Update { number: i64, text: String },
+    /// Who is on call.
+    Oncall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentVerb {
+    Ack,
+    Escalate,
+    Resolve,
+    Timeline,
 }
 
 /// What `/odor db` shows.
@@ -313,7 +337,163 @@ pub static VERBS: &[VerbSpec] = &[
             _ => unreachable!("a required argument is bound"),
         },
     },
+    VerbSpec {
+        name: "incident",
+        summary: "Open an incident with its thread in the incident channel; on-call is pinged by severity.",
+        group: Group::Incidents,
+        args: &[
+            ArgSpec {
+                name: "action",
+                kind: ArgKind::Choice(&["open"]),
+                required: true,
+                help: "what to do",
+            },
+            ArgSpec {
+                name: "severity",
+                kind: ArgKind::Choice(&["critical", "high", "medium", "low"]),
+                required: true,
+                help: "the runbook's severity",
+            },
+            ArgSpec {
+                name: "title",
+                kind: ArgKind::Text { max_chars: 150 },
+                required: true,
+                help: "what is happening",
+            },
+        ],
+        options: &[],
+        examples: &["/odor incident open high API p95 over 2s since the 14:00 deploy"],
+        build: |args| {
+            let severity = match args.get("severity") {
+                Some(Value::Word(w)) => w.parse().expect("choices are severities"),
+                _ => unreachable!("a required argument is bound"),
+            };
+            Ok(Command::IncidentOpen {
+                severity,
+                title: args.text("title").unwrap_or_default().to_owned(),
+            })
+        },
+    },
+    VerbSpec {
+        name: "ack",
+        summary: "Acknowledge an incident and own it; escalation stops.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: false,
+            help: "which incident (default: the only open one)",
+        }],
+        options: &[],
+        examples: &["/odor ack INC-7"],
+        build: |args| {
+            Ok(Command::Incident {
+                verb: IncidentVerb::Ack,
+                number: incident_number(args),
+            })
+        },
+    },
+    VerbSpec {
+        name: "escalate",
+        summary: "Page the next person on the roster (primary → secondary → platform lead) now.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: false,
+            help: "which incident (default: the only open one)",
+        }],
+        options: &[],
+        examples: &["/odor escalate INC-7"],
+        build: |args| {
+            Ok(Command::Incident {
+                verb: IncidentVerb::Escalate,
+                number: incident_number(args),
+            })
+        },
+    },
+    VerbSpec {
+        name: "update",
+        summary: "Post a human status update in the incident's thread (it clears the commander's nudge).",
+        group: Group::Incidents,
+        args: &[
+            ArgSpec {
+                name: "incident",
+                kind: ArgKind::Incident,
+                required: true,
+                help: "which incident",
+            },
+            ArgSpec {
+                name: "text",
+                kind: ArgKind::Text { max_chars: 2000 },
+                required: true,
+                help: "the update",
+            },
+        ],
+        options: &[],
+        examples: &["/odor update INC-7 rolled back to r41, error rate falling"],
+        build: |args| {
+            Ok(Command::Update {
+                number: incident_number(args).expect("a required argument is bound"),
+                text: args.text("text").unwrap_or_default().to_owned(),
+            })
+        },
+    },
+    VerbSpec {
+        name: "resolve",
+        summary: "Resolve an incident: timers stop; the timeline is posted in the thread.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: false,
+            help: "which incident (default: the only open one)",
+        }],
+        options: &[],
+        examples: &["/odor resolve INC-7"],
+        build: |args| {
+            Ok(Command::Incident {
+                verb: IncidentVerb::Resolve,
+                number: incident_number(args),
+            })
+        },
+    },
+    VerbSpec {
+        name: "timeline",
+        summary: "The incident's timeline as Markdown.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: false,
+            help: "which incident (default: the only open one)",
+        }],
+        options: &[],
+        examples: &["/odor timeline INC-7"],
+        build: |args| {
+            Ok(Command::Incident {
+                verb: IncidentVerb::Timeline,
+                number: incident_number(args),
+            })
+        },
+    },
+    VerbSpec {
+        name: "oncall",
+        summary: "Who is on call, role by role.",
+        group: Group::Incidents,
+        args: &[],
+        options: &[],
+        examples: &["/odor oncall"],
+        build: |_| Ok(Command::Oncall),
+    },
 ];
+
+fn incident_number(args: &Args) -> Option<i64> {
+    match args.get("incident") {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
 
 fn build_db(args: &Args) -> Result<Command, ParseError> {
     let view = match args.get("view") {
@@ -554,12 +734,7 @@ impl fmt::Display for Command {
         match self {
             Self::Help { verb: None } => f.write_str("help"),
             Self::Help { verb: Some(v) } => write!(f, "help {}", v.name),
-            Self::Status
-            | Self::Db { .. }
-            | Self::Cache { .. }
-            | Self::Disk
-            | Self::Certs
-            | Self::Metrics { .. } => f.write_str(self.verb()),
+            other => f.write_str(other.verb()),
         }
     }
 }
@@ -575,6 +750,25 @@ impl Command {
             Self::Disk => "disk",
             Self::Certs => "certs",
             Self::Metrics { .. } => "metrics",
+            Self::IncidentOpen { .. } => "incident",
+            Self::Incident {
+                verb: IncidentVerb::Ack,
+                ..
+            } => "ack",
+            Self::Incident {
+                verb: IncidentVerb::Escalate,
+                ..
+            } => "escalate",
+            Self::Incident {
+                verb: IncidentVerb::Resolve,
+                ..
+            } => "resolve",
+            Self::Incident {
+                verb: IncidentVerb::Timeline,
+                ..
+            } => "timeline",
+            Self::Update { .. } => "update",
+            Self::Oncall => "oncall",
         }
     }
 }

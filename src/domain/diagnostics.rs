@@ -478,7 +478,7 @@ mod tests {
                     .map(|(k, v)| format!("{k}: {v}"))
                     .collect::<Vec<_>>()
                     .join("\n"),
-                Block::Divider => String::new(),
+                Block::Divider | Block::Actions(_) => String::new(),
             })
             .collect::<Vec<_>>()
             .join("\n")

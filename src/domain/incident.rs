@@ -24,7 +24,9 @@ impl IncidentState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Open, Self::Acknowledged, Self::Resolved].into_iter().find(|v| v.name() == s)
+        [Self::Open, Self::Acknowledged, Self::Resolved]
+            .into_iter()
+            .find(|v| v.name() == s)
     }
 }
 
@@ -88,9 +90,23 @@ impl Incident {
     }
 }
 
+/// One thing that happened to an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    pub at: Timestamp,
+    /// `opened`, `alert`, `ping`, `escalated`, `acknowledged`, `update`, `status`,
+    /// `action`, `resolved`.
+    pub kind: String,
+    pub actor: String,
+    pub text: String,
+}
+
 /// Parses `INC-7`, `inc-7` or `7` into an incident number.
 pub fn parse_number(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix("INC-").or_else(|| s.strip_prefix("inc-")).unwrap_or(s);
+    let digits = s
+        .strip_prefix("INC-")
+        .or_else(|| s.strip_prefix("inc-"))
+        .unwrap_or(s);
     digits.parse().ok().filter(|n| *n > 0)
 }
 
@@ -124,29 +140,62 @@ pub fn button_id(verb: &str, incident: &Incident) -> String {
 
 /// The root message of an incident's thread.
 pub fn root_message(i: &Incident, now: Timestamp) -> Message {
-    let title = format!("{} {} {} — {}", severity_mark(i.severity), i.name(), i.severity.name().to_uppercase(), i.title);
-    let owner = i.owner.as_deref().map_or_else(|| "unassigned".to_owned(), who);
+    let title = format!(
+        "{} {} {} — {}",
+        severity_mark(i.severity),
+        i.name(),
+        i.severity.name().to_uppercase(),
+        i.title
+    );
+    let owner = i
+        .owner
+        .as_deref()
+        .map_or_else(|| "unassigned".to_owned(), who);
     let mut fields = vec![
         ("Severity".to_owned(), i.severity.name().to_owned()),
         ("State".to_owned(), i.state.name().to_owned()),
         ("Owner".to_owned(), owner),
-        ("Runbook".to_owned(), i.entry.as_deref().map_or_else(|| "none".to_owned(), escape)),
-        ("Opened".to_owned(), format!("{} ago by {}", age(i.opened_at, now), who(&i.opened_by))),
+        (
+            "Runbook".to_owned(),
+            i.entry.as_deref().map_or_else(|| "none".to_owned(), escape),
+        ),
+        (
+            "Opened".to_owned(),
+            format!("{} ago by {}", age(i.opened_at, now), who(&i.opened_by)),
+        ),
     ];
     if let (Some(at), Some(by)) = (i.acked_at, &i.acked_by) {
-        fields.push(("Acknowledged".to_owned(), format!("by {} after {}", who(by), age(i.opened_at, at))));
+        fields.push((
+            "Acknowledged".to_owned(),
+            format!("by {} after {}", who(by), age(i.opened_at, at)),
+        ));
     }
     if let (Some(at), Some(by)) = (i.resolved_at, &i.resolved_by) {
-        fields.push(("Resolved".to_owned(), format!("by {} after {}", who(by), age(i.opened_at, at))));
+        fields.push((
+            "Resolved".to_owned(),
+            format!("by {} after {}", who(by), age(i.opened_at, at)),
+        ));
     }
     let mut blocks = vec![Block::Header(title.clone()), Block::Fields(fields)];
     if i.state != IncidentState::Resolved {
         let mut buttons = Vec::new();
         if i.acked_at.is_none() {
-            buttons.push(Button::new("Acknowledge", button_id("ack", i), ButtonStyle::Primary));
+            buttons.push(Button::new(
+                "Acknowledge",
+                button_id("ack", i),
+                ButtonStyle::Primary,
+            ));
         }
-        buttons.push(Button::new("Escalate", button_id("escalate", i), ButtonStyle::Default));
-        buttons.push(Button::new("Resolve", button_id("resolve", i), ButtonStyle::Danger));
+        buttons.push(Button::new(
+            "Escalate",
+            button_id("escalate", i),
+            ButtonStyle::Default,
+        ));
+        buttons.push(Button::new(
+            "Resolve",
+            button_id("resolve", i),
+            ButtonStyle::Danger,
+        ));
         blocks.push(Block::Actions(buttons));
         blocks.push(Block::Context(format!(
             "Updates: `/odor update {} <text>` · status every few minutes in this thread",
@@ -163,9 +212,16 @@ pub fn root_message(i: &Incident, now: Timestamp) -> Message {
 pub fn opening_ping(i: &Incident, roster: &Roster, page: bool) -> Message {
     let whom = roster.mention(Role::Primary);
     let text = if page {
-        format!("🚨 *Page:* {whom} — {} is critical. Acknowledge within minutes or it escalates.", i.name())
+        format!(
+            "🚨 *Page:* {whom} — {} is critical. Acknowledge within minutes or it escalates.",
+            i.name()
+        )
     } else {
-        format!("{whom} — {} ({}) needs an owner.", i.name(), i.severity.name())
+        format!(
+            "{whom} — {} ({}) needs an owner.",
+            i.name(),
+            i.severity.name()
+        )
     };
     Message::text(text)
 }
@@ -178,6 +234,79 @@ pub fn escalation_ping(i: &Incident, to: Role, roster: &Roster, reason: &str) ->
         roster.mention(to),
         i.name()
     ))
+}
+
+/// The periodic status update in the thread.
+pub struct StatusUpdate<'a> {
+    pub incident: &'a Incident,
+    pub now: Timestamp,
+    /// Live signals, already rendered as verdict lines.
+    pub signals: Vec<String>,
+    /// What happened since the previous update.
+    pub since_last: Vec<TimelineEntry>,
+    /// Mention of the incident commander, when nobody posted an update in the period.
+    pub nudge: Option<String>,
+}
+
+impl StatusUpdate<'_> {
+    pub fn render(&self) -> Message {
+        let i = self.incident;
+        let owner = i
+            .owner
+            .as_deref()
+            .map_or_else(|| "nobody yet".to_owned(), who);
+        let acked = match (i.acked_at, &i.acked_by) {
+            (Some(at), Some(by)) => {
+                format!("acknowledged by {} after {}", who(by), age(i.opened_at, at))
+            }
+            _ => format!("*not acknowledged* — {} holds it", i.holder().title()),
+        };
+        let mut lines = vec![format!(
+            "*Status of {}* — {} open, {}, {}; owner {owner}; {acked}.",
+            i.name(),
+            age(i.opened_at, self.now),
+            i.severity.name(),
+            i.state.name()
+        )];
+        if !self.signals.is_empty() {
+            lines.push("*Live signals*".into());
+            lines.extend(self.signals.iter().cloned());
+        }
+        let actions: Vec<&TimelineEntry> = self
+            .since_last
+            .iter()
+            .filter(|e| e.kind != "status")
+            .collect();
+        if actions.is_empty() {
+            lines.push("*Since the last update:* nothing recorded.".into());
+        } else {
+            lines.push("*Since the last update*".into());
+            lines.extend(
+                actions
+                    .iter()
+                    .map(|e| format!("• {} {} — {}", e.kind, who(&e.actor), escape(&e.text))),
+            );
+        }
+        if let Some(ic) = &self.nudge {
+            lines.push(format!("👋 {ic}: no human update in this period — please post one with `/odor update {} <text>`.", i.name()));
+        }
+        Message::text(lines.join("\n"))
+    }
+}
+
+/// The timeline as Markdown, for export and for the closing post.
+pub fn timeline_markdown(i: &Incident, entries: &[TimelineEntry]) -> String {
+    let mut out = format!("# {} — {} ({})\n\n", i.name(), i.title, i.severity.name());
+    for e in entries {
+        out.push_str(&format!(
+            "- {} **{}** {}: {}\n",
+            e.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            e.kind,
+            e.actor,
+            e.text.replace('\n', " ")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -216,12 +345,26 @@ mod tests {
         let now: Timestamp = "2026-11-27T10:04:00Z".parse().unwrap();
         let m = root_message(&i, now);
         assert_eq!(m.text, "🔴 INC-7 CRITICAL — API &lt;down&gt;");
-        let Block::Actions(buttons) = &m.blocks[2] else { panic!("{:?}", m.blocks) };
+        let Block::Actions(buttons) = &m.blocks[2] else {
+            panic!("{:?}", m.blocks)
+        };
         let ids: Vec<&str> = buttons.iter().map(|b| b.action_id.as_str()).collect();
-        assert_eq!(ids, ["incident:ack:i1", "incident:escalate:i1", "incident:resolve:i1"]);
+        assert_eq!(
+            ids,
+            [
+                "incident:ack:i1",
+                "incident:escalate:i1",
+                "incident:resolve:i1"
+            ]
+        );
         let mut resolved = incident();
         resolved.state = IncidentState::Resolved;
-        assert!(!root_message(&resolved, now).blocks.iter().any(|b| matches!(b, Block::Actions(_))));
+        assert!(
+            !root_message(&resolved, now)
+                .blocks
+                .iter()
+                .any(|b| matches!(b, Block::Actions(_)))
+        );
     }
 
     #[test]

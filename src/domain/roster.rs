@@ -111,7 +111,11 @@ impl Roster {
         if targets.is_empty() {
             format!("_{} (nobody configured)_", role.title())
         } else {
-            targets.iter().map(Target::mention).collect::<Vec<_>>().join(" ")
+            targets
+                .iter()
+                .map(Target::mention)
+                .collect::<Vec<_>>()
+                .join(" ")
         }
     }
 }
@@ -123,11 +127,20 @@ mod tests {
     #[test]
     fn targets_mention_users_and_groups() {
         assert_eq!("U111".parse::<Target>().unwrap().mention(), "<@U111>");
-        assert_eq!("S0614TZR7".parse::<Target>().unwrap().mention(), "<!subteam^S0614TZR7>");
+        assert_eq!(
+            "S0614TZR7".parse::<Target>().unwrap().mention(),
+            "<!subteam^S0614TZR7>"
+        );
         assert!("C111".parse::<Target>().is_err());
         let mut roster = Roster::default();
-        roster.roles.insert(Role::Primary, vec!["U1".parse().unwrap(), "S2".parse().unwrap()]);
+        roster.roles.insert(
+            Role::Primary,
+            vec!["U1".parse().unwrap(), "S2".parse().unwrap()],
+        );
         assert_eq!(roster.mention(Role::Primary), "<@U1> <!subteam^S2>");
-        assert_eq!(roster.mention(Role::Dba), "_Database administrator (nobody configured)_");
+        assert_eq!(
+            roster.mention(Role::Dba),
+            "_Database administrator (nobody configured)_"
+        );
     }
 }

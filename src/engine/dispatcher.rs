@@ -8,12 +8,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::domain::command::{self, Command, DbView, VERBS, help_text};
+use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
+use crate::domain::ids::UserId;
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
 use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
+use crate::domain::view::escape;
 use crate::domain::view::{Message, code_span};
+use crate::engine::incidents::{Desk, DeskError};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::slack::api::SlackApi;
@@ -49,6 +52,7 @@ pub struct Parts {
     pub store: Store,
     pub api: Arc<SlackApi>,
     pub probes: Arc<Probes>,
+    pub desk: Arc<Desk>,
     pub metrics: Metrics,
     pub socket: Arc<SocketState>,
     /// Socket connections configured, for `/odor status`.
@@ -164,7 +168,7 @@ impl Dispatcher {
 
     async fn on_command(&self, cmd: &SlashCommand) {
         let (verb, outcome, reply) = match command::parse(&cmd.text) {
-            Ok(command) => (command.verb(), "ok", self.execute(command).await),
+            Ok(command) => (command.verb(), "ok", self.execute(command, &cmd.user).await),
             Err(e) => {
                 info!(user = %cmd.user, error = %e, "command rejected");
                 let verb = match &e {
@@ -188,9 +192,47 @@ impl Dispatcher {
         self.reply(Some(&cmd.response_url), &reply).await;
     }
 
-    async fn execute(&self, command: Command) -> Message {
+    async fn execute(&self, command: Command, user: &UserId) -> Message {
         let p = &self.probes;
         match command {
+            Command::IncidentOpen { severity, title } => {
+                match self.desk.open(severity, &title, user.as_str()).await {
+                    Ok(i) => Message::text(format!(
+                        "Opened {} ({severity}); its thread is in the incident channel.",
+                        i.name()
+                    )),
+                    Err(e) => desk_error(&e),
+                }
+            }
+            Command::Incident { verb, number } => {
+                let incident = match self.desk.find(number).await {
+                    Ok(i) => i,
+                    Err(e) => return desk_error(&e),
+                };
+                let result = match verb {
+                    IncidentVerb::Ack => self.desk.ack(&incident, user.as_str()).await,
+                    IncidentVerb::Escalate => {
+                        self.desk
+                            .escalate(&incident, user.as_str(), "escalated by hand")
+                            .await
+                    }
+                    IncidentVerb::Resolve => self.desk.resolve(&incident, user.as_str()).await,
+                    IncidentVerb::Timeline => self
+                        .desk
+                        .timeline(&incident)
+                        .await
+                        .map(|md| format!("```{}```", escape(&md))),
+                };
+                result.map_or_else(|e| desk_error(&e), Message::text)
+            }
+            Command::Update { number, text } => {
+                let result = match self.desk.find(Some(number)).await {
+                    Ok(i) => self.desk.update(&i, user.as_str(), &text).await,
+                    Err(e) => Err(e),
+                };
+                result.map_or_else(|e| desk_error(&e), Message::text)
+            }
+            Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
             Command::Status => {
                 let odorbot = self.self_status().await;
@@ -257,14 +299,41 @@ impl Dispatcher {
     }
 
     async fn on_action(&self, action: &BlockAction) {
-        // odorbot's own messages carry no buttons yet; a click on anything else is
-        // answered plainly and changes nothing.
-        warn!(user = %action.user, action_id = %action.action_id, "unrecognised button");
-        let reply = Message::text(format!(
-            ":warning: odorbot does not recognise the button {}; nothing was done.",
-            code_span(&action.action_id)
-        ));
+        let reply = match action.action_id.split(':').collect::<Vec<_>>().as_slice() {
+            ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
+            _ => {
+                // A click on anything else is answered plainly and changes nothing.
+                warn!(user = %action.user, action_id = %action.action_id, "unrecognised button");
+                Message::text(format!(
+                    ":warning: odorbot does not recognise the button {}; nothing was done.",
+                    code_span(&action.action_id)
+                ))
+            }
+        };
         self.reply(action.response_url.as_deref(), &reply).await;
+    }
+
+    async fn on_incident_button(&self, verb: &str, id: &str, action: &BlockAction) -> Message {
+        let incident = match self.store.incident_by_id(id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Message::text(":warning: That incident no longer exists."),
+            Err(e) => return desk_error(&DeskError::Store(e)),
+        };
+        let user = action.user.as_str();
+        let result = match verb {
+            "ack" => self.desk.ack(&incident, user).await,
+            "escalate" => {
+                self.desk
+                    .escalate(&incident, user, "escalated by hand")
+                    .await
+            }
+            "resolve" => self.desk.resolve(&incident, user).await,
+            _ => Ok(format!(
+                "odorbot does not recognise the incident button {}.",
+                code_span(verb)
+            )),
+        };
+        result.map_or_else(|e| desk_error(&e), Message::text)
     }
 
     /// Answers the person who acted, through the event's `response_url`.
@@ -275,6 +344,10 @@ impl Dispatcher {
             warn!(error = %e, "reply not delivered");
         }
     }
+}
+
+fn desk_error(e: &DeskError) -> Message {
+    Message::text(format!(":warning: {e}"))
 }
 
 fn response_url(event: &InboundEvent) -> Option<&str> {

@@ -2,5 +2,6 @@
 //! them. Listeners only enqueue; all work, and every reply, happens here.
 
 mod dispatcher;
+pub mod incidents;
 
 pub use dispatcher::{Dispatcher, EngineHandle, Parts};

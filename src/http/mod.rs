@@ -1,5 +1,5 @@
-//! The admin HTTP server: `/healthz` (alive), `/readyz` (Slack connected and store
-//! reachable) and `/metrics` (Prometheus text format).
+//! The HTTP server: `/healthz` (alive), `/readyz` (Slack connected and store reachable),
+//! `/metrics` (Prometheus text format) and `POST /alerts` (Alertmanager's webhook).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,12 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use secrecy::SecretString;
+
+use crate::engine::incidents::Desk;
 use crate::metrics::Metrics;
+
+mod alerts;
 use crate::slack::socket::SocketState;
 use crate::store::Store;
 
@@ -23,10 +28,18 @@ pub struct AdminState {
     pub metrics: Metrics,
     pub store: Store,
     pub socket: Arc<SocketState>,
+    pub desk: Arc<Desk>,
+    /// Alertmanager's bearer token; `None` keeps the webhook closed.
+    pub alerts_token: Option<SecretString>,
+    pub alerts_max_body: usize,
 }
 
 pub fn router(state: AdminState) -> Router {
+    let alerts = Router::new()
+        .route("/alerts", axum::routing::post(alerts::receive))
+        .layer(axum::extract::DefaultBodyLimit::max(state.alerts_max_body));
     Router::new()
+        .merge(alerts)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -291,6 +291,36 @@ impl SlackApi {
         Ok(res.ts.to_string())
     }
 
+    /// Replaces a message odorbot posted (an incident's root message as its state moves).
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses or stays unreachable past the deadline.
+    pub async fn update_message(
+        &self,
+        channel: &ChannelId,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), ApiError> {
+        let token = self.token(As::Bot);
+        let request = SlackApiChatUpdateRequest::new(
+            SlackChannelId::new(channel.to_string()),
+            render(message),
+            SlackTs::new(ts.to_owned()),
+        );
+        self.call(
+            "chat.update",
+            Some(channel.as_str()),
+            self.send_deadline,
+            || {
+                let session = self.client.open_session(&token);
+                let request = request.clone();
+                async move { session.chat_update(&request).await }
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Replies through a slash command's or button's `response_url` (ephemeral unless
     /// `replace_original`). Such URLs live 30 minutes, so retries stop well before.
     ///

@@ -53,9 +53,11 @@ pub fn render(message: &Message) -> SlackMessageContent {
                             ButtonStyle::Danger => Some(SlackBlockButtonStyle::Danger),
                         };
                         SlackActionBlockElement::Button(
-                            SlackBlockButtonElement::new(SlackBlockPlainText::new(truncate(&b.text, 75)).into())
-                                .with_action_id(SlackActionId::new(truncate(&b.action_id, 255)))
-                                .opt_value(b.value.clone())
+                            SlackBlockButtonElement::new(
+                                SlackBlockPlainText::new(truncate(&b.text, 75)).into(),
+                            )
+                            .with_action_id(SlackActionId::new(truncate(&b.action_id, 255)))
+                            .opt_value(b.value.clone())
                             .opt_style(style),
                         )
                     })

@@ -7,7 +7,7 @@ use sqlx::{Acquire, Row};
 
 use super::{Store, StoreError};
 use crate::domain::alert::Alert;
-use crate::domain::incident::{Incident, IncidentState, NewIncident};
+use crate::domain::incident::{Incident, IncidentState, NewIncident, TimelineEntry};
 
 const COLUMNS: &str = "id, number, state, severity, title, entry, group_key, opened_by, opened_at_ms, \
      channel, thread_ts, owner, acked_at_ms, acked_by, resolved_at_ms, resolved_by, step, step_at_ms, \
@@ -22,13 +22,16 @@ pub fn ms(t: Timestamp) -> i64 {
 }
 
 fn row_to_incident(r: &AnyRow) -> Result<Incident, StoreError> {
-    let opt_ts = |col: &str| -> Result<Option<Timestamp>, StoreError> { Ok(r.try_get::<Option<i64>, _>(col)?.map(ts)) };
+    let opt_ts = |col: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(r.try_get::<Option<i64>, _>(col)?.map(ts))
+    };
     let state: String = r.try_get("state")?;
     let severity: String = r.try_get("severity")?;
     Ok(Incident {
         id: r.try_get("id")?,
         number: r.try_get("number")?,
-        state: IncidentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
+        state: IncidentState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("incident state {state:?}")))?,
         severity: severity
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("incident severity {severity:?}")))?,
@@ -37,7 +40,9 @@ fn row_to_incident(r: &AnyRow) -> Result<Incident, StoreError> {
         group_key: r.try_get("group_key")?,
         opened_by: r.try_get("opened_by")?,
         opened_at: ts(r.try_get("opened_at_ms")?),
-        channel: r.try_get::<Option<String>, _>("channel")?.and_then(|c| c.parse().ok()),
+        channel: r
+            .try_get::<Option<String>, _>("channel")?
+            .and_then(|c| c.parse().ok()),
         thread_ts: r.try_get("thread_ts")?,
         owner: r.try_get("owner")?,
         acked_at: opt_ts("acked_at_ms")?,
@@ -51,22 +56,17 @@ fn row_to_incident(r: &AnyRow) -> Result<Incident, StoreError> {
     })
 }
 
-/// One timeline entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelineEntry {
-    pub at: Timestamp,
-    pub kind: String,
-    pub actor: String,
-    pub text: String,
-}
-
 impl Store {
     /// Opens an incident, or returns the open one for the same Alertmanager group.
     /// Returns the incident and whether this call created it.
     ///
     /// # Errors
     /// The database error.
-    pub async fn open_incident(&self, new: &NewIncident, now: Timestamp) -> Result<(Incident, bool), StoreError> {
+    pub async fn open_incident(
+        &self,
+        new: &NewIncident,
+        now: Timestamp,
+    ) -> Result<(Incident, bool), StoreError> {
         // Two attempts: a replica that loses the race on the number or the group key
         // finds the winner's row on the second pass.
         for _ in 0..3 {
@@ -77,9 +77,10 @@ impl Store {
             }
             let mut conn = self.pool.acquire().await?;
             let mut tx = conn.begin().await?;
-            let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
-                .fetch_one(&mut *tx)
-                .await?;
+            let (next,): (i64,) =
+                sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
+                    .fetch_one(&mut *tx)
+                    .await?;
             let id = format!("inc{next}-{}", now.as_millisecond());
             let inserted = sqlx::query(
                 "INSERT INTO incidents (id, number, state, severity, title, entry, group_key, opened_by, \
@@ -98,9 +99,20 @@ impl Store {
             .await;
             match inserted {
                 Ok(_) => {
-                    add_timeline_in(&mut tx, &id, now, "opened", &new.opened_by, &format!("Opened: {}", new.title)).await?;
+                    add_timeline_in(
+                        &mut tx,
+                        &id,
+                        now,
+                        "opened",
+                        &new.opened_by,
+                        &format!("Opened: {}", new.title),
+                    )
+                    .await?;
                     tx.commit().await?;
-                    let incident = self.incident_by_id(&id).await?.ok_or(StoreError::Corrupt("new incident vanished".into()))?;
+                    let incident = self
+                        .incident_by_id(&id)
+                        .await?
+                        .ok_or(StoreError::Corrupt("new incident vanished".into()))?;
                     return Ok((incident, true));
                 }
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -109,12 +121,21 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Corrupt("could not open the incident after three attempts".into()))
+        Err(StoreError::Corrupt(
+            "could not open the incident after three attempts".into(),
+        ))
     }
 
-    async fn open_incident_for_group(&self, group_key: &str) -> Result<Option<Incident>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE group_key = $1 AND state <> 'resolved'");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(group_key).fetch_optional(&self.pool).await?;
+    async fn open_incident_for_group(
+        &self,
+        group_key: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM incidents WHERE group_key = $1 AND state <> 'resolved'");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_key)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(row_to_incident).transpose()
     }
 
@@ -122,7 +143,10 @@ impl Store {
     /// The database error.
     pub async fn incident_by_id(&self, id: &str) -> Result<Option<Incident>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(row_to_incident).transpose()
     }
 
@@ -130,7 +154,10 @@ impl Store {
     /// The database error.
     pub async fn incident_by_number(&self, number: i64) -> Result<Option<Incident>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM incidents WHERE number = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(row_to_incident).transpose()
     }
 
@@ -139,8 +166,11 @@ impl Store {
     /// # Errors
     /// The database error.
     pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM incidents WHERE state <> 'resolved' ORDER BY number");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM incidents WHERE state <> 'resolved' ORDER BY number");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(row_to_incident).collect()
     }
 
@@ -148,13 +178,20 @@ impl Store {
     ///
     /// # Errors
     /// The database error.
-    pub async fn set_thread(&self, id: &str, channel: &str, thread_ts: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE incidents SET channel = $2, thread_ts = $3 WHERE id = $1 AND thread_ts IS NULL")
-            .bind(id)
-            .bind(channel)
-            .bind(thread_ts)
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_thread(
+        &self,
+        id: &str,
+        channel: &str,
+        thread_ts: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE incidents SET channel = $2, thread_ts = $3 WHERE id = $1 AND thread_ts IS NULL",
+        )
+        .bind(id)
+        .bind(channel)
+        .bind(thread_ts)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -163,7 +200,12 @@ impl Store {
     ///
     /// # Errors
     /// The database error.
-    pub async fn acknowledge(&self, id: &str, user: &str, now: Timestamp) -> Result<Option<Incident>, StoreError> {
+    pub async fn acknowledge(
+        &self,
+        id: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> Result<Option<Incident>, StoreError> {
         let done = sqlx::query(
             "UPDATE incidents SET state = 'acknowledged', acked_at_ms = $3, acked_by = $2, owner = $2, updated_at_ms = $3 \
              WHERE id = $1 AND state = 'open' AND acked_at_ms IS NULL",
@@ -173,14 +215,29 @@ impl Store {
         .bind(ms(now))
         .execute(&self.pool)
         .await?;
-        self.changed(id, done.rows_affected(), now, "acknowledged", user, "Acknowledged").await
+        self.changed(
+            id,
+            done.rows_affected(),
+            now,
+            "acknowledged",
+            user,
+            "Acknowledged",
+        )
+        .await
     }
 
     /// Moves the incident one step along the roster, if it is still at `from_step`.
     ///
     /// # Errors
     /// The database error.
-    pub async fn escalate(&self, id: &str, from_step: usize, actor: &str, why: &str, now: Timestamp) -> Result<Option<Incident>, StoreError> {
+    pub async fn escalate(
+        &self,
+        id: &str,
+        from_step: usize,
+        actor: &str,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Option<Incident>, StoreError> {
         let done = sqlx::query(
             "UPDATE incidents SET step = step + 1, step_at_ms = $3, updated_at_ms = $3 \
              WHERE id = $1 AND step = $2 AND state <> 'resolved'",
@@ -190,14 +247,20 @@ impl Store {
         .bind(ms(now))
         .execute(&self.pool)
         .await?;
-        self.changed(id, done.rows_affected(), now, "escalated", actor, why).await
+        self.changed(id, done.rows_affected(), now, "escalated", actor, why)
+            .await
     }
 
     /// Resolves an unresolved incident; `None` when it already was.
     ///
     /// # Errors
     /// The database error.
-    pub async fn resolve(&self, id: &str, user: &str, now: Timestamp) -> Result<Option<Incident>, StoreError> {
+    pub async fn resolve(
+        &self,
+        id: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> Result<Option<Incident>, StoreError> {
         let done = sqlx::query(
             "UPDATE incidents SET state = 'resolved', resolved_at_ms = $3, resolved_by = $2, updated_at_ms = $3 \
              WHERE id = $1 AND state <> 'resolved'",
@@ -207,10 +270,19 @@ impl Store {
         .bind(ms(now))
         .execute(&self.pool)
         .await?;
-        self.changed(id, done.rows_affected(), now, "resolved", user, "Resolved").await
+        self.changed(id, done.rows_affected(), now, "resolved", user, "Resolved")
+            .await
     }
 
-    async fn changed(&self, id: &str, rows: u64, now: Timestamp, kind: &str, actor: &str, text: &str) -> Result<Option<Incident>, StoreError> {
+    async fn changed(
+        &self,
+        id: &str,
+        rows: u64,
+        now: Timestamp,
+        kind: &str,
+        actor: &str,
+        text: &str,
+    ) -> Result<Option<Incident>, StoreError> {
         if rows == 0 {
             return Ok(None);
         }
@@ -222,13 +294,22 @@ impl Store {
     ///
     /// # Errors
     /// The database error.
-    pub async fn mark_update(&self, id: &str, now: Timestamp, human: bool) -> Result<(), StoreError> {
+    pub async fn mark_update(
+        &self,
+        id: &str,
+        now: Timestamp,
+        human: bool,
+    ) -> Result<(), StoreError> {
         let sql = if human {
             "UPDATE incidents SET last_human_update_at_ms = $2, updated_at_ms = $2 WHERE id = $1"
         } else {
             "UPDATE incidents SET last_status_at_ms = $2 WHERE id = $1"
         };
-        sqlx::query(sql).bind(id).bind(ms(now)).execute(&self.pool).await?;
+        sqlx::query(sql)
+            .bind(id)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -236,7 +317,12 @@ impl Store {
     ///
     /// # Errors
     /// The database error.
-    pub async fn record_alert(&self, incident_id: &str, alert: &Alert, now: Timestamp) -> Result<bool, StoreError> {
+    pub async fn record_alert(
+        &self,
+        incident_id: &str,
+        alert: &Alert,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO incident_alerts (incident_id, fingerprint, alertname, status, starts_at_ms, updated_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) \
@@ -256,7 +342,14 @@ impl Store {
 
     /// # Errors
     /// The database error.
-    pub async fn add_timeline(&self, incident_id: &str, at: Timestamp, kind: &str, actor: &str, text: &str) -> Result<(), StoreError> {
+    pub async fn add_timeline(
+        &self,
+        incident_id: &str,
+        at: Timestamp,
+        kind: &str,
+        actor: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         add_timeline_in(&mut conn, incident_id, at, kind, actor, text).await
     }

@@ -29,14 +29,23 @@ fn timer_id(kind: &str, subject: &str) -> String {
 }
 
 impl Store {
-    /// Sets (or moves) the timer for `(kind, subject)` to `due`, releasing any claim.
+    /// Sets (or moves) the timer for `(kind, subject)` to `due`. Moving it releases any
+    /// claim; re-setting the same due time keeps the claim, so a replica recomputing an
+    /// incident's timers never frees one that another replica is handling.
     ///
     /// # Errors
     /// The database error.
-    pub async fn schedule(&self, kind: &str, subject: &str, due: Timestamp) -> Result<(), StoreError> {
+    pub async fn schedule(
+        &self,
+        kind: &str,
+        subject: &str,
+        due: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO timers (id, kind, subject, due_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET due_at_ms = excluded.due_at_ms, claimed_by = NULL, claimed_until_ms = NULL",
+             ON CONFLICT (id) DO UPDATE SET due_at_ms = excluded.due_at_ms, \
+             claimed_by = CASE WHEN timers.due_at_ms = excluded.due_at_ms THEN timers.claimed_by END, \
+             claimed_until_ms = CASE WHEN timers.due_at_ms = excluded.due_at_ms THEN timers.claimed_until_ms END",
         )
         .bind(timer_id(kind, subject))
         .bind(kind)
@@ -63,7 +72,13 @@ impl Store {
     ///
     /// # Errors
     /// The database error.
-    pub async fn claim_due(&self, owner: &str, now: Timestamp, lease_ms: i64, limit: i64) -> Result<Vec<Timer>, StoreError> {
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Timer>, StoreError> {
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -103,7 +118,9 @@ impl Store {
     /// # Errors
     /// The database error.
     pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let (next,): (Option<i64>,) = sqlx::query_as("SELECT MIN(due_at_ms) FROM timers").fetch_one(&self.pool).await?;
+        let (next,): (Option<i64>,) = sqlx::query_as("SELECT MIN(due_at_ms) FROM timers")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(next.and_then(|n| Timestamp::from_millisecond(n).ok()))
     }
 
@@ -112,10 +129,12 @@ impl Store {
     /// # Errors
     /// The database error.
     pub async fn timers_for(&self, subject: &str) -> Result<Vec<Timer>, StoreError> {
-        let rows = sqlx::query("SELECT kind, subject, due_at_ms FROM timers WHERE subject = $1 ORDER BY due_at_ms")
-            .bind(subject)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT kind, subject, due_at_ms FROM timers WHERE subject = $1 ORDER BY due_at_ms",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(row_to_timer).collect()
     }
 }

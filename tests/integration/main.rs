@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod e2e;
+mod incidents;
 mod kube;
 mod probes;
 mod slack_api;

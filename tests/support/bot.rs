@@ -57,9 +57,19 @@ impl Bot {
         store_url: Option<&str>,
         env: &[(&str, &str)],
     ) -> Bot {
+        Self::start_config(fake, store_url, env, "").await
+    }
+
+    /// Starts odorbot with more configuration (whole top-level sections, e.g. `incidents:`).
+    pub async fn start_config(
+        fake: &FakeSlack,
+        store_url: Option<&str>,
+        env: &[(&str, &str)],
+        extra_yaml: &str,
+    ) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("odorbot.yaml");
-        std::fs::write(&config, TEST_CONFIG).unwrap();
+        std::fs::write(&config, format!("{TEST_CONFIG}{extra_yaml}")).unwrap();
         let store = store_url
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("odorbot.db").display()));
@@ -113,6 +123,12 @@ impl Bot {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub async fn kill9(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 
     /// SIGTERM, then waits for the exit.

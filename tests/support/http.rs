@@ -17,3 +17,21 @@ pub async fn get(url: &str) -> Option<(u16, String)> {
     let body = res.into_body().collect().await.ok()?.to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// POSTs `body` with `headers`; `None` when nothing answers.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Option<(u16, String)> {
+    let client: Client<_, Full<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut req = axum::http::Request::post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(axum::body::Bytes::from(body))).ok()?;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}

@@ -1,6 +1,7 @@
 //! Shared test rig: the fake Slack, throwaway databases, and a running odorbot.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod bot;
 pub mod fake_slack;
 pub mod http;

@@ -1,0 +1,635 @@
+//! The incident desk: alerts and commands open and move incidents; the scheduler's timers
+//! page along the roster and post status updates. Every post lands in the incident's
+//! thread; every change is recorded in its timeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use thiserror::Error;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::IncidentsConfig;
+use crate::domain::alert::{AlertStatus, Notification};
+use crate::domain::diagnostics::verdict_line;
+use crate::domain::escalation::{Severity, Why, needs_nudge, next_escalation, next_status_update};
+use crate::domain::incident::{
+    Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
+    root_message, timeline_markdown,
+};
+use crate::domain::roster::{ESCALATION_PATH, Role};
+use crate::domain::signals::judge;
+use crate::domain::view::{Block, Button, ButtonStyle, Message, escape};
+use crate::probes::{Probes, STATUS_SIGNALS};
+use crate::slack::api::SlackApi;
+use crate::store::timers::Timer;
+use crate::store::{Store, StoreError};
+
+const ANNOUNCE: &str = "announce";
+const ESCALATE: &str = "escalate";
+const STATUS: &str = "status";
+/// How long a claimed timer is ours; its Slack posts are bounded well inside it.
+const LEASE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Error)]
+pub enum DeskError {
+    #[error("incidents.channel is not configured, so no incident thread can be opened")]
+    NoChannel,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("no open incident {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("Slack: {0}")]
+    Slack(String),
+}
+
+/// What an alert notification did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AlertOutcome {
+    pub opened: Vec<String>,
+    pub updated: Vec<String>,
+    pub duplicates: usize,
+}
+
+pub struct Desk {
+    store: Store,
+    api: Arc<SlackApi>,
+    probes: Arc<Probes>,
+    config: IncidentsConfig,
+    /// This replica's name on timer claims.
+    owner: String,
+    wake: Notify,
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+impl Desk {
+    pub fn new(
+        store: Store,
+        api: Arc<SlackApi>,
+        probes: Arc<Probes>,
+        config: IncidentsConfig,
+    ) -> Self {
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond() % 1_000_000_007
+        );
+        Self {
+            store,
+            api,
+            probes,
+            config,
+            owner,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Handles one Alertmanager notification; each alert state is processed once.
+    ///
+    /// # Errors
+    /// [`DeskError`] when there is no incident channel or the store fails.
+    pub async fn on_alert(&self, n: &Notification) -> Result<AlertOutcome, DeskError> {
+        if self.config.channel.is_none() {
+            return Err(DeskError::NoChannel);
+        }
+        let mut outcome = AlertOutcome::default();
+        for alert in &n.alerts {
+            let key = alert.key(&n.group_key);
+            if !self
+                .store
+                .claim_event(&key, "alert", &n.group_key, now().as_millisecond())
+                .await?
+            {
+                outcome.duplicates += 1;
+                continue;
+            }
+            match alert.status {
+                AlertStatus::Firing => {
+                    let severity = alert
+                        .labels
+                        .get("severity")
+                        .or_else(|| n.common_labels.get("severity"))
+                        .and_then(|s| s.parse::<Severity>().ok())
+                        .unwrap_or(Severity::High);
+                    let title = alert
+                        .annotations
+                        .get("summary")
+                        .or_else(|| n.common_annotations.get("summary"))
+                        .cloned()
+                        .unwrap_or_else(|| alert.name().to_owned());
+                    let new = NewIncident {
+                        severity,
+                        title,
+                        entry: alert.labels.get("runbook").cloned(),
+                        group_key: Some(n.group_key.clone()),
+                        opened_by: "alertmanager".into(),
+                    };
+                    let (incident, created) = self.store.open_incident(&new, now()).await?;
+                    self.store.record_alert(&incident.id, alert, now()).await?;
+                    if created {
+                        self.announce(&incident).await?;
+                        outcome.opened.push(incident.name());
+                    } else {
+                        let text = format!(
+                            "🔔 Alert *{}* firing ({}).",
+                            escape(alert.name()),
+                            escape(&alert.fingerprint)
+                        );
+                        self.note(&incident, "alert", "alertmanager", &text).await?;
+                        outcome.updated.push(incident.name());
+                    }
+                }
+                AlertStatus::Resolved => {
+                    let Some(incident) = self.open_for_group(&n.group_key).await? else {
+                        continue;
+                    };
+                    self.store.record_alert(&incident.id, alert, now()).await?;
+                    let text = format!(
+                        "✅ Alertmanager reports *{}* resolved.",
+                        escape(alert.name())
+                    );
+                    self.note(&incident, "alert", "alertmanager", &text).await?;
+                    if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) {
+                        let offer = Message {
+                            text: format!("{} may be over: resolve it?", incident.name()),
+                            blocks: vec![
+                                Block::Section(format!(
+                                    "The alerts of {} have cleared. Resolve the incident?",
+                                    incident.name()
+                                )),
+                                Block::Actions(vec![Button::new(
+                                    "Resolve",
+                                    crate::domain::incident::button_id("resolve", &incident),
+                                    ButtonStyle::Danger,
+                                )]),
+                            ],
+                        };
+                        self.post(channel, Some(ts), &offer).await;
+                    }
+                    outcome.updated.push(incident.name());
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn open_for_group(&self, group_key: &str) -> Result<Option<Incident>, DeskError> {
+        Ok(self
+            .store
+            .open_incidents()
+            .await?
+            .into_iter()
+            .find(|i| i.group_key.as_deref() == Some(group_key)))
+    }
+
+    /// Opens an incident by hand (`/odor incident open`).
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn open(
+        &self,
+        severity: Severity,
+        title: &str,
+        user: &str,
+    ) -> Result<Incident, DeskError> {
+        if self.config.channel.is_none() {
+            return Err(DeskError::NoChannel);
+        }
+        let new = NewIncident {
+            severity,
+            title: title.to_owned(),
+            entry: None,
+            group_key: None,
+            opened_by: user.to_owned(),
+        };
+        let (incident, _) = self.store.open_incident(&new, now()).await?;
+        self.announce(&incident).await?;
+        Ok(incident)
+    }
+
+    /// Sets the incident's timers, the first of them due now: the announcement (root
+    /// message and opening ping) is a timer too, so a crash right after the incident is
+    /// written still gets it posted.
+    async fn announce(&self, incident: &Incident) -> Result<(), DeskError> {
+        self.store.schedule(ANNOUNCE, &incident.id, now()).await?;
+        info!(incident = %incident.name(), severity = %incident.severity, "incident opened");
+        self.schedule(incident).await
+    }
+
+    /// Posts the root message (once) and the opening ping (once).
+    async fn post_announcement(&self, incident: &Incident) -> Result<(), DeskError> {
+        let channel = incident
+            .channel
+            .clone()
+            .or_else(|| self.config.channel.clone())
+            .ok_or(DeskError::NoChannel)?;
+        let ts = match &incident.thread_ts {
+            Some(ts) => ts.clone(),
+            None => {
+                let ts = self
+                    .api
+                    .post_message(&channel, None, &root_message(incident, now()))
+                    .await
+                    .map_err(|e| DeskError::Slack(e.to_string()))?;
+                self.store
+                    .set_thread(&incident.id, channel.as_str(), &ts)
+                    .await?;
+                ts
+            }
+        };
+        let pinged = self
+            .store
+            .timeline(&incident.id)
+            .await?
+            .iter()
+            .any(|e| e.kind == "ping");
+        if !pinged {
+            let page = self.config.policy.rule(incident.severity).page_at_once;
+            let ping = opening_ping(incident, &self.config.roster, page);
+            self.api
+                .post_message(&channel, Some(&ts), &ping)
+                .await
+                .map_err(|e| DeskError::Slack(e.to_string()))?;
+            let who = self
+                .config
+                .roster
+                .targets(Role::Primary)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let what = if page {
+                "Paged primary"
+            } else {
+                "Pinged primary"
+            };
+            self.store
+                .add_timeline(
+                    &incident.id,
+                    now(),
+                    "ping",
+                    "odorbot",
+                    &format!("{what} {who}"),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sets (or clears) the incident's escalation and status timers from its clock.
+    async fn schedule(&self, incident: &Incident) -> Result<(), DeskError> {
+        let clock = incident.clock();
+        match next_escalation(
+            &clock,
+            &self.config.policy,
+            &self.config.calendar,
+            ESCALATION_PATH.len(),
+        ) {
+            Some(e) => self.store.schedule(ESCALATE, &incident.id, e.due).await?,
+            None => self.store.cancel(ESCALATE, &incident.id).await?,
+        }
+        match next_status_update(&clock, incident.last_status_at, &self.config.policy) {
+            Some(due) => self.store.schedule(STATUS, &incident.id, due).await?,
+            None => self.store.cancel(STATUS, &incident.id).await?,
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Finds the incident a command means: the named one, or the only open one.
+    ///
+    /// # Errors
+    /// [`DeskError::NotFound`] or [`DeskError::Ambiguous`].
+    pub async fn find(&self, number: Option<i64>) -> Result<Incident, DeskError> {
+        if let Some(n) = number {
+            return self
+                .store
+                .incident_by_number(n)
+                .await?
+                .ok_or_else(|| DeskError::NotFound(format!("INC-{n}")));
+        }
+        let mut open = self.store.open_incidents().await?;
+        match open.len() {
+            0 => Err(DeskError::NotFound("(none is open)".into())),
+            1 => Ok(open.remove(0)),
+            _ => Err(DeskError::Ambiguous(format!(
+                "{} incidents are open ({}); name one, e.g. `{}`",
+                open.len(),
+                open.iter()
+                    .map(Incident::name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                open[0].name()
+            ))),
+        }
+    }
+
+    /// Acknowledges; returns the reply for the person.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn ack(&self, incident: &Incident, user: &str) -> Result<String, DeskError> {
+        let Some(updated) = self.store.acknowledge(&incident.id, user, now()).await? else {
+            return Ok(format!(
+                "{} is already acknowledged or resolved; nothing changed.",
+                incident.name()
+            ));
+        };
+        self.refresh_root(&updated).await;
+        self.thread(
+            &updated,
+            &format!(
+                "👍 <@{user}> acknowledged {} and owns it; escalation stops.",
+                updated.name()
+            ),
+        )
+        .await;
+        self.schedule(&updated).await?;
+        Ok(format!("You acknowledged {}.", updated.name()))
+    }
+
+    /// Escalates to the next person on the roster now.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn escalate(
+        &self,
+        incident: &Incident,
+        actor: &str,
+        why: &str,
+    ) -> Result<String, DeskError> {
+        if incident.step + 1 >= ESCALATION_PATH.len() {
+            return Ok(format!(
+                "{} is already with the {}, the end of the roster.",
+                incident.name(),
+                ESCALATION_PATH[incident.step].title()
+            ));
+        }
+        let to = ESCALATION_PATH[incident.step + 1];
+        let text = format!("Escalated to {} ({why})", to.title());
+        let Some(updated) = self
+            .store
+            .escalate(&incident.id, incident.step, actor, &text, now())
+            .await?
+        else {
+            return Ok(format!(
+                "{} moved on meanwhile; nothing changed.",
+                incident.name()
+            ));
+        };
+        self.thread_msg(
+            &updated,
+            &escalation_ping(&updated, to, &self.config.roster, why),
+        )
+        .await;
+        self.schedule(&updated).await?;
+        Ok(format!(
+            "{} escalated to the {}.",
+            updated.name(),
+            to.title()
+        ))
+    }
+
+    /// A human update, posted in the thread and recorded.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn update(
+        &self,
+        incident: &Incident,
+        user: &str,
+        text: &str,
+    ) -> Result<String, DeskError> {
+        self.store
+            .add_timeline(&incident.id, now(), "update", user, text)
+            .await?;
+        self.store.mark_update(&incident.id, now(), true).await?;
+        self.thread(
+            incident,
+            &format!("📝 *Update from <@{user}>:* {}", escape(text)),
+        )
+        .await;
+        Ok(format!("Update posted in {}'s thread.", incident.name()))
+    }
+
+    /// Resolves: timers stop; the timeline and the post-incident checklist go in the thread.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn resolve(&self, incident: &Incident, user: &str) -> Result<String, DeskError> {
+        let Some(updated) = self.store.resolve(&incident.id, user, now()).await? else {
+            return Ok(format!("{} is already resolved.", incident.name()));
+        };
+        self.schedule(&updated).await?;
+        self.refresh_root(&updated).await;
+        let entries = self.store.timeline(&updated.id).await?;
+        let md = timeline_markdown(&updated, &entries);
+        self.thread(
+            &updated,
+            &format!(
+                "✅ <@{user}> resolved {}. Timeline:\n```{}```",
+                updated.name(),
+                escape(&md)
+            ),
+        )
+        .await;
+        Ok(format!("You resolved {}.", updated.name()))
+    }
+
+    /// The timeline as Markdown.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn timeline(&self, incident: &Incident) -> Result<String, DeskError> {
+        Ok(timeline_markdown(
+            incident,
+            &self.store.timeline(&incident.id).await?,
+        ))
+    }
+
+    /// Who is on call, by role.
+    pub fn oncall(&self) -> String {
+        Role::ALL
+            .iter()
+            .map(|r| format!("• *{}*: {}", r.title(), self.config.roster.mention(*r)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn note(
+        &self,
+        incident: &Incident,
+        kind: &str,
+        actor: &str,
+        text: &str,
+    ) -> Result<(), DeskError> {
+        self.store
+            .add_timeline(&incident.id, now(), kind, actor, text)
+            .await?;
+        self.thread(incident, text).await;
+        Ok(())
+    }
+
+    async fn thread(&self, incident: &Incident, text: &str) {
+        self.thread_msg(incident, &Message::text(text)).await;
+    }
+
+    async fn thread_msg(&self, incident: &Incident, message: &Message) {
+        if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) {
+            self.post(channel, Some(ts), message).await;
+        }
+    }
+
+    async fn refresh_root(&self, incident: &Incident) {
+        if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts)
+            && let Err(e) = self
+                .api
+                .update_message(channel, ts, &root_message(incident, now()))
+                .await
+        {
+            warn!(incident = %incident.name(), error = %e, "root message not updated");
+        }
+    }
+
+    async fn post(
+        &self,
+        channel: &crate::domain::ids::ChannelId,
+        thread: Option<&str>,
+        message: &Message,
+    ) {
+        if let Err(e) = self.api.post_message(channel, thread, message).await {
+            warn!(error = %e, "incident message not posted");
+        }
+    }
+
+    /// Runs due timers until cancelled: sleeps until the earliest due time, a local
+    /// change, or the poll interval (other replicas' timers).
+    pub async fn run_scheduler(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            match self
+                .store
+                .claim_due(&self.owner, now(), LEASE.as_millis() as i64, 16)
+                .await
+            {
+                Ok(timers) => {
+                    for timer in timers {
+                        if let Err(e) = self.fire(&timer).await {
+                            warn!(kind = %timer.kind, subject = %timer.subject, error = %e, "timer failed; retried after its lease");
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot claim timers"),
+            }
+            let poll = self.config.scheduler_poll;
+            let sleep = match self.store.next_due().await {
+                Ok(Some(due)) => {
+                    let ms = (due.as_millisecond() - now().as_millisecond()).max(0) as u64;
+                    Duration::from_millis(ms).min(poll)
+                }
+                _ => poll,
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    async fn fire(&self, timer: &Timer) -> Result<(), DeskError> {
+        let Some(incident) = self.store.incident_by_id(&timer.subject).await? else {
+            self.store.complete(timer, &self.owner).await?;
+            return Ok(());
+        };
+        if incident.state == IncidentState::Resolved {
+            self.store.complete(timer, &self.owner).await?;
+            return Ok(());
+        }
+        match timer.kind.as_str() {
+            ANNOUNCE => {
+                self.post_announcement(&incident).await?;
+                self.store.complete(timer, &self.owner).await?;
+            }
+            ESCALATE => {
+                let due = next_escalation(
+                    &incident.clock(),
+                    &self.config.policy,
+                    &self.config.calendar,
+                    ESCALATION_PATH.len(),
+                );
+                match due {
+                    Some(e) if e.due <= now() => {
+                        let why = match e.why {
+                            Why::NotAcknowledged => "not acknowledged in time",
+                            Why::NotResolved => "not resolved in time",
+                        };
+                        self.escalate(&incident, "odorbot", why).await?;
+                    }
+                    // The clock moved (acknowledged, escalated by hand): just re-arm.
+                    _ => self.schedule(&incident).await?,
+                }
+            }
+            STATUS => {
+                self.status_update(&incident).await?;
+            }
+            other => warn!(kind = other, "unknown timer kind"),
+        }
+        Ok(())
+    }
+
+    async fn status_update(&self, incident: &Incident) -> Result<(), DeskError> {
+        let t = now();
+        let period_start = incident.last_status_at.unwrap_or(incident.opened_at);
+        let since_last: Vec<_> = self
+            .store
+            .timeline(&incident.id)
+            .await?
+            .into_iter()
+            .filter(|e| e.at >= period_start)
+            .collect();
+        let signals = self
+            .probes
+            .signals(&STATUS_SIGNALS)
+            .await
+            .into_iter()
+            .map(|(signal, reading, _)| {
+                let value = reading
+                    .as_ref()
+                    .map(|v| signal.format(*v))
+                    .unwrap_or_default();
+                verdict_line(
+                    signal.title(),
+                    &value,
+                    &judge(signal, &reading, &self.probes.thresholds),
+                )
+            })
+            .collect();
+        let nudge = needs_nudge(incident.last_human_update_at, period_start)
+            .then(|| self.config.roster.mention(Role::IncidentCommander));
+        let update = StatusUpdate {
+            incident,
+            now: t,
+            signals,
+            since_last,
+            nudge,
+        };
+        self.thread_msg(incident, &update.render()).await;
+        self.store
+            .add_timeline(&incident.id, t, "status", "odorbot", "Status update posted")
+            .await?;
+        self.store.mark_update(&incident.id, t, false).await?;
+        let refreshed = self
+            .store
+            .incident_by_id(&incident.id)
+            .await?
+            .unwrap_or_else(|| incident.clone());
+        self.schedule(&refreshed).await
+    }
+}

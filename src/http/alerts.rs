@@ -1,0 +1,72 @@
+//! `POST /alerts`: Alertmanager's webhook. A bearer token is required; the body is
+//! size-limited and checked whole before anything is written; every refusal is a 4xx
+//! with the reason.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use secrecy::ExposeSecret;
+use tracing::{info, warn};
+
+use super::AdminState;
+use crate::domain::alert;
+use crate::engine::incidents::DeskError;
+
+/// Compares without stopping at the first differing byte, so timing says nothing about
+/// how much of a guessed token was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn receive(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(token) = &state.alerts_token else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the alert webhook is not configured (set ODORBOT_ALERTS_TOKEN)\n".into(),
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        None => return (StatusCode::UNAUTHORIZED, "missing bearer token\n".into()),
+        Some(p) if !same(p.as_bytes(), token.expose_secret().as_bytes()) => {
+            warn!("alert webhook called with a wrong token");
+            return (StatusCode::FORBIDDEN, "wrong bearer token\n".into());
+        }
+        Some(_) => {}
+    }
+    let notification = match alert::parse(&body) {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    match state.desk.on_alert(&notification).await {
+        Ok(outcome) => {
+            info!(group = %notification.group_key, opened = ?outcome.opened, updated = ?outcome.updated, duplicates = outcome.duplicates, "alert notification handled");
+            (StatusCode::OK, "ok\n".into())
+        }
+        Err(DeskError::NoChannel) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}\n", DeskError::NoChannel),
+        ),
+        // Alertmanager retries on 5xx, which is what a store hiccup needs.
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret-token", b"secret-token"));
+        assert!(!same(b"secret-token", b"secret-tokeN"));
+        assert!(!same(b"secret", b"secret-token"));
+    }
+}

@@ -1,0 +1,420 @@
+//! Incidents end to end: a real Alertmanager posting to the webhook, escalation pings
+//! walking the roster, status updates at the cadence, restarts and two replicas.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::alertmanager::Alertmanager;
+use crate::support::bot::Bot;
+use crate::support::fake_slack::{Call, FakeSlack};
+use crate::support::http;
+
+const TOKEN: &str = "test-alert-token-0123456789";
+const CHANNEL: &str = "C0INCIDENT";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Incident settings with the escalation and cadence in seconds.
+fn incidents_yaml(ack_secs: u32, status_secs: u32) -> String {
+    format!(
+        "incidents:\n  channel: {CHANNEL}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: {status_secs}s\n\
+         \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n    platform_lead: [S0PLATFORM]\n    incident_commander: [U0COMMANDER]\n\
+         \x20 escalation:\n    critical: {{ack_within: {ack_secs}s}}\n    high: {{ack_within: {ack_secs}s, escalate_unresolved: {}s}}\n",
+        ack_secs * 2
+    )
+}
+
+async fn bot(fake: &FakeSlack, store: Option<&str>, ack_secs: u32, status_secs: u32) -> Bot {
+    let bot = Bot::start_config(
+        fake,
+        store,
+        &[("ODORBOT_ALERTS_TOKEN", TOKEN)],
+        &incidents_yaml(ack_secs, status_secs),
+    )
+    .await;
+    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    bot
+}
+
+fn text(call: &Call) -> String {
+    call.body.to_string()
+}
+
+/// Root messages posted in the incident channel (not in a thread).
+fn roots(fake: &FakeSlack) -> Vec<Call> {
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| {
+            c.status == 200
+                && c.body["channel"] == CHANNEL
+                && c.body.get("thread_ts").is_none_or(Value::is_null)
+        })
+        .collect()
+}
+
+/// Messages posted in threads (each test has one incident, so one thread).
+fn thread(fake: &FakeSlack) -> Vec<String> {
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200 && c.body["thread_ts"].is_string())
+        .map(|c| text(&c))
+        .collect()
+}
+
+async fn wait_thread(fake: &FakeSlack, what: &str, n: usize) -> bool {
+    fake.wait_until(WAIT, |f| {
+        thread(f).iter().filter(|m| m.contains(what)).count() >= n
+    })
+    .await
+}
+
+#[tokio::test]
+async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake, None, 300, 600).await;
+    let am = Alertmanager::start(bot.admin, TOKEN).await;
+    let labels = [
+        ("alertname", "OdorDiffApiDown"),
+        ("namespace", "odordiff"),
+        ("severity", "critical"),
+    ];
+    am.alert(&labels, "API Service Down", false).await;
+    assert!(
+        fake.wait_until(WAIT, |f| !roots(f).is_empty()).await,
+        "no incident opened\n{}",
+        bot.logs()
+    );
+    let root = text(&roots(&fake)[0]);
+    assert!(root.contains("INC-1 CRITICAL — API Service Down"), "{root}");
+    assert!(
+        wait_thread(&fake, "Page:* <@U0PRIMARY>", 1).await,
+        "primary paged at once: {:?}",
+        thread(&fake)
+    );
+    // Alertmanager repeats the group's notification (repeat_interval 2s): still one incident.
+    am.alert(&labels, "API Service Down", false).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(roots(&fake).len(), 1, "{:?}", roots(&fake));
+    am.alert(&labels, "API Service Down", true).await;
+    assert!(
+        wait_thread(&fake, "reports *OdorDiffApiDown* resolved", 1).await,
+        "{:?}\n{}",
+        thread(&fake),
+        bot.logs()
+    );
+    assert!(wait_thread(&fake, "Resolve the incident?", 1).await);
+    assert_eq!(roots(&fake).len(), 1);
+}
+
+#[tokio::test]
+async fn a_critical_incident_walks_the_roster_until_acknowledged() {
+    let fake = FakeSlack::start().await;
+    let _bot = bot(&fake, None, 2, 600).await;
+    let d = fake
+        .slash_command(
+            "U0OPENER",
+            "C111",
+            "incident open critical checkout is down",
+        )
+        .await;
+    fake.wait_ack(&d, WAIT).await.unwrap();
+    assert!(
+        wait_thread(&fake, "Page:* <@U0PRIMARY>", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    assert!(
+        wait_thread(&fake, "Escalated to Secondary on-call* <@U0SECOND>", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    assert!(
+        wait_thread(
+            &fake,
+            "Escalated to Platform lead* <!subteam^S0PLATFORM>",
+            1
+        )
+        .await,
+        "{:?}",
+        thread(&fake)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let escalations = thread(&fake)
+        .iter()
+        .filter(|m| m.contains("⏫ *Escalated to"))
+        .count();
+    assert_eq!(
+        escalations,
+        2,
+        "the roster ends at the platform lead: {:?}",
+        thread(&fake)
+    );
+}
+
+#[tokio::test]
+async fn acknowledgement_stops_the_escalation() {
+    let fake = FakeSlack::start().await;
+    let _bot = bot(&fake, None, 3, 600).await;
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(wait_thread(&fake, "Page:*", 1).await);
+    let ack = fake.slash_command("U0PRIMARY", "C111", "ack INC-1").await;
+    let reply = fake
+        .wait_until(WAIT, |f| {
+            f.calls_to("response_url").iter().any(|c| {
+                ack.response_url
+                    .as_deref()
+                    .is_some_and(|u| u.ends_with(&c.path))
+            })
+        })
+        .await;
+    assert!(reply);
+    assert!(
+        wait_thread(&fake, "<@U0PRIMARY> acknowledged INC-1", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !thread(&fake).iter().any(|m| m.contains("Escalated to")),
+        "{:?}",
+        thread(&fake)
+    );
+    // The root message was updated to show the owner.
+    let updates = fake.calls_to("chat.update");
+    assert!(
+        updates.iter().any(|c| text(c).contains("acknowledged")),
+        "{updates:?}"
+    );
+}
+
+#[tokio::test]
+async fn status_updates_come_at_the_cadence_and_a_human_update_clears_the_nudge() {
+    let fake = FakeSlack::start().await;
+    let _bot = bot(&fake, None, 300, 2).await;
+    fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
+        .await;
+    assert!(
+        wait_thread(&fake, "Status of INC-1", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    let first = thread(&fake)
+        .into_iter()
+        .find(|m| m.contains("Status of INC-1"))
+        .unwrap();
+    assert!(first.contains("high, open"), "{first}");
+    assert!(first.contains("not acknowledged"), "{first}");
+    assert!(first.contains("Live signals"), "{first}");
+    assert!(
+        first.contains("<@U0COMMANDER>: no human update"),
+        "the commander is nudged: {first}"
+    );
+    fake.slash_command(
+        "U0PRIMARY",
+        "C111",
+        "update INC-1 rolled back, watching the error rate",
+    )
+    .await;
+    assert!(wait_thread(&fake, "Update from <@U0PRIMARY>", 1).await);
+    let seen = thread(&fake)
+        .iter()
+        .filter(|m| m.contains("Status of INC-1"))
+        .count();
+    assert!(wait_thread(&fake, "Status of INC-1", seen + 1).await);
+    let next = thread(&fake)
+        .into_iter()
+        .filter(|m| m.contains("Status of INC-1"))
+        .nth(seen)
+        .unwrap();
+    assert!(
+        !next.contains("no human update"),
+        "a human update clears the nudge: {next}"
+    );
+    assert!(
+        next.contains("rolled back, watching the error rate"),
+        "actions since the last update: {next}"
+    );
+    fake.slash_command("U0PRIMARY", "C111", "resolve INC-1")
+        .await;
+    assert!(
+        wait_thread(&fake, "resolved INC-1. Timeline", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    let after = thread(&fake)
+        .iter()
+        .filter(|m| m.contains("Status of INC-1"))
+        .count();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        thread(&fake)
+            .iter()
+            .filter(|m| m.contains("Status of INC-1"))
+            .count(),
+        after,
+        "no updates once resolved"
+    );
+}
+
+#[tokio::test]
+async fn a_status_update_due_after_a_restart_still_comes_exactly_once() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let first = bot(&fake, Some(&store), 300, 6).await;
+    fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
+        .await;
+    assert!(wait_thread(&fake, "Pinged", 0).await && wait_thread(&fake, "<@U0PRIMARY>", 1).await);
+    first.kill9().await;
+    let second = bot(&fake, Some(&store), 300, 6).await;
+    assert!(
+        wait_thread(&fake, "Status of INC-1", 1).await,
+        "{:?}\n{}",
+        thread(&fake),
+        second.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        thread(&fake)
+            .iter()
+            .filter(|m| m.contains("Status of INC-1"))
+            .count(),
+        1,
+        "{:?}",
+        thread(&fake)
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgres_never_post_twice() {
+    let db = crate::support::pg::TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    let a = bot(&fake, Some(&db.url), 2, 2).await;
+    let b = bot(&fake, Some(&db.url), 2, 2).await;
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(
+        wait_thread(&fake, "Escalated to Platform lead", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    assert!(
+        wait_thread(&fake, "Status of INC-1", 3).await,
+        "{:?}",
+        thread(&fake)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let msgs = thread(&fake);
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.contains("⏫ *Escalated to Secondary"))
+            .count(),
+        1,
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.contains("⏫ *Escalated to Platform lead"))
+            .count(),
+        1,
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs.iter().filter(|m| m.contains("Page:*")).count(),
+        1,
+        "{msgs:?}"
+    );
+    // Status updates 2 s apart: never two for the same period.
+    let times: Vec<std::time::Instant> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| text(c).contains("Status of INC-1"))
+        .map(|c| c.at)
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1].duration_since(pair[0]) >= Duration::from_millis(1500),
+            "two updates at once: {times:?}"
+        );
+    }
+    drop((a, b));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_webhook_refuses_bad_input_with_reasons_and_writes_nothing() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let bot = Bot::start_config(
+        &fake,
+        Some(&store),
+        &[("ODORBOT_ALERTS_TOKEN", TOKEN)],
+        &format!(
+            "{}  alerts_max_body_bytes: 2048\n",
+            incidents_yaml(300, 600)
+        ),
+    )
+    .await;
+    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    let url = bot.url("/alerts");
+    let good = r#"{"version":"4","groupKey":"g","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"X"},"annotations":{},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
+    let bearer = format!("Bearer {TOKEN}");
+    // (headers, body, expected status, expected reason)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![], good.into(), 401, "missing bearer token"),
+        (
+            vec![("authorization", "Bearer wrong-token-wrong-token")],
+            good.into(),
+            403,
+            "wrong bearer token",
+        ),
+        (vec![("authorization", &bearer)], vec![b' '; 4096], 413, ""),
+        (
+            vec![("authorization", &bearer)],
+            b"{not json".to_vec(),
+            400,
+            "body is not JSON",
+        ),
+        (
+            vec![("authorization", &bearer)],
+            good.replace("\"4\"", "\"5\"").into(),
+            400,
+            "unsupported payload version \"5\"",
+        ),
+        (
+            vec![("authorization", &bearer)],
+            good.replace("ab12", "zz").into(),
+            400,
+            "alerts[0].fingerprint",
+        ),
+    ];
+    for (headers, body, status, reason) in cases {
+        let mut h = headers.clone();
+        h.push(("content-type", "application/json"));
+        let (got, text) = http::post(&url, &h, body)
+            .await
+            .expect("the webhook answers");
+        assert_eq!(got, status, "{text}");
+        assert!(text.contains(reason), "{text}");
+    }
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(store), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.open_work().await.unwrap().incidents,
+        0,
+        "nothing half-written"
+    );
+    assert!(roots(&fake).is_empty());
+}
