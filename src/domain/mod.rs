@@ -5,5 +5,6 @@ pub mod args;
 pub mod command;
 pub mod ids;
 pub mod inbound;
+pub mod k8s;
 pub mod status;
 pub mod view;
