@@ -31,8 +31,8 @@ use super::diagnostics::{REVISION_ANNOTATION, template_images, typed_spec};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Op, to_json};
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
-    Change, ChangeReport, DataKey, EnvName, ImageTag, Limits, Mode, QualifiedName, Quantity,
-    diff_objects, image_with_tag, parse_quantity_millis,
+    Change, ChangeReport, DataKey, EnvName, ImageTag, Mode, QualifiedName, Quantity,
+    ResourceLimits, diff_objects, image_with_tag, parse_quantity_millis,
 };
 
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -132,7 +132,7 @@ fn container<'a>(
         .ok_or_else(|| {
             let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
             invalid(format!(
-                "{owner} has no container {name:?}; it has {}",
+                "{owner} has no container \"{name}\"; it has {}",
                 names.join(", ")
             ))
         })
@@ -142,7 +142,7 @@ fn container<'a>(
 fn check_dns_label(name: &K8sName, what: &str) -> Result<(), ClusterError> {
     if name.as_str().contains('.') || name.as_str().len() > 63 {
         return Err(invalid(format!(
-            "{what} {name:?} must be a DNS label (no dots, at most 63 characters)"
+            "{what} \"{name}\" must be a DNS label (no dots, at most 63 characters)"
         )));
     }
     Ok(())
@@ -276,11 +276,21 @@ impl Cluster {
                 ),
             )
             .await?;
-        let changes = diff_objects(
-            &format!("Deployment/{n}"),
-            &to_json(&before),
-            &to_json(&after),
-        );
+        // Read the typed field: the server omits `replicas` when it is zero.
+        let count = |s: &k8s_openapi::api::autoscaling::v1::Scale| {
+            s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+        };
+        let (was, now) = (count(&before), count(&after));
+        let changes = if was == now {
+            Vec::new()
+        } else {
+            vec![Change::new(
+                format!("Deployment/{n}"),
+                "spec.replicas",
+                Some(was.to_string()),
+                Some(now.to_string()),
+            )]
+        };
         Ok(report("scale", mode, changes))
     }
 
@@ -436,6 +446,13 @@ impl Cluster {
         if let Some(max) = change.max_replicas {
             self.check_replicas(max, 1, "max_replicas")?;
         }
+        if let (Some(min), Some(max)) = (change.min_replicas, change.max_replicas)
+            && min > max
+        {
+            return Err(invalid(format!(
+                "min_replicas {min} is above max_replicas {max}"
+            )));
+        }
         if let Some(t) = change.target_cpu_percent
             && !(1..=100).contains(&t)
         {
@@ -488,7 +505,7 @@ impl Cluster {
         &self,
         deployment: &K8sName,
         container_name: &K8sName,
-        limits: &Limits,
+        limits: &ResourceLimits,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
         check_dns_label(container_name, "container")?;
@@ -571,7 +588,7 @@ impl Cluster {
     ) -> Result<ChangeReport, ClusterError> {
         if job_name.as_str().len() > MAX_JOB_NAME {
             return Err(invalid(format!(
-                "job name {job_name:?} is longer than {MAX_JOB_NAME} characters"
+                "job name \"{job_name}\" is longer than {MAX_JOB_NAME} characters"
             )));
         }
         let ar = self
@@ -938,6 +955,10 @@ impl Cluster {
         })?;
         if mode == Mode::Execute {
             changes = steps(Mode::Execute).await?;
+            tracing::info!(
+                namespace = %self.namespace, %deployment, %new_secret, %old_secret,
+                "rotated secret"
+            );
         }
         Ok(report("rotate_secret", mode, changes))
     }

@@ -172,6 +172,26 @@ impl Cluster {
     ) -> Result<PodLogs, ClusterError> {
         let name = pod.name_any();
         let container = default_container(pod);
+        // A container that never ran has no log; the API server answers with an empty
+        // body or an error depending on the version. Say why instead. (One waiting after
+        // a crash has the log of its last run.)
+        let has_run = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container))
+            .is_some_and(|c| {
+                c.restart_count > 0 || c.state.as_ref().is_some_and(|s| s.waiting.is_none())
+            });
+        if !has_run {
+            return Ok(PodLogs {
+                pod: name,
+                container,
+                lines: Vec::new(),
+                truncated: false,
+                error: Some("the container has not started yet: no logs".into()),
+            });
+        }
         let lp = LogParams {
             container: Some(container.clone()),
             tail_lines: tail.map(i64::from),

@@ -100,6 +100,33 @@ pub(super) fn manifest_objects(manifest: &str) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
+/// Spells out `protocol: TCP` on port list items that omit it. TCP is the API's default
+/// anyway, but server-side apply on Kubernetes 1.20 and older rejects a `ports` item
+/// without its list key (`containerPort`+`protocol`), and Helm charts rarely write it.
+pub(super) fn default_port_protocols(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "ports"
+                    && let Value::Array(items) = child
+                {
+                    for item in items.iter_mut() {
+                        if let Value::Object(port) = item
+                            && (port.contains_key("containerPort") || port.contains_key("port"))
+                            && !port.contains_key("protocol")
+                        {
+                            port.insert("protocol".into(), json!("TCP"));
+                        }
+                    }
+                }
+                default_port_protocols(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(default_port_protocols),
+        _ => {}
+    }
+}
+
 fn object_id(v: &Value) -> String {
     format!(
         "{}/{}",
@@ -496,6 +523,7 @@ impl Cluster {
                     "{id} is cluster-scoped; odorbot only acts in namespace {ns}"
                 )));
             }
+            default_port_protocols(&mut object);
             match object["metadata"]["namespace"].as_str() {
                 None => object["metadata"]["namespace"] = json!(ns),
                 Some(n) if n == ns => {}
@@ -572,6 +600,16 @@ mod tests {
             ["Deployment/odordiff-api", "ConfigMap/odordiff-config"]
         );
         assert!(manifest_objects("a: [").is_err());
+    }
+
+    #[test]
+    fn ports_get_their_default_protocol_spelled_out() {
+        let mut v = json!({"spec": {"template": {"spec": {"containers": [{"name": "a",
+            "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]}]}}}});
+        default_port_protocols(&mut v);
+        let ports = &v["spec"]["template"]["spec"]["containers"][0]["ports"];
+        assert_eq!(ports[0]["protocol"], "TCP");
+        assert_eq!(ports[1]["protocol"], "UDP");
     }
 
     #[test]

@@ -150,7 +150,11 @@ fn diff_value(object: &str, path: &str, before: &Value, after: &Value, out: &mut
     if before == after {
         return;
     }
+    let empty = Value::Object(Default::default());
     match (before, after) {
+        // An added or removed map is shown key by key, like any other map change.
+        (Value::Null, Value::Object(_)) => diff_value(object, path, &empty, after, out),
+        (Value::Object(_), Value::Null) => diff_value(object, path, before, &empty, out),
         (Value::Object(_), Value::Object(_)) => {
             for key in union_keys(before, after) {
                 let b = before.get(&key).unwrap_or(&Value::Null);
@@ -535,9 +539,9 @@ impl fmt::Display for DataKey {
 
 /// Container resource limits: only `cpu`, `memory` and `ephemeral-storage`, each a quantity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits(BTreeMap<String, Quantity>);
+pub struct ResourceLimits(BTreeMap<String, Quantity>);
 
-impl Limits {
+impl ResourceLimits {
     /// # Errors
     /// [`InputError::ResourceName`] for any other resource, [`InputError::Quantity`] for a
     /// malformed value.
@@ -947,13 +951,13 @@ mod tests {
         assert!("1KEY".parse::<EnvName>().is_err());
         assert!("api-key".parse::<DataKey>().is_ok());
         assert!("a/b".parse::<DataKey>().is_err());
-        assert!(Limits::new([("cpu", "2000m"), ("memory", "4Gi")]).is_ok());
+        assert!(ResourceLimits::new([("cpu", "2000m"), ("memory", "4Gi")]).is_ok());
         assert_eq!(
-            Limits::new([("gpu", "1")]),
+            ResourceLimits::new([("gpu", "1")]),
             Err(InputError::ResourceName("gpu".into()))
         );
         assert_eq!(
-            Limits::new([("cpu", "lots")]),
+            ResourceLimits::new([("cpu", "lots")]),
             Err(InputError::Quantity("lots".into()))
         );
     }

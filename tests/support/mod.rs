@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod cluster_seed;
+pub mod fake_kube;
 pub mod fake_slack;
 pub mod http;
 pub mod kube;
