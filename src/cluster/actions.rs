@@ -43,7 +43,7 @@ const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 const QUARANTINE_LABEL: &str = "quarantine";
 const TEMPORARY_CERT_ANNOTATION: &str = "cert-manager.io/issue-temporary-certificate";
 /// Only Restores with this prefix are odorbot's test restores, and only they are cleaned up.
-pub const TEST_RESTORE_PREFIX: &str = "test-restore-";
+const TEST_RESTORE_PREFIX: &str = "test-restore-";
 const MAX_ANNOTATION_VALUE: usize = 1024;
 const MAX_CONFIG_VALUE: usize = 64 * 1024;
 /// Bytes of randomness in a rotated secret (rendered as twice as many hex digits).
