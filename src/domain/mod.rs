@@ -10,6 +10,7 @@ pub mod escalation;
 pub mod ids;
 pub mod inbound;
 pub mod incident;
+pub mod k8s;
 pub mod roster;
 pub mod signals;
 pub mod status;

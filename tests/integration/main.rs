@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod cluster;
 mod e2e;
 mod incidents;
 mod kube;

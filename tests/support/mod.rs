@@ -3,6 +3,8 @@
 
 pub mod alertmanager;
 pub mod bot;
+pub mod cluster_seed;
+pub mod fake_kube;
 pub mod fake_slack;
 pub mod http;
 pub mod kube;

@@ -1,0 +1,964 @@
+//! Kubernetes results and inputs as plain data: what the cluster layer returns and accepts,
+//! without any kube type, so rendering and validation stay pure and unit-tested.
+//!
+//! Inputs are parsed newtypes (a label selector, an annotation key, a quantity, ...): the
+//! cluster layer only takes these, so malformed text never reaches the API server.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+use thiserror::Error;
+
+/// Whether a destructive action only previews (`dryRun=All`) or really changes the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    DryRun,
+    Execute,
+}
+
+impl Mode {
+    pub fn is_dry_run(self) -> bool {
+        self == Mode::DryRun
+    }
+}
+
+/// One field of one object that a destructive action changes (or would change).
+/// `None` means the field is absent on that side (added or removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `Kind/name`, e.g. `Deployment/odordiff-api`.
+    pub object: String,
+    /// A dotted path, e.g. `spec.replicas` or `spec.template.spec.containers[api].image`.
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl Change {
+    pub fn new(
+        object: impl Into<String>,
+        field: impl Into<String>,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Self {
+        Self {
+            object: object.into(),
+            field: field.into(),
+            before,
+            after,
+        }
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        if self.field.is_empty() {
+            write!(f, "{}: ", self.object)?;
+        } else {
+            write!(f, "{} {}: ", self.object, self.field)?;
+        }
+        write!(f, "{} → {}", side(&self.before), side(&self.after))
+    }
+}
+
+/// What a destructive action changes: the server's dry run before approval, or the
+/// changes really made after execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeReport {
+    /// The catalog's action type, e.g. `scale`.
+    pub action: &'static str,
+    pub mode: Mode,
+    pub changes: Vec<Change>,
+    /// Facts worth a human's attention that are not field changes (e.g. what was left alone).
+    pub notes: Vec<String>,
+}
+
+impl ChangeReport {
+    pub fn new(action: &'static str, mode: Mode) -> Self {
+        Self {
+            action,
+            mode,
+            changes: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ChangeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.mode {
+            Mode::DryRun => "would change",
+            Mode::Execute => "changed",
+        };
+        writeln!(f, "{} {verb}:", self.action)?;
+        if self.changes.is_empty() {
+            writeln!(f, "  nothing")?;
+        }
+        for c in &self.changes {
+            writeln!(f, "  {c}")?;
+        }
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields of two versions of an object that differ, as [`Change`]s. `status` and the
+/// server-managed metadata are skipped: only what a person asked to change is shown.
+/// Lists of named items (containers, env vars) are matched by name, not position.
+pub fn diff_objects(object: &str, before: &Value, after: &Value) -> Vec<Change> {
+    let mut out = Vec::new();
+    let empty = Value::Object(Default::default());
+    let keys = union_keys(before, after);
+    for key in keys {
+        let b = before.get(&key).unwrap_or(&Value::Null);
+        let a = after.get(&key).unwrap_or(&Value::Null);
+        match key.as_str() {
+            "status" | "apiVersion" | "kind" => {}
+            "metadata" => {
+                for part in ["labels", "annotations"] {
+                    let bm = b.get(part).unwrap_or(&empty);
+                    let am = a.get(part).unwrap_or(&empty);
+                    diff_value(object, &format!("metadata.{part}"), bm, am, &mut out);
+                }
+            }
+            _ => diff_value(object, &key, b, a, &mut out),
+        }
+    }
+    out
+}
+
+fn union_keys(a: &Value, b: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for v in [a, b] {
+        if let Value::Object(m) = v {
+            for k in m.keys() {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+    }
+    keys
+}
+
+fn diff_value(object: &str, path: &str, before: &Value, after: &Value, out: &mut Vec<Change>) {
+    if before == after {
+        return;
+    }
+    let empty = Value::Object(Default::default());
+    match (before, after) {
+        // An added or removed map is shown key by key, like any other map change.
+        (Value::Null, Value::Object(_)) => diff_value(object, path, &empty, after, out),
+        (Value::Object(_), Value::Null) => diff_value(object, path, before, &empty, out),
+        (Value::Object(_), Value::Object(_)) => {
+            for key in union_keys(before, after) {
+                let b = before.get(&key).unwrap_or(&Value::Null);
+                let a = after.get(&key).unwrap_or(&Value::Null);
+                diff_value(object, &join_path(path, &key), b, a, out);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if all_named(b) && all_named(a) => {
+            let mut names: Vec<&str> = b.iter().filter_map(item_name).collect();
+            for n in a.iter().filter_map(item_name) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            for n in names {
+                let find = |list: &[Value]| {
+                    list.iter()
+                        .find(|v| item_name(v) == Some(n))
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                };
+                diff_value(object, &format!("{path}[{n}]"), &find(b), &find(a), out);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                diff_value(object, &format!("{path}[{i}]"), bv, av, out);
+            }
+        }
+        _ => out.push(Change::new(object, path, render(before), render(after))),
+    }
+}
+
+fn join_path(path: &str, key: &str) -> String {
+    // Keys with dots or slashes (annotations, labels) are bracketed so the path stays readable.
+    let key = if key.contains(['.', '/']) {
+        format!("[{key}]")
+    } else {
+        key.to_owned()
+    };
+    if path.is_empty() {
+        key
+    } else if key.starts_with('[') {
+        format!("{path}{key}")
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn all_named(list: &[Value]) -> bool {
+    !list.is_empty() && list.iter().all(|v| item_name(v).is_some())
+}
+
+fn item_name(v: &Value) -> Option<&str> {
+    v.get("name").and_then(Value::as_str)
+}
+
+/// A value as a person reads it: strings unquoted, structures as compact JSON, long
+/// values shortened. `None` for an absent (null) value.
+pub fn render(v: &Value) -> Option<String> {
+    const MAX: usize = 160;
+    let text = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > MAX {
+        Some(format!("{}…", text.chars().take(MAX).collect::<String>()))
+    } else {
+        Some(text)
+    }
+}
+
+/// Replaces the tag (and drops any digest) of an image reference, keeping its repository:
+/// `ghcr.io/o/api:1.4@sha256:…` with `1.5` gives `ghcr.io/o/api:1.5`.
+pub fn image_with_tag(image: &str, tag: &ImageTag) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    // A colon after the last slash separates the tag; one before it belongs to a registry port.
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let repo = match without_digest[last_slash..].find(':') {
+        Some(i) => &without_digest[..last_slash + i],
+        None => without_digest,
+    };
+    format!("{repo}:{}", tag.as_str())
+}
+
+/// Why an input for a Kubernetes action was rejected; shown to users as is.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InputError {
+    #[error("label selector {0:?} is not of the form key=value[,key=value]")]
+    Selector(String),
+    #[error(
+        "{0:?} is not a valid annotation or label key (optional DNS prefix, '/', then up to 63 of a-z A-Z 0-9 - _ .)"
+    )]
+    QualifiedName(String),
+    #[error(
+        "{0:?} is not a valid label value (up to 63 of a-z A-Z 0-9 - _ ., starting and ending alphanumeric)"
+    )]
+    LabelValue(String),
+    #[error("{0:?} is not an image tag (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)")]
+    ImageTag(String),
+    #[error("{0:?} is not a Kubernetes quantity such as 500m, 2, 4Gi or 200Gi")]
+    Quantity(String),
+    #[error(
+        "{0:?} is not an environment variable name (letters, digits, - _ ., not starting with a digit)"
+    )]
+    EnvName(String),
+    #[error("{0:?} is not a Secret or ConfigMap key (up to 253 of a-z A-Z 0-9 - _ .)")]
+    DataKey(String),
+    #[error("{0:?} is not a resource name for limits (cpu, memory or ephemeral-storage)")]
+    ResourceName(String),
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+/// A label value: empty, or up to 63 characters of `[A-Za-z0-9-_.]` with alphanumeric ends.
+fn valid_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| is_alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+            && v.bytes().next().is_some_and(is_alnum)
+            && v.bytes().last().is_some_and(is_alnum))
+}
+
+/// A qualified name (`prefix/name` or `name`), the form of label and annotation keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName(String);
+
+impl QualifiedName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for QualifiedName {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InputError::QualifiedName(s.to_owned());
+        let (prefix, name) = match s.rsplit_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, s),
+        };
+        if let Some(p) = prefix
+            && p.parse::<super::ids::K8sName>().is_err()
+        {
+            return Err(bad());
+        }
+        if name.is_empty() || !valid_label_value(name) {
+            return Err(bad());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An equality-based label selector (`app=odordiff-api,tier=web`): the only form the
+/// runbook uses, and one whose every part can be checked here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(Vec<(QualifiedName, String)>);
+
+impl Selector {
+    pub fn pairs(&self) -> &[(QualifiedName, String)] {
+        &self.0
+    }
+}
+
+impl FromStr for Selector {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InputError::Selector(s.to_owned());
+        let mut pairs = Vec::new();
+        for part in s.split(',') {
+            let (k, v) = part.split_once('=').ok_or_else(bad)?;
+            let v = v.strip_prefix('=').unwrap_or(v);
+            let key: QualifiedName = k.trim().parse().map_err(|_| bad())?;
+            let value = v.trim();
+            if !valid_label_value(value) {
+                return Err(InputError::LabelValue(value.to_owned()));
+            }
+            pairs.push((key, value.to_owned()));
+        }
+        Ok(Self(pairs))
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// An image tag, as Docker's reference grammar defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTag(String);
+
+impl ImageTag {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ImageTag {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| is_alnum(b) || matches!(b, b'_' | b'.' | b'-'))
+            && !s.starts_with(['.', '-']);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InputError::ImageTag(s.to_owned()))
+        }
+    }
+}
+
+impl fmt::Display for ImageTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Kubernetes resource quantity (`500m`, `2`, `4Gi`, `1.5G`), kept as written and
+/// compared by its value in thousandths, which is exact for every suffix used in practice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quantity {
+    text: String,
+    millis: u128,
+}
+
+impl Quantity {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value in thousandths of the unit (millicores for CPU, millibytes for memory).
+    pub fn millis(&self) -> u128 {
+        self.millis
+    }
+}
+
+impl FromStr for Quantity {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_quantity_millis(s)
+            .map(|millis| Self {
+                text: s.to_owned(),
+                millis,
+            })
+            .ok_or_else(|| InputError::Quantity(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A non-negative quantity in thousandths of its unit; `None` if it is malformed. Handles
+/// the suffixes the API server emits (`n`, `u`, `m`, `k`, `M`, `G`, `T`, `P`, `E`, the
+/// binary `Ki`…`Ei`) and decimal fractions; exponents (`1e3`) are not accepted.
+pub fn parse_quantity_millis(s: &str) -> Option<u128> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    // (multiplier, divisor) turning the number into thousandths.
+    let (mul, div): (u128, u128) = match suffix {
+        "n" => (1, 1_000_000),
+        "u" => (1, 1_000),
+        "m" => (1, 1),
+        "" => (1_000, 1),
+        "k" => (1_000_000, 1),
+        "M" => (1_000_000_000, 1),
+        "G" => (1_000_000_000_000, 1),
+        "T" => (1_000_000_000_000_000, 1),
+        "P" => (1_000_000_000_000_000_000, 1),
+        "E" => (1_000_000_000_000_000_000_000, 1),
+        "Ki" => (1_000 << 10, 1),
+        "Mi" => (1_000 << 20, 1),
+        "Gi" => (1_000 << 30, 1),
+        "Ti" => (1_000 << 40, 1),
+        "Pi" => (1_000 << 50, 1),
+        "Ei" => (1_000 << 60, 1),
+        _ => return None,
+    };
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if int.is_empty() && frac.is_empty() || int.len() > 20 || frac.len() > 9 {
+        return None;
+    }
+    let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac_value: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
+    let frac_scale = 10u128.pow(frac.len() as u32);
+    let scaled = int
+        .checked_mul(mul)?
+        .checked_add(frac_value.checked_mul(mul)? / frac_scale)?;
+    Some(scaled / div)
+}
+
+/// An environment variable name as the API server accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvName(String);
+
+impl EnvName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for EnvName {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (1..=253).contains(&s.len())
+            && s.bytes()
+                .all(|b| is_alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+            && !s.starts_with(|c: char| c.is_ascii_digit());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InputError::EnvName(s.to_owned()))
+        }
+    }
+}
+
+impl fmt::Display for EnvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key of a Secret's or ConfigMap's data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DataKey(String);
+
+impl DataKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DataKey {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (1..=253).contains(&s.len())
+            && s.bytes()
+                .all(|b| is_alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+            && s != "."
+            && s != "..";
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InputError::DataKey(s.to_owned()))
+        }
+    }
+}
+
+impl fmt::Display for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Container resource limits: only `cpu`, `memory` and `ephemeral-storage`, each a quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLimits(BTreeMap<String, Quantity>);
+
+impl ResourceLimits {
+    /// # Errors
+    /// [`InputError::ResourceName`] for any other resource, [`InputError::Quantity`] for a
+    /// malformed value.
+    pub fn new<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, InputError> {
+        let mut map = BTreeMap::new();
+        for (name, value) in pairs {
+            if !matches!(name, "cpu" | "memory" | "ephemeral-storage") {
+                return Err(InputError::ResourceName(name.to_owned()));
+            }
+            map.insert(name.to_owned(), value.parse()?);
+        }
+        if map.is_empty() {
+            return Err(InputError::ResourceName(String::new()));
+        }
+        Ok(Self(map))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Quantity)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// Whose logs to read: the pods matching a selector, or one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    Selector(Selector),
+    Pod(super::ids::K8sName),
+}
+
+/// A `logs` request: like `kubectl logs --tail --since | grep`, always bounded.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub source: LogSource,
+    /// Last lines per container; at most [`LogQuery::MAX_TAIL`].
+    pub tail: Option<u32>,
+    /// Only lines newer than this; at most [`LogQuery::MAX_SINCE`].
+    pub since: Option<std::time::Duration>,
+    /// Keep only the lines matching this regular expression.
+    pub grep: Option<super::args::Filter>,
+}
+
+impl LogQuery {
+    pub const DEFAULT_TAIL: u32 = 100;
+    pub const MAX_TAIL: u32 = 5000;
+    pub const MAX_SINCE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+    /// Lines kept per container after filtering: what a Slack thread can carry.
+    pub const MAX_LINES_PER_POD: usize = 500;
+    /// Pods read for one selector; the rest are counted, not read.
+    pub const MAX_PODS: usize = 10;
+}
+
+// ---------------------------------------------------------------------------------------
+// Diagnostics: read-only results.
+// ---------------------------------------------------------------------------------------
+
+/// One pod as `kubectl get pods` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub name: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
+    pub phase: String,
+    /// The pod's Ready condition.
+    pub ready: bool,
+    pub ready_containers: usize,
+    pub containers: usize,
+    /// Restarts summed over the pod's containers.
+    pub restarts: u32,
+    /// The most telling waiting/terminated reason, e.g. `CrashLoopBackOff`.
+    pub reason: Option<String>,
+    pub created: Option<String>,
+}
+
+/// A pod as `kubectl describe pod` shows the parts that matter during an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodDescription {
+    pub pod: PodInfo,
+    /// `Ready=False (ContainersNotReady)` and the like.
+    pub conditions: Vec<String>,
+    pub containers: Vec<ContainerState>,
+    /// The pod's most recent events, oldest first.
+    pub events: Vec<EventInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub name: String,
+    pub image: String,
+    pub ready: bool,
+    pub restarts: u32,
+    /// `running since …`, `waiting: CrashLoopBackOff`, `terminated: Error (exit 1)`.
+    pub state: String,
+    /// Why the previous run ended, e.g. `OOMKilled (exit 137) at …`.
+    pub last_termination: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventInfo {
+    /// The event's last occurrence, RFC 3339.
+    pub time: Option<String>,
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    pub reason: String,
+    /// `Pod/odordiff-api-…`.
+    pub object: String,
+    pub message: String,
+    pub count: u32,
+}
+
+/// Log lines of one container, already bounded and filtered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodLogs {
+    pub pod: String,
+    pub container: String,
+    pub lines: Vec<String>,
+    /// Lines were dropped to stay within the limits.
+    pub truncated: bool,
+    /// Why the logs could not be read (e.g. the container has not started).
+    pub error: Option<String>,
+}
+
+/// The logs of the pods a [`LogQuery`] selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsReport {
+    pub pods: Vec<PodLogs>,
+    /// Pods that matched but were not read, beyond [`LogQuery::MAX_PODS`].
+    pub omitted_pods: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointsInfo {
+    pub service: String,
+    /// `ip:port` of ready backends.
+    pub ready: Vec<String>,
+    pub not_ready: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutStatus {
+    pub deployment: String,
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The rollout finished: the controller saw the latest spec and every replica is new
+    /// and available.
+    pub complete: bool,
+    /// The progress deadline passed.
+    pub failed: bool,
+    /// `kubectl rollout status`'s sentence.
+    pub message: String,
+}
+
+/// One revision of a Deployment: a ReplicaSet it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionInfo {
+    pub revision: u64,
+    pub replica_set: String,
+    pub change_cause: Option<String>,
+    pub images: Vec<String>,
+    /// The revision whose template the Deployment currently runs.
+    pub current: bool,
+}
+
+/// One revision of a Helm release, as `helm history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmRevision {
+    pub revision: u64,
+    /// `deployed`, `superseded`, `failed`, `pending-rollback`…
+    pub status: String,
+    pub chart: String,
+    pub app_version: String,
+    pub description: String,
+    pub updated: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HpaInfo {
+    pub name: String,
+    pub target: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub target_cpu_percent: Option<i32>,
+    pub current_cpu_percent: Option<i32>,
+    pub current_replicas: i32,
+    pub desired_replicas: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdbInfo {
+    pub name: String,
+    pub min_available: Option<String>,
+    pub max_unavailable: Option<String>,
+    pub current_healthy: i32,
+    pub desired_healthy: i32,
+    pub disruptions_allowed: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMapEntry {
+    pub key: String,
+    /// The value, shortened when long.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvcInfo {
+    pub name: String,
+    pub phase: String,
+    /// `spec.resources.requests.storage`.
+    pub requested: Option<String>,
+    /// `status.capacity.storage`: what the volume really has.
+    pub capacity: Option<String>,
+    pub storage_class: Option<String>,
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub name: String,
+    pub secret: Option<String>,
+    pub ready: Option<bool>,
+    pub ready_message: Option<String>,
+    pub not_after: Option<String>,
+    pub renewal_time: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeleroBackup {
+    pub name: String,
+    pub phase: Option<String>,
+    pub started: Option<String>,
+    pub completed: Option<String>,
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeleroRestore {
+    pub name: String,
+    pub backup: Option<String>,
+    pub phase: Option<String>,
+    pub started: Option<String>,
+    pub completed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backups {
+    pub backups: Vec<VeleroBackup>,
+    pub restores: Vec<VeleroRestore>,
+}
+
+/// A part of a report that odorbot may not be allowed to read: the access review says
+/// plainly what it could not see instead of failing as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readable<T> {
+    Read(T),
+    NotReadable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingInfo {
+    pub name: String,
+    /// `Role/x` or `ClusterRole/y`.
+    pub role: String,
+    /// `ServiceAccount/ns/name`, `User/name`, `Group/name`.
+    pub subjects: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessReview {
+    pub namespace: String,
+    pub service_accounts: Readable<Vec<String>>,
+    pub role_bindings: Readable<Vec<BindingInfo>>,
+    /// Only those with a subject in the namespace.
+    pub cluster_role_bindings: Readable<Vec<BindingInfo>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodUsage {
+    pub pod: String,
+    pub cpu_millicores: u64,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceUsage {
+    /// The cluster has no metrics.k8s.io API (no metrics-server).
+    NotServed,
+    Pods(Vec<PodUsage>),
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn diff_shows_only_the_fields_that_change() {
+        let before = json!({
+            "metadata": {"name": "api", "resourceVersion": "1", "annotations": {"a": "1"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"name": "api", "image": "r/api:1.4", "env": [{"name": "K", "value": "x"}]},
+                {"name": "side", "image": "r/side:1"}
+            ]}}},
+            "status": {"replicas": 3}
+        });
+        let after = json!({
+            "metadata": {"name": "api", "resourceVersion": "2",
+                "annotations": {"a": "1", "kubectl.kubernetes.io/restartedAt": "now"}},
+            "spec": {"replicas": 5, "template": {"spec": {"containers": [
+                {"name": "api", "image": "r/api:1.5", "env": [{"name": "K", "value": "x"}]},
+                {"name": "side", "image": "r/side:1"}
+            ]}}},
+            "status": {"replicas": 5}
+        });
+        let changes: Vec<String> = diff_objects("Deployment/api", &before, &after)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "Deployment/api metadata.annotations[kubectl.kubernetes.io/restartedAt]: (none) → now",
+                "Deployment/api spec.replicas: 3 → 5",
+                "Deployment/api spec.template.spec.containers[api].image: r/api:1.4 → r/api:1.5",
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_of_equal_objects_is_empty() {
+        let v = json!({"spec": {"a": [1, 2]}, "metadata": {"labels": {"x": "y"}}});
+        assert!(diff_objects("X/y", &v, &v).is_empty());
+    }
+
+    #[test]
+    fn image_tags_replace_tag_and_digest_but_keep_registry_ports() {
+        let tag: ImageTag = "1.6.0".parse().unwrap();
+        for (image, want) in [
+            ("ghcr.io/o/api:1.5.0", "ghcr.io/o/api:1.6.0"),
+            ("ghcr.io/o/api", "ghcr.io/o/api:1.6.0"),
+            ("localhost:5000/api:old", "localhost:5000/api:1.6.0"),
+            ("localhost:5000/api", "localhost:5000/api:1.6.0"),
+            ("r/api:1@sha256:abc", "r/api:1.6.0"),
+            ("redis", "redis:1.6.0"),
+        ] {
+            assert_eq!(image_with_tag(image, &tag), want, "{image}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a:b", &"x".repeat(129)] {
+            assert!(bad.parse::<ImageTag>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quantities_compare_by_value() {
+        let q = |s: &str| parse_quantity_millis(s);
+        assert_eq!(q("500m"), Some(500));
+        assert_eq!(q("2"), Some(2000));
+        assert_eq!(q("1.5"), Some(1500));
+        assert_eq!(q("100Gi"), Some(100 * 1000 * (1 << 30)));
+        assert_eq!(q("12345678n"), Some(12));
+        assert_eq!(q("1k"), Some(1_000_000));
+        assert!(q("200Gi") > q("100Gi"));
+        assert!(q("1Ti") > q("1000Gi"));
+        for bad in [
+            "",
+            "Gi",
+            "1.2.3",
+            "-1",
+            "1e3",
+            "1 Gi",
+            "abc",
+            "1.0000000001",
+        ] {
+            assert_eq!(q(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn selectors_accept_equality_only() {
+        let s: Selector = "app=odordiff-api, tier==web".parse().unwrap();
+        assert_eq!(s.to_string(), "app=odordiff-api,tier=web");
+        for bad in ["", "app", "app!=x", "app in (a)", "a=b c", "=x", "app=-x"] {
+            assert!(bad.parse::<Selector>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn qualified_names_follow_the_key_grammar() {
+        for ok in [
+            "maintenance",
+            "cert-manager.io/issue-temporary-certificate",
+            "a_b.c",
+        ] {
+            assert!(ok.parse::<QualifiedName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "/x", "Bad_Prefix/x", "x/", "-x", &"a".repeat(64), "a b"] {
+            assert!(bad.parse::<QualifiedName>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn env_names_data_keys_and_limits() {
+        assert!("API_KEY".parse::<EnvName>().is_ok());
+        assert!("1KEY".parse::<EnvName>().is_err());
+        assert!("api-key".parse::<DataKey>().is_ok());
+        assert!("a/b".parse::<DataKey>().is_err());
+        assert!(ResourceLimits::new([("cpu", "2000m"), ("memory", "4Gi")]).is_ok());
+        assert_eq!(
+            ResourceLimits::new([("gpu", "1")]),
+            Err(InputError::ResourceName("gpu".into()))
+        );
+        assert_eq!(
+            ResourceLimits::new([("cpu", "lots")]),
+            Err(InputError::Quantity("lots".into()))
+        );
+    }
+}
