@@ -11,6 +11,7 @@ pub mod ids;
 pub mod inbound;
 pub mod incident;
 pub mod k8s;
+pub mod k8s_view;
 pub mod roster;
 pub mod signals;
 pub mod status;
