@@ -10,6 +10,7 @@
 //! - [`domain`]: pure types and decisions (command language, message model).
 //! - [`config`]: layered configuration (YAML file, environment, secret files).
 //! - [`store`]: SQLite or PostgreSQL through one code path and one set of migrations.
+//! - [`runbook`]: the runbook catalog's typed actions and values.
 //! - [`cluster`]: the Kubernetes API (kube-rs); the only module that imports kube.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
 
@@ -20,5 +21,6 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod runbook;
 pub mod slack;
 pub mod store;
