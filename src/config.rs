@@ -29,6 +29,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub engine: EngineConfig,
     pub kubernetes: KubernetesConfig,
+    pub runbook: RunbookConfig,
     pub log: LogConfig,
 }
 
@@ -84,6 +85,12 @@ pub struct KubernetesConfig {
     pub namespace: K8sName,
     /// A kubeconfig file; unset means `KUBECONFIG` or the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunbookConfig {
+    /// A runbook catalog file; unset means the catalog built into the binary.
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +154,8 @@ struct Raw {
     #[serde(default)]
     kubernetes: RawKubernetes,
     #[serde(default)]
+    runbook: RawRunbook,
+    #[serde(default)]
     log: RawLog,
 }
 
@@ -194,6 +203,12 @@ struct RawKubernetes {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRunbook {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<String>,
     filter: Option<String>,
@@ -209,6 +224,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ODORBOT_STORE_URL", "store.url"),
     ("ODORBOT_HTTP_LISTEN", "http.listen"),
     ("ODORBOT_NAMESPACE", "kubernetes.namespace"),
+    ("ODORBOT_RUNBOOK", "runbook.path"),
     ("ODORBOT_LOG_FORMAT", "log.format"),
     ("ODORBOT_LOG", "log.filter"),
 ];
@@ -443,6 +459,16 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         namespace,
         kubeconfig: raw.kubernetes.kubeconfig,
     };
+    // The file itself is compiled by `runbook::load`, which reports its own problems.
+    let runbook = RunbookConfig {
+        path: c
+            .layered(
+                "ODORBOT_RUNBOOK",
+                "runbook.path",
+                raw.runbook.path.map(|p| p.display().to_string()),
+            )
+            .map(|(p, _)| PathBuf::from(p)),
+    };
     let format = match c.layered("ODORBOT_LOG_FORMAT", "log.format", raw.log.format) {
         None => LogFormat::Json,
         Some((v, location)) => match v.as_str() {
@@ -463,6 +489,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         http: HttpConfig { listen },
         engine,
         kubernetes,
+        runbook,
         log: LogConfig { format, filter },
     }
 }
@@ -567,6 +594,25 @@ mod tests {
         let c = Config::load(Some(f.path()), &env_from(&pairs)).unwrap();
         assert_eq!(c.slack.api_url.as_str(), "http://127.0.0.1:1/api/");
         assert_eq!(c.store.url.expose_secret(), "sqlite://a.db");
+    }
+
+    #[test]
+    fn runbook_path_comes_from_the_file_or_the_environment() {
+        let c = Config::load(None, &env_from(TOKENS)).unwrap();
+        assert_eq!(c.runbook.path, None);
+        let f = file("runbook:\n  path: runbooks/odordiff-2.yaml\n");
+        let c = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap();
+        assert_eq!(
+            c.runbook.path.as_deref(),
+            Some(Path::new("runbooks/odordiff-2.yaml"))
+        );
+        let mut pairs = TOKENS.to_vec();
+        pairs.push(("ODORBOT_RUNBOOK", "/etc/odorbot/runbook.yaml"));
+        let c = Config::load(Some(f.path()), &env_from(&pairs)).unwrap();
+        assert_eq!(
+            c.runbook.path.as_deref(),
+            Some(Path::new("/etc/odorbot/runbook.yaml"))
+        );
     }
 
     #[test]

@@ -1012,6 +1012,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_action_type() {
+        let readme = include_str!("../../README.md");
+        let missing: Vec<&str> = ActionKind::ALL
+            .iter()
+            .map(|k| k.tag())
+            .filter(|t| !readme.contains(&format!("`{t}`")))
+            .collect();
+        assert!(missing.is_empty(), "README.md does not list {missing:?}");
+    }
+
+    #[test]
     fn placeholders_bind_with_defaults_and_bounds() {
         let scale = Action::<Template>::Scale {
             deployment: Input::Fixed(name("odordiff-api")),

@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod e2e;
 mod kube;
+mod runbook;
 mod slack_api;
 mod store;
