@@ -1102,7 +1102,7 @@ impl Compiler {
             self.error(
                 location,
                 format!(
-                    "{} has no order; min and max apply to numbers, durations and quantities",
+                    "min and max apply to numbers, durations and quantities, not to {}",
                     T::expected()
                 ),
             );
@@ -1743,6 +1743,13 @@ mod tests {
             )],
             errors: &[
                 "t.yaml: procedures[0] (standard-deployment).steps[3].params.deployment.param: \"tag\" is an image tag: letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-' at procedures[0] (standard-deployment).steps[2].params.tag; use another name for a Kubernetes name (lowercase letters, digits, '-', '.')",
+            ],
+        },
+        Case {
+            what: "bounds on a value that has no order",
+            replacements: &[("tag: {param: tag}", "tag: {param: tag, min: \"1\"}")],
+            errors: &[
+                "t.yaml: procedures[0] (standard-deployment).steps[2].params.tag: min and max apply to numbers, durations and quantities, not to an image tag",
             ],
         },
         Case {
