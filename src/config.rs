@@ -35,6 +35,7 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub probes: ProbesConfig,
     pub incidents: IncidentsConfig,
+    pub runbook: RunbookConfig,
     pub log: LogConfig,
 }
 
@@ -139,6 +140,12 @@ pub struct KubernetesConfig {
     pub kubeconfig: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct RunbookConfig {
+    /// A runbook catalog file; unset means the catalog built into the binary.
+    pub path: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -203,6 +210,8 @@ struct Raw {
     probes: RawProbes,
     #[serde(default)]
     incidents: RawIncidents,
+    #[serde(default)]
+    runbook: RawRunbook,
     #[serde(default)]
     log: RawLog,
 }
@@ -300,6 +309,12 @@ struct RawKubernetes {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRunbook {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<String>,
     filter: Option<String>,
@@ -333,6 +348,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ODORBOT_ALERTS_TOKEN",
         "bearer token for POST /alerts (or _FILE)",
     ),
+    ("ODORBOT_RUNBOOK", "runbook.path"),
     ("ODORBOT_LOG_FORMAT", "log.format"),
     ("ODORBOT_LOG", "log.filter"),
 ];
@@ -620,6 +636,16 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
     };
     let probes = compile_probes(c, raw.probes);
     let incidents = compile_incidents(c, raw.incidents);
+    // The file itself is compiled by `runbook::load`, which reports its own problems.
+    let runbook = RunbookConfig {
+        path: c
+            .layered(
+                "ODORBOT_RUNBOOK",
+                "runbook.path",
+                raw.runbook.path.map(|p| p.display().to_string()),
+            )
+            .map(|(p, _)| PathBuf::from(p)),
+    };
     let format = match c.layered("ODORBOT_LOG_FORMAT", "log.format", raw.log.format) {
         None => LogFormat::Json,
         Some((v, location)) => match v.as_str() {
@@ -642,6 +668,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         kubernetes,
         probes,
         incidents,
+        runbook,
         log: LogConfig { format, filter },
     }
 }
@@ -1011,6 +1038,25 @@ mod tests {
         let c = Config::load(Some(f.path()), &env_from(&pairs)).unwrap();
         assert_eq!(c.slack.api_url.as_str(), "http://127.0.0.1:1/api/");
         assert_eq!(c.store.url.expose_secret(), "sqlite://a.db");
+    }
+
+    #[test]
+    fn runbook_path_comes_from_the_file_or_the_environment() {
+        let c = Config::load(None, &env_from(TOKENS)).unwrap();
+        assert_eq!(c.runbook.path, None);
+        let f = file("runbook:\n  path: runbooks/odordiff-2.yaml\n");
+        let c = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap();
+        assert_eq!(
+            c.runbook.path.as_deref(),
+            Some(Path::new("runbooks/odordiff-2.yaml"))
+        );
+        let mut pairs = TOKENS.to_vec();
+        pairs.push(("ODORBOT_RUNBOOK", "/etc/odorbot/runbook.yaml"));
+        let c = Config::load(Some(f.path()), &env_from(&pairs)).unwrap();
+        assert_eq!(
+            c.runbook.path.as_deref(),
+            Some(Path::new("/etc/odorbot/runbook.yaml"))
+        );
     }
 
     #[test]

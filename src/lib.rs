@@ -10,6 +10,8 @@
 //! - [`domain`]: pure types and decisions (command language, message model).
 //! - [`config`]: layered configuration (YAML file, environment, secret files).
 //! - [`store`]: SQLite or PostgreSQL through one code path and one set of migrations.
+//! - [`runbook`]: the runbook catalog (alerts, procedures, checklists) as typed data,
+//!   compiled from `runbooks/odordiff-2.yaml` with every problem reported at once.
 //! - [`cluster`]: the Kubernetes API (kube-rs); the only module that imports kube.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
 
@@ -21,5 +23,6 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod probes;
+pub mod runbook;
 pub mod slack;
 pub mod store;

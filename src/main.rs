@@ -2,8 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use odorbot::app;
 use odorbot::config::Config;
+use odorbot::{app, runbook};
 
 /// odorbot: the OdorDiff-2 runbook from Slack, with a second person for every
 /// destructive step.
@@ -22,12 +22,36 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Validate the configuration; with --online also reach Slack, the store and Kubernetes.
+    /// Validate the configuration and the runbook; with --online also reach Slack, the
+    /// store and Kubernetes.
     Check {
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
         online: bool,
+    },
+    /// Read the runbook catalog.
+    Runbook {
+        #[command(subcommand)]
+        command: RunbookCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunbookCmd {
+    /// Every entry: kind, id, title, severity and how many steps.
+    List {
+        /// A catalog file instead of the one built in.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Everything about one entry, or the emergency-response, escalation or contacts
+    /// section.
+    Show {
+        id: String,
+        /// A catalog file instead of the one built in.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -63,7 +87,32 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Check { config, online } => runtime.block_on(check(config, online)),
+        Cmd::Runbook { command } => runbook_command(command),
     }
+}
+
+fn runbook_command(command: RunbookCmd) -> ExitCode {
+    let (RunbookCmd::List { file } | RunbookCmd::Show { file, .. }) = &command;
+    let catalog = match runbook::load_from(file.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("odorbot: {errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        RunbookCmd::List { .. } => print!("{}", runbook::render::list(&catalog)),
+        RunbookCmd::Show { id, .. } => match runbook::render::show(&catalog, &id) {
+            Some(text) => print!("{text}"),
+            None => {
+                eprintln!(
+                    "odorbot: the runbook has no entry {id:?}; `odorbot runbook list` shows the ids"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 async fn check(path: Option<PathBuf>, online: bool) -> ExitCode {
@@ -75,6 +124,18 @@ async fn check(path: Option<PathBuf>, online: bool) -> ExitCode {
         }
     };
     println!("configuration: ok");
+    let source = config.runbook.path.as_deref();
+    match runbook::load_from(source) {
+        Ok(catalog) => println!(
+            "runbook: ok ({}: {})",
+            runbook::describe_source(source),
+            runbook::render::summary(&catalog)
+        ),
+        Err(errors) => {
+            print!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !online {
         return ExitCode::SUCCESS;
     }

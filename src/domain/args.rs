@@ -322,6 +322,15 @@ impl Filter {
     }
 }
 
+/// Two filters are the same when their sources are: compilation is deterministic.
+impl PartialEq for Filter {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Filter {}
+
 impl fmt::Debug for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Filter").field(&self.source).finish()

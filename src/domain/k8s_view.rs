@@ -2,8 +2,9 @@
 //! results, bounded to what a Slack message can hold, saying how much was cut.
 
 use super::k8s::{
-    AccessReview, Backups, CertificateInfo, ChangeReport, EndpointsInfo, EventInfo, HelmRevision, LogsReport, Mode, PodDescription,
-    PodInfo, Readable, ResourceUsage, RevisionInfo, RolloutStatus,
+    AccessReview, Backups, CertificateInfo, ChangeReport, EndpointsInfo, EventInfo, HelmRevision,
+    LogsReport, Mode, PodDescription, PodInfo, Readable, ResourceUsage, RevisionInfo,
+    RolloutStatus,
 };
 use super::view::{Block, Message, code_span, escape};
 
@@ -13,7 +14,11 @@ const MAX_LINES: usize = 40;
 const MAX_LOG_CHARS: usize = 2500;
 
 fn titled(title: &str, lines: Vec<String>) -> Message {
-    let body = if lines.is_empty() { "Nothing found.".to_owned() } else { lines.join("\n") };
+    let body = if lines.is_empty() {
+        "Nothing found.".to_owned()
+    } else {
+        lines.join("\n")
+    };
     Message {
         text: title.to_owned(),
         blocks: vec![Block::Header(title.to_owned()), Block::Section(body)],
@@ -32,7 +37,11 @@ fn capped(mut lines: Vec<String>, what: &str) -> Vec<String> {
 
 fn pod_line(p: &PodInfo) -> String {
     let mark = if p.ready { "✅" } else { "🔴" };
-    let reason = p.reason.as_deref().map(|r| format!(" — {}", escape(r))).unwrap_or_default();
+    let reason = p
+        .reason
+        .as_deref()
+        .map(|r| format!(" — {}", escape(r)))
+        .unwrap_or_default();
     format!(
         "{mark} {} {} {}/{} ready, {} restarts{reason}",
         code_span(&p.name),
@@ -61,16 +70,34 @@ pub fn render_descriptions(scope: &str, pods: &[PodDescription]) -> Message {
             lines.push(format!("Conditions: {}", escape(&d.conditions.join(", "))));
         }
         for c in &d.containers {
-            let last = c.last_termination.as_deref().map(|t| format!("; last terminated: {}", escape(t))).unwrap_or_default();
-            lines.push(format!("• {} {}: {}, {} restarts{last}", code_span(&c.name), code_span(&c.image), escape(&c.state), c.restarts));
+            let last = c
+                .last_termination
+                .as_deref()
+                .map(|t| format!("; last terminated: {}", escape(t)))
+                .unwrap_or_default();
+            lines.push(format!(
+                "• {} {}: {}, {} restarts{last}",
+                code_span(&c.name),
+                code_span(&c.image),
+                escape(&c.state),
+                c.restarts
+            ));
         }
         for e in d.events.iter().rev().take(5) {
-            lines.push(format!("  {} {}: {}", escape(&e.kind), escape(&e.reason), escape(&e.message)));
+            lines.push(format!(
+                "  {} {}: {}",
+                escape(&e.kind),
+                escape(&e.reason),
+                escape(&e.message)
+            ));
         }
         blocks.push(Block::Section(lines.join("\n")));
     }
     if pods.len() > 10 {
-        blocks.push(Block::Context(format!("… {} more pods not shown", pods.len() - 10)));
+        blocks.push(Block::Context(format!(
+            "… {} more pods not shown",
+            pods.len() - 10
+        )));
     }
     Message {
         text: format!("Describe — {scope}"),
@@ -99,7 +126,9 @@ pub fn render_logs(scope: &str, report: &LogsReport) -> Message {
             None => text.push_str(&format!("\n```{}```", escape(&shown))),
         }
         if cut > 0 || p.truncated {
-            text.push_str(&format!("\n_… {cut} more lines cut; narrow with --tail, --since or --grep_"));
+            text.push_str(&format!(
+                "\n_… {cut} more lines cut; narrow with --tail, --since or --grep_"
+            ));
         }
         blocks.push(Block::Section(text));
     }
@@ -128,7 +157,11 @@ pub fn render_events(events: &[EventInfo]) -> Message {
                 escape(&e.reason),
                 code_span(&e.object),
                 escape(&e.message),
-                if e.count > 1 { format!(" (×{})", e.count) } else { String::new() }
+                if e.count > 1 {
+                    format!(" (×{})", e.count)
+                } else {
+                    String::new()
+                }
             )
         })
         .collect::<Vec<_>>();
@@ -145,13 +178,25 @@ pub fn render_endpoints(e: &EndpointsInfo) -> Message {
     titled(
         &format!("Endpoints — {}", e.service),
         vec![
-            format!("{mark} *{} ready*: {}", e.ready.len(), escape(&e.ready.join(", "))),
-            format!("*{} not ready*: {}", e.not_ready.len(), escape(&e.not_ready.join(", "))),
+            format!(
+                "{mark} *{} ready*: {}",
+                e.ready.len(),
+                escape(&e.ready.join(", "))
+            ),
+            format!(
+                "*{} not ready*: {}",
+                e.not_ready.len(),
+                escape(&e.not_ready.join(", "))
+            ),
         ],
     )
 }
 
-pub fn render_rollout_history(deployment: &str, status: Option<&RolloutStatus>, revisions: &[RevisionInfo]) -> Message {
+pub fn render_rollout_history(
+    deployment: &str,
+    status: Option<&RolloutStatus>,
+    revisions: &[RevisionInfo],
+) -> Message {
     let mut lines = Vec::new();
     if let Some(s) = status {
         let mark = if s.failed {
@@ -181,7 +226,10 @@ pub fn render_rollout_history(deployment: &str, status: Option<&RolloutStatus>, 
                     r.revision,
                     code_span(&r.replica_set),
                     escape(&r.images.join(", ")),
-                    r.change_cause.as_deref().map(|c| format!(" — {}", escape(c))).unwrap_or_default()
+                    r.change_cause
+                        .as_deref()
+                        .map(|c| format!(" — {}", escape(c)))
+                        .unwrap_or_default()
                 )
             })
             .collect(),
@@ -206,7 +254,10 @@ pub fn render_helm_history(release: &str, revisions: &[HelmRevision]) -> Message
             )
         })
         .collect();
-    titled(&format!("Helm history — {release}"), capped(lines, "revisions"))
+    titled(
+        &format!("Helm history — {release}"),
+        capped(lines, "revisions"),
+    )
 }
 
 pub fn certificate_lines(certs: &[CertificateInfo]) -> Vec<String> {
@@ -223,7 +274,10 @@ pub fn certificate_lines(certs: &[CertificateInfo]) -> Vec<String> {
                 code_span(&c.name),
                 escape(c.not_after.as_deref().unwrap_or("unknown")),
                 escape(c.renewal_time.as_deref().unwrap_or("unknown")),
-                c.ready_message.as_deref().map(|m| format!(" — {}", escape(m))).unwrap_or_default()
+                c.ready_message
+                    .as_deref()
+                    .map(|m| format!(" — {}", escape(m)))
+                    .unwrap_or_default()
             )
         })
         .collect()
@@ -277,10 +331,23 @@ fn readable<T>(what: &str, r: &Readable<Vec<T>>, line: impl Fn(&T) -> String) ->
 }
 
 pub fn render_access_review(a: &AccessReview) -> Message {
-    let mut lines = readable("Service accounts", &a.service_accounts, |s: &String| format!("• {}", code_span(s)));
-    let binding = |b: &super::k8s::BindingInfo| format!("• {} → {}: {}", code_span(&b.name), escape(&b.role), escape(&b.subjects.join(", ")));
+    let mut lines = readable("Service accounts", &a.service_accounts, |s: &String| {
+        format!("• {}", code_span(s))
+    });
+    let binding = |b: &super::k8s::BindingInfo| {
+        format!(
+            "• {} → {}: {}",
+            code_span(&b.name),
+            escape(&b.role),
+            escape(&b.subjects.join(", "))
+        )
+    };
     lines.extend(readable("Role bindings", &a.role_bindings, binding));
-    lines.extend(readable("Cluster role bindings for this namespace", &a.cluster_role_bindings, binding));
+    lines.extend(readable(
+        "Cluster role bindings for this namespace",
+        &a.cluster_role_bindings,
+        binding,
+    ));
     titled(&format!("Access review — {}", a.namespace), lines)
 }
 
@@ -311,10 +378,20 @@ pub fn render_change(report: &ChangeReport, requested_by: &str, reason: Option<&
     let mut lines: Vec<String> = if report.changes.is_empty() {
         vec!["No field would change.".into()]
     } else {
-        capped(report.changes.iter().map(|c| format!("• {}", escape(&c.to_string()))).collect(), "changes")
+        capped(
+            report
+                .changes
+                .iter()
+                .map(|c| format!("• {}", escape(&c.to_string())))
+                .collect(),
+            "changes",
+        )
     };
     lines.extend(report.notes.iter().map(|n| format!("ℹ️ {}", escape(n))));
-    let mut blocks = vec![Block::Header(title.clone()), Block::Section(lines.join("\n"))];
+    let mut blocks = vec![
+        Block::Header(title.clone()),
+        Block::Section(lines.join("\n")),
+    ];
     let mut context = format!("Requested by <@{requested_by}>");
     if let Some(r) = reason {
         context.push_str(&format!(" — reason: {}", escape(r)));
@@ -323,7 +400,10 @@ pub fn render_change(report: &ChangeReport, requested_by: &str, reason: Option<&
         context.push_str(". Nothing was changed: this is the API server's dry run (dryRun=All). Executing it needs a second person's approval.");
     }
     blocks.push(Block::Context(context));
-    Message { text: title, blocks }
+    Message {
+        text: title,
+        blocks,
+    }
 }
 
 #[cfg(test)]
@@ -357,7 +437,9 @@ mod tests {
 
     #[test]
     fn long_pod_lists_say_how_many_were_cut() {
-        let pods: Vec<PodInfo> = (0..45).map(|i| pod(&format!("api-{i}"), i % 2 == 0)).collect();
+        let pods: Vec<PodInfo> = (0..45)
+            .map(|i| pod(&format!("api-{i}"), i % 2 == 0))
+            .collect();
         let t = all_text(&render_pods("odordiff-api", &pods));
         assert!(t.contains("*23 of 45 ready*"), "{t}");
         assert!(t.contains("… 5 more pods not shown"), "{t}");
@@ -366,10 +448,18 @@ mod tests {
     #[test]
     fn dry_runs_show_before_and_after_and_say_nothing_changed() {
         let mut report = ChangeReport::new("scale", Mode::DryRun);
-        report.changes.push(Change::new("Deployment/odordiff-api", "spec.replicas", Some("3".into()), Some("5".into())));
+        report.changes.push(Change::new(
+            "Deployment/odordiff-api",
+            "spec.replicas",
+            Some("3".into()),
+            Some("5".into()),
+        ));
         let t = all_text(&render_change(&report, "U1", Some("traffic <spike>")));
         assert!(t.contains("Dry run: scale"), "{t}");
-        assert!(t.contains("• Deployment/odordiff-api spec.replicas: 3 → 5"), "{t}");
+        assert!(
+            t.contains("• Deployment/odordiff-api spec.replicas: 3 → 5"),
+            "{t}"
+        );
         assert!(t.contains("reason: traffic &lt;spike&gt;"), "{t}");
         assert!(t.contains("Nothing was changed"), "{t}");
     }
@@ -380,7 +470,9 @@ mod tests {
             pods: vec![super::super::k8s::PodLogs {
                 pod: "api-1".into(),
                 container: "odordiff-api".into(),
-                lines: (0..200).map(|i| format!("ERROR line {i} ``` <!here>")).collect(),
+                lines: (0..200)
+                    .map(|i| format!("ERROR line {i} ``` <!here>"))
+                    .collect(),
                 truncated: false,
                 error: None,
             }],

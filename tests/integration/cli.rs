@@ -54,7 +54,15 @@ fn check_reports_every_error_of_a_broken_config_with_locations() {
 fn check_passes_on_tokens_and_defaults() {
     let (code, out) = check(&[], TOKENS);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.trim(), "configuration: ok");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], "configuration: ok");
+    assert!(
+        lines[1].starts_with(
+            "runbook: ok (runbooks/odordiff-2.yaml (built in): odordiff-2: 6 alerts, 10 procedures"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

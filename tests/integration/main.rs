@@ -10,5 +10,6 @@ mod e2e;
 mod incidents;
 mod kube;
 mod probes;
+mod runbook;
 mod slack_api;
 mod store;
