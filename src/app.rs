@@ -10,12 +10,15 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::cluster;
+use crate::cluster::Cluster;
 use crate::config::{Config, LogFormat};
+use crate::engine::actions::Runner;
 use crate::engine::incidents::Desk;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
 use crate::probes::Probes;
+use crate::runbook;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::slack::socket::{SocketMode, SocketSettings, SocketState};
 use crate::store::Store;
@@ -63,7 +66,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let socket_state = Arc::new(SocketState::default());
+    let catalog = Arc::new(
+        runbook::load_from(config.runbook.path.as_deref())
+            .map_err(|e| anyhow::anyhow!("the runbook catalog is invalid:\n{e}"))?,
+    );
     let probes = Arc::new(Probes::new(&config.probes).map_err(anyhow::Error::msg)?);
+    // Without Kubernetes credentials odorbot still serves Slack; cluster verbs say why.
+    let cluster = match Cluster::connect(&config.kubernetes).await {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => {
+            warn!(error = %e, "no Kubernetes access; cluster verbs will say so");
+            Err(e.to_string())
+        }
+    };
+    let runner = Arc::new(Runner {
+        cluster,
+        probes: probes.clone(),
+    });
     let desk = Arc::new(Desk::new(
         store.clone(),
         api.clone(),
@@ -76,6 +95,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             api: api.clone(),
             probes,
             desk: desk.clone(),
+            runner,
+            catalog,
             metrics: metrics.clone(),
             socket: socket_state.clone(),
             connections_wanted: config.slack.connections,

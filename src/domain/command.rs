@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::args::Filter;
 use super::args::{ArgKind, TokenizeError, Value, ValueError, tokenize};
 use super::escalation::Severity;
+use super::ids::K8sName;
 use super::signals::{SIGNAL_NAMES, Signal};
 use super::view::{code, code_span};
 
@@ -21,6 +23,8 @@ pub enum Group {
     Meta,
     /// Read-only: runs at once.
     Diagnostics,
+    /// Destructive: a dry run now, execution after a second person approves.
+    Recovery,
     /// Incidents: open, own, escalate, update, resolve.
     Incidents,
 }
@@ -30,6 +34,9 @@ impl Group {
         match self {
             Self::Meta => "odorbot",
             Self::Diagnostics => "Diagnostics (read-only, run at once)",
+            Self::Recovery => {
+                "Recovery (destructive: a dry run now; a second person approves the execution)"
+            }
             Self::Incidents => "Incidents",
         }
     }
@@ -139,6 +146,142 @@ pub enum Command {
     Update { number: i64, text: String },
     /// Who is on call.
     Oncall,
+    /// A Kubernetes diagnostic or a destructive step, with the reason given for it.
+    Cluster {
+        intent: Intent,
+        reason: Option<String>,
+    },
+    /// Every investigation step of a runbook alert.
+    Diagnose { alert: String },
+}
+
+/// What a Kubernetes or recovery verb asks for, in domain terms; the engine turns it into
+/// the runbook's typed action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    Pods {
+        deployment: Option<K8sName>,
+    },
+    Describe {
+        deployment: K8sName,
+        all: bool,
+    },
+    Logs {
+        target: K8sName,
+        pod: bool,
+        since: Option<Duration>,
+        tail: Option<u32>,
+        grep: Option<Filter>,
+    },
+    Events {
+        since: Option<Duration>,
+    },
+    Endpoints {
+        service: K8sName,
+    },
+    History {
+        name: K8sName,
+    },
+    Top,
+    Backups,
+    AccessReview,
+    Rollback {
+        target: K8sName,
+        revision: Option<u32>,
+    },
+    Restart {
+        deployment: K8sName,
+    },
+    Scale {
+        deployment: K8sName,
+        replicas: u32,
+    },
+    Hpa {
+        hpa: K8sName,
+        min: Option<u32>,
+        max: Option<u32>,
+        cpu: Option<u32>,
+    },
+    Deploy {
+        deployment: K8sName,
+        tag: String,
+    },
+    Maintenance {
+        on: bool,
+    },
+    PvcExpand {
+        pvc: K8sName,
+        size: String,
+    },
+    BackupTestRestore {
+        backup: Option<K8sName>,
+    },
+    CertRenew {
+        certificate: Option<K8sName>,
+    },
+    Contain,
+    Quarantine {
+        pod: K8sName,
+    },
+    SecretRotate,
+    CacheTtl {
+        seconds: u32,
+    },
+    CacheWarm,
+    DbTerminateLong {
+        older_than: Duration,
+    },
+    DbVacuum,
+    PgbouncerRestart,
+    LogsCleanup,
+}
+
+impl Intent {
+    /// The verb that asks for it, as a bounded metrics label.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Pods { .. } => "pods",
+            Self::Describe { .. } => "describe",
+            Self::Logs { .. } | Self::LogsCleanup => "logs",
+            Self::Events { .. } => "events",
+            Self::Endpoints { .. } => "endpoints",
+            Self::History { .. } => "history",
+            Self::Top => "top",
+            Self::Backups => "backups",
+            Self::AccessReview => "access-review",
+            Self::Rollback { .. } => "rollback",
+            Self::Restart { .. } => "restart",
+            Self::Scale { .. } => "scale",
+            Self::Hpa { .. } => "hpa",
+            Self::Deploy { .. } => "deploy",
+            Self::Maintenance { .. } => "maintenance",
+            Self::PvcExpand { .. } => "pvc",
+            Self::BackupTestRestore { .. } => "backup",
+            Self::CertRenew { .. } => "cert",
+            Self::Contain => "contain",
+            Self::Quarantine { .. } => "quarantine",
+            Self::SecretRotate => "secret",
+            Self::CacheTtl { .. } | Self::CacheWarm => "cache",
+            Self::DbTerminateLong { .. } | Self::DbVacuum => "db",
+            Self::PgbouncerRestart => "pgbouncer",
+        }
+    }
+
+    /// Destructive intents need a reason and, to execute, a second person.
+    pub fn is_destructive(&self) -> bool {
+        !matches!(
+            self,
+            Self::Pods { .. }
+                | Self::Describe { .. }
+                | Self::Logs { .. }
+                | Self::Events { .. }
+                | Self::Endpoints { .. }
+                | Self::History { .. }
+                | Self::Top
+                | Self::Backups
+                | Self::AccessReview
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +347,9 @@ pub enum ParseError {
         verb: &'static VerbSpec,
         option: &'static str,
     },
+    /// A rule spanning several arguments, e.g. a destructive verb without `--reason`.
+    #[error("{message}")]
+    Rule { verb: &'static str, message: String },
 }
 
 fn unknown_verb(given: &str, suggestion: Option<&str>) -> String {
@@ -259,18 +405,27 @@ pub static VERBS: &[VerbSpec] = &[
         group: Group::Diagnostics,
         args: &[ArgSpec {
             name: "view",
-            kind: ArgKind::Choice(&["connections", "slow-queries", "pools"]),
+            kind: ArgKind::Choice(&[
+                "connections",
+                "slow-queries",
+                "pools",
+                "terminate-long",
+                "vacuum",
+            ]),
             required: true,
             help: "what to show",
         }],
-        options: &[OptSpec {
-            name: "older-than",
-            kind: Some(ArgKind::Duration {
-                min_secs: 1,
-                max_secs: 86_400,
-            }),
-            help: "for slow-queries: the age from which a running statement counts (default 5m)",
-        }],
+        options: &[
+            OptSpec {
+                name: "older-than",
+                kind: Some(ArgKind::Duration {
+                    min_secs: 1,
+                    max_secs: 86_400,
+                }),
+                help: "for slow-queries and terminate-long: the age from which a running statement counts (default 5m)",
+            },
+            REASON,
+        ],
         examples: &[
             "/odor db connections",
             "/odor db slow-queries --older-than 2m",
@@ -282,23 +437,37 @@ pub static VERBS: &[VerbSpec] = &[
         name: "cache",
         summary: "Redis hit rate, evictions and memory; with --pattern, a bounded key sample by SCAN.",
         group: Group::Diagnostics,
-        args: &[ArgSpec {
-            name: "view",
-            kind: ArgKind::Choice(&["stats"]),
-            required: true,
-            help: "what to show",
-        }],
-        options: &[OptSpec {
-            name: "pattern",
-            kind: Some(ArgKind::Text { max_chars: 100 }),
-            help: "a Redis glob such as `session:*`",
-        }],
-        examples: &["/odor cache stats", "/odor cache stats --pattern 'odor:*'"],
-        build: |args| {
-            Ok(Command::Cache {
-                pattern: args.text("pattern").map(str::to_owned),
-            })
-        },
+        args: &[
+            ArgSpec {
+                name: "view",
+                kind: ArgKind::Choice(&["stats", "ttl", "warm"]),
+                required: true,
+                help: "stats; or ttl (set the cache TTL) or warm (run the cache-warming job), both destructive",
+            },
+            ArgSpec {
+                name: "seconds",
+                kind: ArgKind::Int {
+                    min: 60,
+                    max: 604_800,
+                },
+                required: false,
+                help: "for ttl: the new TTL",
+            },
+        ],
+        options: &[
+            OptSpec {
+                name: "pattern",
+                kind: Some(ArgKind::Text { max_chars: 100 }),
+                help: "a Redis glob such as `session:*`",
+            },
+            REASON,
+        ],
+        examples: &[
+            "/odor cache stats",
+            "/odor cache stats --pattern 'odor:*'",
+            "/odor cache ttl 7200 --reason \"hit rate at 80%\"",
+        ],
+        build: build_cache,
     },
     VerbSpec {
         name: "disk",
@@ -336,6 +505,467 @@ pub static VERBS: &[VerbSpec] = &[
             }),
             _ => unreachable!("a required argument is bound"),
         },
+    },
+    VerbSpec {
+        name: "pods",
+        summary: "Pods with phase, readiness and restarts: all of OdorDiff-2's, or one deployment's.",
+        group: Group::Diagnostics,
+        args: &[name_arg(
+            "deployment",
+            false,
+            "the deployment (its `app` label)",
+        )],
+        options: &[],
+        examples: &["/odor pods", "/odor pods odordiff-api"],
+        build: |args| {
+            read_only(Intent::Pods {
+                deployment: name(args, "deployment"),
+            })
+        },
+    },
+    VerbSpec {
+        name: "describe",
+        summary: "Conditions, container states, last termination reasons and recent events of a deployment's failing pods.",
+        group: Group::Diagnostics,
+        args: &[name_arg("deployment", true, "the deployment")],
+        options: &[OptSpec {
+            name: "all",
+            kind: None,
+            help: "every pod, not only the failing ones",
+        }],
+        examples: &["/odor describe odordiff-api"],
+        build: |args| {
+            read_only(Intent::Describe {
+                deployment: required_name(args, "deployment"),
+                all: args.get("all").is_some(),
+            })
+        },
+    },
+    VerbSpec {
+        name: "logs",
+        summary: "Recent log lines of a deployment's pods (or one pod), filtered and bounded; `logs cleanup` runs the log clean-up job (destructive).",
+        group: Group::Diagnostics,
+        args: &[name_arg(
+            "target",
+            true,
+            "a deployment, a pod with --pod, or `cleanup`",
+        )],
+        options: &[
+            SINCE,
+            OptSpec {
+                name: "tail",
+                kind: Some(ArgKind::Int { min: 1, max: 1000 }),
+                help: "last lines per pod",
+            },
+            OptSpec {
+                name: "grep",
+                kind: Some(ArgKind::Regex),
+                help: "keep matching lines, e.g. `ERROR` or `401|403`",
+            },
+            OptSpec {
+                name: "pod",
+                kind: None,
+                help: "the target is a pod name",
+            },
+            REASON,
+        ],
+        examples: &[
+            "/odor logs odordiff-api --since 10m --grep ERROR",
+            "/odor logs odordiff-api --tail 100",
+        ],
+        build: |args| {
+            let target = required_name(args, "target");
+            if target.as_str() == "cleanup" && args.get("pod").is_none() {
+                return destructive(args, "logs", Intent::LogsCleanup);
+            }
+            let grep = match args.get("grep") {
+                Some(Value::Regex(f)) => Some(f.clone()),
+                _ => None,
+            };
+            read_only(Intent::Logs {
+                target,
+                pod: args.get("pod").is_some(),
+                since: duration(args, "since"),
+                tail: int(args, "tail"),
+                grep,
+            })
+        },
+    },
+    VerbSpec {
+        name: "events",
+        summary: "The namespace's events, newest last.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[SINCE],
+        examples: &["/odor events --since 1h"],
+        build: |args| {
+            read_only(Intent::Events {
+                since: duration(args, "since"),
+            })
+        },
+    },
+    VerbSpec {
+        name: "endpoints",
+        summary: "Ready and not-ready addresses of a service (default odordiff-api).",
+        group: Group::Diagnostics,
+        args: &[name_arg("service", false, "the service")],
+        options: &[],
+        examples: &["/odor endpoints"],
+        build: |args| {
+            read_only(Intent::Endpoints {
+                service: name(args, "service")
+                    .unwrap_or_else(|| "odordiff-api".parse().expect("a valid name")),
+            })
+        },
+    },
+    VerbSpec {
+        name: "history",
+        summary: "Rollout status and history of a deployment (ReplicaSet revisions), or the Helm release's revisions.",
+        group: Group::Diagnostics,
+        args: &[name_arg(
+            "name",
+            true,
+            "a deployment, or the release odordiff-2",
+        )],
+        options: &[],
+        examples: &["/odor history odordiff-api", "/odor history odordiff-2"],
+        build: |args| {
+            read_only(Intent::History {
+                name: required_name(args, "name"),
+            })
+        },
+    },
+    VerbSpec {
+        name: "top",
+        summary: "CPU and memory of the pods, from metrics.k8s.io.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[],
+        examples: &["/odor top"],
+        build: |_| read_only(Intent::Top),
+    },
+    VerbSpec {
+        name: "backups",
+        summary: "Velero backups and restores.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[],
+        examples: &["/odor backups"],
+        build: |_| read_only(Intent::Backups),
+    },
+    VerbSpec {
+        name: "access-review",
+        summary: "Service accounts and role bindings that concern the namespace.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[],
+        examples: &["/odor access-review"],
+        build: |_| read_only(Intent::AccessReview),
+    },
+    VerbSpec {
+        name: "diagnose",
+        summary: "Every investigation step the runbook lists for an alert, e.g. api-service-down.",
+        group: Group::Diagnostics,
+        args: &[ArgSpec {
+            name: "alert",
+            kind: ArgKind::Text { max_chars: 60 },
+            required: true,
+            help: "the runbook alert id (see `odorbot runbook list`)",
+        }],
+        options: &[],
+        examples: &["/odor diagnose api-service-down"],
+        build: |args| {
+            Ok(Command::Diagnose {
+                alert: args.text("alert").unwrap_or_default().trim().to_owned(),
+            })
+        },
+    },
+    VerbSpec {
+        name: "rollback",
+        summary: "Roll a deployment, or the Helm release odordiff-2, back to the previous (or named) revision.",
+        group: Group::Recovery,
+        args: &[name_arg("target", true, "a deployment or odordiff-2")],
+        options: &[
+            OptSpec {
+                name: "to",
+                kind: Some(ArgKind::Int {
+                    min: 1,
+                    max: 100_000,
+                }),
+                help: "the revision to return to (default: the previous one)",
+            },
+            REASON,
+        ],
+        examples: &[
+            "/odor rollback odordiff-2 --reason \"5xx since the 14:00 deploy\"",
+            "/odor rollback odordiff-api --to 41 --reason \"…\"",
+        ],
+        build: |args| {
+            destructive(
+                args,
+                "rollback",
+                Intent::Rollback {
+                    target: required_name(args, "target"),
+                    revision: int(args, "to"),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "restart",
+        summary: "Rollout restart of a deployment.",
+        group: Group::Recovery,
+        args: &[name_arg("deployment", true, "the deployment")],
+        options: &[REASON],
+        examples: &["/odor restart pgbouncer --reason \"pool exhausted\""],
+        build: |args| {
+            destructive(
+                args,
+                "restart",
+                Intent::Restart {
+                    deployment: required_name(args, "deployment"),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "scale",
+        summary: "Set a deployment's replicas (0 to 20).",
+        group: Group::Recovery,
+        args: &[
+            name_arg("deployment", true, "the deployment"),
+            ArgSpec {
+                name: "replicas",
+                kind: ArgKind::Int { min: 0, max: 20 },
+                required: true,
+                help: "the new replica count",
+            },
+        ],
+        options: &[REASON],
+        examples: &["/odor scale odordiff-api 5 --reason \"CPU at 95%\""],
+        build: |args| {
+            destructive(
+                args,
+                "scale",
+                Intent::Scale {
+                    deployment: required_name(args, "deployment"),
+                    replicas: int(args, "replicas").unwrap_or(0),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "hpa",
+        summary: "Change an autoscaler's min/max replicas or CPU target.",
+        group: Group::Recovery,
+        args: &[name_arg(
+            "hpa",
+            true,
+            "the HorizontalPodAutoscaler, e.g. odordiff-api-hpa",
+        )],
+        options: &[
+            OptSpec {
+                name: "min",
+                kind: Some(ArgKind::Int { min: 1, max: 100 }),
+                help: "minimum replicas",
+            },
+            OptSpec {
+                name: "max",
+                kind: Some(ArgKind::Int { min: 1, max: 100 }),
+                help: "maximum replicas",
+            },
+            OptSpec {
+                name: "cpu",
+                kind: Some(ArgKind::Int { min: 1, max: 100 }),
+                help: "target CPU percent",
+            },
+            REASON,
+        ],
+        examples: &["/odor hpa odordiff-api-hpa --min 5 --reason \"p95 over 1s\""],
+        build: |args| {
+            let (min, max, cpu) = (int(args, "min"), int(args, "max"), int(args, "cpu"));
+            if min.is_none() && max.is_none() && cpu.is_none() {
+                return Err(rule(
+                    "hpa",
+                    "`hpa` needs at least one of `--min`, `--max`, `--cpu`.",
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (min, max)
+                && lo > hi
+            {
+                return Err(rule("hpa", &format!("`--min {lo}` is above `--max {hi}`.")));
+            }
+            destructive(
+                args,
+                "hpa",
+                Intent::Hpa {
+                    hpa: required_name(args, "hpa"),
+                    min,
+                    max,
+                    cpu,
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "deploy",
+        summary: "Set a deployment's image tag.",
+        group: Group::Recovery,
+        args: &[
+            name_arg("deployment", true, "the deployment"),
+            ArgSpec {
+                name: "tag",
+                kind: ArgKind::Text { max_chars: 128 },
+                required: true,
+                help: "the image tag",
+            },
+        ],
+        options: &[REASON],
+        examples: &["/odor deploy odordiff-api 1.6.0 --reason \"release 1.6\""],
+        build: |args| {
+            destructive(
+                args,
+                "deploy",
+                Intent::Deploy {
+                    deployment: required_name(args, "deployment"),
+                    tag: args.text("tag").unwrap_or_default().to_owned(),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "maintenance",
+        summary: "Put the maintenance annotation on odordiff-api, or take it off.",
+        group: Group::Recovery,
+        args: &[choice("state", &["start", "end"], "start or end")],
+        options: &[REASON],
+        examples: &["/odor maintenance start --reason \"weekly vacuum\""],
+        build: |args| {
+            destructive(
+                args,
+                "maintenance",
+                Intent::Maintenance {
+                    on: matches!(args.get("state"), Some(Value::Word("start"))),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "pvc",
+        summary: "Expand a PersistentVolumeClaim (never shrink).",
+        group: Group::Recovery,
+        args: &[
+            choice("action", &["expand"], "expand"),
+            name_arg("pvc", true, "the claim"),
+            ArgSpec {
+                name: "size",
+                kind: ArgKind::Text { max_chars: 20 },
+                required: true,
+                help: "the new size, e.g. 200Gi",
+            },
+        ],
+        options: &[REASON],
+        examples: &["/odor pvc expand postgres-data-postgres-0 200Gi --reason \"disk 95% full\""],
+        build: |args| {
+            destructive(
+                args,
+                "pvc",
+                Intent::PvcExpand {
+                    pvc: required_name(args, "pvc"),
+                    size: args.text("size").unwrap_or_default().to_owned(),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "backup",
+        summary: "A Velero test restore of the newest (or named) backup, into a scratch namespace.",
+        group: Group::Recovery,
+        args: &[
+            choice("action", &["test-restore"], "test-restore"),
+            name_arg("backup", false, "the backup"),
+        ],
+        options: &[REASON],
+        examples: &["/odor backup test-restore --reason \"weekly backup verification\""],
+        build: |args| {
+            destructive(
+                args,
+                "backup",
+                Intent::BackupTestRestore {
+                    backup: name(args, "backup"),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "cert",
+        summary: "Force cert-manager to renew the TLS certificate.",
+        group: Group::Recovery,
+        args: &[
+            choice("action", &["renew"], "renew"),
+            name_arg(
+                "certificate",
+                false,
+                "the Certificate (default odordiff-tls)",
+            ),
+        ],
+        options: &[REASON],
+        examples: &["/odor cert renew --reason \"expires in 5 days\""],
+        build: |args| {
+            destructive(
+                args,
+                "cert",
+                Intent::CertRenew {
+                    certificate: name(args, "certificate"),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "contain",
+        summary: "Suspected breach: scale odordiff-api to zero.",
+        group: Group::Recovery,
+        args: &[],
+        options: &[REASON],
+        examples: &["/odor contain --reason \"suspected breach, see #security\""],
+        build: |args| destructive(args, "contain", Intent::Contain),
+    },
+    VerbSpec {
+        name: "quarantine",
+        summary: "Label a pod quarantine=true and point the quarantine NetworkPolicy at it.",
+        group: Group::Recovery,
+        args: &[name_arg("pod", true, "the suspicious pod")],
+        options: &[REASON],
+        examples: &[
+            "/odor quarantine odordiff-api-7d9f-abcde --reason \"unexpected outbound traffic\"",
+        ],
+        build: |args| {
+            destructive(
+                args,
+                "quarantine",
+                Intent::Quarantine {
+                    pod: required_name(args, "pod"),
+                },
+            )
+        },
+    },
+    VerbSpec {
+        name: "secret",
+        summary: "Rotate the API key: a new secret, the deployment pointed at it, the old one deleted.",
+        group: Group::Recovery,
+        args: &[choice("action", &["rotate"], "rotate")],
+        options: &[REASON],
+        examples: &["/odor secret rotate --reason \"quarterly rotation\""],
+        build: |args| destructive(args, "secret", Intent::SecretRotate),
+    },
+    VerbSpec {
+        name: "pgbouncer",
+        summary: "Restart PgBouncer to reset its connections.",
+        group: Group::Recovery,
+        args: &[choice("action", &["restart"], "restart")],
+        options: &[REASON],
+        examples: &["/odor pgbouncer restart --reason \"clients waiting\""],
+        build: |args| destructive(args, "pgbouncer", Intent::PgbouncerRestart),
     },
     VerbSpec {
         name: "incident",
@@ -488,6 +1118,39 @@ pub static VERBS: &[VerbSpec] = &[
     },
 ];
 
+const REASON: OptSpec = OptSpec {
+    name: "reason",
+    kind: Some(ArgKind::Text { max_chars: 300 }),
+    help: "why: required for every destructive step",
+};
+
+const SINCE: OptSpec = OptSpec {
+    name: "since",
+    kind: Some(ArgKind::Duration {
+        min_secs: 1,
+        max_secs: 7 * 86_400,
+    }),
+    help: "how far back",
+};
+
+const fn name_arg(name: &'static str, required: bool, help: &'static str) -> ArgSpec {
+    ArgSpec {
+        name,
+        kind: ArgKind::Name,
+        required,
+        help,
+    }
+}
+
+const fn choice(name: &'static str, words: &'static [&'static str], help: &'static str) -> ArgSpec {
+    ArgSpec {
+        name,
+        kind: ArgKind::Choice(words),
+        required: true,
+        help,
+    }
+}
+
 fn incident_number(args: &Args) -> Option<i64> {
     match args.get("incident") {
         Some(Value::Int(n)) => Some(*n),
@@ -496,16 +1159,93 @@ fn incident_number(args: &Args) -> Option<i64> {
 }
 
 fn build_db(args: &Args) -> Result<Command, ParseError> {
-    let view = match args.get("view") {
-        Some(Value::Word("connections")) => DbView::Connections,
-        Some(Value::Word("slow-queries")) => DbView::SlowQueries,
-        _ => DbView::Pools,
-    };
     let older_than = match args.get("older-than") {
         Some(Value::Duration(d)) => *d,
         _ => DEFAULT_LONG_RUNNING,
     };
+    let view = match args.get("view") {
+        Some(Value::Word("connections")) => DbView::Connections,
+        Some(Value::Word("slow-queries")) => DbView::SlowQueries,
+        Some(Value::Word("terminate-long")) => {
+            return destructive(args, "db", Intent::DbTerminateLong { older_than });
+        }
+        Some(Value::Word("vacuum")) => return destructive(args, "db", Intent::DbVacuum),
+        _ => DbView::Pools,
+    };
     Ok(Command::Db { view, older_than })
+}
+
+fn build_cache(args: &Args) -> Result<Command, ParseError> {
+    match args.get("view") {
+        Some(Value::Word("ttl")) => match args.get("seconds") {
+            Some(Value::Int(n)) => {
+                destructive(args, "cache", Intent::CacheTtl { seconds: *n as u32 })
+            }
+            _ => Err(rule(
+                "cache",
+                "`cache ttl` needs the new TTL in seconds, e.g. `/odor cache ttl 7200 --reason \"…\"`",
+            )),
+        },
+        Some(Value::Word("warm")) => destructive(args, "cache", Intent::CacheWarm),
+        _ => Ok(Command::Cache {
+            pattern: args.text("pattern").map(str::to_owned),
+        }),
+    }
+}
+
+fn rule(verb: &'static str, message: &str) -> ParseError {
+    ParseError::Rule {
+        verb,
+        message: message.to_owned(),
+    }
+}
+
+/// A destructive intent: refused without a reason, since every request says why.
+fn destructive(args: &Args, verb: &'static str, intent: Intent) -> Result<Command, ParseError> {
+    match args.text("reason") {
+        Some(reason) => Ok(Command::Cluster {
+            intent,
+            reason: Some(reason.to_owned()),
+        }),
+        None => Err(rule(
+            verb,
+            &format!(
+                "`{verb}` changes the cluster, so it needs a reason: add `--reason \"…\"` (a second person sees it when approving)."
+            ),
+        )),
+    }
+}
+
+fn read_only(intent: Intent) -> Result<Command, ParseError> {
+    Ok(Command::Cluster {
+        intent,
+        reason: None,
+    })
+}
+
+fn name(args: &Args, key: &str) -> Option<K8sName> {
+    match args.get(key) {
+        Some(Value::Name(n)) => Some(n.clone()),
+        _ => None,
+    }
+}
+
+fn int(args: &Args, key: &str) -> Option<u32> {
+    match args.get(key) {
+        Some(Value::Int(n)) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+fn duration(args: &Args, key: &str) -> Option<Duration> {
+    match args.get(key) {
+        Some(Value::Duration(d)) => Some(*d),
+        _ => None,
+    }
+}
+
+fn required_name(args: &Args, key: &str) -> K8sName {
+    name(args, key).expect("a required argument is bound")
 }
 
 fn build_help(args: &Args) -> Result<Command, ParseError> {
@@ -769,6 +1509,8 @@ impl Command {
             } => "timeline",
             Self::Update { .. } => "update",
             Self::Oncall => "oncall",
+            Self::Cluster { intent, .. } => intent.verb(),
+            Self::Diagnose { .. } => "diagnose",
         }
     }
 }

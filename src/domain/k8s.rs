@@ -330,6 +330,13 @@ impl Selector {
     }
 }
 
+impl Selector {
+    /// Matches every pod: the empty selector.
+    pub fn all() -> Self {
+        Self(Vec::new())
+    }
+}
+
 impl FromStr for Selector {
     type Err = InputError;
 

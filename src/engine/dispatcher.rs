@@ -14,11 +14,13 @@ use crate::domain::ids::UserId;
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
 use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
-use crate::domain::view::escape;
+use crate::domain::view::{Block, escape};
 use crate::domain::view::{Message, code_span};
+use crate::engine::actions::{Runner, action_for};
 use crate::engine::incidents::{Desk, DeskError};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
+use crate::runbook::Catalog;
 use crate::slack::api::SlackApi;
 use crate::slack::socket::{InboundSink, SocketState};
 use crate::store::Store;
@@ -53,6 +55,8 @@ pub struct Parts {
     pub api: Arc<SlackApi>,
     pub probes: Arc<Probes>,
     pub desk: Arc<Desk>,
+    pub runner: Arc<Runner>,
+    pub catalog: Arc<Catalog>,
     pub metrics: Metrics,
     pub socket: Arc<SocketState>,
     /// Socket connections configured, for `/odor status`.
@@ -181,6 +185,7 @@ impl Dispatcher {
                     | command::ParseError::UnknownOption { verb, .. }
                     | command::ParseError::MissingOptionValue { verb, .. }
                     | command::ParseError::RepeatedOption { verb, .. } => verb.name,
+                    command::ParseError::Rule { verb, .. } => verb,
                 };
                 (verb, "rejected", Message::text(format!(":warning: {e}")))
             }
@@ -233,6 +238,20 @@ impl Dispatcher {
                 result.map_or_else(|e| desk_error(&e), Message::text)
             }
             Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
+            Command::Cluster { intent, reason } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                match action_for(&intent, now) {
+                    Ok(action) => {
+                        self.runner
+                            .run(&action, user.as_str(), reason.as_deref())
+                            .await
+                    }
+                    Err(why) => Message::text(format!(":warning: {}", escape(&why))),
+                }
+            }
+            Command::Diagnose { alert } => self.diagnose(&alert).await,
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
             Command::Status => {
                 let odorbot = self.self_status().await;
@@ -279,6 +298,28 @@ impl Dispatcher {
                 diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
             }
         }
+    }
+
+    /// Runs every investigation step of a runbook alert, concurrently, and gathers the
+    /// findings in one reply.
+    async fn diagnose(&self, id: &str) -> Message {
+        let Some(alert) = self.catalog.alert(id) else {
+            let ids: Vec<String> = self
+                .catalog
+                .alerts()
+                .iter()
+                .map(|a| a.id.to_string())
+                .collect();
+            return Message::text(format!(
+                ":warning: {} is not a runbook alert; one of {}.",
+                code_span(id),
+                ids.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        };
+        diagnose_alert(&self.runner, alert, "odorbot").await
     }
 
     async fn self_status(&self) -> SelfStatus {
@@ -343,6 +384,48 @@ impl Dispatcher {
         {
             warn!(error = %e, "reply not delivered");
         }
+    }
+}
+
+/// The findings of every investigation step of `alert`, in the runbook's order.
+pub async fn diagnose_alert(
+    runner: &Runner,
+    alert: &crate::runbook::Alert,
+    requested_by: &str,
+) -> Message {
+    let no_params = std::collections::BTreeMap::new();
+    let runs = alert.investigation.iter().map(|step| async {
+        match step.bind(&no_params) {
+            Ok(action) => runner.run(&action, requested_by, None).await,
+            Err(errors) => Message::text(format!(
+                "❔ needs {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let title = format!("Diagnose — {}", alert.title);
+    let mut blocks = vec![Block::Header(title.clone())];
+    for (i, (step, result)) in alert.investigation.iter().zip(results).enumerate() {
+        blocks.push(Block::Section(format!(
+            "*{}. {}*",
+            i + 1,
+            escape(&step.title)
+        )));
+        blocks.extend(
+            result
+                .blocks
+                .into_iter()
+                .filter(|b| !matches!(b, Block::Header(_))),
+        );
+    }
+    Message {
+        text: title,
+        blocks,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine: a bounded queue of inbound events and the dispatcher that processes
 //! them. Listeners only enqueue; all work, and every reply, happens here.
 
+pub mod actions;
 mod dispatcher;
 pub mod incidents;
 

@@ -829,7 +829,7 @@ async fn jobs_from_cronjobs_carry_the_template_owner_and_manual_mark() {
     assert!(matches!(err, ClusterError::Conflict { .. }), "{err}");
 
     let cleanup = bot
-        .logs_cleanup(&n("log-cleanup"), Mode::Execute)
+        .logs_cleanup(&n("app-logs-cleanup"), Mode::Execute)
         .await
         .unwrap();
     assert_eq!(cleanup.action, "logs_cleanup");
@@ -840,7 +840,7 @@ async fn jobs_from_cronjobs_carry_the_template_owner_and_manual_mark() {
         .items
         .iter()
         .map(ResourceExt::name_any)
-        .filter(|n| n.starts_with("log-cleanup-manual-"))
+        .filter(|n| n.starts_with("app-logs-cleanup-manual-"))
         .collect();
     assert_eq!(made.len(), 1, "{made:?}");
 }

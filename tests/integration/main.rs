@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod cluster;
+mod cluster_verbs;
 mod e2e;
 mod incidents;
 mod kube;

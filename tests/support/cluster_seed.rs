@@ -189,6 +189,11 @@ impl Seeded {
         .unwrap()
     }
 
+    /// The bot's kubeconfig file, for running the odorbot binary as the ServiceAccount.
+    pub fn bot_kubeconfig_path(&self) -> &std::path::Path {
+        self.bot_kubeconfig.path()
+    }
+
     pub fn remember_cluster_object(&self, kind: &'static str, name: String) {
         self.cluster_scoped.lock().unwrap().push((kind, name));
     }
@@ -636,7 +641,8 @@ pub async fn seed() -> Seeded {
             "database-performance-monitoring",
             "ghcr.io/odordiff/db-maintenance:3.1.0",
         ),
-        ("log-cleanup", "busybox:1.36"),
+        ("app-logs-cleanup", "busybox:1.36"),
+        ("postgres-logs-cleanup", "busybox:1.36"),
     ] {
         apply(
             &admin,

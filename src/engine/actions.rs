@@ -1,0 +1,631 @@
+//! Carries out the runbook's typed actions: read-only ones at once, destructive ones as
+//! a server-side dry run (their execution belongs to the two-person flow).
+//!
+//! The catalog's value types are converted to the cluster's through their text form, the
+//! one both sides validate.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::domain::command::Intent;
+use crate::domain::diagnostics;
+use crate::domain::ids::K8sName;
+use crate::domain::k8s::{self, ChangeReport, LogQuery, Mode};
+use crate::domain::k8s_view as kv;
+use crate::domain::signals::Signal;
+use crate::domain::view::{Message, escape};
+use crate::probes::Probes;
+use crate::runbook::actions::{Action, Bound, LogSource};
+use crate::runbook::values::{ArgType, LabelSelector};
+
+/// Runs actions against the cluster and the probes.
+pub struct Runner {
+    /// The cluster, or why there is none (no credentials where odorbot runs).
+    pub cluster: Result<Arc<Cluster>, String>,
+    pub probes: Arc<Probes>,
+}
+
+fn conv<T: FromStr>(value: &impl ArgType, what: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = value.render();
+    text.parse::<T>()
+        .map_err(|e| format!("{what} {text:?}: {e}"))
+}
+
+fn selector(s: &impl ArgType) -> Result<k8s::Selector, String> {
+    let text = s.render();
+    if text.is_empty() {
+        return Ok(k8s::Selector::all());
+    }
+    text.parse()
+        .map_err(|e| format!("selector {text:?} cannot be used here ({e}); use key=value pairs"))
+}
+
+fn failed(what: &str, why: &str) -> Message {
+    Message::text(format!("❔ *{}*: {}", escape(what), escape(why)))
+}
+
+fn cluster_failed(what: &str, e: &ClusterError) -> Message {
+    failed(what, &e.to_string())
+}
+
+impl Runner {
+    fn cluster(&self) -> Result<&Cluster, String> {
+        self.cluster
+            .as_deref()
+            .map_err(|why| format!("Kubernetes is not available: {why}"))
+    }
+
+    /// Runs one action; every failure becomes a reply saying what could not be done.
+    pub async fn run(
+        &self,
+        action: &Action<Bound>,
+        requested_by: &str,
+        reason: Option<&str>,
+    ) -> Message {
+        let title = action.kind().summary();
+        match self.try_run(action, requested_by, reason).await {
+            Ok(m) => m,
+            Err(why) => failed(title, &why),
+        }
+    }
+
+    async fn try_run(
+        &self,
+        action: &Action<Bound>,
+        requested_by: &str,
+        reason: Option<&str>,
+    ) -> Result<Message, String> {
+        let p = &self.probes;
+        if action.is_destructive() {
+            let report = self.dry_run(action).await?;
+            return Ok(kv::render_change(&report, requested_by, reason));
+        }
+        let map = |what: &str, e: ClusterError| cluster_failed(what, &e);
+        Ok(match action {
+            Action::Pods { selector: s } => {
+                let sel = selector(s)?;
+                match self.cluster()?.pods(&sel).await {
+                    Ok(pods) => kv::render_pods(&scope(&sel), &pods),
+                    Err(e) => map("Pods", e),
+                }
+            }
+            Action::DescribePods {
+                selector: s,
+                only_failing,
+            } => {
+                let sel = selector(s)?;
+                match self.cluster()?.describe_pods(&sel, *only_failing).await {
+                    Ok(d) => kv::render_descriptions(&scope(&sel), &d),
+                    Err(e) => map("Describe", e),
+                }
+            }
+            Action::Logs {
+                source,
+                tail,
+                since,
+                grep,
+            } => {
+                let (source, scope_text) = match source {
+                    LogSource::Selector(s) => {
+                        let sel = selector(s)?;
+                        let text = scope(&sel);
+                        (k8s::LogSource::Selector(sel), text)
+                    }
+                    LogSource::Pod(pod) => (k8s::LogSource::Pod(pod.clone()), pod.to_string()),
+                };
+                let query = LogQuery {
+                    source,
+                    tail: tail.map(|t| t.get()),
+                    since: *since,
+                    grep: grep.clone(),
+                };
+                match self.cluster()?.logs(&query).await {
+                    Ok(r) => kv::render_logs(&scope_text, &r),
+                    Err(e) => map("Logs", e),
+                }
+            }
+            Action::Endpoints { service } => match self.cluster()?.endpoints(service).await {
+                Ok(e) => kv::render_endpoints(&e),
+                Err(e) => map("Endpoints", e),
+            },
+            Action::Events { since } => match self.cluster()?.events(*since).await {
+                Ok(ev) => kv::render_events(&ev),
+                Err(e) => map("Events", e),
+            },
+            Action::RolloutStatus { deployment } | Action::RolloutHistory { deployment } => {
+                let c = self.cluster()?;
+                let (status, history) =
+                    tokio::join!(c.rollout_status(deployment), c.rollout_history(deployment));
+                match history {
+                    Ok(h) => {
+                        kv::render_rollout_history(deployment.as_str(), status.as_ref().ok(), &h)
+                    }
+                    Err(e) => map("Rollout history", e),
+                }
+            }
+            Action::HelmHistory { release } => match self.cluster()?.helm_history(release).await {
+                Ok(h) => kv::render_helm_history(release.as_str(), &h),
+                Err(e) => map("Helm history", e),
+            },
+            Action::HpaStatus { hpa } => match self.cluster()?.hpa_status(hpa).await {
+                Ok(h) => Message::text(format!(
+                    "*HPA {}* → {}: {}–{} replicas, target CPU {}, now {} (CPU {}), desired {}",
+                    escape(&h.name),
+                    escape(&h.target),
+                    h.min_replicas,
+                    h.max_replicas,
+                    h.target_cpu_percent
+                        .map_or_else(|| "unset".into(), |t| format!("{t}%")),
+                    h.current_replicas,
+                    h.current_cpu_percent
+                        .map_or_else(|| "unknown".into(), |t| format!("{t}%")),
+                    h.desired_replicas
+                )),
+                Err(e) => map("HPA", e),
+            },
+            Action::PdbStatus => match self.cluster()?.pdb_status().await {
+                Ok(pdbs) => Message::text(if pdbs.is_empty() {
+                    "*Disruption budgets*: none".to_owned()
+                } else {
+                    pdbs.iter()
+                        .map(|d| {
+                            format!(
+                                "• {} {}/{} healthy, {} disruptions allowed",
+                                escape(&d.name),
+                                d.current_healthy,
+                                d.desired_healthy,
+                                d.disruptions_allowed
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }),
+                Err(e) => map("Disruption budgets", e),
+            },
+            Action::ConfigmapKeys { configmap, grep } => match self
+                .cluster()?
+                .configmap_keys(configmap, grep.as_ref())
+                .await
+            {
+                Ok(entries) => Message::text(format!(
+                    "*ConfigMap {}*\n{}",
+                    escape(configmap.as_str()),
+                    entries
+                        .iter()
+                        .map(|e| format!("• {} = {}", escape(&e.key), escape(&e.value)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )),
+                Err(e) => map("ConfigMap", e),
+            },
+            Action::PvcStatus { pvc } => match self.cluster()?.pvc_status(pvc.as_ref()).await {
+                Ok(pvcs) => Message::text(
+                    pvcs.iter()
+                        .map(|v| {
+                            format!(
+                                "• {} {} requested {}, capacity {}",
+                                escape(&v.name),
+                                escape(&v.phase),
+                                escape(v.requested.as_deref().unwrap_or("?")),
+                                escape(v.capacity.as_deref().unwrap_or("?"))
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                Err(e) => map("Volumes", e),
+            },
+            Action::Certificates => match self.cluster()?.certificates().await {
+                Ok(c) => Message::text(format!(
+                    "*Certificates*\n{}",
+                    kv::certificate_lines(&c).join("\n")
+                )),
+                Err(e) => map("Certificates", e),
+            },
+            Action::Backups => match self.cluster()?.backups().await {
+                Ok(b) => kv::render_backups(&b),
+                Err(e) => map("Backups", e),
+            },
+            Action::AccessReview => match self.cluster()?.access_review().await {
+                Ok(a) => kv::render_access_review(&a),
+                Err(e) => map("Access review", e),
+            },
+            Action::ResourceUsage { selector: s } => {
+                let sel = s.as_ref().map(selector).transpose()?;
+                match self.cluster()?.resource_usage(sel.as_ref()).await {
+                    Ok(u) => kv::render_usage(&u),
+                    Err(e) => map("Resource usage", e),
+                }
+            }
+            Action::DbConnections { .. } | Action::DbConnectivity => {
+                let (counts, size) = tokio::join!(p.db_connections(), p.db_size());
+                diagnostics::render_connections(&counts, &size, &p.links)
+            }
+            Action::DbSlowQueries { limit } => {
+                let older = crate::domain::command::DEFAULT_LONG_RUNNING;
+                let limit = limit.map_or(10, |l| i64::from(l.get()));
+                let (running, top) =
+                    tokio::join!(p.db_long_running(older), p.db_top_statements(limit));
+                diagnostics::render_slow_queries(&running, older, &top, &p.links)
+            }
+            Action::PgbouncerPools => {
+                diagnostics::render_pools(&p.pgbouncer_pools().await, &p.links)
+            }
+            Action::CacheStats => {
+                diagnostics::render_cache(&p.cache_stats().await, None, &p.thresholds, &p.links)
+            }
+            Action::CacheKeys { pattern, limit } => {
+                let limit = limit.map_or(20, |l| l.get() as usize);
+                let pattern = pattern.render();
+                let (stats, keys) = tokio::join!(p.cache_stats(), p.cache_keys(&pattern, limit));
+                diagnostics::render_cache(&stats, Some(&keys), &p.thresholds, &p.links)
+            }
+            Action::HttpMetric { signal } => {
+                let signal: Signal = signal.render().parse().map_err(|e: String| e)?;
+                let (reading, source) = p.signal(signal).await;
+                diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
+            }
+            Action::HttpHealth { path } => {
+                let checks = p.health().await;
+                let want = path.render();
+                let lines: Vec<String> = checks
+                    .iter()
+                    .filter(|c| c.as_ref().map_or(true, |h| h.path == want))
+                    .map(|c| match c {
+                        Ok(h) => diagnostics::verdict_line(&h.path, "", &h.verdict()),
+                        Err(why) => diagnostics::verdict_line(
+                            &want,
+                            "",
+                            &crate::domain::signals::Verdict::Unknown(why.clone()),
+                        ),
+                    })
+                    .collect();
+                Message::text(lines.join("\n"))
+            }
+            Action::TlsCertificate { .. } => {
+                let (host, cert) = p.tls().await;
+                diagnostics::render_tls(&host, &cert, &p.links)
+            }
+            Action::DiskUsage { .. } => {
+                let (reading, _) = p.signal(Signal::VolumeUsage).await;
+                diagnostics::render_disk(&reading, &p.thresholds, &p.links)
+            }
+            Action::Notify { role } => {
+                Message::text(format!("📣 Notify: {}", escape(&role.render())))
+            }
+            Action::Note { text } => Message::text(format!("📝 {}", escape(&text.render()))),
+            _ => unreachable!("destructive actions were handled above"),
+        })
+    }
+
+    /// The server-side dry run of a destructive action (or, for database actions, what
+    /// would be affected).
+    async fn dry_run(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
+        let mode = Mode::DryRun;
+        let err = |e: ClusterError| e.to_string();
+        match action {
+            Action::DbTerminateLong { older_than } => {
+                let running = self.probes.db_long_running(*older_than).await?;
+                let mut report = ChangeReport::new("db terminate-long", mode);
+                report.notes.extend(running.iter().map(|s| {
+                    format!(
+                        "would terminate pid {} ({}, {:.0}s): {}",
+                        s.pid, s.user, s.running_secs, s.query
+                    )
+                }));
+                if running.is_empty() {
+                    report.notes.push("no statement runs that long now".into());
+                }
+                return Ok(report);
+            }
+            Action::DbVacuum => {
+                let mut report = ChangeReport::new("db vacuum", mode);
+                report
+                    .notes
+                    .push("would run VACUUM ANALYZE on the service's database".into());
+                return Ok(report);
+            }
+            _ => {}
+        }
+        let c = self.cluster()?;
+        match action {
+            Action::RolloutRestart { deployment } => {
+                c.rollout_restart(deployment, mode).await.map_err(err)
+            }
+            Action::Scale {
+                deployment,
+                replicas,
+            } => c.scale(deployment, replicas.get(), mode).await.map_err(err),
+            Action::RollbackDeployment {
+                deployment,
+                revision,
+            } => c
+                .rollback_deployment(deployment, revision.map(|r| u64::from(r.get())), mode)
+                .await
+                .map_err(err),
+            Action::RollbackHelm { release, revision } => c
+                .rollback_helm(release, revision.map(|r| u64::from(r.get())), mode)
+                .await
+                .map_err(err),
+            Action::SetImage {
+                deployment,
+                container,
+                tag,
+            } => {
+                let tag: k8s::ImageTag = conv(tag, "image tag")?;
+                c.set_image(deployment, container, &tag, mode)
+                    .await
+                    .map_err(err)
+            }
+            Action::PatchHpa {
+                hpa,
+                min_replicas,
+                max_replicas,
+                target_cpu_percent,
+            } => {
+                let patch = crate::cluster::HpaPatch {
+                    min_replicas: min_replicas.map(|v| v.get()),
+                    max_replicas: max_replicas.map(|v| v.get()),
+                    target_cpu_percent: target_cpu_percent.map(|v| v.get()),
+                };
+                c.patch_hpa(hpa, &patch, mode).await.map_err(err)
+            }
+            Action::SetResources {
+                deployment,
+                container,
+                limits,
+            } => {
+                let memory = limits.memory.as_ref().map(|q| q.render());
+                let cpu = limits.cpu.as_ref().map(|q| q.render());
+                let pairs = memory
+                    .as_deref()
+                    .map(|m| ("memory", m))
+                    .into_iter()
+                    .chain(cpu.as_deref().map(|v| ("cpu", v)));
+                let limits = k8s::ResourceLimits::new(pairs).map_err(|e| e.to_string())?;
+                c.set_resources(deployment, container, &limits, mode)
+                    .await
+                    .map_err(err)
+            }
+            Action::PatchConfigmap { configmap, data } => {
+                let mut converted = std::collections::BTreeMap::new();
+                for (k, v) in data {
+                    converted.insert(conv::<k8s::DataKey>(k, "key")?, v.render());
+                }
+                c.patch_configmap(configmap, &converted, mode)
+                    .await
+                    .map_err(err)
+            }
+            Action::JobFromCronjob { cronjob, job_name } => c
+                .job_from_cronjob(cronjob, job_name, mode)
+                .await
+                .map_err(err),
+            Action::LogsCleanup { cronjob } => c.logs_cleanup(cronjob, mode).await.map_err(err),
+            Action::Annotate {
+                deployment,
+                key,
+                value,
+            } => {
+                let key: k8s::QualifiedName = conv(key, "annotation")?;
+                let value = value.as_ref().map(|v| v.render());
+                c.annotate(deployment, &key, value.as_deref(), mode)
+                    .await
+                    .map_err(err)
+            }
+            Action::ExpandPvc { pvc, size } => {
+                let size: k8s::Quantity = conv(size, "size")?;
+                c.expand_pvc(pvc, &size, mode).await.map_err(err)
+            }
+            Action::QuarantinePod {
+                pod,
+                network_policy,
+            } => c
+                .quarantine_pod(pod, network_policy, mode)
+                .await
+                .map_err(err),
+            Action::RotateSecret {
+                deployment,
+                container,
+                env,
+                new_secret,
+                key,
+                old_secret,
+            } => {
+                let rotation = crate::cluster::SecretRotation {
+                    deployment: deployment.clone(),
+                    container: container.clone(),
+                    env: conv(env, "environment variable")?,
+                    new_secret: new_secret.clone(),
+                    key: conv(key, "key")?,
+                    old_secret: old_secret.clone(),
+                };
+                c.rotate_secret(&rotation, mode).await.map_err(err)
+            }
+            Action::RenewCertificate {
+                certificate,
+                secret,
+            } => c
+                .renew_certificate(certificate, secret, mode)
+                .await
+                .map_err(err),
+            Action::VeleroTestRestore { backup } => c
+                .velero_test_restore(backup.as_ref(), mode)
+                .await
+                .map_err(err),
+            Action::VeleroRestoreCleanup { restore } => c
+                .velero_restore_cleanup(restore.as_ref(), mode)
+                .await
+                .map_err(err),
+            other => Err(format!(
+                "{} is not a destructive action",
+                other.kind().summary()
+            )),
+        }
+    }
+}
+
+fn scope(sel: &k8s::Selector) -> String {
+    let text = sel.to_string();
+    if text.is_empty() {
+        "all pods".into()
+    } else {
+        text
+    }
+}
+
+/// The Helm release odorbot knows by name.
+pub const HELM_RELEASE: &str = "odordiff-2";
+
+fn val<T: ArgType>(text: &str) -> Result<T, String> {
+    T::parse_arg(text).map_err(|e| format!("{text:?} {e}"))
+}
+
+fn k(name: &str) -> K8sName {
+    name.parse().expect("a name odorbot spells itself is valid")
+}
+
+fn app(deployment: &K8sName) -> Result<LabelSelector, String> {
+    val(&format!("app={deployment}"))
+}
+
+/// The runbook action a verb asks for, with the runbook's object names (the same names
+/// the catalog and `manifests/`' Role use).
+///
+/// # Errors
+/// A value the catalog's types refuse (e.g. an image tag with a space).
+pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, String> {
+    use Action as A;
+    Ok(match intent {
+        Intent::Pods { deployment } => A::Pods {
+            selector: match deployment {
+                Some(d) => app(d)?,
+                None => val("")?,
+            },
+        },
+        Intent::Describe { deployment, all } => A::DescribePods {
+            selector: app(deployment)?,
+            only_failing: !*all,
+        },
+        Intent::Logs {
+            target,
+            pod,
+            since,
+            tail,
+            grep,
+        } => A::Logs {
+            source: if *pod {
+                LogSource::Pod(target.clone())
+            } else {
+                LogSource::Selector(app(target)?)
+            },
+            tail: tail.map(|t| val(&t.to_string())).transpose()?,
+            since: *since,
+            grep: grep.clone(),
+        },
+        Intent::Events { since } => A::Events { since: *since },
+        Intent::Endpoints { service } => A::Endpoints {
+            service: service.clone(),
+        },
+        Intent::History { name } if name.as_str() == HELM_RELEASE => A::HelmHistory {
+            release: name.clone(),
+        },
+        Intent::History { name } => A::RolloutHistory {
+            deployment: name.clone(),
+        },
+        Intent::Top => A::ResourceUsage { selector: None },
+        Intent::Backups => A::Backups,
+        Intent::AccessReview => A::AccessReview,
+        Intent::Rollback { target, revision } => {
+            let revision = revision.map(|r| val(&r.to_string())).transpose()?;
+            if target.as_str() == HELM_RELEASE {
+                A::RollbackHelm {
+                    release: target.clone(),
+                    revision,
+                }
+            } else {
+                A::RollbackDeployment {
+                    deployment: target.clone(),
+                    revision,
+                }
+            }
+        }
+        Intent::Restart { deployment } => A::RolloutRestart {
+            deployment: deployment.clone(),
+        },
+        Intent::PgbouncerRestart => A::RolloutRestart {
+            deployment: k("pgbouncer"),
+        },
+        Intent::Scale {
+            deployment,
+            replicas,
+        } => A::Scale {
+            deployment: deployment.clone(),
+            replicas: val(&replicas.to_string())?,
+        },
+        Intent::Contain => A::Scale {
+            deployment: k("odordiff-api"),
+            replicas: val("0")?,
+        },
+        Intent::Hpa { hpa, min, max, cpu } => A::PatchHpa {
+            hpa: hpa.clone(),
+            min_replicas: min.map(|v| val(&v.to_string())).transpose()?,
+            max_replicas: max.map(|v| val(&v.to_string())).transpose()?,
+            target_cpu_percent: cpu.map(|v| val(&v.to_string())).transpose()?,
+        },
+        Intent::Deploy { deployment, tag } => A::SetImage {
+            deployment: deployment.clone(),
+            container: deployment.clone(),
+            tag: val(tag)?,
+        },
+        Intent::Maintenance { on } => A::Annotate {
+            deployment: k("odordiff-api"),
+            key: val("maintenance")?,
+            value: on.then(|| val("true")).transpose()?,
+        },
+        Intent::PvcExpand { pvc, size } => A::ExpandPvc {
+            pvc: pvc.clone(),
+            size: val(size)?,
+        },
+        Intent::BackupTestRestore { backup } => A::VeleroTestRestore {
+            backup: backup.clone(),
+        },
+        Intent::CertRenew { certificate } => A::RenewCertificate {
+            certificate: certificate.clone().unwrap_or_else(|| k("odordiff-tls")),
+            secret: k("odordiff-tls"),
+        },
+        Intent::Quarantine { pod } => A::QuarantinePod {
+            pod: pod.clone(),
+            network_policy: k("default-deny-all"),
+        },
+        Intent::SecretRotate => A::RotateSecret {
+            deployment: k("odordiff-api"),
+            container: k("odordiff-api"),
+            env: val("API_KEY")?,
+            new_secret: k("new-api-keys"),
+            key: val("api-key")?,
+            old_secret: k("old-api-keys"),
+        },
+        Intent::CacheTtl { seconds } => A::PatchConfigmap {
+            configmap: k("odordiff-config"),
+            data: [(val("cache_ttl")?, val(&seconds.to_string())?)]
+                .into_iter()
+                .collect(),
+        },
+        Intent::CacheWarm => A::JobFromCronjob {
+            cronjob: k("cdn-cache-warming"),
+            // Unique per request, so a second warming does not collide with the first.
+            job_name: k(&format!("manual-cache-warming-{now_unix}")),
+        },
+        Intent::DbTerminateLong { older_than } => A::DbTerminateLong {
+            older_than: *older_than,
+        },
+        Intent::DbVacuum => A::DbVacuum,
+        Intent::LogsCleanup => A::LogsCleanup {
+            cronjob: k("app-logs-cleanup"),
+        },
+    })
+}

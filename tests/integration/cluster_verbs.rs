@@ -1,0 +1,130 @@
+//! The Kubernetes verbs through the real binary: read-only ones answer at once,
+//! destructive ones show the API server's dry run and change nothing, as the
+//! ServiceAccount that `manifests/` binds.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use crate::support::bot::Bot;
+use crate::support::cluster_seed::seed;
+use crate::support::fake_slack::FakeSlack;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn reply(fake: &FakeSlack, text: &str) -> String {
+    let d = fake.slash_command("U0ASKER", "C111", text).await;
+    let path = format!(
+        "/response/{}",
+        d.response_url
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+    );
+    let found = fake
+        .wait_until(WAIT, |f| {
+            f.calls_to("response_url").iter().any(|c| c.path == path)
+        })
+        .await;
+    assert!(found, "no reply to {text:?}");
+    let body = fake
+        .calls_to("response_url")
+        .into_iter()
+        .find(|c| c.path == path)
+        .unwrap()
+        .body;
+    // Read the JSON back as the text a person sees.
+    serde_json::to_string(&body).unwrap().replace("\\n", "\n")
+}
+
+#[tokio::test]
+async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
+    let seeded = seed().await;
+    let fake = FakeSlack::start().await;
+    let kubeconfig = seeded.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let bot = Bot::start_with(
+        &fake,
+        None,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &seeded.ns),
+        ],
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let deployments: kube::Api<Deployment> = seeded.api();
+    let before = deployments.get("odordiff-api").await.unwrap();
+
+    let cases: &[(&str, &[&str])] = &[
+        ("pods odordiff-api", &["Pods — app=odordiff-api", "ready"]),
+        ("history odordiff-api", &["Rollout history — odordiff-api"]),
+        ("history odordiff-2", &["Helm history — odordiff-2", "v2"]),
+        ("endpoints", &["Endpoints — odordiff-api"]),
+        ("events --since 1h", &["Events"]),
+        (
+            "scale odordiff-api 5 --reason \"load test\"",
+            &[
+                "Dry run: scale",
+                "spec.replicas",
+                "→ 5",
+                "Nothing was changed",
+            ],
+        ),
+        (
+            "restart odordiff-api --reason \"stuck workers\"",
+            &["Dry run", "restartedAt"],
+        ),
+        (
+            "rollback odordiff-2 --reason \"5xx after deploy\"",
+            &["Dry run", "Nothing was changed"],
+        ),
+        (
+            "maintenance start --reason \"vacuum\"",
+            &["Dry run", "maintenance"],
+        ),
+        (
+            "cache ttl 7200 --reason \"hit rate low\"",
+            &["Dry run", "cache_ttl", "7200"],
+        ),
+        (
+            "hpa odordiff-api-hpa --min 5 --reason \"p95\"",
+            &["Dry run", "minReplicas"],
+        ),
+        ("scale odordiff-api 5", &["needs a reason: add `--reason"]),
+        (
+            "scale odordiff-api 50 --reason x",
+            &["is out of range: expected a whole number from 0 to 20"],
+        ),
+        (
+            "scale Odordiff --reason x",
+            &["must use only lowercase letters"],
+        ),
+        (
+            "hpa odordiff-api-hpa --min 9 --max 3 --reason x",
+            &["is above `--max 3`"],
+        ),
+        ("diagnose api-service-down", &["Diagnose — ", "1. "]),
+        (
+            "diagnose no-such-alert",
+            &["is not a runbook alert; one of", "api-service-down"],
+        ),
+    ];
+    for (text, wants) in cases {
+        let got = reply(&fake, text).await;
+        for want in *wants {
+            assert!(
+                got.contains(want),
+                "{text:?}: missing {want:?} in\n{got}\n{}",
+                bot.logs()
+            );
+        }
+    }
+    let after = deployments.get("odordiff-api").await.unwrap();
+    assert_eq!(
+        before.metadata.resource_version, after.metadata.resource_version,
+        "dry runs changed the deployment"
+    );
+    drop(bot);
+}
