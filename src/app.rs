@@ -86,7 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let desk = Arc::new(Desk::new(
         store.clone(),
         api.clone(),
-        probes.clone(),
+        runner.clone(),
+        catalog.clone(),
         config.incidents.clone(),
     ));
     let (dispatcher, queue) = Dispatcher::new(

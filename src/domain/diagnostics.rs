@@ -365,6 +365,8 @@ pub fn render_tls(host: &str, result: &Result<CertInfo, String>, links: &Links) 
 /// The service's overall picture for `/odor status`.
 #[derive(Debug, Clone)]
 pub struct Picture {
+    /// `(deployment, (ready, desired) or why unknown)` for OdorDiff-2's deployments.
+    pub deployments: Vec<(String, Result<(i32, i32), String>)>,
     /// `(signal, reading, source)` for the signals the status shows.
     pub signals: Vec<(Signal, Reading, String)>,
     pub health: Vec<Result<HealthCheck, String>>,
@@ -382,6 +384,26 @@ impl Picture {
                 breaches += 1;
             }
         };
+        for (name, readiness) in &self.deployments {
+            match readiness {
+                Ok((ready, desired)) => {
+                    let v = if ready >= desired && *desired > 0 {
+                        Verdict::Ok("all ready".into())
+                    } else if *desired == 0 {
+                        Verdict::Breach("scaled to zero".into())
+                    } else {
+                        Verdict::Breach(format!("{} not ready", desired - ready))
+                    };
+                    tally(&v);
+                    lines.push(verdict_line(
+                        name,
+                        &format!("{ready}/{desired} pods ready"),
+                        &v,
+                    ));
+                }
+                Err(why) => lines.push(unknown_line(name, why)),
+            }
+        }
         for (signal, reading, _) in &self.signals {
             let verdict = judge(*signal, reading, t);
             tally(&verdict);
@@ -535,6 +557,11 @@ mod tests {
     #[test]
     fn the_picture_counts_breaches_and_shows_unknowns() {
         let picture = Picture {
+            deployments: vec![
+                ("odordiff-api".into(), Ok((3, 3))),
+                ("redis".into(), Ok((0, 1))),
+                ("postgres".into(), Err("Kubernetes is not available".into())),
+            ],
             signals: vec![
                 (Signal::ErrorRate, Ok(0.02), "Prometheus".into()),
                 (
@@ -571,7 +598,22 @@ mod tests {
             },
         };
         let m = picture.render(&Thresholds::default(), &Links::default());
-        assert_eq!(m.text, "OdorDiff-2: 2 thresholds breached");
+        assert_eq!(m.text, "OdorDiff-2: 3 thresholds breached");
+        assert!(
+            text(&m).contains("✅ *odordiff-api*: 3/3 pods ready (all ready)"),
+            "{}",
+            text(&m)
+        );
+        assert!(
+            text(&m).contains("🔴 *redis*: 0/1 pods ready (1 not ready)"),
+            "{}",
+            text(&m)
+        );
+        assert!(
+            text(&m).contains("❔ *postgres*: unknown: Kubernetes is not available"),
+            "{}",
+            text(&m)
+        );
         let t = text(&m);
         assert!(t.contains("🔴 *Error rate (5xx)*: 2.00%"), "{t}");
         assert!(

@@ -254,8 +254,10 @@ impl Dispatcher {
             Command::Diagnose { alert } => self.diagnose(&alert).await,
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
             Command::Status => {
-                let odorbot = self.self_status().await;
-                p.picture(odorbot).await.render(&p.thresholds, &p.links)
+                let (odorbot, deployments) = tokio::join!(self.self_status(), self.readiness());
+                p.picture(odorbot, deployments)
+                    .await
+                    .render(&p.thresholds, &p.links)
             }
             Command::Db {
                 view: DbView::Connections,
@@ -320,6 +322,40 @@ impl Dispatcher {
             ));
         };
         diagnose_alert(&self.runner, alert, "odorbot").await
+    }
+
+    /// Ready pods of OdorDiff-2's deployments, each bounded by the probe timeout.
+    async fn readiness(&self) -> Vec<(String, Result<(i32, i32), String>)> {
+        const DEPLOYMENTS: [&str; 5] = [
+            "odordiff-api",
+            "odordiff-worker",
+            "postgres",
+            "pgbouncer",
+            "redis",
+        ];
+        let cluster = match &self.runner.cluster {
+            Ok(c) => c,
+            Err(why) => {
+                let why = format!("Kubernetes is not available: {why}");
+                return DEPLOYMENTS
+                    .iter()
+                    .map(|d| ((*d).to_owned(), Err(why.clone())))
+                    .collect();
+            }
+        };
+        let limit = self.probes.timeout;
+        let checks = DEPLOYMENTS.iter().map(|d| async move {
+            let name: crate::domain::ids::K8sName = d.parse().expect("a valid name");
+            let status = crate::probes::bounded(limit, async {
+                cluster
+                    .rollout_status(&name)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            ((*d).to_owned(), status.map(|s| (s.ready, s.desired)))
+        });
+        futures_util::future::join_all(checks).await
     }
 
     async fn self_status(&self) -> SelfStatus {

@@ -15,14 +15,18 @@ use crate::config::IncidentsConfig;
 use crate::domain::alert::{AlertStatus, Notification};
 use crate::domain::diagnostics::verdict_line;
 use crate::domain::escalation::{Severity, Why, needs_nudge, next_escalation, next_status_update};
+use crate::domain::ids::K8sName;
 use crate::domain::incident::{
     Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
     root_message, timeline_markdown,
 };
 use crate::domain::roster::{ESCALATION_PATH, Role};
-use crate::domain::signals::judge;
-use crate::domain::view::{Block, Button, ButtonStyle, Message, escape};
+use crate::domain::signals::{Verdict, judge};
+use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
+use crate::engine::actions::Runner;
+use crate::engine::dispatcher::diagnose_alert;
 use crate::probes::{Probes, STATUS_SIGNALS};
+use crate::runbook::{Catalog, LiveSignal};
 use crate::slack::api::SlackApi;
 use crate::store::timers::Timer;
 use crate::store::{Store, StoreError};
@@ -60,6 +64,8 @@ pub struct Desk {
     api: Arc<SlackApi>,
     probes: Arc<Probes>,
     config: IncidentsConfig,
+    catalog: Arc<Catalog>,
+    runner: Arc<Runner>,
     /// This replica's name on timer claims.
     owner: String,
     wake: Notify,
@@ -73,7 +79,8 @@ impl Desk {
     pub fn new(
         store: Store,
         api: Arc<SlackApi>,
-        probes: Arc<Probes>,
+        runner: Arc<Runner>,
+        catalog: Arc<Catalog>,
         config: IncidentsConfig,
     ) -> Self {
         let owner = format!(
@@ -84,8 +91,10 @@ impl Desk {
         Self {
             store,
             api,
-            probes,
+            probes: runner.probes.clone(),
             config,
+            catalog,
+            runner,
             owner,
             wake: Notify::new(),
         }
@@ -112,11 +121,15 @@ impl Desk {
             }
             match alert.status {
                 AlertStatus::Firing => {
+                    // The runbook entry whose matchers the alert's labels satisfy sets the
+                    // default severity; a `severity` label that names one wins.
+                    let entry = self.catalog.alert_for_labels(&alert.labels);
                     let severity = alert
                         .labels
                         .get("severity")
                         .or_else(|| n.common_labels.get("severity"))
                         .and_then(|s| s.parse::<Severity>().ok())
+                        .or_else(|| entry.and_then(|e| e.severity.as_str().parse().ok()))
                         .unwrap_or(Severity::High);
                     let title = alert
                         .annotations
@@ -127,7 +140,7 @@ impl Desk {
                     let new = NewIncident {
                         severity,
                         title,
-                        entry: alert.labels.get("runbook").cloned(),
+                        entry: entry.map(|e| e.id.to_string()),
                         group_key: Some(n.group_key.clone()),
                         opened_by: "alertmanager".into(),
                     };
@@ -278,6 +291,43 @@ impl Desk {
                     "odorbot",
                     &format!("{what} {who}"),
                 )
+                .await?;
+        }
+        let investigated = self
+            .store
+            .timeline(&incident.id)
+            .await?
+            .iter()
+            .any(|e| e.kind == "findings");
+        if let Some(entry) = incident
+            .entry
+            .as_deref()
+            .and_then(|id| self.catalog.alert(id))
+            && !investigated
+        {
+            // The runbook's investigation steps, run at once; their findings in the thread.
+            let findings = diagnose_alert(&self.runner, entry, "odorbot").await;
+            self.post(&channel, Some(&ts), &findings).await;
+            let mut lines = vec![format!(
+                "*Recovery actions for {}* (each needs a second person's approval):",
+                escape(&entry.title)
+            )];
+            lines.extend(entry.recovery.iter().map(|step| {
+                format!(
+                    "• {} — {}",
+                    escape(step.label.as_deref().unwrap_or(&step.title)),
+                    code_span(&step.action.describe())
+                )
+            }));
+            self.post(&channel, Some(&ts), &Message::text(lines.join("\n")))
+                .await;
+            let note = format!(
+                "Ran the {} investigation steps of {}",
+                entry.investigation.len(),
+                entry.id
+            );
+            self.store
+                .add_timeline(&incident.id, now(), "findings", "odorbot", &note)
                 .await?;
         }
         Ok(())
@@ -584,6 +634,54 @@ impl Desk {
         Ok(())
     }
 
+    /// Ready replicas of the deployments the incident's runbook entry watches (the API
+    /// when it names none).
+    async fn readiness_lines(&self, incident: &Incident) -> Vec<String> {
+        let mut deployments: Vec<K8sName> = incident
+            .entry
+            .as_deref()
+            .and_then(|id| self.catalog.alert(id))
+            .map(|e| {
+                e.signals
+                    .iter()
+                    .filter_map(|s| match s {
+                        LiveSignal::DeploymentReady(d) => Some(d.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if deployments.is_empty() {
+            deployments.push("odordiff-api".parse().expect("a valid name"));
+        }
+        let Ok(cluster) = &self.runner.cluster else {
+            return vec![verdict_line(
+                "Deployments",
+                "",
+                &Verdict::Unknown("Kubernetes is not available".into()),
+            )];
+        };
+        let checks = deployments
+            .iter()
+            .map(|d| async move { (d, cluster.rollout_status(d).await) });
+        futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .map(|(d, status)| match status {
+                Ok(s) => {
+                    let value = format!("{}/{} ready", s.ready, s.desired);
+                    let verdict = if s.ready >= s.desired && s.desired > 0 {
+                        Verdict::Ok(s.message.clone())
+                    } else {
+                        Verdict::Breach(s.message.clone())
+                    };
+                    verdict_line(d.as_str(), &value, &verdict)
+                }
+                Err(e) => verdict_line(d.as_str(), "", &Verdict::Unknown(e.to_string())),
+            })
+            .collect()
+    }
+
     async fn status_update(&self, incident: &Incident) -> Result<(), DeskError> {
         let t = now();
         let period_start = incident.last_status_at.unwrap_or(incident.opened_at);
@@ -594,12 +692,9 @@ impl Desk {
             .into_iter()
             .filter(|e| e.at >= period_start)
             .collect();
-        let signals = self
-            .probes
-            .signals(&STATUS_SIGNALS)
-            .await
-            .into_iter()
-            .map(|(signal, reading, _)| {
+        let mut signals = self.readiness_lines(incident).await;
+        signals.extend(self.probes.signals(&STATUS_SIGNALS).await.into_iter().map(
+            |(signal, reading, _)| {
                 let value = reading
                     .as_ref()
                     .map(|v| signal.format(*v))
@@ -609,8 +704,8 @@ impl Desk {
                     &value,
                     &judge(signal, &reading, &self.probes.thresholds),
                 )
-            })
-            .collect();
+            },
+        ));
         let nudge = needs_nudge(incident.last_human_update_at, period_start)
             .then(|| self.config.roster.mention(Role::IncidentCommander));
         let update = StatusUpdate {

@@ -282,7 +282,11 @@ impl Probes {
     }
 
     /// Everything `/odor status` shows, gathered concurrently, each part bounded.
-    pub async fn picture(&self, odorbot: SelfStatus) -> Picture {
+    pub async fn picture(
+        &self,
+        odorbot: SelfStatus,
+        deployments: Vec<(String, Result<(i32, i32), String>)>,
+    ) -> Picture {
         let limit = self.timeout.min(self.deadline);
         let (signals, health, db, cache) = tokio::join!(
             bounded(self.deadline, async {
@@ -299,6 +303,7 @@ impl Probes {
                 .collect()
         });
         Picture {
+            deployments,
             signals,
             health: health.unwrap_or_else(|why| vec![Err(why)]),
             db,

@@ -265,7 +265,17 @@ async fn metrics_count_envelopes_commands_and_api_calls() {
     let bad = fake.slash_command("U111", "C111", "bogus").await;
     reply_to(&fake, &ok).await;
     reply_to(&fake, &bad).await;
-    let (status, body) = bot.get("/metrics").await.unwrap();
+    // The bot counts a reply once Slack has answered it, a moment after the fake saw it.
+    let want_last = "odorbot_slack_api_calls_total{method=\"response_url\",status=\"ok\"} 2";
+    let mut scrape = bot.get("/metrics").await.unwrap();
+    for _ in 0..50 {
+        if scrape.1.contains(want_last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        scrape = bot.get("/metrics").await.unwrap();
+    }
+    let (status, body) = scrape;
     assert_eq!(status, 200);
     for want in [
         "odorbot_envelopes_received_total{type=\"slash_commands\"} 2",

@@ -354,7 +354,7 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         ("ODORBOT_HEALTH_URL", &format!("http://{health}/")),
     ]);
     let started = Instant::now();
-    let picture = p.picture(self_status()).await;
+    let picture = p.picture(self_status(), Vec::new()).await;
     let took = started.elapsed();
     assert!(
         took < p.deadline + Duration::from_secs(1),
