@@ -362,11 +362,14 @@ pub fn render_tls(host: &str, result: &Result<CertInfo, String>, links: &Links) 
     message("Certificates", lines, links)
 }
 
+/// A deployment's ready and desired pods, or why they are unknown.
+pub type Readiness = (String, Result<(i32, i32), String>);
+
 /// The service's overall picture for `/odor status`.
 #[derive(Debug, Clone)]
 pub struct Picture {
     /// `(deployment, (ready, desired) or why unknown)` for OdorDiff-2's deployments.
-    pub deployments: Vec<(String, Result<(i32, i32), String>)>,
+    pub deployments: Vec<Readiness>,
     /// `(signal, reading, source)` for the signals the status shows.
     pub signals: Vec<(Signal, Reading, String)>,
     pub health: Vec<Result<HealthCheck, String>>,

@@ -325,7 +325,7 @@ impl Dispatcher {
     }
 
     /// Ready pods of OdorDiff-2's deployments, each bounded by the probe timeout.
-    async fn readiness(&self) -> Vec<(String, Result<(i32, i32), String>)> {
+    async fn readiness(&self) -> Vec<crate::domain::diagnostics::Readiness> {
         const DEPLOYMENTS: [&str; 5] = [
             "odordiff-api",
             "odordiff-worker",

@@ -285,7 +285,7 @@ impl Probes {
     pub async fn picture(
         &self,
         odorbot: SelfStatus,
-        deployments: Vec<(String, Result<(i32, i32), String>)>,
+        deployments: Vec<crate::domain::diagnostics::Readiness>,
     ) -> Picture {
         let limit = self.timeout.min(self.deadline);
         let (signals, health, db, cache) = tokio::join!(
