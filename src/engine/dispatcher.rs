@@ -292,8 +292,26 @@ impl Dispatcher {
                 diagnostics::render_disk(&reading, &p.thresholds, &p.links)
             }
             Command::Certs => {
-                let (host, cert) = p.tls().await;
-                diagnostics::render_tls(&host, &cert, &p.links)
+                let certificates = async {
+                    match &self.runner.cluster {
+                        Ok(c) => c.certificates().await.map_err(|e| e.to_string()),
+                        Err(why) => Err(format!("Kubernetes is not available: {why}")),
+                    }
+                };
+                let ((host, cert), certificates) = tokio::join!(p.tls(), certificates);
+                let mut reply = diagnostics::render_tls(&host, &cert, &p.links);
+                let lines = match certificates {
+                    Ok(c) if c.is_empty() => {
+                        "No cert-manager certificates in the namespace.".to_owned()
+                    }
+                    Ok(c) => format!(
+                        "*cert-manager*\n{}",
+                        crate::domain::k8s_view::certificate_lines(&c).join("\n")
+                    ),
+                    Err(why) => format!("❔ *cert-manager*: unknown: {}", escape(&why)),
+                };
+                reply.blocks.insert(2, Block::Section(lines));
+                reply
             }
             Command::Metrics { signal } => {
                 let (reading, source) = p.signal(signal).await;
