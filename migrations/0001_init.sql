@@ -80,3 +80,17 @@ CREATE TABLE timers (
     claimed_until_ms BIGINT
 );
 CREATE INDEX timers_due ON timers (due_at_ms);
+
+-- Interactive checklists (post-incident, maintenance, on demand): the ticks are
+-- persisted so every replica and every restart shows the same state.
+CREATE TABLE checklists (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    incident_id TEXT,
+    channel TEXT NOT NULL,
+    ts TEXT,
+    items TEXT NOT NULL,
+    done TEXT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);

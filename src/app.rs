@@ -134,6 +134,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tasks.spawn(dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()));
     socket.spawn(&cancel, &tasks);
     tasks.spawn(prune_event_keys(store.clone(), cancel.clone()));
+    if let Err(e) = desk.arm_maintenance().await {
+        warn!(error = %e, "maintenance reminders not scheduled");
+    }
     tasks.spawn(desk.run_scheduler(cancel.clone()));
 
     shutdown_signal().await;

@@ -63,6 +63,56 @@ impl Calendar {
     }
 }
 
+/// How a reminder recurs, at a local time of day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recurrence {
+    Daily,
+    Weekly(Weekday),
+    /// Day of the month, 1 to 28.
+    Monthly(i8),
+    /// The first `Weekday` of each listed month (1–12).
+    Quarterly(Weekday, Vec<i8>),
+}
+
+impl Recurrence {
+    fn matches(&self, d: Date) -> bool {
+        match self {
+            Self::Daily => true,
+            Self::Weekly(w) => d.weekday() == *w,
+            Self::Monthly(day) => d.day() == *day,
+            Self::Quarterly(w, months) => {
+                months.contains(&d.month()) && d.weekday() == *w && d.day() <= 7
+            }
+        }
+    }
+}
+
+/// The first occurrence of `rec` at `hour:minute` local time strictly after `after`.
+pub fn next_occurrence(
+    rec: &Recurrence,
+    hour: i8,
+    minute: i8,
+    after: Timestamp,
+    tz: &TimeZone,
+) -> Timestamp {
+    let time = jiff::civil::Time::new(hour, minute, 0, 0).unwrap_or(jiff::civil::Time::midnight());
+    let mut date = after.to_zoned(tz.clone()).date();
+    // Bounded: every recurrence here repeats within a year.
+    for _ in 0..400 {
+        if rec.matches(date)
+            && let Ok(at) = tz.to_ambiguous_zoned(date.to_datetime(time)).compatible()
+            && at.timestamp() > after
+        {
+            return at.timestamp();
+        }
+        date = match date.checked_add(1.day()) {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+    }
+    after
+}
+
 #[cfg(test)]
 mod tests {
     use jiff::civil::date;
@@ -140,6 +190,30 @@ mod tests {
         // Clocks go forward on Sunday 29 Mar 2026: Friday 09:00 GMT → Monday 09:00 BST.
         let from = at(&cal, 2026, 3, 27, 9, 0);
         assert_eq!(hours(from, cal.add_business_days(from, 1)), 3 * 24 - 1);
+    }
+
+    #[test]
+    fn reminders_recur_daily_weekly_monthly_and_quarterly() {
+        let cal = london();
+        let now = at(&cal, 2026, 11, 27, 10, 0); // Friday
+        let next = |r: Recurrence| next_occurrence(&r, 9, 0, now, &cal.tz);
+        assert_eq!(next(Recurrence::Daily), at(&cal, 2026, 11, 28, 9, 0));
+        assert_eq!(
+            next(Recurrence::Weekly(Weekday::Monday)),
+            at(&cal, 2026, 11, 30, 9, 0)
+        );
+        assert_eq!(next(Recurrence::Monthly(1)), at(&cal, 2026, 12, 1, 9, 0));
+        // First Monday of January 2027 is the 4th.
+        assert_eq!(
+            next(Recurrence::Quarterly(Weekday::Monday, vec![1, 4, 7, 10])),
+            at(&cal, 2027, 1, 4, 9, 0)
+        );
+        // Earlier the same day still counts.
+        let early = at(&cal, 2026, 11, 27, 8, 0);
+        assert_eq!(
+            next_occurrence(&Recurrence::Daily, 9, 0, early, &cal.tz),
+            at(&cal, 2026, 11, 27, 9, 0)
+        );
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub enum Command {
     },
     /// Every investigation step of a runbook alert.
     Diagnose { alert: String },
+    /// Post a runbook checklist, interactive, in the channel.
+    Checklist { name: String },
+    /// The runbook's contacts.
+    Contacts,
 }
 
 /// What a Kubernetes or recovery verb asks for, in domain terms; the engine turns it into
@@ -1108,6 +1112,33 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "contacts",
+        summary: "The runbook's contacts: team, vendors, external resources.",
+        group: Group::Incidents,
+        args: &[],
+        options: &[],
+        examples: &["/odor contacts"],
+        build: |_| Ok(Command::Contacts),
+    },
+    VerbSpec {
+        name: "checklist",
+        summary: "Post a runbook checklist (pre-deployment, post-incident, disaster-recovery, or a maintenance list) to tick off here.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "name",
+            kind: ArgKind::Text { max_chars: 60 },
+            required: true,
+            help: "the checklist's id, e.g. pre-deployment",
+        }],
+        options: &[],
+        examples: &["/odor checklist pre-deployment"],
+        build: |args| {
+            Ok(Command::Checklist {
+                name: args.text("name").unwrap_or_default().trim().to_owned(),
+            })
+        },
+    },
+    VerbSpec {
         name: "oncall",
         summary: "Who is on call, role by role.",
         group: Group::Incidents,
@@ -1511,6 +1542,8 @@ impl Command {
             Self::Oncall => "oncall",
             Self::Cluster { intent, .. } => intent.verb(),
             Self::Diagnose { .. } => "diagnose",
+            Self::Checklist { .. } => "checklist",
+            Self::Contacts => "contacts",
         }
     }
 }

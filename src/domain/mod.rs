@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod args;
 pub mod calendar;
+pub mod checklist;
 pub mod command;
 pub mod diagnostics;
 pub mod escalation;

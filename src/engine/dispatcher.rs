@@ -10,7 +10,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ChannelId, UserId};
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
 use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
@@ -172,7 +172,11 @@ impl Dispatcher {
 
     async fn on_command(&self, cmd: &SlashCommand) {
         let (verb, outcome, reply) = match command::parse(&cmd.text) {
-            Ok(command) => (command.verb(), "ok", self.execute(command, &cmd.user).await),
+            Ok(command) => (
+                command.verb(),
+                "ok",
+                self.execute(command, &cmd.user, &cmd.channel).await,
+            ),
             Err(e) => {
                 info!(user = %cmd.user, error = %e, "command rejected");
                 let verb = match &e {
@@ -197,7 +201,7 @@ impl Dispatcher {
         self.reply(Some(&cmd.response_url), &reply).await;
     }
 
-    async fn execute(&self, command: Command, user: &UserId) -> Message {
+    async fn execute(&self, command: Command, user: &UserId, channel: &ChannelId) -> Message {
         let p = &self.probes;
         match command {
             Command::IncidentOpen { severity, title } => {
@@ -252,6 +256,12 @@ impl Dispatcher {
                 }
             }
             Command::Diagnose { alert } => self.diagnose(&alert).await,
+            Command::Contacts => Message::text(self.desk.contacts()),
+            Command::Checklist { name } => self
+                .desk
+                .post_checklist(&name, channel, None, None)
+                .await
+                .map_or_else(|e| desk_error(&e), Message::text),
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
             Command::Status => {
                 let (odorbot, deployments) = tokio::join!(self.self_status(), self.readiness());
@@ -396,6 +406,16 @@ impl Dispatcher {
     async fn on_action(&self, action: &BlockAction) {
         let reply = match action.action_id.split(':').collect::<Vec<_>>().as_slice() {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
+            ["checklist", ..] => match crate::domain::checklist::parse_button(&action.action_id) {
+                Some((id, index)) => self
+                    .desk
+                    .toggle_checklist(id, index, action.user.as_str())
+                    .await
+                    .map_or_else(|e| desk_error(&e), Message::text),
+                None => {
+                    Message::text(":warning: That checklist button is malformed; nothing was done.")
+                }
+            },
             _ => {
                 // A click on anything else is answered plainly and changes nothing.
                 warn!(user = %action.user, action_id = %action.action_id, "unrecognised button");

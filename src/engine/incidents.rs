@@ -13,9 +13,10 @@ use tracing::{info, warn};
 
 use crate::config::IncidentsConfig;
 use crate::domain::alert::{AlertStatus, Notification};
+use crate::domain::calendar::{Recurrence, next_occurrence};
 use crate::domain::diagnostics::verdict_line;
 use crate::domain::escalation::{Severity, Why, needs_nudge, next_escalation, next_status_update};
-use crate::domain::ids::K8sName;
+use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::incident::{
     Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
     root_message, timeline_markdown,
@@ -26,12 +27,15 @@ use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape
 use crate::engine::actions::Runner;
 use crate::engine::dispatcher::diagnose_alert;
 use crate::probes::{Probes, STATUS_SIGNALS};
+use crate::runbook::values::ArgType;
 use crate::runbook::{Catalog, LiveSignal};
 use crate::slack::api::SlackApi;
 use crate::store::timers::Timer;
 use crate::store::{Store, StoreError};
+use jiff::civil::Weekday;
 
 const ANNOUNCE: &str = "announce";
+const MAINTENANCE: &str = "maintenance";
 const ESCALATE: &str = "escalate";
 const STATUS: &str = "status";
 /// How long a claimed timer is ours; its Slack posts are bounded well inside it.
@@ -490,6 +494,13 @@ impl Desk {
             ),
         )
         .await;
+        if let (Some(channel), Some(ts)) = (&updated.channel, &updated.thread_ts)
+            && let Err(e) = self
+                .post_checklist("post-incident", channel, Some(ts), Some(&updated.id))
+                .await
+        {
+            warn!(incident = %updated.name(), error = %e, "post-incident checklist not posted");
+        }
         Ok(format!("You resolved {}.", updated.name()))
     }
 
@@ -502,6 +513,174 @@ impl Desk {
             incident,
             &self.store.timeline(&incident.id).await?,
         ))
+    }
+
+    /// Posts a runbook checklist or maintenance list as an interactive checklist.
+    ///
+    /// # Errors
+    /// [`DeskError`] when the list is unknown, or Slack or the store fails.
+    pub async fn post_checklist(
+        &self,
+        name: &str,
+        channel: &ChannelId,
+        thread: Option<&str>,
+        incident: Option<&str>,
+    ) -> Result<String, DeskError> {
+        let (title, items) = if let Some(c) = self.catalog.checklist(name) {
+            (c.title.clone(), c.items.clone())
+        } else if let Some(m) = self
+            .catalog
+            .maintenance()
+            .iter()
+            .find(|m| m.id.as_str() == name)
+        {
+            (m.title.clone(), m.items.clone())
+        } else {
+            let mut names: Vec<String> = self
+                .catalog
+                .checklists()
+                .iter()
+                .map(|c| c.id.to_string())
+                .collect();
+            names.extend(self.catalog.maintenance().iter().map(|m| m.id.to_string()));
+            return Err(DeskError::NotFound(format!(
+                "checklist {name:?}; one of {}",
+                names.join(", ")
+            )));
+        };
+        let list = self
+            .store
+            .create_checklist(name, &title, &items, incident, channel.as_str(), now())
+            .await?;
+        let ts = self
+            .api
+            .post_message(channel, thread, &list.render())
+            .await
+            .map_err(|e| DeskError::Slack(e.to_string()))?;
+        self.store.set_checklist_ts(&list.id, &ts).await?;
+        Ok(format!("Posted the {title}."))
+    }
+
+    /// Ticks or unticks a checklist item and updates the message.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn toggle_checklist(
+        &self,
+        id: &str,
+        index: usize,
+        user: &str,
+    ) -> Result<String, DeskError> {
+        let Some((list, channel, ts)) = self
+            .store
+            .toggle_checklist_item(id, index, user, now())
+            .await?
+        else {
+            return Err(DeskError::NotFound(format!("checklist item {index}")));
+        };
+        if let (Ok(channel), Some(ts)) = (channel.parse::<ChannelId>(), ts)
+            && let Err(e) = self.api.update_message(&channel, &ts, &list.render()).await
+        {
+            warn!(checklist = id, error = %e, "checklist message not updated");
+        }
+        let state = if list.done[index].is_some() {
+            "ticked"
+        } else {
+            "unticked"
+        };
+        Ok(format!("You {state} “{}”.", list.items[index]))
+    }
+
+    /// Sets a timer for every maintenance list that has none, at its next occurrence.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn arm_maintenance(&self) -> Result<(), DeskError> {
+        if self.config.maintenance_channel.is_none() {
+            return Ok(());
+        }
+        for m in self.catalog.maintenance() {
+            if self.store.timers_for(m.id.as_str()).await?.is_empty() {
+                let due = self.next_maintenance(m, now());
+                self.store.schedule(MAINTENANCE, m.id.as_str(), due).await?;
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    fn next_maintenance(&self, m: &crate::runbook::Maintenance, after: Timestamp) -> Timestamp {
+        use crate::runbook::Schedule;
+        let weekday = |w: &crate::runbook::values::Weekday| match w.render().as_str() {
+            "monday" => Weekday::Monday,
+            "tuesday" => Weekday::Tuesday,
+            "wednesday" => Weekday::Wednesday,
+            "thursday" => Weekday::Thursday,
+            "friday" => Weekday::Friday,
+            "saturday" => Weekday::Saturday,
+            _ => Weekday::Sunday,
+        };
+        const MONTHS: [&str; 12] = [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ];
+        let (rec, at) = match &m.schedule {
+            Schedule::Daily { at } => (Recurrence::Daily, at),
+            Schedule::Weekly { weekday: w, at } => (Recurrence::Weekly(weekday(w)), at),
+            Schedule::Monthly { day, at } => (Recurrence::Monthly(*day as i8), at),
+            Schedule::Quarterly {
+                weekday: w,
+                months,
+                at,
+            } => {
+                let months = months
+                    .iter()
+                    .filter_map(|m| {
+                        MONTHS
+                            .iter()
+                            .position(|n| *n == m.render())
+                            .map(|i| i as i8 + 1)
+                    })
+                    .collect();
+                (Recurrence::Quarterly(weekday(w), months), at)
+            }
+        };
+        next_occurrence(
+            &rec,
+            at.hour as i8,
+            at.minute as i8,
+            after,
+            &self.config.calendar.tz,
+        )
+    }
+
+    /// The runbook's contacts, with the roster's Slack mentions.
+    pub fn contacts(&self) -> String {
+        let c = self.catalog.contacts();
+        let mut lines = vec!["*Team*".to_owned()];
+        lines.extend(c.team.iter().map(|t| {
+            let how: Vec<String> = [&t.phone, &t.email, &t.slack]
+                .into_iter()
+                .flatten()
+                .map(|v| escape(v))
+                .collect();
+            format!("• *{}*: {}", escape(&t.name), how.join(" · "))
+        }));
+        lines.push("*Vendors*".to_owned());
+        lines.extend(c.vendors.iter().map(|v| {
+            let how: Vec<String> = [&v.email, &v.support]
+                .into_iter()
+                .flatten()
+                .map(|v| escape(v))
+                .collect();
+            format!("• *{}*: {}", escape(&v.name), how.join(" · "))
+        }));
+        lines.push("*External resources*".to_owned());
+        lines.extend(
+            c.external
+                .iter()
+                .map(|e| format!("• <{}|{}>", e.url, escape(&e.name))),
+        );
+        lines.join("\n")
     }
 
     /// Who is on call, by role.
@@ -594,6 +773,26 @@ impl Desk {
     }
 
     async fn fire(&self, timer: &Timer) -> Result<(), DeskError> {
+        if timer.kind == MAINTENANCE {
+            let Some(m) = self
+                .catalog
+                .maintenance()
+                .iter()
+                .find(|m| m.id.as_str() == timer.subject)
+            else {
+                self.store.complete(timer, &self.owner).await?;
+                return Ok(());
+            };
+            if let Some(channel) = &self.config.maintenance_channel {
+                self.post_checklist(m.id.as_str(), channel, None, None)
+                    .await?;
+            }
+            let next = self.next_maintenance(m, now().max(timer.due));
+            self.store
+                .schedule(MAINTENANCE, m.id.as_str(), next)
+                .await?;
+            return Ok(());
+        }
         let Some(incident) = self.store.incident_by_id(&timer.subject).await? else {
             self.store.complete(timer, &self.owner).await?;
             return Ok(());

@@ -418,3 +418,196 @@ async fn the_webhook_refuses_bad_input_with_reasons_and_writes_nothing() {
     );
     assert!(roots(&fake).is_empty());
 }
+
+/// The first checklist button id in a posted message: `checklist:<id>:0`.
+fn checklist_id(call: &Call) -> String {
+    let text = call.body.to_string();
+    let start = text.find("checklist:").expect("a checklist button");
+    let rest = &text[start + "checklist:".len()..];
+    rest[..rest.find(':').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn resolving_posts_a_post_incident_checklist_whose_ticks_persist() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let first = bot(&fake, Some(&store), 300, 600).await;
+    fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
+        .await;
+    assert!(wait_thread(&fake, "<@U0PRIMARY>", 1).await);
+    fake.slash_command("U0PRIMARY", "C111", "resolve").await;
+    assert!(
+        wait_thread(&fake, "Post-Incident Checklist (0/7 done)", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    let posted = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .find(|c| text(c).contains("Post-Incident Checklist (0/7 done)"))
+        .unwrap();
+    let id = checklist_id(&posted);
+    fake.block_action(
+        "U0PRIMARY",
+        CHANNEL,
+        &format!("checklist:{id}:0"),
+        "",
+        "1700000000.000200",
+    )
+    .await;
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("chat.update")
+            .iter()
+            .any(|c| text(c).contains("(1/7 done)")))
+            .await
+    );
+    // A restart later, another person ticks the next item: both ticks show.
+    first.kill9().await;
+    let _second = bot(&fake, Some(&store), 300, 600).await;
+    fake.block_action(
+        "U0SECOND",
+        CHANNEL,
+        &format!("checklist:{id}:1"),
+        "",
+        "1700000000.000200",
+    )
+    .await;
+    let both = fake
+        .wait_until(WAIT, |f| {
+            f.calls_to("chat.update").iter().any(|c| {
+                text(c).contains("(2/7 done)")
+                    && text(c).contains("<@U0PRIMARY>")
+                    && text(c).contains("<@U0SECOND>")
+            })
+        })
+        .await;
+    assert!(both, "{:?}", fake.calls_to("chat.update"));
+}
+
+#[tokio::test]
+async fn maintenance_reminders_post_their_checklist_when_due_and_rearm() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
+        .await
+        .unwrap();
+    // The daily reminder fell due a moment ago.
+    store
+        .schedule("maintenance", "daily-tasks", jiff::Timestamp::now())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "{}  maintenance_channel: C0MAINT\n",
+        incidents_yaml(300, 600)
+    );
+    let bot = Bot::start_config(&fake, Some(&url), &[("ODORBOT_ALERTS_TOKEN", TOKEN)], &yaml).await;
+    let posted = fake
+        .wait_until(WAIT, |f| {
+            f.calls_to("chat.postMessage").iter().any(|c| {
+                c.body["channel"] == "C0MAINT"
+                    && text(c).contains("Review monitoring dashboards for anomalies")
+            })
+        })
+        .await;
+    assert!(posted, "{}", bot.logs());
+    // Re-armed for the next day at 09:00 London time; the other lists are armed too.
+    let mut next = store.timers_for("daily-tasks").await.unwrap();
+    for _ in 0..50 {
+        if next.iter().all(|t| t.due > jiff::Timestamp::now()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        next = store.timers_for("daily-tasks").await.unwrap();
+    }
+    assert_eq!(next.len(), 1);
+    let local = next[0]
+        .due
+        .to_zoned(jiff::tz::TimeZone::get("Europe/London").unwrap());
+    assert_eq!((local.hour(), local.minute()), (9, 0));
+    assert!(next[0].due > jiff::Timestamp::now());
+    for list in ["weekly-tasks", "monthly-tasks", "quarterly-tasks"] {
+        assert_eq!(store.timers_for(list).await.unwrap().len(), 1, "{list}");
+    }
+}
+
+#[tokio::test]
+async fn checklists_and_contacts_on_demand() {
+    let fake = FakeSlack::start().await;
+    let _bot = bot(&fake, None, 300, 600).await;
+    fake.slash_command("U0ASKER", "C0TEAM", "checklist pre-deployment")
+        .await;
+    let posted = fake
+        .wait_until(WAIT, |f| {
+            f.calls_to("chat.postMessage")
+                .iter()
+                .any(|c| c.body["channel"] == "C0TEAM" && text(c).contains("Backup current state"))
+        })
+        .await;
+    assert!(posted);
+    let d = fake.slash_command("U0ASKER", "C0TEAM", "contacts").await;
+    let path = format!(
+        "/response/{}",
+        d.response_url
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("response_url")
+            .iter()
+            .any(|c| c.path == path))
+            .await
+    );
+    let reply = fake
+        .calls_to("response_url")
+        .into_iter()
+        .find(|c| c.path == path)
+        .unwrap();
+    for want in [
+        "security@odordiff.ai",
+        "dba@odordiff.ai",
+        "https://status.odordiff.ai",
+        "Cloudflare",
+    ] {
+        assert!(
+            text(&reply).contains(want),
+            "missing {want} in {}",
+            text(&reply)
+        );
+    }
+    let d = fake
+        .slash_command("U0ASKER", "C0TEAM", "checklist nonsense")
+        .await;
+    let path = format!(
+        "/response/{}",
+        d.response_url
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("response_url")
+            .iter()
+            .any(|c| c.path == path))
+            .await
+    );
+    let reply = fake
+        .calls_to("response_url")
+        .into_iter()
+        .find(|c| c.path == path)
+        .unwrap();
+    assert!(
+        text(&reply).contains("one of pre-deployment, post-incident, disaster-recovery"),
+        "{}",
+        text(&reply)
+    );
+}
