@@ -19,6 +19,19 @@ pub enum InboundEvent {
     SlashCommand(SlashCommand),
     /// A button clicked on one of odorbot's messages.
     BlockAction(BlockAction),
+    /// A modal odorbot opened, submitted.
+    ViewSubmission(ViewSubmission),
+}
+
+#[derive(Debug, Clone)]
+pub struct ViewSubmission {
+    pub user: UserId,
+    pub view_id: String,
+    pub callback_id: String,
+    /// What odorbot stored in the modal when opening it (e.g. an incident id).
+    pub private_metadata: String,
+    /// The text of the modal's `text` input.
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +56,8 @@ pub struct BlockAction {
     pub action_ts: String,
     pub message_ts: Option<String>,
     pub response_url: Option<String>,
+    /// For opening a modal in answer (valid three seconds).
+    pub trigger_id: Option<String>,
 }
 
 impl Inbound {
@@ -53,6 +68,7 @@ impl Inbound {
             InboundEvent::BlockAction(a) => {
                 format!("act:{}:{}:{}", a.action_ts, a.user, a.action_id)
             }
+            InboundEvent::ViewSubmission(v) => format!("view:{}:{}", v.view_id, v.user),
         }
     }
 
@@ -60,7 +76,7 @@ impl Inbound {
     pub fn kind(&self) -> &'static str {
         match self.event {
             InboundEvent::SlashCommand(_) => "slash_commands",
-            InboundEvent::BlockAction(_) => "interactive",
+            InboundEvent::BlockAction(_) | InboundEvent::ViewSubmission(_) => "interactive",
         }
     }
 }
@@ -82,6 +98,7 @@ mod tests {
                 action_ts: "1700.1".into(),
                 message_ts: None,
                 response_url: None,
+                trigger_id: None,
             }),
         };
         assert_eq!(event.idempotency_key(), "act:1700.1:U1:approve");

@@ -192,6 +192,11 @@ pub fn root_message(i: &Incident, now: Timestamp) -> Message {
             ButtonStyle::Default,
         ));
         buttons.push(Button::new(
+            "Post update",
+            button_id("update", i),
+            ButtonStyle::Default,
+        ));
+        buttons.push(Button::new(
             "Resolve",
             button_id("resolve", i),
             ButtonStyle::Danger,
@@ -354,6 +359,7 @@ mod tests {
             [
                 "incident:ack:i1",
                 "incident:escalate:i1",
+                "incident:update:i1",
                 "incident:resolve:i1"
             ]
         );

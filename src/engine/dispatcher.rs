@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
 use crate::domain::ids::{ChannelId, UserId};
-use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
+use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
 use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
 use crate::domain::view::{Block, escape};
@@ -167,6 +167,30 @@ impl Dispatcher {
         match &inbound.event {
             InboundEvent::SlashCommand(cmd) => self.on_command(cmd).await,
             InboundEvent::BlockAction(action) => self.on_action(action).await,
+            InboundEvent::ViewSubmission(view) => self.on_view(view).await,
+        }
+    }
+
+    /// A submitted "Post update" modal: the text becomes the incident's update.
+    async fn on_view(&self, view: &ViewSubmission) {
+        if view.callback_id != UPDATE_MODAL {
+            warn!(callback_id = %view.callback_id, "unrecognised modal submission");
+            return;
+        }
+        let text = view.text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let incident = match self.store.incident_by_id(&view.private_metadata).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "incident for a submitted update not readable");
+                return;
+            }
+        };
+        if let Err(e) = self.desk.update(&incident, view.user.as_str(), text).await {
+            warn!(incident = %incident.name(), error = %e, "update from a modal not posted");
         }
     }
 
@@ -443,6 +467,24 @@ impl Dispatcher {
                     .await
             }
             "resolve" => self.desk.resolve(&incident, user).await,
+            "update" => match &action.trigger_id {
+                Some(trigger) => self
+                    .api
+                    .open_text_modal(
+                        trigger,
+                        &format!("Update {}", incident.name()),
+                        "What is happening now?",
+                        UPDATE_MODAL,
+                        &incident.id,
+                    )
+                    .await
+                    .map(|()| "The update form is open.".to_owned())
+                    .map_err(|e| DeskError::Slack(e.to_string())),
+                None => Ok(format!(
+                    "Post it with `/odor update {} <text>`.",
+                    incident.name()
+                )),
+            },
             _ => Ok(format!(
                 "odorbot does not recognise the incident button {}.",
                 code_span(verb)
@@ -503,6 +545,9 @@ pub async fn diagnose_alert(
     }
 }
 
+/// The `callback_id` of the "Post update" modal.
+const UPDATE_MODAL: &str = "incident-update";
+
 fn desk_error(e: &DeskError) -> Message {
     Message::text(format!(":warning: {e}"))
 }
@@ -511,6 +556,7 @@ fn response_url(event: &InboundEvent) -> Option<&str> {
     match event {
         InboundEvent::SlashCommand(c) => Some(&c.response_url),
         InboundEvent::BlockAction(a) => a.response_url.as_deref(),
+        InboundEvent::ViewSubmission(_) => None,
     }
 }
 

@@ -321,6 +321,51 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// Opens a modal with one multi-line text input (`block_id` `text`, `action_id`
+    /// `text`); its submission comes back as `view_submission` with `callback_id` and
+    /// `private_metadata`.
+    ///
+    /// # Errors
+    /// [`ApiError`]; the trigger is valid for three seconds, so there is one attempt.
+    pub async fn open_text_modal(
+        &self,
+        trigger_id: &str,
+        title: &str,
+        label: &str,
+        callback_id: &str,
+        private_metadata: &str,
+    ) -> Result<(), ApiError> {
+        let token = self.token(As::Bot);
+        let input = SlackInputBlock::new(
+            SlackBlockPlainText::new(label.to_owned()).into(),
+            SlackInputBlockElement::PlainTextInput(
+                SlackBlockPlainTextInputElement::new()
+                    .with_action_id(SlackActionId::new("text".into()))
+                    .with_multiline(true)
+                    .with_max_length(2000),
+            ),
+        )
+        .with_block_id(SlackBlockId::new("text".into()));
+        let view = SlackModalView::new(
+            SlackBlockPlainText::new(title.to_owned()).into(),
+            vec![input.into()],
+        )
+        .with_submit(SlackBlockPlainText::new("Post".into()).into())
+        .with_callback_id(SlackCallbackId::new(callback_id.to_owned()))
+        .with_private_metadata(private_metadata.to_owned());
+        let request = SlackApiViewsOpenRequest::new(
+            SlackTriggerId::new(trigger_id.to_owned()),
+            SlackView::Modal(view),
+        );
+        self.call("views.open", None, Duration::ZERO, || {
+            let session = self.client.open_session(&token);
+            let request = request.clone();
+            async move { session.views_open(&request).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Replies through a slash command's or button's `response_url` (ephemeral unless
     /// `replace_original`). Such URLs live 30 minutes, so retries stop well before.
     ///

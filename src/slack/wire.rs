@@ -8,7 +8,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::domain::ids::{ChannelId, UserId};
-use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand};
+use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
 
 /// Any frame Slack sends on a socket-mode connection.
 #[derive(Debug, Deserialize)]
@@ -73,6 +73,7 @@ struct RawBlockActions {
     #[serde(rename = "type")]
     kind: String,
     user: RawUser,
+    trigger_id: Option<String>,
     channel: Option<RawId>,
     container: Option<RawContainer>,
     response_url: Option<String>,
@@ -158,8 +159,12 @@ fn slash_command(payload: serde_json::Value) -> Result<InboundEvent, String> {
 }
 
 fn block_action(payload: serde_json::Value) -> Result<InboundEvent, String> {
+    let payload_view = payload.get("view").cloned();
     let raw: RawBlockActions =
         serde_json::from_value(payload).map_err(|e| format!("interactive payload: {e}"))?;
+    if raw.kind == "view_submission" {
+        return view_submission(raw.user.id, payload_view);
+    }
     if raw.kind != "block_actions" {
         return Err(format!("{} interactions are not used", raw.kind));
     }
@@ -182,6 +187,35 @@ fn block_action(payload: serde_json::Value) -> Result<InboundEvent, String> {
         action_ts: action.action_ts,
         message_ts: raw.container.and_then(|c| c.message_ts),
         response_url: raw.response_url,
+        trigger_id: raw.trigger_id,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct RawView {
+    id: String,
+    #[serde(default)]
+    callback_id: String,
+    #[serde(default)]
+    private_metadata: String,
+    #[serde(default)]
+    state: serde_json::Value,
+}
+
+/// A submitted modal: the text of its `text` input block.
+fn view_submission(user: String, view: Option<serde_json::Value>) -> Result<InboundEvent, String> {
+    let view: RawView = serde_json::from_value(view.ok_or("view_submission without a view")?)
+        .map_err(|e| format!("view_submission payload: {e}"))?;
+    let text = view.state["values"]["text"]["text"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(InboundEvent::ViewSubmission(ViewSubmission {
+        user: parse_id::<UserId>(&user, "user.id")?,
+        view_id: view.id,
+        callback_id: view.callback_id,
+        private_metadata: view.private_metadata,
+        text,
     }))
 }
 

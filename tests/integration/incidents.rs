@@ -611,3 +611,62 @@ async fn checklists_and_contacts_on_demand() {
         text(&reply)
     );
 }
+
+#[tokio::test]
+async fn the_post_update_button_opens_a_form_whose_text_lands_in_the_thread() {
+    let fake = FakeSlack::start().await;
+    let _bot = bot(&fake, None, 300, 600).await;
+    fake.slash_command("U0OPENER", "C111", "incident open medium slow searches")
+        .await;
+    assert!(fake.wait_until(WAIT, |f| !roots(f).is_empty()).await);
+    let root = text(&roots(&fake)[0]);
+    let start = root
+        .find("incident:update:")
+        .unwrap_or_else(|| panic!("a Post update button in {root}"))
+        + "incident:update:".len();
+    let id = root[start..].split('"').next().unwrap().to_owned();
+    fake.block_action(
+        "U0PRIMARY",
+        CHANNEL,
+        &format!("incident:update:{id}"),
+        "",
+        "1700000000.000100",
+    )
+    .await;
+    assert!(
+        fake.wait_until(WAIT, |f| !f.calls_to("views.open").is_empty())
+            .await,
+        "a modal opened"
+    );
+    let view = text(&fake.calls_to("views.open")[0]);
+    assert!(
+        view.contains("incident-update") && view.contains(&id),
+        "{view}"
+    );
+    fake.send_envelope(serde_json::json!({
+        "envelope_id": "view-1",
+        "type": "interactive",
+        "accepts_response_payload": true,
+        "payload": {
+            "type": "view_submission",
+            "user": {"id": "U0PRIMARY", "username": "primary", "team_id": "T111"},
+            "view": {
+                "id": "V0FORM",
+                "callback_id": "incident-update",
+                "private_metadata": id,
+                "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "index rebuilt, latency back to normal"}}}}
+            }
+        }
+    }))
+    .await;
+    assert!(
+        wait_thread(
+            &fake,
+            "Update from <@U0PRIMARY>:* index rebuilt, latency back to normal",
+            1
+        )
+        .await,
+        "{:?}",
+        thread(&fake)
+    );
+}
