@@ -10,14 +10,42 @@ CREATE TABLE inbound_events (
 );
 CREATE INDEX inbound_events_received_at ON inbound_events (received_at_ms);
 
--- Approval requests for destructive actions (the two-person flow fills in the rest).
+-- Approval requests for destructive steps. Every transition is a compare-and-set on
+-- `state` (and `approvals`), so double clicks and replicas change a request once.
 CREATE TABLE approvals (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
+    verb TEXT NOT NULL,
+    command TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    preview TEXT NOT NULL,
+    -- The fields the dry run would change and their values then: execution is refused
+    -- when the cluster no longer shows them.
+    fingerprint TEXT NOT NULL,
+    approvals TEXT NOT NULL,
+    required BIGINT NOT NULL,
+    channel TEXT NOT NULL,
+    message_ts TEXT,
+    outcome TEXT,
+    -- While executing: renewed by the executor; a lapsed lease means it died.
+    lease_until_ms BIGINT,
     created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL
 );
 CREATE INDEX approvals_state ON approvals (state);
+
+-- The audit log: every request, decision, execution and verification. Append-only.
+CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    at_ms BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at_ms);
 
 -- Incidents opened by alerts or by hand. `number` gives people a short name (INC-7).
 CREATE TABLE incidents (

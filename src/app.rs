@@ -13,6 +13,7 @@ use crate::cluster;
 use crate::cluster::Cluster;
 use crate::config::{Config, LogFormat};
 use crate::engine::actions::Runner;
+use crate::engine::approvals::Approvals;
 use crate::engine::incidents::Desk;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
@@ -83,6 +84,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cluster,
         probes: probes.clone(),
     });
+    let approvals = Arc::new(Approvals::new(
+        store.clone(),
+        api.clone(),
+        runner.clone(),
+        config.approvals.clone(),
+    ));
     let desk = Arc::new(Desk::new(
         store.clone(),
         api.clone(),
@@ -97,6 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             probes,
             desk: desk.clone(),
             runner,
+            approvals: approvals.clone(),
             catalog,
             metrics: metrics.clone(),
             socket: socket_state.clone(),
@@ -138,6 +146,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!(error = %e, "maintenance reminders not scheduled");
     }
     tasks.spawn(desk.run_scheduler(cancel.clone()));
+    tasks.spawn(approvals.run(cancel.clone()));
 
     shutdown_signal().await;
     info!(

@@ -35,9 +35,38 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub probes: ProbesConfig,
     pub incidents: IncidentsConfig,
+    pub approvals: ApprovalsConfig,
     pub runbook: RunbookConfig,
     pub log: LogConfig,
 }
+
+/// The two-person rule's policy. The rule itself (the requester never approves their
+/// own request) is not configurable and lives in the domain.
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// `operator`, `approver`, `viewer`, `incident_commander` → Slack users and groups.
+    pub roles: BTreeMap<String, Vec<Target>>,
+    /// Per verb: the roles that may request and the roles that may approve.
+    pub actions: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    /// Approvals needed (at least one, never the requester's).
+    pub required: usize,
+    pub expiry: Duration,
+    /// Where destructive verbs may be requested; empty means anywhere.
+    pub channels: Vec<ChannelId>,
+    /// Per verb: the least time between two executions.
+    pub cooldowns: BTreeMap<String, Duration>,
+    /// How long a rollout may take before verification calls it failed.
+    pub rollout_timeout: Duration,
+    /// How long pods and health are watched after a rollback, restart, deploy or scale.
+    pub watch: Duration,
+    pub watch_every: Duration,
+    /// The executor's lease; a lapsed one marks the request interrupted.
+    pub lease: Duration,
+    /// How long user-group membership is cached.
+    pub group_cache_ttl: Duration,
+}
+
+pub const ROLES: [&str; 4] = ["operator", "approver", "viewer", "incident_commander"];
 
 /// Incidents: where their threads live, who is on call, the escalation matrix, and the
 /// Alertmanager webhook.
@@ -211,9 +240,38 @@ struct Raw {
     #[serde(default)]
     incidents: RawIncidents,
     #[serde(default)]
+    approvals: RawApprovals,
+    #[serde(default)]
     runbook: RawRunbook,
     #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    #[serde(default)]
+    roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    actions: BTreeMap<String, RawActionPolicy>,
+    required: Option<i64>,
+    expiry: Option<String>,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    cooldowns: BTreeMap<String, String>,
+    rollout_timeout: Option<String>,
+    watch: Option<String>,
+    watch_every: Option<String>,
+    lease: Option<String>,
+    group_cache_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActionPolicy {
+    request: Option<Vec<String>>,
+    approve: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -636,6 +694,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
     };
     let probes = compile_probes(c, raw.probes);
     let incidents = compile_incidents(c, raw.incidents);
+    let approvals = compile_approvals(c, raw.approvals);
     // The file itself is compiled by `runbook::load`, which reports its own problems.
     let runbook = RunbookConfig {
         path: c
@@ -668,10 +727,123 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         kubernetes,
         probes,
         incidents,
+        approvals,
         runbook,
         log: LogConfig { format, filter },
     }
 }
+
+fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig {
+    let mut roles = BTreeMap::new();
+    for (role, targets) in raw.roles {
+        if !ROLES.contains(&role.as_str()) {
+            c.error(
+                c.at(&format!("approvals.roles.{role}")),
+                format!("is not a role; one of {}", ROLES.join(", ")),
+            );
+            continue;
+        }
+        let mut parsed = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            match t.parse::<Target>() {
+                Ok(target) => parsed.push(target),
+                Err(e) => c.error(
+                    c.at(&format!("approvals.roles.{role}[{i}]")),
+                    format!("{t:?} {e}"),
+                ),
+            }
+        }
+        roles.insert(role, parsed);
+    }
+    let mut actions = BTreeMap::new();
+    for (verb, policy) in raw.actions {
+        let mut check = |list: Option<Vec<String>>, what: &str, default: &[&str]| -> Vec<String> {
+            let list = list.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
+            for r in &list {
+                if !ROLES.contains(&r.as_str()) {
+                    c.error(
+                        c.at(&format!("approvals.actions.{verb}.{what}")),
+                        format!("{r:?} is not a role; one of {}", ROLES.join(", ")),
+                    );
+                }
+            }
+            list
+        };
+        let request = check(policy.request, "request", &DEFAULT_REQUESTERS);
+        let approve = check(policy.approve, "approve", &DEFAULT_APPROVERS);
+        actions.insert(verb, (request, approve));
+    }
+    let mut channels = Vec::new();
+    for (i, ch) in raw.channels.iter().enumerate() {
+        match ch.parse::<ChannelId>() {
+            Ok(id) => channels.push(id),
+            Err(e) => c.error(
+                c.at(&format!("approvals.channels[{i}]")),
+                format!("{ch:?} {e}"),
+            ),
+        }
+    }
+    let mut cooldowns = BTreeMap::new();
+    cooldowns.insert("rollback".to_owned(), Duration::from_secs(600));
+    for (verb, d) in raw.cooldowns {
+        let key = format!("approvals.cooldowns.{verb}");
+        // `off` turns a cooldown off (durations are never zero).
+        let d = if d == "off" {
+            Duration::ZERO
+        } else {
+            c.duration(&key, Some(d), Duration::ZERO, (1, 86_400))
+        };
+        cooldowns.insert(verb, d);
+    }
+    ApprovalsConfig {
+        roles,
+        actions,
+        required: c.number("approvals.required", raw.required, 1, (1, 5)) as usize,
+        expiry: c.duration(
+            "approvals.expiry",
+            raw.expiry,
+            Duration::from_secs(900),
+            (10, 86_400),
+        ),
+        channels,
+        cooldowns,
+        rollout_timeout: c.duration(
+            "approvals.rollout_timeout",
+            raw.rollout_timeout,
+            Duration::from_secs(300),
+            (1, 3600),
+        ),
+        watch: c.duration(
+            "approvals.watch",
+            raw.watch,
+            Duration::from_secs(900),
+            (1, 86_400),
+        ),
+        watch_every: c.duration(
+            "approvals.watch_every",
+            raw.watch_every,
+            Duration::from_secs(30),
+            (1, 3600),
+        ),
+        lease: c.duration(
+            "approvals.lease",
+            raw.lease,
+            Duration::from_secs(60),
+            (1, 3600),
+        ),
+        group_cache_ttl: c.duration(
+            "approvals.group_cache_ttl",
+            raw.group_cache_ttl,
+            Duration::from_secs(300),
+            (1, 86_400),
+        ),
+    }
+}
+
+/// Who may request a destructive step when the configuration does not say.
+pub const DEFAULT_REQUESTERS: [&str; 3] = ["operator", "approver", "incident_commander"];
+/// Who may approve one when the configuration does not say.
+pub const DEFAULT_APPROVERS: [&str; 2] = ["approver", "incident_commander"];
 
 fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig {
     let channel_at = |c: &mut Compiler<'_>, value: Option<(String, String)>| {

@@ -157,6 +157,10 @@ pub enum Command {
     Checklist { name: String },
     /// The runbook's contacts.
     Contacts,
+    /// Pending approval requests.
+    Approvals,
+    /// The audit log since `since`, as Markdown or JSON.
+    Audit { since: Duration, json: bool },
 }
 
 /// What a Kubernetes or recovery verb asks for, in domain terms; the engine turns it into
@@ -1112,6 +1116,43 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "approvals",
+        summary: "Pending approval requests.",
+        group: Group::Recovery,
+        args: &[],
+        options: &[],
+        examples: &["/odor approvals"],
+        build: |_| Ok(Command::Approvals),
+    },
+    VerbSpec {
+        name: "audit",
+        summary: "The audit log: every request, decision, execution and verification (Markdown, or JSON with --json).",
+        group: Group::Recovery,
+        args: &[],
+        options: &[
+            OptSpec {
+                name: "since",
+                kind: Some(ArgKind::Duration {
+                    min_secs: 60,
+                    max_secs: 90 * 86_400,
+                }),
+                help: "how far back (default 24h)",
+            },
+            OptSpec {
+                name: "json",
+                kind: None,
+                help: "export as JSON",
+            },
+        ],
+        examples: &["/odor audit --since 24h", "/odor audit --since 7d --json"],
+        build: |args| {
+            Ok(Command::Audit {
+                since: duration(args, "since").unwrap_or(Duration::from_secs(86_400)),
+                json: args.get("json").is_some(),
+            })
+        },
+    },
+    VerbSpec {
         name: "contacts",
         summary: "The runbook's contacts: team, vendors, external resources.",
         group: Group::Incidents,
@@ -1544,6 +1585,8 @@ impl Command {
             Self::Diagnose { .. } => "diagnose",
             Self::Checklist { .. } => "checklist",
             Self::Contacts => "contacts",
+            Self::Approvals => "approvals",
+            Self::Audit { .. } => "audit",
         }
     }
 }

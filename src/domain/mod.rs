@@ -2,6 +2,7 @@
 //! live here and are tested as plain functions.
 
 pub mod alert;
+pub mod approval;
 pub mod args;
 pub mod calendar;
 pub mod checklist;

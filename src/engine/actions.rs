@@ -304,10 +304,44 @@ impl Runner {
 
     /// The server-side dry run of a destructive action (or, for database actions, what
     /// would be affected).
-    async fn dry_run(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
-        let mode = Mode::DryRun;
+    ///
+    /// # Errors
+    /// Why it could not be run.
+    pub async fn dry_run(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
+        self.apply(action, Mode::DryRun).await
+    }
+
+    /// Carries out a destructive action for real. Only the two-person flow calls this,
+    /// for an approved request.
+    ///
+    /// # Errors
+    /// Why it failed.
+    pub async fn execute(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
+        self.apply(action, Mode::Execute).await
+    }
+
+    async fn apply(&self, action: &Action<Bound>, mode: Mode) -> Result<ChangeReport, String> {
+        let executing = !mode.is_dry_run();
         let err = |e: ClusterError| e.to_string();
         match action {
+            Action::DbTerminateLong { older_than } if executing => {
+                let killed = self.probes.db_terminate_long(*older_than).await?;
+                let mut report = ChangeReport::new("db terminate-long", mode);
+                report.notes.extend(
+                    killed
+                        .iter()
+                        .map(|s| format!("terminated pid {} ({})", s.pid, s.user)),
+                );
+                return Ok(report);
+            }
+            Action::DbVacuum if executing => {
+                self.probes
+                    .db_vacuum(std::time::Duration::from_secs(3600))
+                    .await?;
+                let mut report = ChangeReport::new("db vacuum", mode);
+                report.notes.push("VACUUM ANALYZE completed".into());
+                return Ok(report);
+            }
             Action::DbTerminateLong { older_than } => {
                 let running = self.probes.db_long_running(*older_than).await?;
                 let mut report = ChangeReport::new("db terminate-long", mode);

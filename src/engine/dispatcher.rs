@@ -10,13 +10,14 @@ use tracing::{debug, error, info, warn};
 
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
-use crate::domain::ids::{ChannelId, UserId};
+
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
 use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
 use crate::domain::view::{Block, escape};
 use crate::domain::view::{Message, code_span};
 use crate::engine::actions::{Runner, action_for};
+use crate::engine::approvals::Approvals;
 use crate::engine::incidents::{Desk, DeskError};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
@@ -56,6 +57,7 @@ pub struct Parts {
     pub probes: Arc<Probes>,
     pub desk: Arc<Desk>,
     pub runner: Arc<Runner>,
+    pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
     pub metrics: Metrics,
     pub socket: Arc<SocketState>,
@@ -196,11 +198,7 @@ impl Dispatcher {
 
     async fn on_command(&self, cmd: &SlashCommand) {
         let (verb, outcome, reply) = match command::parse(&cmd.text) {
-            Ok(command) => (
-                command.verb(),
-                "ok",
-                self.execute(command, &cmd.user, &cmd.channel).await,
-            ),
+            Ok(command) => (command.verb(), "ok", self.execute(command, cmd).await),
             Err(e) => {
                 info!(user = %cmd.user, error = %e, "command rejected");
                 let verb = match &e {
@@ -225,7 +223,8 @@ impl Dispatcher {
         self.reply(Some(&cmd.response_url), &reply).await;
     }
 
-    async fn execute(&self, command: Command, user: &UserId, channel: &ChannelId) -> Message {
+    async fn execute(&self, command: Command, cmd: &SlashCommand) -> Message {
+        let (user, channel) = (&cmd.user, &cmd.channel);
         let p = &self.probes;
         match command {
             Command::IncidentOpen { severity, title } => {
@@ -266,6 +265,16 @@ impl Dispatcher {
                 result.map_or_else(|e| desk_error(&e), Message::text)
             }
             Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
+            Command::Cluster {
+                intent,
+                reason: Some(reason),
+            } if intent.is_destructive() => {
+                self.approvals
+                    .request(&cmd.text, &intent, &reason, user, channel)
+                    .await
+            }
+            Command::Approvals => self.approvals.pending().await,
+            Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
             Command::Cluster { intent, reason } => {
                 let now = std::time::SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -430,6 +439,7 @@ impl Dispatcher {
     async fn on_action(&self, action: &BlockAction) {
         let reply = match action.action_id.split(':').collect::<Vec<_>>().as_slice() {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
+            ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
             ["checklist", ..] => match crate::domain::checklist::parse_button(&action.action_id) {
                 Some((id, index)) => self
                     .desk

@@ -2,6 +2,7 @@
 //! them. Listeners only enqueue; all work, and every reply, happens here.
 
 pub mod actions;
+pub mod approvals;
 mod dispatcher;
 pub mod incidents;
 

@@ -321,6 +321,29 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// The members of a user group (`usergroups.users.list`).
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses or cannot be reached in a few seconds.
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, ApiError> {
+        let token = self.token(As::Bot);
+        let request =
+            SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId::new(group.to_owned()));
+        let res = self
+            .call(
+                "usergroups.users.list",
+                None,
+                Duration::from_secs(5),
+                || {
+                    let session = self.client.open_session(&token);
+                    let request = request.clone();
+                    async move { session.usergroups_users_list(&request).await }
+                },
+            )
+            .await?;
+        Ok(res.users.into_iter().map(|u| u.to_string()).collect())
+    }
+
     /// Opens a modal with one multi-line text input (`block_id` `text`, `action_id`
     /// `text`); its submission comes back as `view_submission` with `callback_id` and
     /// `private_metadata`.

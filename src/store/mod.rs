@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::domain::status::OpenWork;
 
+pub mod approvals;
 pub mod checklists;
 pub mod incidents;
 pub mod timers;

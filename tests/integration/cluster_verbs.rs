@@ -44,13 +44,11 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
     let seeded = seed().await;
     let fake = FakeSlack::start().await;
     let kubeconfig = seeded.bot_kubeconfig_path().to_str().unwrap().to_owned();
-    let bot = Bot::start_with(
+    let bot = Bot::start_config(
         &fake,
         None,
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("ODORBOT_NAMESPACE", &seeded.ns),
-        ],
+        &[("KUBECONFIG", &kubeconfig), ("ODORBOT_NAMESPACE", &seeded.ns)],
+        "approvals:\n  roles:\n    operator: [U0ASKER]\n    approver: [U0OTHER]\n  cooldowns: {rollback: off}\n",
     )
     .await;
     assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
@@ -65,32 +63,27 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
         ("events --since 1h", &["Events"]),
         (
             "scale odordiff-api 5 --reason \"load test\"",
-            &[
-                "Dry run: scale",
-                "spec.replicas",
-                "→ 5",
-                "Nothing was changed",
-            ],
+            &["Requested `scale`", "second person"],
         ),
         (
             "restart odordiff-api --reason \"stuck workers\"",
-            &["Dry run", "restartedAt"],
+            &["Requested `restart`"],
         ),
         (
             "rollback odordiff-2 --reason \"5xx after deploy\"",
-            &["Dry run", "Nothing was changed"],
+            &["Requested `rollback`"],
         ),
         (
             "maintenance start --reason \"vacuum\"",
-            &["Dry run", "maintenance"],
+            &["Requested `maintenance`"],
         ),
         (
             "cache ttl 7200 --reason \"hit rate low\"",
-            &["Dry run", "cache_ttl", "7200"],
+            &["Requested `cache`"],
         ),
         (
             "hpa odordiff-api-hpa --min 5 --reason \"p95\"",
-            &["Dry run", "minReplicas"],
+            &["Requested `hpa`"],
         ),
         ("scale odordiff-api 5", &["needs a reason: add `--reason"]),
         (
@@ -120,6 +113,44 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
                 bot.logs()
             );
         }
+    }
+    // Each request's card carries the API server's dry run of exactly what would change.
+    let cards: Vec<String> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .map(|c| c.body.to_string())
+        .filter(|t| t.contains("Approval needed"))
+        .collect();
+    for want in [
+        "spec.replicas: 3 → 5",
+        "restartedAt",
+        "cache_ttl",
+        "minReplicas",
+        "maintenance",
+    ] {
+        assert!(
+            cards.iter().any(|c| c.contains(want)),
+            "no card shows {want}: {cards:?}"
+        );
+    }
+    // Each request's card carries the API server's dry run of exactly what would change.
+    let cards: Vec<String> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .map(|c| c.body.to_string())
+        .filter(|t| t.contains("Approval needed"))
+        .collect();
+    for want in [
+        "spec.replicas: 3 → 5",
+        "restartedAt",
+        "cache_ttl",
+        "minReplicas",
+        "maintenance",
+    ] {
+        assert!(
+            cards.iter().any(|c| c.contains(want)),
+            "no card shows {want}: {cards:?}"
+        );
     }
     let after = deployments.get("odordiff-api").await.unwrap();
     assert_eq!(

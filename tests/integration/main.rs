@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod approvals;
 mod cli;
 mod cluster;
 mod cluster_verbs;

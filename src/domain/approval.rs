@@ -1,0 +1,419 @@
+//! The two-person rule as a pure state machine: who may decide, and what each decision
+//! does to a request. The requester can never approve their own request; nothing in the
+//! configuration reaches this rule.
+
+use jiff::Timestamp;
+use thiserror::Error;
+
+use super::view::{Block, Button, ButtonStyle, Message, escape};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Executing,
+    Succeeded,
+    Failed,
+    Denied,
+    Cancelled,
+    Expired,
+    /// The process died while executing; odorbot never re-runs it by itself.
+    Interrupted,
+}
+
+impl ApprovalState {
+    pub const ALL: [ApprovalState; 9] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Executing,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Denied,
+        Self::Cancelled,
+        Self::Expired,
+        Self::Interrupted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Executing => "executing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.name() == s)
+    }
+}
+
+/// A request for a destructive step, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: String,
+    pub state: ApprovalState,
+    /// The verb, for policy and cooldowns (`rollback`, `scale`, …).
+    pub verb: String,
+    /// The `/odor` text that asked for it; parsed again to execute exactly this.
+    pub command: String,
+    pub requester: String,
+    pub reason: String,
+    /// The dry run's changes, one per line: what the approvers saw and approve.
+    pub preview: String,
+    /// The changed fields with their values before, to detect drift at execution.
+    pub fingerprint: String,
+    pub approvals: Vec<String>,
+    pub required: usize,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub channel: String,
+    pub message_ts: Option<String>,
+    /// What happened when it ran, or why it was refused.
+    pub outcome: Option<String>,
+}
+
+/// Someone's decision on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// `is_approver`: the user holds the approver role for this verb.
+    Approve {
+        user: String,
+        is_approver: bool,
+    },
+    Deny {
+        user: String,
+        is_approver: bool,
+    },
+    Cancel {
+        user: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApprovalError {
+    #[error("you asked for this, so you cannot approve it: a second person must")]
+    SelfApproval,
+    #[error("only an approver for `{0}` can decide on this request")]
+    NotApprover(String),
+    #[error("only the requester (or an approver) can cancel it")]
+    NotRequester,
+    #[error("this request is {0} and can no longer be decided")]
+    Closed(&'static str),
+    #[error("this request expired; ask again")]
+    Expired,
+    #[error("you already approved this request")]
+    AlreadyApproved,
+}
+
+/// The state a decision leads to, with the approvals after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub to: ApprovalState,
+    pub approvals: Vec<String>,
+}
+
+/// Applies `decision` to `request` at `now`.
+///
+/// # Errors
+/// [`ApprovalError`] when the decision is not allowed; the request is then unchanged.
+pub fn decide(
+    request: &Request,
+    decision: &Decision,
+    now: Timestamp,
+) -> Result<Transition, ApprovalError> {
+    if request.state != ApprovalState::Pending {
+        return Err(ApprovalError::Closed(request.state.name()));
+    }
+    if now >= request.expires_at {
+        return Err(ApprovalError::Expired);
+    }
+    match decision {
+        Decision::Approve { user, is_approver } => {
+            // First, and unconditionally: no role, setting or count lets a requester
+            // approve their own request.
+            if *user == request.requester {
+                return Err(ApprovalError::SelfApproval);
+            }
+            if !is_approver {
+                return Err(ApprovalError::NotApprover(request.verb.clone()));
+            }
+            if request.approvals.contains(user) {
+                return Err(ApprovalError::AlreadyApproved);
+            }
+            let mut approvals = request.approvals.clone();
+            approvals.push(user.clone());
+            let to = if approvals.len() >= request.required.max(1) {
+                ApprovalState::Approved
+            } else {
+                ApprovalState::Pending
+            };
+            Ok(Transition { to, approvals })
+        }
+        Decision::Deny { user, is_approver } => {
+            if !is_approver && *user != request.requester {
+                return Err(ApprovalError::NotApprover(request.verb.clone()));
+            }
+            Ok(Transition {
+                to: ApprovalState::Denied,
+                approvals: request.approvals.clone(),
+            })
+        }
+        Decision::Cancel { user } => {
+            if *user != request.requester {
+                return Err(ApprovalError::NotRequester);
+            }
+            Ok(Transition {
+                to: ApprovalState::Cancelled,
+                approvals: request.approvals.clone(),
+            })
+        }
+    }
+}
+
+/// Action ids of the card's buttons: `approval:<verb>:<id>`.
+pub fn button_id(verb: &str, id: &str) -> String {
+    format!("approval:{verb}:{id}")
+}
+
+fn mark(state: ApprovalState) -> &'static str {
+    match state {
+        ApprovalState::Pending => "⏳",
+        ApprovalState::Approved | ApprovalState::Executing => "⚙️",
+        ApprovalState::Succeeded => "✅",
+        ApprovalState::Failed | ApprovalState::Interrupted => "🔴",
+        ApprovalState::Denied | ApprovalState::Cancelled | ApprovalState::Expired => "⛔",
+    }
+}
+
+/// The approval card: who, what, why, the dry run, the expiry, and the buttons while it
+/// can still be decided.
+pub fn card(r: &Request) -> Message {
+    let title = format!("{} Approval needed: {}", mark(r.state), r.verb);
+    let approvals = if r.approvals.is_empty() {
+        "none yet".to_owned()
+    } else {
+        r.approvals
+            .iter()
+            .map(|u| format!("<@{u}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut blocks = vec![
+        Block::Header(title.clone()),
+        Block::Fields(vec![
+            ("Requested by".into(), format!("<@{}>", r.requester)),
+            ("State".into(), r.state.name().into()),
+            (
+                "Command".into(),
+                format!("`{}`", escape(&r.command.replace('`', "'"))),
+            ),
+            ("Reason".into(), escape(&r.reason)),
+            (
+                "Approvals".into(),
+                format!("{approvals} ({} needed)", r.required.max(1)),
+            ),
+            (
+                "Expires".into(),
+                r.expires_at.strftime("%H:%M:%S UTC").to_string(),
+            ),
+        ]),
+        Block::Section(format!(
+            "*Dry run (what will change)*\n{}",
+            escape(&r.preview)
+        )),
+    ];
+    if let Some(outcome) = &r.outcome {
+        blocks.push(Block::Section(format!("*Outcome*\n{}", escape(outcome))));
+    }
+    if r.state == ApprovalState::Pending {
+        blocks.push(Block::Actions(vec![
+            Button::new("Approve", button_id("approve", &r.id), ButtonStyle::Primary),
+            Button::new("Deny", button_id("deny", &r.id), ButtonStyle::Danger),
+            Button::new("Cancel", button_id("cancel", &r.id), ButtonStyle::Default),
+        ]));
+        blocks.push(Block::Context(
+            "A different person with the approver role must approve; the requester cannot.".into(),
+        ));
+    }
+    Message {
+        text: title,
+        blocks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        let t: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+        Request {
+            id: "a1".into(),
+            state: ApprovalState::Pending,
+            verb: "rollback".into(),
+            command: "rollback odordiff-2 --reason \"bad deploy\"".into(),
+            requester: "UA".into(),
+            reason: "bad deploy".into(),
+            preview: "Deployment/odordiff-api image: 1.5 → 1.4".into(),
+            fingerprint: "Deployment/odordiff-api image=1.5".into(),
+            approvals: vec![],
+            required: 1,
+            created_at: t,
+            expires_at: "2026-11-27T10:15:00Z".parse().unwrap(),
+            channel: "C1".into(),
+            message_ts: None,
+            outcome: None,
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn approve(user: &str, is_approver: bool) -> Decision {
+        Decision::Approve {
+            user: user.into(),
+            is_approver,
+        }
+    }
+
+    #[test]
+    fn the_requester_can_never_approve_even_as_an_approver() {
+        let r = request();
+        assert_eq!(
+            decide(&r, &approve("UA", true), at("2026-11-27T10:01:00Z")),
+            Err(ApprovalError::SelfApproval)
+        );
+        let mut many = request();
+        many.required = 2;
+        many.approvals = vec!["UB".into()];
+        assert_eq!(
+            decide(&many, &approve("UA", true), at("2026-11-27T10:01:00Z")),
+            Err(ApprovalError::SelfApproval)
+        );
+    }
+
+    #[test]
+    fn a_second_approver_approves() {
+        let t = decide(&request(), &approve("UB", true), at("2026-11-27T10:01:00Z")).unwrap();
+        assert_eq!(t.to, ApprovalState::Approved);
+        assert_eq!(t.approvals, ["UB"]);
+    }
+
+    #[test]
+    fn non_approvers_and_late_or_closed_decisions_are_refused() {
+        let now = at("2026-11-27T10:01:00Z");
+        assert_eq!(
+            decide(&request(), &approve("UC", false), now),
+            Err(ApprovalError::NotApprover("rollback".into()))
+        );
+        assert_eq!(
+            decide(&request(), &approve("UB", true), at("2026-11-27T10:15:00Z")),
+            Err(ApprovalError::Expired)
+        );
+        for state in [
+            ApprovalState::Denied,
+            ApprovalState::Cancelled,
+            ApprovalState::Expired,
+            ApprovalState::Approved,
+            ApprovalState::Succeeded,
+        ] {
+            let mut r = request();
+            r.state = state;
+            assert_eq!(
+                decide(&r, &approve("UB", true), now),
+                Err(ApprovalError::Closed(state.name())),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_approvals_when_configured_and_no_double_votes() {
+        let mut r = request();
+        r.required = 2;
+        let t = decide(&r, &approve("UB", true), at("2026-11-27T10:01:00Z")).unwrap();
+        assert_eq!(t.to, ApprovalState::Pending);
+        r.approvals = t.approvals;
+        assert_eq!(
+            decide(&r, &approve("UB", true), at("2026-11-27T10:02:00Z")),
+            Err(ApprovalError::AlreadyApproved)
+        );
+        assert_eq!(
+            decide(&r, &approve("UC", true), at("2026-11-27T10:02:00Z"))
+                .unwrap()
+                .to,
+            ApprovalState::Approved
+        );
+    }
+
+    #[test]
+    fn deny_and_cancel() {
+        let now = at("2026-11-27T10:01:00Z");
+        assert_eq!(
+            decide(
+                &request(),
+                &Decision::Deny {
+                    user: "UB".into(),
+                    is_approver: true
+                },
+                now
+            )
+            .unwrap()
+            .to,
+            ApprovalState::Denied
+        );
+        assert!(
+            decide(
+                &request(),
+                &Decision::Deny {
+                    user: "UC".into(),
+                    is_approver: false
+                },
+                now
+            )
+            .is_err()
+        );
+        assert_eq!(
+            decide(&request(), &Decision::Cancel { user: "UA".into() }, now)
+                .unwrap()
+                .to,
+            ApprovalState::Cancelled
+        );
+        assert_eq!(
+            decide(&request(), &Decision::Cancel { user: "UB".into() }, now),
+            Err(ApprovalError::NotRequester)
+        );
+    }
+
+    #[test]
+    fn the_card_shows_everything_and_buttons_only_while_pending() {
+        let m = card(&request());
+        let text = format!("{:?}", m.blocks);
+        for want in [
+            "<@UA>",
+            "bad deploy",
+            "1.5 → 1.4",
+            "approval:approve:a1",
+            "approval:deny:a1",
+            "approval:cancel:a1",
+            "10:15:00 UTC",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+        let mut done = request();
+        done.state = ApprovalState::Succeeded;
+        assert!(
+            !card(&done)
+                .blocks
+                .iter()
+                .any(|b| matches!(b, Block::Actions(_)))
+        );
+    }
+}

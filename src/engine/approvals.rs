@@ -1,0 +1,699 @@
+//! The two-person flow: a destructive verb becomes a request with its dry run on a card;
+//! a second person approves; odorbot executes exactly once, refusing if the cluster
+//! drifted from what the approver saw; then verifies and watches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tracing::{info, warn};
+
+use crate::config::{ApprovalsConfig, DEFAULT_APPROVERS, DEFAULT_REQUESTERS};
+use crate::domain::approval::{ApprovalError, ApprovalState, Decision, Request, card, decide};
+use crate::domain::command::{self, Command, Intent};
+use crate::domain::diagnostics::verdict_line;
+use crate::domain::ids::{ChannelId, K8sName, UserId};
+use crate::domain::k8s::ChangeReport;
+use crate::domain::roster::Target;
+use crate::domain::signals::Verdict;
+use crate::domain::view::{Message, escape};
+use crate::engine::actions::{HELM_RELEASE, Runner, action_for};
+use crate::slack::api::SlackApi;
+use crate::store::Store;
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// What the approvers see, and what drift is measured against.
+fn preview_of(report: &ChangeReport) -> (String, String) {
+    let mut lines: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
+    lines.extend(report.notes.iter().map(|n| format!("note: {n}")));
+    if lines.is_empty() {
+        lines.push("no field would change".into());
+    }
+    let fingerprint = report
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}={}",
+                c.object,
+                c.field,
+                c.before.as_deref().unwrap_or("(none)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (lines.join("\n"), fingerprint)
+}
+
+pub struct Approvals {
+    store: Store,
+    api: Arc<SlackApi>,
+    runner: Arc<Runner>,
+    config: ApprovalsConfig,
+    /// User-group members, cached: `group → (fetched, members)`.
+    groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+}
+
+impl Approvals {
+    pub fn new(
+        store: Store,
+        api: Arc<SlackApi>,
+        runner: Arc<Runner>,
+        config: ApprovalsConfig,
+    ) -> Self {
+        Self {
+            store,
+            api,
+            runner,
+            config,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn roles_for(&self, verb: &str, approve: bool) -> Vec<String> {
+        match self.config.actions.get(verb) {
+            Some((request, approvers)) => if approve { approvers } else { request }.clone(),
+            None => if approve {
+                &DEFAULT_APPROVERS[..]
+            } else {
+                &DEFAULT_REQUESTERS[..]
+            }
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        }
+    }
+
+    /// Whether `user` holds one of `roles`, directly or through a user group.
+    async fn has_role(&self, user: &str, roles: &[String]) -> bool {
+        for role in roles {
+            for target in self.config.roles.get(role).map_or(&[][..], Vec::as_slice) {
+                match target {
+                    Target::User(u) if u.as_str() == user => return true,
+                    Target::User(_) => {}
+                    Target::Group(g) => {
+                        if self
+                            .group_members(g.as_str())
+                            .await
+                            .iter()
+                            .any(|m| m == user)
+                        {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    async fn group_members(&self, group: &str) -> Vec<String> {
+        let ttl = self.config.group_cache_ttl;
+        if let Some((at, members)) = self
+            .groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(group)
+            && at.elapsed() < ttl
+        {
+            return members.clone();
+        }
+        match self.api.usergroup_members(group).await {
+            Ok(members) => {
+                self.groups
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(group.to_owned(), (Instant::now(), members.clone()));
+                members
+            }
+            Err(e) => {
+                // Unknown membership grants nothing.
+                warn!(group, error = %e, "user group members not readable");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A destructive verb: checks the policy, runs the dry run, posts the card.
+    pub async fn request(
+        &self,
+        text: &str,
+        intent: &Intent,
+        reason: &str,
+        user: &UserId,
+        channel: &ChannelId,
+    ) -> Message {
+        let verb = intent.verb();
+        if !self.config.channels.is_empty() && !self.config.channels.contains(channel) {
+            let allowed: Vec<String> = self
+                .config
+                .channels
+                .iter()
+                .map(|c| format!("<#{c}>"))
+                .collect();
+            return Message::text(format!(
+                ":no_entry: Destructive steps are not allowed here; use {}.",
+                allowed.join(", ")
+            ));
+        }
+        if !self
+            .has_role(user.as_str(), &self.roles_for(verb, false))
+            .await
+        {
+            return Message::text(format!(
+                ":no_entry: You may not request `{verb}`; it needs one of these roles: {}.",
+                self.roles_for(verb, false).join(", ")
+            ));
+        }
+        if let Some(cooldown) = self.config.cooldowns.get(verb).filter(|d| !d.is_zero())
+            && let Ok(Some(last)) = self.store.last_execution(verb).await
+            && plus(last, *cooldown) > now()
+        {
+            return Message::text(format!(
+                ":hourglass: `{verb}` ran {} ago; the cooldown is {}. Ask again later.",
+                crate::domain::incident::age(last, now()),
+                crate::domain::args::format_duration(*cooldown)
+            ));
+        }
+        let created = now();
+        let action = match action_for(intent, created.as_second()) {
+            Ok(a) => a,
+            Err(why) => return Message::text(format!(":warning: {}", escape(&why))),
+        };
+        let report = match self.runner.dry_run(&action).await {
+            Ok(r) => r,
+            Err(why) => {
+                return Message::text(format!(
+                    ":warning: The dry run failed, so nothing was requested: {}",
+                    escape(&why)
+                ));
+            }
+        };
+        let (preview, fingerprint) = preview_of(&report);
+        let request = Request {
+            id: format!("req{}-{}", created.as_millisecond(), std::process::id()),
+            state: ApprovalState::Pending,
+            verb: verb.to_owned(),
+            command: text.to_owned(),
+            requester: user.to_string(),
+            reason: reason.to_owned(),
+            preview,
+            fingerprint,
+            approvals: Vec::new(),
+            required: self.config.required,
+            created_at: created,
+            expires_at: plus(created, self.config.expiry),
+            channel: channel.to_string(),
+            message_ts: None,
+            outcome: None,
+        };
+        if let Err(e) = self.store.create_request(&request).await {
+            return Message::text(format!(
+                ":x: The request could not be recorded, so nothing was requested: {e}"
+            ));
+        }
+        self.audit(
+            user.as_str(),
+            "request",
+            &request.id,
+            &format!("{text} — reason: {reason}"),
+        )
+        .await;
+        match self.api.post_message(channel, None, &card(&request)).await {
+            Ok(ts) => {
+                let _ = self.store.set_request_ts(&request.id, &ts).await;
+            }
+            Err(e) => warn!(request = %request.id, error = %e, "approval card not posted"),
+        }
+        Message::text(format!(
+            "Requested `{verb}`; a second person with the approver role must approve it on the card (expires in {}).",
+            crate::domain::args::format_duration(self.config.expiry)
+        ))
+    }
+
+    /// Approve, Deny or Cancel from the card.
+    pub async fn on_button(&self, verb: &str, id: &str, user: &UserId) -> Message {
+        let request = match self.store.request(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Message::text(":warning: That request no longer exists."),
+            Err(e) => return Message::text(format!(":x: {e}")),
+        };
+        let is_approver = self
+            .has_role(user.as_str(), &self.roles_for(&request.verb, true))
+            .await;
+        let decision = match verb {
+            "approve" => Decision::Approve {
+                user: user.to_string(),
+                is_approver,
+            },
+            "deny" => Decision::Deny {
+                user: user.to_string(),
+                is_approver,
+            },
+            "cancel" => Decision::Cancel {
+                user: user.to_string(),
+            },
+            _ => return Message::text(":warning: Unknown approval button; nothing was done."),
+        };
+        let transition = match decide(&request, &decision, now()) {
+            Ok(t) => t,
+            Err(ApprovalError::Expired) => {
+                if self
+                    .store
+                    .transition(&request, ApprovalState::Expired, &request.approvals, now())
+                    .await
+                    .unwrap_or(false)
+                {
+                    self.audit("odorbot", "expire", &request.id, "expired before approval")
+                        .await;
+                    self.refresh_card(&request.id).await;
+                }
+                return Message::text(format!(":no_entry: {}", ApprovalError::Expired));
+            }
+            Err(e) => {
+                self.audit(user.as_str(), "refused", &request.id, &e.to_string())
+                    .await;
+                return Message::text(format!(":no_entry: {e}"));
+            }
+        };
+        match self
+            .store
+            .transition(&request, transition.to, &transition.approvals, now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Message::text(
+                    "Someone decided on this request at the same moment; look at the card.",
+                );
+            }
+            Err(e) => return Message::text(format!(":x: {e}")),
+        }
+        self.audit(user.as_str(), verb, &request.id, transition.to.name())
+            .await;
+        self.refresh_card(&request.id).await;
+        if transition.to == ApprovalState::Approved {
+            self.execute(&request.id).await;
+        }
+        Message::text(format!("Recorded: {verb}."))
+    }
+
+    /// Runs an approved request once: the `approved → executing` compare-and-set admits
+    /// exactly one caller, whatever the clicks, redeliveries or replicas.
+    async fn execute(&self, id: &str) {
+        if !self
+            .store
+            .begin_execution(id, plus(now(), self.config.lease), now())
+            .await
+            .unwrap_or(false)
+        {
+            return;
+        }
+        let Ok(Some(request)) = self.store.request(id).await else {
+            return;
+        };
+        self.audit("odorbot", "execute", id, &request.command).await;
+        let intent = match command::parse(&request.command) {
+            Ok(Command::Cluster { intent, .. }) => intent,
+            _ => {
+                self.finish(
+                    &request,
+                    ApprovalState::Failed,
+                    "the stored command no longer parses; nothing was done",
+                )
+                .await;
+                return;
+            }
+        };
+        let action = match action_for(&intent, request.created_at.as_second()) {
+            Ok(a) => a,
+            Err(why) => {
+                self.finish(
+                    &request,
+                    ApprovalState::Failed,
+                    &format!("nothing was done: {why}"),
+                )
+                .await;
+                return;
+            }
+        };
+        // The approver approved exactly these changes from exactly this state.
+        match self.runner.dry_run(&action).await {
+            Ok(report) => {
+                let (_, fingerprint) = preview_of(&report);
+                if fingerprint != request.fingerprint {
+                    let outcome = format!(
+                        "refused: the cluster changed since the dry run the approver saw.\nThen:\n{}\nNow:\n{}",
+                        request.fingerprint, fingerprint
+                    );
+                    self.audit("odorbot", "refuse", id, "drift").await;
+                    self.finish(&request, ApprovalState::Failed, &outcome).await;
+                    return;
+                }
+            }
+            Err(why) => {
+                self.finish(
+                    &request,
+                    ApprovalState::Failed,
+                    &format!("refused: the check before executing failed: {why}"),
+                )
+                .await;
+                return;
+            }
+        }
+        let keep_lease = async {
+            loop {
+                tokio::time::sleep(self.config.lease / 3).await;
+                let _ = self
+                    .store
+                    .renew_lease(id, plus(now(), self.config.lease))
+                    .await;
+            }
+        };
+        let result = tokio::select! {
+            r = self.runner.execute(&action) => r,
+            () = keep_lease => unreachable!("the lease loop never ends"),
+        };
+        match result {
+            Ok(report) => {
+                let (done, _) = preview_of(&report);
+                self.finish(&request, ApprovalState::Succeeded, &done).await;
+                info!(request = id, verb = %request.verb, "approved request executed");
+                if let Some(deployment) = verified_deployment(&intent) {
+                    self.verify(&request, deployment).await;
+                }
+            }
+            Err(why) => {
+                self.finish(&request, ApprovalState::Failed, &format!("failed: {why}"))
+                    .await
+            }
+        }
+    }
+
+    async fn finish(&self, request: &Request, to: ApprovalState, outcome: &str) {
+        let from = ApprovalState::Executing;
+        if self
+            .store
+            .finish_request(&request.id, from, to, outcome, now())
+            .await
+            .unwrap_or(false)
+        {
+            self.audit("odorbot", to.name(), &request.id, outcome).await;
+        }
+        self.refresh_card(&request.id).await;
+        self.thread(request, &format!("*{}*: {}", to.name(), escape(outcome)))
+            .await;
+    }
+
+    /// Waits for the rollout, checks `/health` and `/ready`, then watches the pods and
+    /// health, posting problems and a final summary in the card's thread.
+    async fn verify(&self, request: &Request, deployment: K8sName) {
+        let Ok(cluster) = &self.runner.cluster else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.rollout_timeout;
+        let mut rolled_out = false;
+        while Instant::now() < deadline {
+            if let Ok(s) = cluster.rollout_status(&deployment).await
+                && s.complete
+            {
+                rolled_out = true;
+                self.thread(
+                    request,
+                    &format!(
+                        "✅ Rollout of `{deployment}` complete: {}/{} ready.",
+                        s.ready, s.desired
+                    ),
+                )
+                .await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if !rolled_out {
+            self.thread(
+                request,
+                &format!(
+                    "🔴 Rollout of `{deployment}` did not complete within {}.",
+                    crate::domain::args::format_duration(self.config.rollout_timeout)
+                ),
+            )
+            .await;
+        }
+        let health = self.health_lines().await;
+        self.thread(
+            request,
+            &format!("*Health after the change*\n{}", health.join("\n")),
+        )
+        .await;
+        self.audit(
+            "odorbot",
+            "verify",
+            &request.id,
+            &format!("rollout complete: {rolled_out}"),
+        )
+        .await;
+        let watch_until = Instant::now() + self.config.watch;
+        let (mut checks, mut problems) = (0, 0);
+        let selector = format!("app={deployment}")
+            .parse()
+            .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
+        while Instant::now() < watch_until {
+            tokio::time::sleep(self.config.watch_every).await;
+            checks += 1;
+            let pods = cluster.pods(&selector).await;
+            let unhealthy: Vec<String> = match &pods {
+                Ok(p) => p
+                    .iter()
+                    .filter(|p| !(p.ready && p.phase == "Running"))
+                    .map(|p| p.name.clone())
+                    .collect(),
+                Err(e) => vec![e.to_string()],
+            };
+            let health = self.runner.probes.health().await;
+            let health_bad = health
+                .iter()
+                .any(|h| h.as_ref().map_or(true, |h| !(200..300).contains(&h.status)));
+            if !unhealthy.is_empty() || health_bad {
+                problems += 1;
+                self.thread(
+                    request,
+                    &format!(
+                        "⚠️ Watch: {}{}",
+                        if unhealthy.is_empty() {
+                            String::new()
+                        } else {
+                            format!("not Running and Ready: {} ", unhealthy.join(", "))
+                        },
+                        if health_bad {
+                            "health checks failing"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+                .await;
+            }
+        }
+        let summary = format!(
+            "*Watch over* ({}): {checks} checks, {problems} with problems. {}",
+            crate::domain::args::format_duration(self.config.watch),
+            if problems == 0 {
+                "✅ Pods stayed Ready and health checks passed."
+            } else {
+                "🔴 See the warnings above."
+            }
+        );
+        self.thread(request, &summary).await;
+        self.audit(
+            "odorbot",
+            "watch",
+            &request.id,
+            &format!("{checks} checks, {problems} problems"),
+        )
+        .await;
+    }
+
+    async fn health_lines(&self) -> Vec<String> {
+        self.runner
+            .probes
+            .health()
+            .await
+            .iter()
+            .map(|h| match h {
+                Ok(h) => verdict_line(&h.path, "", &h.verdict()),
+                Err(why) => verdict_line("Health", "", &Verdict::Unknown(why.clone())),
+            })
+            .collect()
+    }
+
+    /// Marks requests whose executor died as interrupted and reports what the cluster
+    /// shows now; never re-runs them. Also expires pending requests past their time.
+    pub async fn recover(&self) {
+        match self.store.lapsed_executions(now()).await {
+            Ok(lapsed) => {
+                for r in lapsed {
+                    if !self.store.finish_request(&r.id, ApprovalState::Executing, ApprovalState::Interrupted, "interrupted: odorbot stopped while executing; it will not run this again by itself", now()).await.unwrap_or(false) {
+                        continue;
+                    }
+                    self.audit("odorbot", "interrupted", &r.id, &r.command)
+                        .await;
+                    self.refresh_card(&r.id).await;
+                    let found = self.what_the_cluster_shows(&r).await;
+                    self.thread(&r, &format!("🔴 *Interrupted*: odorbot stopped while executing `{}`. It will not re-run it. What re-running would change now:\n{found}", escape(&r.command))).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot look for interrupted executions"),
+        }
+        if let Ok(pending) = self.store.requests_in(ApprovalState::Pending).await {
+            for r in pending.into_iter().filter(|r| r.expires_at <= now()) {
+                if self
+                    .store
+                    .transition(&r, ApprovalState::Expired, &r.approvals, now())
+                    .await
+                    .unwrap_or(false)
+                {
+                    self.audit("odorbot", "expire", &r.id, "expired before approval")
+                        .await;
+                    self.refresh_card(&r.id).await;
+                }
+            }
+        }
+    }
+
+    async fn what_the_cluster_shows(&self, r: &Request) -> String {
+        let Ok(Command::Cluster { intent, .. }) = command::parse(&r.command) else {
+            return "(the command no longer parses)".into();
+        };
+        match action_for(&intent, r.created_at.as_second()) {
+            Ok(action) => match self.runner.dry_run(&action).await {
+                Ok(report) => preview_of(&report).0,
+                Err(why) => why,
+            },
+            Err(why) => why,
+        }
+    }
+
+    /// Runs [`Approvals::recover`] now and then until cancelled.
+    pub async fn run(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            self.recover().await;
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5).min(self.config.lease)) => {}
+            }
+        }
+    }
+
+    /// `/odor approvals`.
+    pub async fn pending(&self) -> Message {
+        match self.store.requests_in(ApprovalState::Pending).await {
+            Ok(list) if list.is_empty() => Message::text("No pending approval requests."),
+            Ok(list) => Message::text(format!(
+                "*Pending approval requests*\n{}",
+                list.iter()
+                    .map(|r| format!(
+                        "• `{}` by <@{}> — {} (expires {})",
+                        escape(&r.command.replace('`', "'")),
+                        r.requester,
+                        escape(&r.reason),
+                        r.expires_at.strftime("%H:%M UTC")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )),
+            Err(e) => Message::text(format!(":x: {e}")),
+        }
+    }
+
+    /// `/odor audit`: Markdown, or JSON for export.
+    pub async fn audit_report(&self, since: Duration, json: bool) -> Message {
+        let from = Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(since).unwrap_or_default())
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let entries = match self.store.audit_since(from).await {
+            Ok(e) => e,
+            Err(e) => return Message::text(format!(":x: {e}")),
+        };
+        let body = if json {
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        } else {
+            let mut md = format!(
+                "# Audit log, last {}\n\n",
+                crate::domain::args::format_duration(since)
+            );
+            for e in &entries {
+                let at = Timestamp::from_millisecond(e.at_ms)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                md.push_str(&format!(
+                    "- {at} UTC **{}** {} `{}`: {}\n",
+                    e.kind,
+                    e.actor,
+                    e.subject,
+                    e.detail.replace('\n', " ")
+                ));
+            }
+            md
+        };
+        Message::text(format!("```{}```", escape(&body.replace("```", "'''"))))
+    }
+
+    async fn audit(&self, actor: &str, kind: &str, subject: &str, detail: &str) {
+        if let Err(e) = self.store.audit(now(), actor, kind, subject, detail).await {
+            warn!(error = %e, kind, subject, "audit entry not written");
+        }
+    }
+
+    async fn refresh_card(&self, id: &str) {
+        let Ok(Some(r)) = self.store.request(id).await else {
+            return;
+        };
+        if let (Ok(channel), Some(ts)) = (r.channel.parse::<ChannelId>(), &r.message_ts)
+            && let Err(e) = self.api.update_message(&channel, ts, &card(&r)).await
+        {
+            warn!(request = id, error = %e, "approval card not updated");
+        }
+    }
+
+    async fn thread(&self, r: &Request, text: &str) {
+        let Ok(Some(fresh)) = self.store.request(&r.id).await else {
+            return;
+        };
+        if let (Ok(channel), Some(ts)) = (fresh.channel.parse::<ChannelId>(), &fresh.message_ts)
+            && let Err(e) = self
+                .api
+                .post_message(&channel, Some(ts), &Message::text(text))
+                .await
+        {
+            warn!(request = %r.id, error = %e, "approval thread message not posted");
+        }
+    }
+}
+
+/// The deployment a verified step changes: rollbacks, restarts, deploys and scales.
+fn verified_deployment(intent: &Intent) -> Option<K8sName> {
+    match intent {
+        Intent::Rollback { target, .. } if target.as_str() == HELM_RELEASE => {
+            "odordiff-api".parse().ok()
+        }
+        Intent::Rollback { target, .. } => Some(target.clone()),
+        Intent::Restart { deployment } | Intent::Deploy { deployment, .. } => {
+            Some(deployment.clone())
+        }
+        Intent::Scale {
+            deployment,
+            replicas,
+        } if *replicas > 0 => Some(deployment.clone()),
+        _ => None,
+    }
+}

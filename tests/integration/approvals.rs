@@ -1,0 +1,480 @@
+//! The two-person rule end to end: the real binary, the fake Slack, the real API server
+//! (as odorbot's ServiceAccount), and a local health endpoint.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use k8s_openapi::api::apps::v1::Deployment;
+use odorbot::domain::k8s::{ImageTag, Mode};
+
+use crate::support::bot::Bot;
+use crate::support::cluster_seed::{API_IMAGE, Seeded, seed};
+use crate::support::fake_slack::{Call, Delivery, FakeSlack};
+use crate::support::probe_servers::serve;
+
+const WAIT: Duration = Duration::from_secs(60);
+const CHANNEL: &str = "C0OPS";
+
+fn approvals_yaml(expiry_secs: u32) -> String {
+    format!(
+        "approvals:\n  roles:\n    operator: [U0ALICE, U0BOB]\n    approver: [U0BOB, S0APPROVERS]\n  expiry: {expiry_secs}s\n  watch: 3s\n  watch_every: 1s\n  rollout_timeout: 60s\n  lease: 3s\n  cooldowns: {{rollback: off}}\n"
+    )
+}
+
+/// The seeded namespace with odordiff-api at 1.6.0 over an earlier 1.5.0 revision.
+async fn two_revisions() -> Seeded {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let api = "odordiff-api".parse().unwrap();
+    let tag: ImageTag = "1.6.0".parse().unwrap();
+    bot.set_image(&api, &api, &tag, Mode::Execute)
+        .await
+        .unwrap();
+    ready_until_rolled_out(&s, &bot).await;
+    s
+}
+
+async fn ready_until_rolled_out(s: &Seeded, bot: &odorbot::cluster::Cluster) {
+    let api = "odordiff-api".parse().unwrap();
+    for _ in 0..120 {
+        s.make_pods_ready("app=odordiff-api").await;
+        if bot.rollout_status(&api).await.is_ok_and(|st| st.complete) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("odordiff-api did not roll out");
+}
+
+async fn image(s: &Seeded) -> String {
+    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+async fn start(fake: &FakeSlack, s: &Seeded, health: &str, store: Option<&str>) -> Bot {
+    start_expiring(fake, s, health, store, 60).await
+}
+
+async fn start_expiring(
+    fake: &FakeSlack,
+    s: &Seeded,
+    health: &str,
+    store: Option<&str>,
+    expiry_secs: u32,
+) -> Bot {
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let bot = Bot::start_config(
+        fake,
+        store,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &s.ns),
+            ("ODORBOT_HEALTH_URL", health),
+        ],
+        &approvals_yaml(expiry_secs),
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    bot
+}
+
+async fn health_server() -> (String, tokio::task::JoinHandle<()>) {
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ok" }));
+    let (addr, task) = serve(router).await;
+    (format!("http://{addr}/"), task)
+}
+
+fn text(c: &Call) -> String {
+    c.body.to_string()
+}
+
+async fn reply(fake: &FakeSlack, d: &Delivery) -> String {
+    let path = format!(
+        "/response/{}",
+        d.response_url
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("response_url")
+            .iter()
+            .any(|c| c.path == path))
+            .await
+    );
+    text(
+        &fake
+            .calls_to("response_url")
+            .into_iter()
+            .find(|c| c.path == path)
+            .unwrap(),
+    )
+}
+
+/// Asks for `command` as Alice and returns the request id from the card.
+async fn request(fake: &FakeSlack, command: &str) -> String {
+    let before = cards(fake).len();
+    let d = fake.slash_command("U0ALICE", CHANNEL, command).await;
+    let answer = reply(fake, &d).await;
+    assert!(answer.contains("Requested"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| cards(f).len() > before).await);
+    let card = text(&cards(fake)[before]);
+    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
+    card[start..].split('"').next().unwrap().to_owned()
+}
+
+fn cards(fake: &FakeSlack) -> Vec<Call> {
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["channel"] == CHANNEL && text(c).contains("Approval needed"))
+        .collect()
+}
+
+async fn click(fake: &FakeSlack, user: &str, verb: &str, id: &str) -> String {
+    let d = fake
+        .block_action(
+            user,
+            CHANNEL,
+            &format!("approval:{verb}:{id}"),
+            "",
+            "1700000000.000100",
+        )
+        .await;
+    let url = d.response_url.clone().unwrap();
+    let path = format!("/response/{}", url.rsplit('/').next().unwrap());
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("response_url")
+            .iter()
+            .any(|c| c.path == path))
+            .await
+    );
+    text(
+        &fake
+            .calls_to("response_url")
+            .into_iter()
+            .find(|c| c.path == path)
+            .unwrap(),
+    )
+}
+
+fn thread_has(fake: &FakeSlack, what: &str) -> bool {
+    fake.calls_to("chat.postMessage")
+        .iter()
+        .any(|c| c.body["thread_ts"].is_string() && text(c).contains(what))
+}
+
+#[tokio::test]
+async fn a_rollback_needs_a_second_person_and_is_verified() {
+    let s = two_revisions().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    fake.set_usergroup("S0APPROVERS", &["U0CAROL"]);
+    let bot = start(&fake, &s, &health, None).await;
+    assert_eq!(image(&s).await, format!("{API_IMAGE}:1.6.0"));
+
+    let id = request(&fake, "rollback odordiff-api --reason \"5xx since 1.6.0\"").await;
+    let card = text(&cards(&fake)[0]);
+    for want in [
+        "<@U0ALICE>",
+        "5xx since 1.6.0",
+        "1.6.0 → ",
+        ":1.5.0",
+        "Expires",
+    ] {
+        assert!(card.contains(want), "card lacks {want}: {card}");
+    }
+    let own = click(&fake, "U0ALICE", "approve", &id).await;
+    assert!(own.contains("you cannot approve it"), "{own}");
+    let outsider = click(&fake, "U0DAVE", "approve", &id).await;
+    assert!(outsider.contains("only an approver"), "{outsider}");
+    assert_eq!(
+        image(&s).await,
+        format!("{API_IMAGE}:1.6.0"),
+        "nothing ran yet"
+    );
+
+    // Pods of the rolled-back ReplicaSet become Ready, as a kubelet would report.
+    let cluster = s.bot().await;
+    let readiness = async {
+        loop {
+            s.make_pods_ready("app=odordiff-api").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let approved = async {
+        let ok = click(&fake, "U0BOB", "approve", &id).await;
+        assert!(ok.contains("Recorded: approve"), "{ok}");
+        assert!(
+            fake.wait_until(WAIT, |f| thread_has(f, "Watch over")).await,
+            "{}",
+            bot.logs()
+        );
+    };
+    tokio::select! {
+        () = approved => {}
+        () = readiness => unreachable!(),
+    }
+    assert_eq!(
+        image(&s).await,
+        format!("{API_IMAGE}:1.5.0"),
+        "rolled back to the previous revision"
+    );
+    assert!(thread_has(&fake, "*succeeded*"));
+    assert!(
+        thread_has(&fake, "Rollout of `odordiff-api` complete"),
+        "verification"
+    );
+    assert!(thread_has(&fake, "/health"), "health checked");
+    assert!(
+        thread_has(&fake, "Pods stayed Ready and health checks passed"),
+        "final summary"
+    );
+    let history = cluster
+        .rollout_history(&"odordiff-api".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(history.iter().filter(|h| h.current).count(), 1);
+    let audit = reply(
+        &fake,
+        &fake
+            .slash_command("U0BOB", CHANNEL, "audit --since 1h")
+            .await,
+    )
+    .await;
+    for kind in [
+        "**request**",
+        "**refused**",
+        "**approve**",
+        "**execute**",
+        "**succeeded**",
+        "**verify**",
+        "**watch**",
+    ] {
+        assert!(audit.contains(kind), "audit lacks {kind}: {audit}");
+    }
+}
+
+#[tokio::test]
+async fn denied_cancelled_and_expired_requests_cannot_be_approved() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    fake.set_usergroup("S0APPROVERS", &["U0CAROL"]);
+    let _bot = start_expiring(&fake, &s, &health, None, 10).await;
+
+    let expiring = request(&fake, "restart odordiff-api --reason \"slow\"").await;
+    let denied = request(&fake, "restart odordiff-worker --reason \"stuck\"").await;
+    assert!(
+        click(&fake, "U0BOB", "deny", &denied)
+            .await
+            .contains("Recorded: deny")
+    );
+    let late = click(&fake, "U0CAROL", "approve", &denied).await;
+    assert!(late.contains("this request is denied"), "{late}");
+
+    let cancelled = request(&fake, "scale odordiff-worker 2 --reason \"load\"").await;
+    assert!(
+        click(&fake, "U0BOB", "cancel", &cancelled)
+            .await
+            .contains("only the requester")
+    );
+    assert!(
+        click(&fake, "U0ALICE", "cancel", &cancelled)
+            .await
+            .contains("Recorded: cancel")
+    );
+    assert!(
+        click(&fake, "U0BOB", "approve", &cancelled)
+            .await
+            .contains("this request is cancelled")
+    );
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let expired = click(&fake, "U0BOB", "approve", &expiring).await;
+    assert!(expired.contains("expired"), "{expired}");
+    let pending = reply(
+        &fake,
+        &fake.slash_command("U0ALICE", CHANNEL, "approvals").await,
+    )
+    .await;
+    assert!(
+        pending.contains("No pending approval requests"),
+        "{pending}"
+    );
+    let no_reason = reply(
+        &fake,
+        &fake
+            .slash_command("U0ALICE", CHANNEL, "restart odordiff-worker")
+            .await,
+    )
+    .await;
+    assert!(no_reason.contains("needs a reason"), "{no_reason}");
+    let not_operator = reply(
+        &fake,
+        &fake
+            .slash_command("U0DAVE", CHANNEL, "restart odordiff-worker --reason x")
+            .await,
+    )
+    .await;
+    assert!(
+        not_operator.contains("You may not request"),
+        "{not_operator}"
+    );
+}
+
+#[tokio::test]
+async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
+    let s = two_revisions().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let _bot = start(&fake, &s, &health, None).await;
+    let id = request(&fake, "rollback odordiff-api --reason \"bad deploy\"").await;
+    // Someone deploys 1.7.0 between the dry run and the approval.
+    let cluster = s.bot().await;
+    let api = "odordiff-api".parse().unwrap();
+    cluster
+        .set_image(&api, &api, &"1.7.0".parse().unwrap(), Mode::Execute)
+        .await
+        .unwrap();
+    click(&fake, "U0BOB", "approve", &id).await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(
+            f,
+            "the cluster changed since the dry run"
+        ))
+        .await
+    );
+    assert_eq!(
+        image(&s).await,
+        format!("{API_IMAGE}:1.7.0"),
+        "nothing was rolled back"
+    );
+}
+
+#[tokio::test]
+async fn a_request_left_executing_by_a_dead_process_is_interrupted_not_rerun() {
+    let s = two_revisions().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    // A first process requests and is approved, then is killed (-9) while executing:
+    // the state it leaves is an executing request whose lease lapses.
+    let first = start(&fake, &s, &health, Some(&url)).await;
+    let id = request(&fake, "rollback odordiff-api --reason \"bad deploy\"").await;
+    first.kill9().await;
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
+        .await
+        .unwrap();
+    let r = store.request(&id).await.unwrap().unwrap();
+    let now = jiff::Timestamp::now();
+    assert!(
+        store
+            .transition(
+                &r,
+                odorbot::domain::approval::ApprovalState::Approved,
+                &["U0BOB".to_owned()],
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(store.begin_execution(&id, now, now).await.unwrap());
+    let _second = start(&fake, &s, &health, Some(&url)).await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*Interrupted*"))
+            .await
+    );
+    let r = store.request(&id).await.unwrap().unwrap();
+    assert_eq!(
+        r.state,
+        odorbot::domain::approval::ApprovalState::Interrupted
+    );
+    assert!(thread_has(&fake, "What re-running would change now"));
+    assert_eq!(
+        image(&s).await,
+        format!("{API_IMAGE}:1.6.0"),
+        "never re-run by itself"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_racing_approvals_across_two_replicas_execute_once() {
+    let s = two_revisions().await;
+    let (health, _h) = health_server().await;
+    let db = crate::support::pg::TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    fake.set_usergroup("S0APPROVERS", &["U0CAROL"]);
+    let a = start(&fake, &s, &health, Some(&db.url)).await;
+    let b = start(&fake, &s, &health, Some(&db.url)).await;
+    let id = request(&fake, "rollback odordiff-api --reason \"bad deploy\"").await;
+    let cluster = s.bot().await;
+    let api: odorbot::domain::ids::K8sName = "odordiff-api".parse().unwrap();
+    let revisions_before = cluster.rollout_history(&api).await.unwrap().len();
+    let mut clicks = Vec::new();
+    for i in 0..100 {
+        let user = ["U0BOB", "U0CAROL"][i % 2];
+        let d = fake
+            .block_action(
+                user,
+                CHANNEL,
+                &format!("approval:approve:{id}"),
+                "",
+                "1700000000.000100",
+            )
+            .await;
+        if i % 10 == 0 {
+            fake.resend(&d).await;
+        }
+        clicks.push(d);
+    }
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
+        .await
+        .unwrap();
+    let executions = store
+        .audit_since(jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "execute" && e.subject == id)
+        .count();
+    assert_eq!(executions, 1);
+    let history = cluster.rollout_history(&api).await.unwrap();
+    assert!(
+        history.len() <= revisions_before + 1,
+        "one rollback at most: {history:?}"
+    );
+    assert_eq!(image(&s).await, format!("{API_IMAGE}:1.5.0"));
+    assert_eq!(
+        fake.calls()
+            .iter()
+            .filter(|c| c.method == "chat.postMessage" && text(c).contains("*succeeded*"))
+            .count(),
+        1
+    );
+    drop((a, b));
+    store.close().await;
+    db.drop_db().await;
+}
