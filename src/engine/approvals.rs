@@ -652,6 +652,31 @@ impl Approvals {
         if let Err(e) = self.store.audit(now(), actor, kind, subject, detail).await {
             warn!(error = %e, kind, subject, "audit entry not written");
         }
+        // Requests and their results are actions on any open incident: its timeline and
+        // status updates list them.
+        if matches!(
+            kind,
+            "request"
+                | "approve"
+                | "deny"
+                | "cancel"
+                | "succeeded"
+                | "failed"
+                | "refuse"
+                | "interrupted"
+        ) && let Ok(open) = self.store.open_incidents().await
+        {
+            let text = format!(
+                "{kind} {subject}: {}",
+                detail.lines().next().unwrap_or_default()
+            );
+            for incident in open {
+                let _ = self
+                    .store
+                    .add_timeline(&incident.id, now(), "action", actor, &text)
+                    .await;
+            }
+        }
     }
 
     async fn refresh_card(&self, id: &str) {
