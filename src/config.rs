@@ -525,6 +525,18 @@ impl Compiler<'_> {
         SecretString::from(value)
     }
 
+    /// Slack users and user groups, each checked; bad entries are reported at `key[i]`.
+    fn targets(&mut self, key: &str, raw: &[String]) -> Vec<Target> {
+        let mut parsed = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            match t.parse::<Target>() {
+                Ok(target) => parsed.push(target),
+                Err(e) => self.error(self.at(&format!("{key}[{i}]")), format!("{t:?} {e}")),
+            }
+        }
+        parsed
+    }
+
     /// An optional URL that may carry a password (database, Redis), hence secret.
     fn secret_url(
         &mut self,
@@ -743,16 +755,7 @@ fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig
             );
             continue;
         }
-        let mut parsed = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
-            match t.parse::<Target>() {
-                Ok(target) => parsed.push(target),
-                Err(e) => c.error(
-                    c.at(&format!("approvals.roles.{role}[{i}]")),
-                    format!("{t:?} {e}"),
-                ),
-            }
-        }
+        let parsed = c.targets(&format!("approvals.roles.{role}"), &targets);
         roles.insert(role, parsed);
     }
     let mut actions = BTreeMap::new();
@@ -890,16 +893,7 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
             );
             continue;
         };
-        let mut parsed = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
-            match t.parse::<Target>() {
-                Ok(target) => parsed.push(target),
-                Err(e) => c.error(
-                    c.at(&format!("incidents.roster.{key}[{i}]")),
-                    format!("{t:?} {e}"),
-                ),
-            }
-        }
+        let parsed = c.targets(&format!("incidents.roster.{key}"), &targets);
         roster.roles.insert(role, parsed);
     }
     let mut policy = Policy::default();

@@ -99,29 +99,7 @@ fn text(c: &Call) -> String {
 }
 
 async fn reply(fake: &FakeSlack, d: &Delivery) -> String {
-    let path = format!(
-        "/response/{}",
-        d.response_url
-            .as_deref()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-    );
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("response_url")
-            .iter()
-            .any(|c| c.path == path))
-            .await
-    );
-    text(
-        &fake
-            .calls_to("response_url")
-            .into_iter()
-            .find(|c| c.path == path)
-            .unwrap(),
-    )
+    text(&fake.reply_to(d, WAIT).await.expect("a reply"))
 }
 
 /// Asks for `command` as Alice and returns the request id from the card.
@@ -153,22 +131,7 @@ async fn click(fake: &FakeSlack, user: &str, verb: &str, id: &str) -> String {
             "1700000000.000100",
         )
         .await;
-    let url = d.response_url.clone().unwrap();
-    let path = format!("/response/{}", url.rsplit('/').next().unwrap());
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("response_url")
-            .iter()
-            .any(|c| c.path == path))
-            .await
-    );
-    text(
-        &fake
-            .calls_to("response_url")
-            .into_iter()
-            .find(|c| c.path == path)
-            .unwrap(),
-    )
+    reply(fake, &d).await
 }
 
 fn thread_has(fake: &FakeSlack, what: &str) -> bool {

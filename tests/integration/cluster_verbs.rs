@@ -14,26 +14,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn reply(fake: &FakeSlack, text: &str) -> String {
     let d = fake.slash_command("U0ASKER", "C111", text).await;
-    let path = format!(
-        "/response/{}",
-        d.response_url
-            .as_deref()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-    );
-    let found = fake
-        .wait_until(WAIT, |f| {
-            f.calls_to("response_url").iter().any(|c| c.path == path)
-        })
-        .await;
-    assert!(found, "no reply to {text:?}");
     let body = fake
-        .calls_to("response_url")
-        .into_iter()
-        .find(|c| c.path == path)
-        .unwrap()
+        .reply_to(&d, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no reply to {text:?}"))
         .body;
     // Read the JSON back as the text a person sees.
     serde_json::to_string(&body).unwrap().replace("\\n", "\n")
@@ -113,25 +97,6 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
                 bot.logs()
             );
         }
-    }
-    // Each request's card carries the API server's dry run of exactly what would change.
-    let cards: Vec<String> = fake
-        .calls_to("chat.postMessage")
-        .into_iter()
-        .map(|c| c.body.to_string())
-        .filter(|t| t.contains("Approval needed"))
-        .collect();
-    for want in [
-        "spec.replicas: 3 → 5",
-        "restartedAt",
-        "cache_ttl",
-        "minReplicas",
-        "maintenance",
-    ] {
-        assert!(
-            cards.iter().any(|c| c.contains(want)),
-            "no card shows {want}: {cards:?}"
-        );
     }
     // Each request's card carries the API server's dry run of exactly what would change.
     let cards: Vec<String> = fake

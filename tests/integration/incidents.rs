@@ -163,16 +163,7 @@ async fn acknowledgement_stops_the_escalation() {
     .await;
     assert!(wait_thread(&fake, "Page:*", 1).await);
     let ack = fake.slash_command("U0PRIMARY", "C111", "ack INC-1").await;
-    let reply = fake
-        .wait_until(WAIT, |f| {
-            f.calls_to("response_url").iter().any(|c| {
-                ack.response_url
-                    .as_deref()
-                    .is_some_and(|u| u.ends_with(&c.path))
-            })
-        })
-        .await;
-    assert!(reply);
+    assert!(fake.reply_to(&ack, WAIT).await.is_some());
     assert!(
         wait_thread(&fake, "<@U0PRIMARY> acknowledged INC-1", 1).await,
         "{:?}",
@@ -548,27 +539,7 @@ async fn checklists_and_contacts_on_demand() {
         .await;
     assert!(posted);
     let d = fake.slash_command("U0ASKER", "C0TEAM", "contacts").await;
-    let path = format!(
-        "/response/{}",
-        d.response_url
-            .as_deref()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-    );
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("response_url")
-            .iter()
-            .any(|c| c.path == path))
-            .await
-    );
-    let reply = fake
-        .calls_to("response_url")
-        .into_iter()
-        .find(|c| c.path == path)
-        .unwrap();
+    let reply = fake.reply_to(&d, WAIT).await.expect("a reply");
     for want in [
         "security@odordiff.ai",
         "dba@odordiff.ai",
@@ -584,27 +555,7 @@ async fn checklists_and_contacts_on_demand() {
     let d = fake
         .slash_command("U0ASKER", "C0TEAM", "checklist nonsense")
         .await;
-    let path = format!(
-        "/response/{}",
-        d.response_url
-            .as_deref()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-    );
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("response_url")
-            .iter()
-            .any(|c| c.path == path))
-            .await
-    );
-    let reply = fake
-        .calls_to("response_url")
-        .into_iter()
-        .find(|c| c.path == path)
-        .unwrap();
+    let reply = fake.reply_to(&d, WAIT).await.expect("a reply");
     assert!(
         text(&reply).contains("one of pre-deployment, post-incident, disaster-recovery"),
         "{}",

@@ -253,6 +253,19 @@ impl FakeSlack {
         }
     }
 
+    /// Waits for the first reply posted to this delivery's `response_url`.
+    pub async fn reply_to(&self, d: &Delivery, timeout: Duration) -> Option<Call> {
+        let url = d.response_url.as_deref()?;
+        let path = format!("/response/{}", url.rsplit('/').next()?);
+        let find = |f: &Self| {
+            f.calls_to("response_url")
+                .into_iter()
+                .find(|c| c.path == path)
+        };
+        self.wait_until(timeout, |f| find(f).is_some()).await;
+        find(self)
+    }
+
     /// Waits until at least `n` connections are open.
     pub async fn wait_connections(&self, n: usize, timeout: Duration) -> bool {
         self.wait_until(timeout, |f| f.connections() >= n).await
