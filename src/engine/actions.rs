@@ -663,3 +663,78 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         },
     })
 }
+
+/// The `/odor` command that asks for a destructive runbook action, for actions a verb
+/// covers (the inverse of [`action_for`]). Recovery buttons become requests through it, so
+/// they go through the same two-person flow as typed commands.
+pub fn command_for(action: &Action<Bound>) -> Option<String> {
+    use Action as A;
+    Some(match action {
+        A::RolloutRestart { deployment } if deployment.as_str() == "pgbouncer" => {
+            "pgbouncer restart".to_owned()
+        }
+        A::RolloutRestart { deployment } => format!("restart {deployment}"),
+        A::Scale {
+            deployment,
+            replicas,
+        } => format!("scale {deployment} {}", replicas.get()),
+        A::RollbackDeployment {
+            deployment,
+            revision,
+        } => match revision {
+            Some(r) => format!("rollback {deployment} --to {}", r.get()),
+            None => format!("rollback {deployment}"),
+        },
+        A::RollbackHelm { release, revision } => match revision {
+            Some(r) => format!("rollback {release} --to {}", r.get()),
+            None => format!("rollback {release}"),
+        },
+        A::PatchHpa {
+            hpa,
+            min_replicas,
+            max_replicas,
+            target_cpu_percent,
+        } => {
+            let mut text = format!("hpa {hpa}");
+            let values = [
+                ("min", min_replicas.map(|v| v.render())),
+                ("max", max_replicas.map(|v| v.render())),
+                ("cpu", target_cpu_percent.map(|v| v.render())),
+            ];
+            for (flag, v) in values {
+                if let Some(v) = v {
+                    text.push_str(&format!(" --{flag} {v}"));
+                }
+            }
+            text
+        }
+        A::SetImage {
+            deployment, tag, ..
+        } => format!("deploy {deployment} {}", tag.render()),
+        A::PatchConfigmap { data, .. } => format!("cache ttl {}", data.values().next()?.render()),
+        A::JobFromCronjob { cronjob, .. } if cronjob.as_str() == "cdn-cache-warming" => {
+            "cache warm".to_owned()
+        }
+        A::ExpandPvc { pvc, size } => format!("pvc expand {pvc} {}", size.render()),
+        A::QuarantinePod { pod, .. } => format!("quarantine {pod}"),
+        A::RenewCertificate { certificate, .. } => format!("cert renew {certificate}"),
+        A::VeleroTestRestore { backup } => match backup {
+            Some(b) => format!("backup test-restore {b}"),
+            None => "backup test-restore".to_owned(),
+        },
+        A::DbTerminateLong { older_than } => format!(
+            "db terminate-long --older-than {}",
+            crate::domain::args::format_duration(*older_than)
+        ),
+        A::DbVacuum => "db vacuum".to_owned(),
+        A::LogsCleanup { .. } => "logs cleanup".to_owned(),
+        A::RotateSecret { .. } => "secret rotate".to_owned(),
+        A::Annotate { value, .. } => if value.is_some() {
+            "maintenance start"
+        } else {
+            "maintenance end"
+        }
+        .to_owned(),
+        _ => return None,
+    })
+}

@@ -440,6 +440,7 @@ impl Dispatcher {
         let reply = match action.action_id.split(':').collect::<Vec<_>>().as_slice() {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
+            ["recovery", id, index] => self.on_recovery_button(id, index, action).await,
             ["checklist", ..] => match crate::domain::checklist::parse_button(&action.action_id) {
                 Some((id, index)) => self
                     .desk
@@ -460,6 +461,46 @@ impl Dispatcher {
             }
         };
         self.reply(action.response_url.as_deref(), &reply).await;
+    }
+
+    /// A recovery button in an incident thread: the runbook step becomes an approval
+    /// request, exactly as if the clicker had typed its command.
+    async fn on_recovery_button(&self, id: &str, index: &str, action: &BlockAction) -> Message {
+        let incident = match self.store.incident_by_id(id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Message::text(":warning: That incident no longer exists."),
+            Err(e) => return desk_error(&DeskError::Store(e)),
+        };
+        let Some((command, reason)) = index
+            .parse()
+            .ok()
+            .and_then(|i| self.desk.recovery_command(&incident, i))
+        else {
+            return Message::text(
+                ":warning: That recovery step is not available; nothing was done.",
+            );
+        };
+        let text = format!("{command} --reason \"{}\"", reason.replace('"', "'"));
+        let Ok(Command::Cluster {
+            intent,
+            reason: Some(reason),
+        }) = command::parse(&text)
+        else {
+            return Message::text(format!(
+                ":warning: The recovery step's command {} does not parse; nothing was done.",
+                code_span(&text)
+            ));
+        };
+        let Some(channel) = action
+            .channel
+            .clone()
+            .or_else(|| self.desk.incident_channel().cloned())
+        else {
+            return Message::text(":warning: No channel to post the approval card in.");
+        };
+        self.approvals
+            .request(&text, &intent, &reason, &action.user, &channel)
+            .await
     }
 
     async fn on_incident_button(&self, verb: &str, id: &str, action: &BlockAction) -> Message {

@@ -24,7 +24,7 @@ use crate::domain::incident::{
 use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, judge};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
-use crate::engine::actions::Runner;
+use crate::engine::actions::{Runner, command_for};
 use crate::engine::dispatcher::diagnose_alert;
 use crate::probes::{Probes, STATUS_SIGNALS};
 use crate::runbook::values::ArgType;
@@ -79,7 +79,65 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// The runbook entry's recovery steps as buttons; a click becomes an approval request.
+fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message {
+    let title = format!(
+        "Recovery actions for {} (each needs a second person's approval)",
+        entry.title
+    );
+    let mut blocks = vec![Block::Section(format!("*{}*", escape(&title)))];
+    let mut buttons = Vec::new();
+    for (i, step) in entry.recovery.iter().enumerate() {
+        let command = step
+            .bind(&Default::default())
+            .ok()
+            .and_then(|a| command_for(&a));
+        let line = match &command {
+            Some(c) => format!(
+                "• {} — `/odor {}`",
+                escape(step.label.as_deref().unwrap_or(&step.title)),
+                escape(c)
+            ),
+            None => format!(
+                "• {} — {}",
+                escape(step.label.as_deref().unwrap_or(&step.title)),
+                code_span(&step.action.describe())
+            ),
+        };
+        blocks.push(Block::Section(line));
+        if command.is_some() {
+            buttons.push(Button::new(
+                step.label.clone().unwrap_or_else(|| step.title.clone()),
+                format!("recovery:{}:{i}", incident.id),
+                ButtonStyle::Default,
+            ));
+        }
+    }
+    if !buttons.is_empty() {
+        blocks.push(Block::Actions(buttons));
+    }
+    Message {
+        text: title,
+        blocks,
+    }
+}
+
 impl Desk {
+    /// The `/odor` command for recovery step `index` of the incident's runbook entry.
+    pub fn recovery_command(&self, incident: &Incident, index: usize) -> Option<(String, String)> {
+        let entry = self.catalog.alert(incident.entry.as_deref()?)?;
+        let step = entry.recovery.get(index)?;
+        let command = command_for(&step.bind(&Default::default()).ok()?)?;
+        Some((
+            command,
+            format!("recovery for {}: {}", incident.name(), step.title),
+        ))
+    }
+
+    pub fn incident_channel(&self) -> Option<&ChannelId> {
+        self.config.channel.as_ref()
+    }
+
     pub fn new(
         store: Store,
         api: Arc<SlackApi>,
@@ -312,18 +370,7 @@ impl Desk {
             // The runbook's investigation steps, run at once; their findings in the thread.
             let findings = diagnose_alert(&self.runner, entry, "odorbot").await;
             self.post(&channel, Some(&ts), &findings).await;
-            let mut lines = vec![format!(
-                "*Recovery actions for {}* (each needs a second person's approval):",
-                escape(&entry.title)
-            )];
-            lines.extend(entry.recovery.iter().map(|step| {
-                format!(
-                    "• {} — {}",
-                    escape(step.label.as_deref().unwrap_or(&step.title)),
-                    code_span(&step.action.describe())
-                )
-            }));
-            self.post(&channel, Some(&ts), &Message::text(lines.join("\n")))
+            self.post(&channel, Some(&ts), &recovery_offer(incident, entry))
                 .await;
             let note = format!(
                 "Ran the {} investigation steps of {}",

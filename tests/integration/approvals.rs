@@ -441,3 +441,77 @@ async fn a_hundred_racing_approvals_across_two_replicas_execute_once() {
     store.close().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let token = "recovery-test-token-0123456789";
+    let yaml = format!(
+        "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n",
+        approvals_yaml(60)
+    );
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &s.ns),
+            ("ODORBOT_HEALTH_URL", &health),
+            ("ODORBOT_ALERTS_TOKEN", token),
+        ],
+        &yaml,
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    let alert = serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"OdorDiffApiDown\"}", "status": "firing", "receiver": "odorbot",
+        "alerts": [{"status": "firing", "labels": {"alertname": "OdorDiffApiDown", "namespace": "odordiff"},
+                    "annotations": {"summary": "API down"}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "abc123"}]
+    });
+    let bearer = format!("Bearer {token}");
+    let (status, body) = crate::support::http::post(
+        &bot.url("/alerts"),
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&alert).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "recovery:")).await,
+        "{}",
+        bot.logs()
+    );
+    let offer = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .map(|c| text(&c))
+        .find(|t| t.contains("recovery:"))
+        .unwrap();
+    assert!(offer.contains("/odor restart odordiff-api"), "{offer}");
+    let start = offer.find("recovery:").unwrap();
+    let button = offer[start..].split('"').next().unwrap().to_owned();
+    let d = fake
+        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000300")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Requested `restart`"), "{answer}");
+    assert!(
+        fake.wait_until(WAIT, |f| cards(f)
+            .iter()
+            .any(|c| text(c).contains("restartedAt")))
+            .await
+    );
+    let card = text(&cards(&fake)[0]);
+    assert!(card.contains("recovery for INC-1"), "{card}");
+}
