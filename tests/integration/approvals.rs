@@ -313,14 +313,16 @@ async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
         .set_image(&api, &api, &"1.7.0".parse().unwrap(), Mode::Execute)
         .await
         .unwrap();
+    // Let the controller finish that rollout, so the only difference is the drift.
+    ready_until_rolled_out(&s, &cluster).await;
     click(&fake, "U0BOB", "approve", &id).await;
-    assert!(
-        fake.wait_until(WAIT, |f| thread_has(
-            f,
-            "the cluster changed since the dry run"
-        ))
-        .await
-    );
+    let refused = fake
+        .wait_until(WAIT, |f| {
+            thread_has(f, "the cluster changed since the dry run")
+        })
+        .await;
+    let thread: Vec<String> = fake.calls_to("chat.postMessage").iter().map(text).collect();
+    assert!(refused, "{thread:?}");
     assert_eq!(
         image(&s).await,
         format!("{API_IMAGE}:1.7.0"),
