@@ -89,6 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api.clone(),
         runner.clone(),
         config.approvals.clone(),
+        tasks.clone(),
     ));
     let desk = Arc::new(Desk::new(
         store.clone(),

@@ -55,6 +55,9 @@ fn preview_of(report: &ChangeReport) -> (String, String) {
 }
 
 pub struct Approvals {
+    /// Executions and their watches run here, not in the click's handler, so the approver
+    /// gets an answer at once and no worker waits out a 15-minute watch.
+    tasks: tokio_util::task::TaskTracker,
     store: Store,
     api: Arc<SlackApi>,
     runner: Arc<Runner>,
@@ -69,8 +72,10 @@ impl Approvals {
         api: Arc<SlackApi>,
         runner: Arc<Runner>,
         config: ApprovalsConfig,
+        tasks: tokio_util::task::TaskTracker,
     ) -> Self {
         Self {
+            tasks,
             store,
             api,
             runner,
@@ -241,7 +246,7 @@ impl Approvals {
     }
 
     /// Approve, Deny or Cancel from the card.
-    pub async fn on_button(&self, verb: &str, id: &str, user: &UserId) -> Message {
+    pub async fn on_button(self: &Arc<Self>, verb: &str, id: &str, user: &UserId) -> Message {
         let request = match self.store.request(id).await {
             Ok(Some(r)) => r,
             Ok(None) => return Message::text(":warning: That request no longer exists."),
@@ -302,7 +307,9 @@ impl Approvals {
             .await;
         self.refresh_card(&request.id).await;
         if transition.to == ApprovalState::Approved {
-            self.execute(&request.id).await;
+            let this = self.clone();
+            let id = request.id.clone();
+            self.tasks.spawn(async move { this.execute(&id).await });
         }
         Message::text(format!("Recorded: {verb}."))
     }
