@@ -418,13 +418,31 @@ impl Quantity {
 impl FromStr for Quantity {
     type Err = InputError;
 
+    /// Stricter than what the API server emits, since this is what people and the
+    /// catalog ask for: a plain decimal with at most three decimals, no `n`/`u` suffix and
+    /// nothing below one milli-unit, and never zero.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_quantity_millis(s)
-            .map(|millis| Self {
+        let bad = || InputError::Quantity(s.to_owned());
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (number, suffix) = s.split_at(split);
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        let malformed = whole.is_empty()
+            || (number.contains('.') && frac.is_empty())
+            || frac.len() > 3
+            || matches!(suffix, "n" | "u")
+            || (suffix == "m" && !frac.is_empty());
+        if malformed {
+            return Err(bad());
+        }
+        match parse_quantity_millis(s) {
+            Some(millis) if millis > 0 => Ok(Self {
                 text: s.to_owned(),
                 millis,
-            })
-            .ok_or_else(|| InputError::Quantity(s.to_owned()))
+            }),
+            _ => Err(bad()),
+        }
     }
 }
 

@@ -389,12 +389,10 @@ impl Runner {
                 deployment,
                 container,
                 tag,
-            } => {
-                let tag: k8s::ImageTag = conv(tag, "image tag")?;
-                c.set_image(deployment, container, &tag, mode)
-                    .await
-                    .map_err(err)
-            }
+            } => c
+                .set_image(deployment, container, tag, mode)
+                .await
+                .map_err(err),
             Action::PatchHpa {
                 hpa,
                 min_replicas,
@@ -426,10 +424,7 @@ impl Runner {
                     .map_err(err)
             }
             Action::PatchConfigmap { configmap, data } => {
-                let mut converted = std::collections::BTreeMap::new();
-                for (k, v) in data {
-                    converted.insert(conv::<k8s::DataKey>(k, "key")?, v.render());
-                }
+                let converted = data.iter().map(|(k, v)| (k.clone(), v.render())).collect();
                 c.patch_configmap(configmap, &converted, mode)
                     .await
                     .map_err(err)
@@ -450,10 +445,7 @@ impl Runner {
                     .await
                     .map_err(err)
             }
-            Action::ExpandPvc { pvc, size } => {
-                let size: k8s::Quantity = conv(size, "size")?;
-                c.expand_pvc(pvc, &size, mode).await.map_err(err)
-            }
+            Action::ExpandPvc { pvc, size } => c.expand_pvc(pvc, size, mode).await.map_err(err),
             Action::QuarantinePod {
                 pod,
                 network_policy,
@@ -472,9 +464,9 @@ impl Runner {
                 let rotation = crate::cluster::SecretRotation {
                     deployment: deployment.clone(),
                     container: container.clone(),
-                    env: conv(env, "environment variable")?,
+                    env: env.clone(),
                     new_secret: new_secret.clone(),
-                    key: conv(key, "key")?,
+                    key: key.clone(),
                     old_secret: old_secret.clone(),
                 };
                 c.rotate_secret(&rotation, mode).await.map_err(err)

@@ -191,7 +191,7 @@ impl Desk {
                         .get("severity")
                         .or_else(|| n.common_labels.get("severity"))
                         .and_then(|s| s.parse::<Severity>().ok())
-                        .or_else(|| entry.and_then(|e| e.severity.as_str().parse().ok()))
+                        .or_else(|| entry.map(|e| e.severity))
                         .unwrap_or(Severity::High);
                     let title = alert
                         .annotations

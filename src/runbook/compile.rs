@@ -384,7 +384,7 @@ impl Compiler {
         }
         for severity in Severity::ALL {
             // A row that names the severity but failed to compile is already reported.
-            if !raw.matrix.iter().any(|r| r.severity == severity.as_str()) {
+            if !raw.matrix.iter().any(|r| r.severity == severity.name()) {
                 self.error(
                     format!("{at}.matrix"),
                     format!("has no row for {severity}; every severity needs one"),

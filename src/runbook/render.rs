@@ -260,7 +260,7 @@ fn escalation(catalog: &Catalog, out: &mut String) {
         let _ = writeln!(
             out,
             "  {:<8}  respond within {:<4}  escalate {}  ({})",
-            r.severity.as_str(),
+            r.severity.name(),
             format_duration(r.response_time),
             r.escalate_after,
             r.escalation

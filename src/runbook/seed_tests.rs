@@ -308,7 +308,7 @@ fn the_escalation_matrix_and_protocol_are_the_seeds() {
     assert_eq!(rows.len(), 4, "{rows:?}");
     let rules = catalog.escalation().rules();
     for (row, rule) in rows.iter().zip(rules) {
-        assert_eq!(row[0].to_lowercase(), rule.severity.as_str());
+        assert_eq!(row[0].to_lowercase(), rule.severity.name());
         // "5 minutes", "1 hour", "4 hours" against the parsed duration.
         let (n, unit) = row[1].split_once(' ').unwrap();
         let unit_secs = if unit.starts_with("minute") { 60 } else { 3600 };

@@ -198,19 +198,6 @@ macro_rules! checked_text {
 }
 
 checked_text!(
-    /// A container image tag (not a digest), as registries define it.
-    ImageTag,
-    "an image tag: letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-'",
-    |s| {
-        let ok = (1..=128).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            && !s.starts_with(['.', '-']);
-        if ok { Ok(()) } else { Err(format!("is not {}", ImageTag::expected())) }
-    }
-);
-
-checked_text!(
     /// A path on the service's public endpoint, such as `/health`. No query, no `..`:
     /// probes only read fixed health paths.
     HttpPath,
@@ -231,32 +218,6 @@ checked_text!(
     HostName,
     "a host name such as api.odordiff.ai",
     |s| s.parse::<K8sName>().map(|_| ()).map_err(|e| e.to_string())
-);
-
-checked_text!(
-    /// An environment variable name in a container (a C identifier).
-    EnvName,
-    "an environment variable name: letters, digits and '_', not starting with a digit",
-    |s| {
-        let ok = (1..=128).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !s.starts_with(|c: char| c.is_ascii_digit());
-        if ok { Ok(()) } else { Err(format!("is not {}", EnvName::expected())) }
-    }
-);
-
-checked_text!(
-    /// A key in a ConfigMap's or Secret's data, as the API server accepts it.
-    DataKey,
-    "a data key: letters, digits, '-', '_', '.'; at most 253",
-    |s| {
-        let ok = (1..=253).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            && s != "."
-            && s != "..";
-        if ok { Ok(()) } else { Err(format!("is not {}", DataKey::expected())) }
-    }
 );
 
 checked_text!(
@@ -678,112 +639,68 @@ impl fmt::Display for LabelSelector {
     }
 }
 
-/// A Kubernetes resource quantity such as `200Gi`, `4Gi` or `2000m`: a plain decimal and
-/// one of the API's suffixes. Exponent forms (`1e3`) and signs are refused; nothing in
-/// the runbook needs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quantity {
-    text: String,
-    /// The value in thousandths of the unit, so CPU (`250m`) and bytes (`1Gi`) both
-    /// compare exactly.
-    milli: i128,
-}
+// The Kubernetes value types are the cluster layer's own: one definition, parsed the same
+// way in the catalog, in commands and at the API boundary.
+pub use crate::domain::k8s::{DataKey, EnvName, ImageTag, Quantity};
 
-impl Quantity {
-    /// Multipliers in thousandths, per suffix.
-    const SUFFIXES: &[(&str, i128)] = &[
-        ("Ki", 1000 << 10),
-        ("Mi", 1000 << 20),
-        ("Gi", 1000 << 30),
-        ("Ti", 1000 << 40),
-        ("Pi", 1000 << 50),
-        ("Ei", 1000 << 60),
-        ("m", 1),
-        ("k", 1000 * 1000),
-        ("M", 1000 * 1_000_000),
-        ("G", 1000 * 1_000_000_000),
-        ("T", 1000 * 1_000_000_000_000),
-        ("P", 1000 * 1_000_000_000_000_000),
-        ("E", 1000 * 1_000_000_000_000_000_000),
-        ("", 1000),
-    ];
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The amount in thousandths of the base unit (millicores, millibytes).
-    pub fn milli(&self) -> i128 {
-        self.milli
-    }
-}
-
-impl ArgType for Quantity {
-    fn expected() -> String {
-        "a quantity such as 200Gi, 512Mi, 2 or 500m".into()
-    }
-
-    fn parse_arg(raw: &str) -> Result<Self, String> {
-        let bad = || format!("is not {}", Self::expected());
-        let digits_end = raw
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(raw.len());
-        let (number, suffix) = raw.split_at(digits_end);
-        let &(_, multiplier) = Self::SUFFIXES
-            .iter()
-            .find(|(s, _)| *s == suffix)
-            .ok_or_else(bad)?;
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        let digits_ok = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
-        // Twelve whole and three fractional digits keep the arithmetic far inside i128.
-        if whole.is_empty()
-            || whole.len() > 12
-            || fraction.len() > 3
-            || !digits_ok(whole)
-            || !digits_ok(fraction)
-            || (number.contains('.') && fraction.is_empty())
-        {
-            return Err(bad());
+/// Lets a type that parses from text fill an action parameter.
+macro_rules! arg_from_str {
+    ($name:ty, $expected:expr, $order:expr) => {
+        impl ArgType for $name {
+            fn expected() -> String {
+                String::from($expected)
+            }
+            fn parse_arg(raw: &str) -> Result<Self, String> {
+                raw.parse().map_err(|_| format!("is not {}", $expected))
+            }
+            fn render(&self) -> String {
+                self.to_string()
+            }
+            fn order_key(&self) -> Option<i128> {
+                let order: fn(&Self) -> Option<i128> = $order;
+                order(self)
+            }
         }
-        let scale = 10_i128.pow(fraction.len() as u32);
-        let mantissa: i128 = format!("{whole}{fraction}").parse().map_err(|_| bad())?;
-        let scaled = mantissa * multiplier;
-        if scaled % scale != 0 {
-            return Err("is finer than the API server keeps (1m)".into());
-        }
-        if mantissa == 0 {
-            return Err("is zero".into());
-        }
-        Ok(Self {
-            text: raw.to_owned(),
-            milli: scaled / scale,
-        })
-    }
-
-    fn render(&self) -> String {
-        self.text.clone()
-    }
-
-    fn order_key(&self) -> Option<i128> {
-        Some(self.milli)
-    }
+    };
 }
 
-impl fmt::Display for Quantity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-word_enum!(
-    /// How urgent an alert or incident is; the escalation matrix sets what each means.
-    Severity {
-        Critical = "critical",
-        High = "high",
-        Medium = "medium",
-        Low = "low",
-    }
+arg_from_str!(
+    ImageTag,
+    "an image tag: letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-'",
+    |_| None
 );
+arg_from_str!(
+    EnvName,
+    "an environment variable name: letters, digits, '-', '_', '.', not starting with a digit",
+    |_| None
+);
+arg_from_str!(
+    DataKey,
+    "a data key: letters, digits, '-', '_', '.'; at most 253",
+    |_| None
+);
+arg_from_str!(
+    Quantity,
+    "a quantity such as 200Gi, 512Mi, 2 or 500m",
+    |q| i128::try_from(q.millis()).ok()
+);
+
+/// How urgent an alert or incident is: the incident desk's own type, so the catalog's
+/// default severities and the escalation matrix speak of the same thing.
+pub use crate::domain::escalation::Severity;
+
+impl ArgType for Severity {
+    fn expected() -> String {
+        "one of critical, high, medium, low".into()
+    }
+    fn parse_arg(raw: &str) -> Result<Self, String> {
+        raw.parse()
+            .map_err(|_| format!("is not {}", Self::expected()))
+    }
+    fn render(&self) -> String {
+        self.name().to_owned()
+    }
+}
 
 word_enum!(
     /// The runbook section a procedure comes from.
@@ -939,9 +856,9 @@ mod tests {
     #[test]
     fn quantities_parse_and_order_exactly() {
         let q = |s: &str| Quantity::parse_arg(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        assert_eq!(q("2000m").milli(), q("2").milli());
-        assert_eq!(q("1Ki").milli(), 1024 * 1000);
-        assert_eq!(q("1.5Gi").milli(), 3 * (1 << 29) * 1000);
+        assert_eq!(q("2000m").millis(), q("2").millis());
+        assert_eq!(q("1Ki").millis(), 1024 * 1000);
+        assert_eq!(q("1.5Gi").millis(), 3 * (1 << 29) * 1000);
         assert!(q("200Gi").order_key() > q("100Gi").order_key());
         assert!(q("1Ti").order_key() > q("999Gi").order_key());
         assert!(q("4Gi").order_key() > q("4G").order_key());
@@ -953,7 +870,7 @@ mod tests {
         }
         assert_eq!(
             Quantity::parse_arg("0.5m").unwrap_err(),
-            "is finer than the API server keeps (1m)"
+            "is not a quantity such as 200Gi, 512Mi, 2 or 500m"
         );
     }
 
@@ -1036,7 +953,7 @@ mod tests {
             assert_eq!(MetricSignal::parse_arg(&s.render()), Ok(*s));
         }
         for s in Severity::ALL {
-            assert_eq!(Severity::parse_arg(s.as_str()), Ok(*s));
+            assert_eq!(Severity::parse_arg(s.name()), Ok(s));
         }
         assert_eq!(
             Severity::parse_arg("urgent").unwrap_err(),
