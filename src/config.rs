@@ -956,6 +956,12 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
         }
         Secret::Unset | Secret::Unreadable => None,
     };
+    if alerts_token.is_some() && channel.is_none() {
+        c.error(
+            c.at("incidents.channel"),
+            "is required when the alert webhook has a token: alerts open incidents there",
+        );
+    }
     IncidentsConfig {
         channel,
         maintenance_channel,
@@ -1264,6 +1270,20 @@ mod tests {
         }
         assert_eq!(errs.0.len(), 9, "{text}");
         assert!(!text.contains("nope"), "a token value leaked: {text}");
+    }
+
+    #[test]
+    fn an_alert_token_needs_an_incident_channel() {
+        let mut pairs = TOKENS.to_vec();
+        pairs.push(("ODORBOT_ALERTS_TOKEN", "a-long-enough-alert-token"));
+        let errs = Config::load(None, &env_from(&pairs)).unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert!(errs.0[0].location.ends_with("incidents.channel"), "{errs}");
+        pairs.push(("ODORBOT_INCIDENT_CHANNEL", "C0INCIDENTS"));
+        let c = Config::load(None, &env_from(&pairs)).unwrap();
+        assert_eq!(c.incidents.channel.unwrap().as_str(), "C0INCIDENTS");
+        assert_eq!(c.approvals.required, 1);
+        assert_eq!(c.approvals.cooldowns["rollback"], Duration::from_secs(600));
     }
 
     #[test]
