@@ -122,3 +122,18 @@ CREATE TABLE checklists (
     done TEXT NOT NULL,
     updated_at_ms BIGINT NOT NULL
 );
+
+-- Messages that must reach Slack (pings, escalations, status updates, approval outcomes):
+-- kept until Slack accepted them, claimed by one replica with a lease like the timers.
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    thread_ts TEXT,
+    message TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    due_at_ms BIGINT NOT NULL,
+    claimed_by TEXT,
+    claimed_until_ms BIGINT,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (due_at_ms);

@@ -15,6 +15,7 @@ use crate::config::{Config, LogFormat};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::Desk;
+use crate::engine::outbox::Outbox;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
@@ -84,12 +85,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cluster,
         probes: probes.clone(),
     });
+    let outbox = Arc::new(Outbox::new(store.clone(), api.clone()));
     let approvals = Arc::new(Approvals::new(
         store.clone(),
         api.clone(),
         runner.clone(),
         config.approvals.clone(),
         tasks.clone(),
+        outbox.clone(),
     ));
     let desk = Arc::new(Desk::new(
         store.clone(),
@@ -97,6 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runner.clone(),
         catalog.clone(),
         config.incidents.clone(),
+        outbox.clone(),
     ));
     let (dispatcher, queue) = Dispatcher::new(
         Parts {
@@ -148,6 +152,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tasks.spawn(desk.run_scheduler(cancel.clone()));
     tasks.spawn(approvals.run(cancel.clone()));
+    tasks.spawn(outbox.run(cancel.clone()));
 
     shutdown_signal().await;
     info!(

@@ -60,15 +60,16 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// One message, as odorbot means it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message, as odorbot means it. Serializable so must-send messages can wait in the
+/// store's outbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// The notification fallback Slack shows in alerts and previews; always set.
     pub text: String,
     pub blocks: Vec<Block>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Block {
     Header(String),
     /// mrkdwn text; long text is split over several sections when rendered.
@@ -82,7 +83,7 @@ pub enum Block {
     Actions(Vec<Button>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ButtonStyle {
     Default,
     Primary,
@@ -90,7 +91,7 @@ pub enum ButtonStyle {
 }
 
 /// A button; clicks come back as `block_actions` with this `action_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Button {
     pub text: String,
     pub action_id: String,

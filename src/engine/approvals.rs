@@ -19,6 +19,7 @@ use crate::domain::roster::Target;
 use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::{HELM_RELEASE, Runner, action_for};
+use crate::engine::outbox::Outbox;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -61,6 +62,7 @@ pub struct Approvals {
     store: Store,
     api: Arc<SlackApi>,
     runner: Arc<Runner>,
+    outbox: Arc<Outbox>,
     config: ApprovalsConfig,
     /// User-group members, cached: `group → (fetched, members)`.
     groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
@@ -73,9 +75,11 @@ impl Approvals {
         runner: Arc<Runner>,
         config: ApprovalsConfig,
         tasks: tokio_util::task::TaskTracker,
+        outbox: Arc<Outbox>,
     ) -> Self {
         Self {
             tasks,
+            outbox,
             store,
             api,
             runner,
@@ -701,13 +705,11 @@ impl Approvals {
         let Ok(Some(fresh)) = self.store.request(&r.id).await else {
             return;
         };
-        if let (Ok(channel), Some(ts)) = (fresh.channel.parse::<ChannelId>(), &fresh.message_ts)
-            && let Err(e) = self
-                .api
-                .post_message(&channel, Some(ts), &Message::text(text))
-                .await
-        {
-            warn!(request = %r.id, error = %e, "approval thread message not posted");
+        // Outcomes, verification and watch reports must arrive: through the outbox.
+        if let (Ok(channel), Some(ts)) = (fresh.channel.parse::<ChannelId>(), &fresh.message_ts) {
+            self.outbox
+                .send(&channel, Some(ts), &Message::text(text))
+                .await;
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::domain::signals::{Verdict, judge};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::{Runner, command_for};
 use crate::engine::dispatcher::diagnose_alert;
+use crate::engine::outbox::Outbox;
 use crate::probes::{Probes, STATUS_SIGNALS};
 use crate::runbook::values::ArgType;
 use crate::runbook::{Catalog, LiveSignal};
@@ -70,6 +71,7 @@ pub struct Desk {
     config: IncidentsConfig,
     catalog: Arc<Catalog>,
     runner: Arc<Runner>,
+    outbox: Arc<Outbox>,
     /// This replica's name on timer claims.
     owner: String,
     wake: Notify,
@@ -144,6 +146,7 @@ impl Desk {
         runner: Arc<Runner>,
         catalog: Arc<Catalog>,
         config: IncidentsConfig,
+        outbox: Arc<Outbox>,
     ) -> Self {
         let owner = format!(
             "{}-{}",
@@ -157,6 +160,7 @@ impl Desk {
             config,
             catalog,
             runner,
+            outbox,
             owner,
             wake: Notify::new(),
         }
@@ -328,10 +332,7 @@ impl Desk {
         if !pinged {
             let page = self.config.policy.rule(incident.severity).page_at_once;
             let ping = opening_ping(incident, &self.config.roster, page);
-            self.api
-                .post_message(&channel, Some(&ts), &ping)
-                .await
-                .map_err(|e| DeskError::Slack(e.to_string()))?;
+            self.post(&channel, Some(&ts), &ping).await;
             let who = self
                 .config
                 .roster
@@ -780,9 +781,8 @@ impl Desk {
         thread: Option<&str>,
         message: &Message,
     ) {
-        if let Err(e) = self.api.post_message(channel, thread, message).await {
-            warn!(error = %e, "incident message not posted");
-        }
+        // Pings, escalations and status updates must arrive: through the outbox.
+        self.outbox.send(channel, thread, message).await;
     }
 
     /// Runs due timers until cancelled: sleeps until the earliest due time, a local

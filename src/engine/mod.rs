@@ -5,5 +5,6 @@ pub mod actions;
 pub mod approvals;
 mod dispatcher;
 pub mod incidents;
+pub mod outbox;
 
 pub use dispatcher::{Dispatcher, EngineHandle, Parts};

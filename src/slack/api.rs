@@ -270,6 +270,22 @@ impl SlackApi {
         thread_ts: Option<&str>,
         message: &Message,
     ) -> Result<String, ApiError> {
+        self.post_message_within(channel, thread_ts, message, self.send_deadline)
+            .await
+    }
+
+    /// As [`SlackApi::post_message`], retrying transient failures only until `deadline`
+    /// (the outbox retries later itself).
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses or stays unreachable past the deadline.
+    pub async fn post_message_within(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        message: &Message,
+        deadline: Duration,
+    ) -> Result<String, ApiError> {
         let token = self.token(As::Bot);
         let request = SlackApiChatPostMessageRequest::new(
             SlackChannelId::new(channel.to_string()),
@@ -277,16 +293,11 @@ impl SlackApi {
         )
         .opt_thread_ts(thread_ts.map(|t| SlackTs::new(t.to_owned())));
         let res = self
-            .call(
-                "chat.postMessage",
-                Some(channel.as_str()),
-                self.send_deadline,
-                || {
-                    let session = self.client.open_session(&token);
-                    let request = request.clone();
-                    async move { session.chat_post_message(&request).await }
-                },
-            )
+            .call("chat.postMessage", Some(channel.as_str()), deadline, || {
+                let session = self.client.open_session(&token);
+                let request = request.clone();
+                async move { session.chat_post_message(&request).await }
+            })
             .await?;
         Ok(res.ts.to_string())
     }

@@ -16,6 +16,7 @@ use crate::domain::status::OpenWork;
 pub mod approvals;
 pub mod checklists;
 pub mod incidents;
+pub mod outbox;
 pub mod timers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

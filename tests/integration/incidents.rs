@@ -621,3 +621,50 @@ async fn the_post_update_button_opens_a_form_whose_text_lands_in_the_thread() {
         thread(&fake)
     );
 }
+
+#[tokio::test]
+async fn escalations_due_while_slack_is_down_arrive_after_a_restart_exactly_once() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let first = bot(&fake, Some(&store), 2, 600).await;
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(wait_thread(&fake, "Page:*", 1).await);
+    // Slack goes away; both escalations fall due meanwhile; then the process dies.
+    fake.stop().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    first.kill9().await;
+    fake.restart().await;
+    let _second = bot(&fake, Some(&store), 2, 600).await;
+    assert!(
+        wait_thread(&fake, "⏫ *Escalated to Secondary on-call", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    assert!(
+        wait_thread(&fake, "⏫ *Escalated to Platform lead", 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let msgs = thread(&fake);
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.contains("⏫ *Escalated to Secondary"))
+            .count(),
+        1,
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs.iter()
+            .filter(|m| m.contains("⏫ *Escalated to Platform lead"))
+            .count(),
+        1,
+        "{msgs:?}"
+    );
+}

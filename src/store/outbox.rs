@@ -1,0 +1,140 @@
+//! The outbox: must-send messages wait here until Slack accepted them, so a restart or a
+//! Slack outage delays them but never loses them. Claimed like the timers.
+
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::incidents::ms;
+use super::{Backend, Store, StoreError};
+use crate::domain::view::Message;
+
+/// A message waiting to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub id: String,
+    pub channel: String,
+    pub thread_ts: Option<String>,
+    pub message: Message,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+}
+
+impl Store {
+    /// Queues a message, due now.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn enqueue(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        message: &Message,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "{:013}-{}-{:010}",
+            ms(now),
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let body =
+            serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5)",
+        )
+        .bind(id)
+        .bind(channel)
+        .bind(thread_ts)
+        .bind(body)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims due messages for `owner` until `now + lease_ms`, oldest first.
+    ///
+    /// # Errors
+    /// The database error, or a message that no longer deserializes.
+    pub async fn claim_outgoing(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
+             SELECT id FROM outbox WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
+             ORDER BY id LIMIT $4 {lock}) RETURNING id, channel, thread_ts, message, attempts, created_at_ms"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ms(now) + lease_ms)
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<Outgoing> = rows
+            .iter()
+            .map(|r| {
+                let body: String = r.try_get("message")?;
+                Ok(Outgoing {
+                    id: r.try_get("id")?,
+                    channel: r.try_get("channel")?,
+                    thread_ts: r.try_get("thread_ts")?,
+                    message: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Corrupt(format!("outbox message: {e}")))?,
+                    attempts: r.try_get("attempts")?,
+                    created_at: Timestamp::from_millisecond(r.try_get("created_at_ms")?)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        // RETURNING does not promise an order; ids sort by creation.
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Slack took it (or refused it for good): it leaves the outbox.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn sent(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Tries again at `due` (Slack unreachable or rate limited past the attempt's deadline).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn retry_at(&self, id: &str, due: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, due_at_ms = $2, claimed_by = NULL, claimed_until_ms = NULL WHERE id = $1")
+            .bind(id)
+            .bind(ms(due))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Messages still waiting, for `/odor status` and tests.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+}
