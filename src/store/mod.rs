@@ -102,6 +102,40 @@ impl Store {
         self.backend
     }
 
+    /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until
+    /// `now + lease_ms`: one replica gets each row (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
+    /// SQLite has a single writer). The table needs `id`, `due_at_ms`, `claimed_by` and
+    /// `claimed_until_ms`.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_due_rows(
+        &self,
+        table: &str,
+        order: &str,
+        returning: &str,
+        owner: &str,
+        now: jiff::Timestamp,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE {table} SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
+             SELECT id FROM {table} WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
+             ORDER BY {order} LIMIT $4 {lock}) RETURNING {returning}"
+        );
+        let now_ms = now.as_millisecond();
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(now_ms + lease_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// A cheap round trip, for readiness.
     ///
     /// # Errors

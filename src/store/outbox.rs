@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use super::incidents::ms;
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::view::Message;
 
 /// A message waiting to be sent.
@@ -65,21 +65,16 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Outgoing>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE outbox SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
-             SELECT id FROM outbox WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
-             ORDER BY id LIMIT $4 {lock}) RETURNING id, channel, thread_ts, message, attempts, created_at_ms"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(ms(now) + lease_ms)
-            .bind(ms(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let rows = self
+            .claim_due_rows(
+                "outbox",
+                "id",
+                "id, channel, thread_ts, message, attempts, created_at_ms",
+                owner,
+                now,
+                lease_ms,
+                limit,
+            )
             .await?;
         let mut out: Vec<Outgoing> = rows
             .iter()

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use super::incidents::ms;
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A claimed timer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,21 +79,16 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Timer>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE timers SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
-             SELECT id FROM timers WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
-             ORDER BY due_at_ms LIMIT $4 {lock}) RETURNING kind, subject, due_at_ms"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(ms(now) + lease_ms)
-            .bind(ms(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let rows = self
+            .claim_due_rows(
+                "timers",
+                "due_at_ms",
+                "kind, subject, due_at_ms",
+                owner,
+                now,
+                lease_ms,
+                limit,
+            )
             .await?;
         rows.iter().map(row_to_timer).collect()
     }
