@@ -335,19 +335,11 @@ impl Cluster {
             .iter()
             .filter(|s| s.status() == "deployed" || s.revision == current.revision)
             .collect();
-        for s in &superseded {
-            report.changes.push(Change::new(
-                format!("HelmRelease/{release}"),
-                format!("revision {} status", s.revision),
-                Some(s.status().to_owned()),
-                Some("superseded".into()),
-            ));
-        }
-        report.changes.push(Change::new(
-            format!("HelmRelease/{release}"),
-            format!("revision {next_rev}"),
-            None,
-            Some(format!("deployed (Rollback to {target_rev})")),
+        report.changes.extend(release_record_changes(
+            release,
+            &superseded,
+            next_rev,
+            target_rev,
         ));
         let target_ids: Vec<String> = planned.iter().map(|p| p.id.clone()).collect();
         if let Ok(current_objects) =
@@ -462,19 +454,11 @@ impl Cluster {
         .map_err(|e| fail(&done, e))?;
         report.mode = Mode::Execute;
         report.changes = applied;
-        for s in &superseded {
-            report.changes.push(Change::new(
-                format!("HelmRelease/{release}"),
-                format!("revision {} status", s.revision),
-                Some(s.status().to_owned()),
-                Some("superseded".into()),
-            ));
-        }
-        report.changes.push(Change::new(
-            format!("HelmRelease/{release}"),
-            format!("revision {next_rev}"),
-            None,
-            Some(format!("deployed (Rollback to {target_rev})")),
+        report.changes.extend(release_record_changes(
+            release,
+            &superseded,
+            next_rev,
+            target_rev,
         ));
         Ok(report)
     }
@@ -571,6 +555,35 @@ fn post(mode: Mode) -> PostParams {
         dry_run: mode.is_dry_run(),
         field_manager: Some(FIELD_MANAGER.to_owned()),
     }
+}
+
+/// The release records a rollback writes: the deployed revisions superseded, and the new
+/// revision deployed. The same lines for the dry run and the execution.
+fn release_record_changes(
+    release: &K8sName,
+    superseded: &[&Stored],
+    next_rev: u64,
+    target_rev: u64,
+) -> Vec<Change> {
+    let object = format!("HelmRelease/{release}");
+    let mut changes: Vec<Change> = superseded
+        .iter()
+        .map(|s| {
+            Change::new(
+                object.clone(),
+                format!("revision {} status", s.revision),
+                Some(s.status().to_owned()),
+                Some("superseded".into()),
+            )
+        })
+        .collect();
+    changes.push(Change::new(
+        object,
+        format!("revision {next_rev}"),
+        None,
+        Some(format!("deployed (Rollback to {target_rev})")),
+    ));
+    changes
 }
 
 #[cfg(test)]
