@@ -2,8 +2,8 @@
 //! checklist and maintenance list of the seed has an entry, and the words people rely on
 //! (checklist items, causes, contacts, the escalation matrix) are the seed's own.
 //!
-//! The seed is read from `$ODORBOT_SHARED/seeds/operations-runbook.md`, by default the
-//! `shared` directory beside the repository.
+//! The seed is the repository's copy, `tests/fixtures/seed/operations-runbook.md`, so the
+//! suite passes from a clone alone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,16 +25,10 @@ struct Seed {
 }
 
 fn seed() -> Seed {
-    let shared = std::env::var_os("ODORBOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let path = shared.join("seeds/operations-runbook.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the seed runbook {} ({e}); set ODORBOT_SHARED",
-            path.display()
-        )
-    });
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/operations-runbook.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the seed runbook {}: {e}", path.display()));
     let mut seed = Seed {
         headings: Vec::new(),
         items: BTreeMap::new(),

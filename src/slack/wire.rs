@@ -236,10 +236,7 @@ mod tests {
     use super::*;
 
     fn fixture(rel: &str) -> String {
-        let path = format!(
-            "{}/../shared/fixtures/slack/{rel}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/slack/{rel}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 

@@ -1,6 +1,6 @@
 //! A fake Slack for the integration tests and the benchmarks: the Web API over HTTP and socket
 //! mode over WebSocket, both served by axum on one loopback port, in the wire format that
-//! `shared/SLACK.md` describes and the SDK fixtures in `shared/fixtures/slack/` show.
+//! Slack documents and the SDK fixtures in `tests/fixtures/slack/` show.
 //!
 //! A test plays Slack's side (deliver slash commands and button clicks, send `disconnect`, drop
 //! sockets, rate-limit or fail a method, take Slack away and bring it back) and asserts on what
