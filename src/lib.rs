@@ -15,14 +15,14 @@
 //! - [`cluster`]: the Kubernetes API (kube-rs); the only module that imports kube.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
 
+pub use odorbot_core::{domain, runbook};
+
 pub mod app;
 pub mod cluster;
 pub mod config;
-pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod probes;
-pub mod runbook;
 pub mod slack;
 pub mod store;

@@ -29,11 +29,13 @@ use serde_json::{Value, json};
 
 use super::diagnostics::{REVISION_ANNOTATION, template_images, typed_spec};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Op, to_json};
+use crate::domain::args::MAX_REPLICAS;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
     Change, ChangeReport, DataKey, EnvName, ImageTag, Mode, QualifiedName, Quantity,
     ResourceLimits, diff_objects, image_with_tag, parse_quantity_millis,
 };
+use crate::runbook::actions::{MAX_JOB_NAME, TEST_RESTORE_PREFIX};
 
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
@@ -42,14 +44,10 @@ const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 const INSTANTIATE_ANNOTATION: &str = "cronjob.kubernetes.io/instantiate";
 const QUARANTINE_LABEL: &str = "quarantine";
 const TEMPORARY_CERT_ANNOTATION: &str = "cert-manager.io/issue-temporary-certificate";
-/// Only Restores with this prefix are odorbot's test restores, and only they are cleaned up.
-const TEST_RESTORE_PREFIX: &str = "test-restore-";
 const MAX_ANNOTATION_VALUE: usize = 1024;
 const MAX_CONFIG_VALUE: usize = 64 * 1024;
 /// Bytes of randomness in a rotated secret (rendered as twice as many hex digits).
 const ROTATED_SECRET_BYTES: usize = 32;
-/// Kubernetes adds at most 63 characters of a Job's name to its pods' labels.
-const MAX_JOB_NAME: usize = 63;
 
 /// `patch_hpa`'s changes; unset fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -249,7 +247,7 @@ impl Cluster {
     /// runbook's containment.
     ///
     /// # Errors
-    /// [`ClusterError::InvalidInput`] beyond [`super::Limits::max_replicas`] (before any
+    /// [`ClusterError::InvalidInput`] beyond [`MAX_REPLICAS`] (before any
     /// call), and the calls' errors.
     pub async fn scale(
         &self,
@@ -295,7 +293,7 @@ impl Cluster {
     }
 
     fn check_replicas(&self, n: u32, min: u32, what: &str) -> Result<(), ClusterError> {
-        let max = self.limits.max_replicas;
+        let max = MAX_REPLICAS;
         if n < min || n > max {
             return Err(invalid(format!(
                 "{what} must be between {min} and {max}, not {n}"
@@ -575,11 +573,16 @@ impl Cluster {
         job_name: &K8sName,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
-        self.create_job_from(cronjob, job_name, "job_from_cronjob", mode)
+        self.job_from_cronjob_as(cronjob, job_name, "job_from_cronjob", mode)
             .await
     }
 
-    async fn create_job_from(
+    /// [`Cluster::job_from_cronjob`], reported as `action` (`logs_cleanup` runs its
+    /// clean-up CronJob this way; no exec into application pods).
+    ///
+    /// # Errors
+    /// As [`Cluster::job_from_cronjob`].
+    pub async fn job_from_cronjob_as(
         &self,
         cronjob: &K8sName,
         job_name: &K8sName,
@@ -648,26 +651,6 @@ impl Cluster {
             )),
         ));
         Ok(r)
-    }
-
-    /// `logs_cleanup {cronjob}`: runs the clean-up CronJob now, as a Job named
-    /// `<cronjob>-manual-<unix time>`; no exec into application pods.
-    ///
-    /// # Errors
-    /// As [`Cluster::job_from_cronjob`].
-    pub async fn logs_cleanup(
-        &self,
-        cronjob: &K8sName,
-        mode: Mode,
-    ) -> Result<ChangeReport, ClusterError> {
-        let suffix = format!("-manual-{}", Timestamp::now().as_second());
-        let keep = MAX_JOB_NAME - suffix.len();
-        let base: String = cronjob.as_str().chars().take(keep).collect();
-        let name: K8sName = format!("{}{suffix}", base.trim_end_matches(['-', '.']))
-            .parse()
-            .map_err(|e| invalid(format!("cannot name the job: {e}")))?;
-        self.create_job_from(cronjob, &name, "logs_cleanup", mode)
-            .await
     }
 
     /// `annotate {deployment, key, value?}`: sets the annotation, or removes it when no
@@ -1053,6 +1036,7 @@ impl Cluster {
     pub async fn velero_test_restore(
         &self,
         backup: Option<&K8sName>,
+        restore: &K8sName,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
         let backups = self.velero_list("backups").await?;
@@ -1072,7 +1056,12 @@ impl Cluster {
         let backup_name = chosen.name_any();
         let ar = self.crd("velero.io/v1", "restores").await?;
         let api = self.dynamic_api(&ar, &self.velero_namespace);
-        let name = format!("{TEST_RESTORE_PREFIX}{}", Timestamp::now().as_second());
+        if !restore.as_str().starts_with(TEST_RESTORE_PREFIX) {
+            return Err(invalid(format!(
+                "{restore} is not a test restore name (it must start with {TEST_RESTORE_PREFIX})"
+            )));
+        }
+        let name = restore.to_string();
         let ns = self.namespace.as_str();
         let target: String = format!("{}-restore-test", &ns[..ns.len().min(49)]);
         let restore = DynamicObject::new(&name, &ar)

@@ -98,8 +98,6 @@ impl From<kube::Error> for ClusterError {
 /// Bounds that the runbook's numbers must respect, and how long any one call may take.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// The most replicas `scale` and `patch_hpa` may ask for.
-    pub max_replicas: u32,
     /// Deadline of each API request.
     pub call_timeout: Duration,
 }
@@ -107,7 +105,6 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_replicas: 20,
             call_timeout: Duration::from_secs(15),
         }
     }

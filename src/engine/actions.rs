@@ -433,7 +433,14 @@ impl Runner {
                 .job_from_cronjob(cronjob, job_name, mode)
                 .await
                 .map_err(err),
-            Action::LogsCleanup { cronjob } => c.logs_cleanup(cronjob, mode).await.map_err(err),
+            Action::LogsCleanup { cronjob, job_name } => {
+                let job_name = job_name
+                    .as_ref()
+                    .ok_or("the clean-up Job has no name; nothing was done")?;
+                c.job_from_cronjob_as(cronjob, job_name, "logs_cleanup", mode)
+                    .await
+                    .map_err(err)
+            }
             Action::Annotate {
                 deployment,
                 key,
@@ -478,8 +485,14 @@ impl Runner {
                 .renew_certificate(certificate, secret, mode)
                 .await
                 .map_err(err),
-            Action::VeleroTestRestore { backup } => c
-                .velero_test_restore(backup.as_ref(), mode)
+            Action::VeleroTestRestore { backup, restore } => c
+                .velero_test_restore(
+                    backup.as_ref(),
+                    restore
+                        .as_ref()
+                        .ok_or("the test restore has no name; nothing was done")?,
+                    mode,
+                )
                 .await
                 .map_err(err),
             Action::VeleroRestoreCleanup { restore } => c
@@ -618,6 +631,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         },
         Intent::BackupTestRestore { backup } => A::VeleroTestRestore {
             backup: backup.clone(),
+            restore: None,
         },
         Intent::CertRenew { certificate } => A::RenewCertificate {
             certificate: certificate.clone().unwrap_or_else(|| k("odordiff-tls")),
@@ -652,6 +666,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         Intent::DbVacuum => A::DbVacuum,
         Intent::LogsCleanup => A::LogsCleanup {
             cronjob: k("app-logs-cleanup"),
+            job_name: None,
         },
     })
 }
@@ -710,7 +725,7 @@ pub fn command_for(action: &Action<Bound>) -> Option<String> {
         A::ExpandPvc { pvc, size } => format!("pvc expand {pvc} {}", size.render()),
         A::QuarantinePod { pod, .. } => format!("quarantine {pod}"),
         A::RenewCertificate { certificate, .. } => format!("cert renew {certificate}"),
-        A::VeleroTestRestore { backup } => match backup {
+        A::VeleroTestRestore { backup, .. } => match backup {
             Some(b) => format!("backup test-restore {b}"),
             None => "backup test-restore".to_owned(),
         },
@@ -719,7 +734,10 @@ pub fn command_for(action: &Action<Bound>) -> Option<String> {
             crate::domain::args::format_duration(*older_than)
         ),
         A::DbVacuum => "db vacuum".to_owned(),
-        A::LogsCleanup { .. } => "logs cleanup".to_owned(),
+        // `logs cleanup` asks for the API's clean-up; another CronJob has no verb.
+        A::LogsCleanup { cronjob, .. } if cronjob.as_str() == "app-logs-cleanup" => {
+            "logs cleanup".to_owned()
+        }
         A::RotateSecret { .. } => "secret rotate".to_owned(),
         A::Annotate { value, .. } => if value.is_some() {
             "maintenance start"

@@ -11,15 +11,15 @@ use tracing::{info, warn};
 
 use crate::config::{ApprovalsConfig, DEFAULT_APPROVERS, DEFAULT_REQUESTERS};
 use crate::domain::approval::{ApprovalError, ApprovalState, Decision, Request, card, decide};
-use crate::domain::command::{self, Command, Intent};
 use crate::domain::diagnostics::verdict_line;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
-use crate::domain::k8s::ChangeReport;
 use crate::domain::roster::Target;
 use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
-use crate::engine::actions::{HELM_RELEASE, Runner, action_for};
+use crate::engine::actions::Runner;
 use crate::engine::outbox::Outbox;
+use crate::runbook::actions::{Action, Bound};
+use crate::runbook::stored;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -30,29 +30,6 @@ fn now() -> Timestamp {
 fn plus(t: Timestamp, d: Duration) -> Timestamp {
     t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
         .unwrap_or(Timestamp::MAX)
-}
-
-/// What the approvers see, and what drift is measured against.
-fn preview_of(report: &ChangeReport) -> (String, String) {
-    let mut lines: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
-    lines.extend(report.notes.iter().map(|n| format!("note: {n}")));
-    if lines.is_empty() {
-        lines.push("no field would change".into());
-    }
-    let fingerprint = report
-        .changes
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}={}",
-                c.object,
-                c.field,
-                c.before.as_deref().unwrap_or("(none)")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    (lines.join("\n"), fingerprint)
 }
 
 pub struct Approvals {
@@ -152,16 +129,18 @@ impl Approvals {
         }
     }
 
-    /// A destructive verb: checks the policy, runs the dry run, posts the card.
+    /// A destructive action, typed or from a recovery button: checks the policy, runs the
+    /// dry run, posts the card. `asked` is what asked for it, for people; the request
+    /// stores `action` itself, and that is what executes.
     pub async fn request(
         &self,
-        text: &str,
-        intent: &Intent,
+        asked: &str,
+        action: &Action<Bound>,
         reason: &str,
         user: &UserId,
         channel: &ChannelId,
     ) -> Message {
-        let verb = intent.verb();
+        let verb = action.kind().policy_verb();
         if !self.config.channels.is_empty() && !self.config.channels.contains(channel) {
             let allowed: Vec<String> = self
                 .config
@@ -194,10 +173,7 @@ impl Approvals {
             ));
         }
         let created = now();
-        let action = match action_for(intent, created.as_second()) {
-            Ok(a) => a,
-            Err(why) => return Message::text(format!(":warning: {}", escape(&why))),
-        };
+        let action = action.clone().with_names_fixed(created.as_second());
         let report = match self.runner.dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {
@@ -207,12 +183,13 @@ impl Approvals {
                 ));
             }
         };
-        let (preview, fingerprint) = preview_of(&report);
+        let (preview, fingerprint) = (report.preview(), report.fingerprint());
         let request = Request {
             id: format!("req{}-{}", created.as_millisecond(), std::process::id()),
             state: ApprovalState::Pending,
             verb: verb.to_owned(),
-            command: text.to_owned(),
+            command: asked.to_owned(),
+            action: stored::to_stored(&action),
             requester: user.to_string(),
             reason: reason.to_owned(),
             preview,
@@ -234,7 +211,7 @@ impl Approvals {
             user.as_str(),
             "request",
             &request.id,
-            &format!("{text} — reason: {reason}"),
+            &format!("{asked} — reason: {reason}"),
         )
         .await;
         match self.api.post_message(channel, None, &card(&request)).await {
@@ -332,20 +309,9 @@ impl Approvals {
         let Ok(Some(request)) = self.store.request(id).await else {
             return;
         };
-        self.audit("odorbot", "execute", id, &request.command).await;
-        let intent = match command::parse(&request.command) {
-            Ok(Command::Cluster { intent, .. }) => intent,
-            _ => {
-                self.finish(
-                    &request,
-                    ApprovalState::Failed,
-                    "the stored command no longer parses; nothing was done",
-                )
-                .await;
-                return;
-            }
-        };
-        let action = match action_for(&intent, request.created_at.as_second()) {
+        self.audit("odorbot", "execute", id, &request.action).await;
+        // Exactly the typed action the approver saw; the requester's text is not read.
+        let action = match stored::from_stored(&request.action) {
             Ok(a) => a,
             Err(why) => {
                 self.finish(
@@ -360,7 +326,7 @@ impl Approvals {
         // The approver approved exactly these changes from exactly this state.
         match self.runner.dry_run(&action).await {
             Ok(report) => {
-                let (_, fingerprint) = preview_of(&report);
+                let fingerprint = report.fingerprint();
                 if fingerprint != request.fingerprint {
                     let outcome = format!(
                         "refused: the cluster changed since the dry run the approver saw.\nThen:\n{}\nNow:\n{}",
@@ -396,10 +362,10 @@ impl Approvals {
         };
         match result {
             Ok(report) => {
-                let (done, _) = preview_of(&report);
-                self.finish(&request, ApprovalState::Succeeded, &done).await;
+                self.finish(&request, ApprovalState::Succeeded, &report.preview())
+                    .await;
                 info!(request = id, verb = %request.verb, "approved request executed");
-                if let Some(deployment) = verified_deployment(&intent) {
+                if let Some(deployment) = verified_deployment(&action) {
                     self.verify(&request, deployment).await;
                 }
             }
@@ -582,15 +548,12 @@ impl Approvals {
     }
 
     async fn what_the_cluster_shows(&self, r: &Request) -> String {
-        let Ok(Command::Cluster { intent, .. }) = command::parse(&r.command) else {
-            return "(the command no longer parses)".into();
-        };
-        match action_for(&intent, r.created_at.as_second()) {
+        match stored::from_stored(&r.action) {
             Ok(action) => match self.runner.dry_run(&action).await {
-                Ok(report) => preview_of(&report).0,
+                Ok(report) => report.preview(),
                 Err(why) => why,
             },
-            Err(why) => why,
+            Err(why) => why.to_string(),
         }
     }
 
@@ -715,19 +678,17 @@ impl Approvals {
 }
 
 /// The deployment a verified step changes: rollbacks, restarts, deploys and scales.
-fn verified_deployment(intent: &Intent) -> Option<K8sName> {
-    match intent {
-        Intent::Rollback { target, .. } if target.as_str() == HELM_RELEASE => {
-            "odordiff-api".parse().ok()
-        }
-        Intent::Rollback { target, .. } => Some(target.clone()),
-        Intent::Restart { deployment } | Intent::Deploy { deployment, .. } => {
-            Some(deployment.clone())
-        }
-        Intent::Scale {
+fn verified_deployment(action: &Action<Bound>) -> Option<K8sName> {
+    match action {
+        // A Helm rollback is verified on the release's API deployment.
+        Action::RollbackHelm { .. } => "odordiff-api".parse().ok(),
+        Action::RollbackDeployment { deployment, .. }
+        | Action::RolloutRestart { deployment }
+        | Action::SetImage { deployment, .. } => Some(deployment.clone()),
+        Action::Scale {
             deployment,
             replicas,
-        } if *replicas > 0 => Some(deployment.clone()),
+        } if replicas.get() > 0 => Some(deployment.clone()),
         _ => None,
     }
 }

@@ -268,26 +268,26 @@ impl Dispatcher {
             Command::Cluster {
                 intent,
                 reason: Some(reason),
-            } if intent.is_destructive() => {
-                self.approvals
-                    .request(&cmd.text, &intent, &reason, user, channel)
-                    .await
-            }
+            } if intent.is_destructive() => match action_for(&intent, unix_now()) {
+                // Time-derived names (a Job's) are fixed here and stored with the request,
+                // so what executes is what the approver saw.
+                Ok(action) => {
+                    self.approvals
+                        .request(&cmd.text, &action, &reason, user, channel)
+                        .await
+                }
+                Err(why) => Message::text(format!(":warning: {}", escape(&why))),
+            },
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
-            Command::Cluster { intent, reason } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                match action_for(&intent, now) {
-                    Ok(action) => {
-                        self.runner
-                            .run(&action, user.as_str(), reason.as_deref())
-                            .await
-                    }
-                    Err(why) => Message::text(format!(":warning: {}", escape(&why))),
+            Command::Cluster { intent, reason } => match action_for(&intent, unix_now()) {
+                Ok(action) => {
+                    self.runner
+                        .run(&action, user.as_str(), reason.as_deref())
+                        .await
                 }
-            }
+                Err(why) => Message::text(format!(":warning: {}", escape(&why))),
+            },
             Command::Diagnose { alert } => self.diagnose(&alert).await,
             Command::Contacts => Message::text(self.desk.contacts()),
             Command::Checklist { name } => self
@@ -463,33 +463,22 @@ impl Dispatcher {
         self.reply(action.response_url.as_deref(), &reply).await;
     }
 
-    /// A recovery button in an incident thread: the runbook step becomes an approval
-    /// request, exactly as if the clicker had typed its command.
+    /// A recovery button in an incident thread: the runbook step's own typed action becomes
+    /// an approval request, through the same two-person flow as a typed command.
     async fn on_recovery_button(&self, id: &str, index: &str, action: &BlockAction) -> Message {
         let incident = match self.store.incident_by_id(id).await {
             Ok(Some(i)) => i,
             Ok(None) => return Message::text(":warning: That incident no longer exists."),
             Err(e) => return desk_error(&DeskError::Store(e)),
         };
-        let Some((command, reason)) = index
+        let Some(recovery) = index
             .parse()
             .ok()
-            .and_then(|i| self.desk.recovery_command(&incident, i))
+            .and_then(|i| self.desk.recovery_action(&incident, i))
         else {
             return Message::text(
                 ":warning: That recovery step is not available; nothing was done.",
             );
-        };
-        let text = format!("{command} --reason \"{}\"", reason.replace('"', "'"));
-        let Ok(Command::Cluster {
-            intent,
-            reason: Some(reason),
-        }) = command::parse(&text)
-        else {
-            return Message::text(format!(
-                ":warning: The recovery step's command {} does not parse; nothing was done.",
-                code_span(&text)
-            ));
         };
         let Some(channel) = action
             .channel
@@ -499,7 +488,13 @@ impl Dispatcher {
             return Message::text(":warning: No channel to post the approval card in.");
         };
         self.approvals
-            .request(&text, &intent, &reason, &action.user, &channel)
+            .request(
+                &recovery.asked,
+                &recovery.action,
+                &recovery.reason,
+                &action.user,
+                &channel,
+            )
             .await
     }
 
@@ -614,4 +609,10 @@ fn response_url(event: &InboundEvent) -> Option<&str> {
 fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -28,6 +28,7 @@ use crate::engine::actions::{Runner, command_for};
 use crate::engine::dispatcher::diagnose_alert;
 use crate::engine::outbox::Outbox;
 use crate::probes::{Probes, STATUS_SIGNALS};
+use crate::runbook::actions::{Action, Bound};
 use crate::runbook::values::ArgType;
 use crate::runbook::{Catalog, LiveSignal};
 use crate::slack::api::SlackApi;
@@ -81,6 +82,14 @@ fn now() -> Timestamp {
     Timestamp::now()
 }
 
+/// A recovery step a button asks for.
+pub struct Recovery {
+    /// What asked for it, for the card and the audit log.
+    pub asked: String,
+    pub reason: String,
+    pub action: Action<Bound>,
+}
+
 /// The runbook entry's recovery steps as buttons; a click becomes an approval request.
 fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message {
     let title = format!(
@@ -90,24 +99,16 @@ fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message
     let mut blocks = vec![Block::Section(format!("*{}*", escape(&title)))];
     let mut buttons = Vec::new();
     for (i, step) in entry.recovery.iter().enumerate() {
-        let command = step
-            .bind(&Default::default())
-            .ok()
-            .and_then(|a| command_for(&a));
-        let line = match &command {
-            Some(c) => format!(
-                "• {} — `/odor {}`",
-                escape(step.label.as_deref().unwrap_or(&step.title)),
-                escape(c)
-            ),
-            None => format!(
-                "• {} — {}",
-                escape(step.label.as_deref().unwrap_or(&step.title)),
-                code_span(&step.action.describe())
-            ),
+        let bound = step.bind(&Default::default()).ok();
+        let label = escape(step.label.as_deref().unwrap_or(&step.title));
+        // The typed command that asks for the same thing, where a verb covers it.
+        let line = match bound.as_ref().and_then(command_for) {
+            Some(c) => format!("• {label} — `/odor {}`", escape(&c)),
+            None => format!("• {label} — {}", code_span(&step.action.describe())),
         };
         blocks.push(Block::Section(line));
-        if command.is_some() {
+        // Every step that needs no value from a person gets its button.
+        if bound.is_some() {
             buttons.push(Button::new(
                 step.label.clone().unwrap_or_else(|| step.title.clone()),
                 format!("recovery:{}:{i}", incident.id),
@@ -125,15 +126,21 @@ fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message
 }
 
 impl Desk {
-    /// The `/odor` command for recovery step `index` of the incident's runbook entry.
-    pub fn recovery_command(&self, incident: &Incident, index: usize) -> Option<(String, String)> {
+    /// Recovery step `index` of the incident's runbook entry as the typed action its
+    /// button asks for, with the catalog's own object names.
+    pub fn recovery_action(&self, incident: &Incident, index: usize) -> Option<Recovery> {
         let entry = self.catalog.alert(incident.entry.as_deref()?)?;
         let step = entry.recovery.get(index)?;
-        let command = command_for(&step.bind(&Default::default()).ok()?)?;
-        Some((
-            command,
-            format!("recovery for {}: {}", incident.name(), step.title),
-        ))
+        let action = step.bind(&Default::default()).ok()?;
+        Some(Recovery {
+            asked: format!(
+                "recovery button “{}” in {}",
+                step.label.as_deref().unwrap_or(&step.title),
+                incident.name()
+            ),
+            reason: format!("recovery for {}: {}", incident.name(), step.title),
+            action,
+        })
     }
 
     pub fn incident_channel(&self) -> Option<&ChannelId> {

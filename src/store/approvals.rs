@@ -9,7 +9,7 @@ use super::incidents::ms;
 use super::{Store, StoreError};
 use crate::domain::approval::{ApprovalState, Request};
 
-const COLUMNS: &str = "id, state, verb, command, requester, reason, preview, fingerprint, approvals, required, channel, \
+const COLUMNS: &str = "id, state, verb, command, action, requester, reason, preview, fingerprint, approvals, required, channel, \
      message_ts, outcome, created_at_ms, expires_at_ms";
 
 fn ts(ms: i64) -> Timestamp {
@@ -25,6 +25,10 @@ fn row_to_request(r: &AnyRow) -> Result<Request, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("approval state {state:?}")))?,
         verb: r.try_get("verb")?,
         command: r.try_get("command")?,
+        // Requests stored before the column existed have none; they cannot execute.
+        action: r
+            .try_get::<Option<String>, _>("action")?
+            .unwrap_or_default(),
         requester: r.try_get("requester")?,
         reason: r.try_get("reason")?,
         preview: r.try_get("preview")?,
@@ -56,8 +60,8 @@ impl Store {
     pub async fn create_request(&self, r: &Request) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO approvals (id, state, verb, command, requester, reason, preview, fingerprint, approvals, \
-             required, channel, created_at_ms, expires_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12)",
+             required, channel, created_at_ms, expires_at_ms, updated_at_ms, action) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $12, $14)",
         )
         .bind(&r.id)
         .bind(r.state.name())
@@ -72,6 +76,7 @@ impl Store {
         .bind(&r.channel)
         .bind(ms(r.created_at))
         .bind(ms(r.expires_at))
+        .bind(&r.action)
         .execute(&self.pool)
         .await?;
         Ok(())

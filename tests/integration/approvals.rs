@@ -444,25 +444,23 @@ async fn a_hundred_racing_approvals_across_two_replicas_execute_once() {
     db.drop_db().await;
 }
 
-#[tokio::test]
-async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
-    let s = seed().await;
-    let (health, _h) = health_server().await;
-    let fake = FakeSlack::start().await;
+const ALERTS_TOKEN: &str = "recovery-test-token-0123456789";
+
+/// odorbot with an incident channel, ready for alerts.
+async fn incident_bot(fake: &FakeSlack, s: &Seeded, health: &str) -> Bot {
     let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
-    let token = "recovery-test-token-0123456789";
     let yaml = format!(
         "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n",
         approvals_yaml(60)
     );
     let bot = Bot::start_config(
-        &fake,
+        fake,
         None,
         &[
             ("KUBECONFIG", &kubeconfig),
             ("ODORBOT_NAMESPACE", &s.ns),
-            ("ODORBOT_HEALTH_URL", &health),
-            ("ODORBOT_ALERTS_TOKEN", token),
+            ("ODORBOT_HEALTH_URL", health),
+            ("ODORBOT_ALERTS_TOKEN", ALERTS_TOKEN),
         ],
         &yaml,
     )
@@ -472,12 +470,17 @@ async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
         "{}",
         bot.logs()
     );
+    bot
+}
+
+/// Alertmanager's notification of one firing `alertname` in OdorDiff-2's namespace.
+async fn fire(bot: &Bot, alertname: &str) {
     let alert = serde_json::json!({
-        "version": "4", "groupKey": "{}:{alertname=\"OdorDiffApiDown\"}", "status": "firing", "receiver": "odorbot",
-        "alerts": [{"status": "firing", "labels": {"alertname": "OdorDiffApiDown", "namespace": "odordiff"},
-                    "annotations": {"summary": "API down"}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "abc123"}]
+        "version": "4", "groupKey": format!("{{}}:{{alertname=\"{alertname}\"}}"), "status": "firing", "receiver": "odorbot",
+        "alerts": [{"status": "firing", "labels": {"alertname": alertname, "namespace": "odordiff"},
+                    "annotations": {"summary": alertname}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "abc123"}]
     });
-    let bearer = format!("Bearer {token}");
+    let bearer = format!("Bearer {ALERTS_TOKEN}");
     let (status, body) = crate::support::http::post(
         &bot.url("/alerts"),
         &[
@@ -489,6 +492,15 @@ async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
     .await
     .unwrap();
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let bot = incident_bot(&fake, &s, &health).await;
+    fire(&bot, "OdorDiffApiDown").await;
     assert!(
         fake.wait_until(WAIT, |f| thread_has(f, "recovery:")).await,
         "{}",
@@ -516,4 +528,178 @@ async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
     );
     let card = text(&cards(&fake)[0]);
     assert!(card.contains("recovery for INC-1"), "{card}");
+}
+
+#[tokio::test]
+async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
+    let s = two_revisions().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let _bot = start(&fake, &s, &health, None).await;
+    // The approver sees 1.6.0 → 1.5.0.
+    let id = request(&fake, "rollback odordiff-api --reason \"bad deploy\"").await;
+    let card = text(&cards(&fake)[0]);
+    assert!(card.contains(":1.5.0"), "{card}");
+    // Meanwhile 1.7.0 is deployed and then undone by hand: the deployment shows 1.6.0 again,
+    // exactly as the approver saw it, but the previous revision is now 1.7.0.
+    let cluster = s.bot().await;
+    let api = "odordiff-api".parse().unwrap();
+    for tag in ["1.7.0", "1.6.0"] {
+        cluster
+            .set_image(&api, &api, &tag.parse().unwrap(), Mode::Execute)
+            .await
+            .unwrap();
+        ready_until_rolled_out(&s, &cluster).await;
+    }
+    assert_eq!(image(&s).await, format!("{API_IMAGE}:1.6.0"));
+    click(&fake, "U0BOB", "approve", &id).await;
+    let refused = fake
+        .wait_until(WAIT, |f| {
+            thread_has(f, "the cluster changed since the dry run")
+        })
+        .await;
+    let thread: Vec<String> = fake.calls_to("chat.postMessage").iter().map(text).collect();
+    assert!(refused, "{thread:?}");
+    assert_eq!(
+        image(&s).await,
+        format!("{API_IMAGE}:1.6.0"),
+        "not rolled back to a revision nobody approved"
+    );
+}
+
+/// The names of `kind`'s objects in the namespace that start with `prefix`.
+async fn named(
+    s: &Seeded,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    prefix: &str,
+) -> Vec<String> {
+    use kube::ResourceExt;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let ar = kube::api::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(s.admin.clone(), &s.ns, &ar);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// Clean-up Jobs and test restores are named when requested, so the approved dry run and
+/// the execution agree on the name and the request executes instead of being refused as
+/// drift.
+#[tokio::test]
+async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let _bot = start(&fake, &s, &health, None).await;
+    for (command, done) in [
+        ("logs cleanup --reason \"disk at 92%\"", 1),
+        ("backup test-restore --reason \"quarterly check\"", 2),
+    ] {
+        let id = request(&fake, command).await;
+        // Past the second in which it was requested: a name taken from the clock at
+        // execution would now differ from the approved one.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(
+            click(&fake, "U0BOB", "approve", &id)
+                .await
+                .contains("Recorded")
+        );
+        let thread = || {
+            fake.calls_to("chat.postMessage")
+                .iter()
+                .map(text)
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            fake.wait_until(WAIT, |f| f
+                .calls_to("chat.postMessage")
+                .iter()
+                .filter(|c| text(c).contains("*succeeded*"))
+                .count()
+                >= done)
+                .await,
+            "{command}: {:?}",
+            thread()
+        );
+    }
+    let jobs = named(&s, "batch/v1", "Job", "jobs", "app-logs-cleanup-manual-").await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let restores = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
+    assert_eq!(restores.len(), 1, "{restores:?}");
+}
+
+/// The offer's button whose label is `label`, as its action id.
+fn button_labelled(fake: &FakeSlack, label: &str) -> Option<String> {
+    fake.calls_to("chat.postMessage").iter().find_map(|c| {
+        c.body["blocks"].as_array()?.iter().find_map(|b| {
+            b["elements"].as_array()?.iter().find_map(|e| {
+                (e["text"]["text"] == label).then(|| e["action_id"].as_str().unwrap().to_owned())
+            })
+        })
+    })
+}
+
+/// Each recovery button runs its own catalog step: the PostgreSQL one cleans up
+/// PostgreSQL's logs, not the API's.
+#[tokio::test]
+async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let bot = incident_bot(&fake, &s, &health).await;
+    fire(&bot, "OdorDiffDiskSpaceLow").await;
+    assert!(
+        fake.wait_until(WAIT, |f| button_labelled(f, "Clean up PostgreSQL logs")
+            .is_some())
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let button = button_labelled(&fake, "Clean up PostgreSQL logs").unwrap();
+    let d = fake
+        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000400")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Requested `logs`"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
+    let card = text(&cards(&fake)[0]);
+    assert!(card.contains("postgres-logs-cleanup"), "{card}");
+    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
+    let id = card[start..].split('"').next().unwrap().to_owned();
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let postgres = named(
+        &s,
+        "batch/v1",
+        "Job",
+        "jobs",
+        "postgres-logs-cleanup-manual-",
+    )
+    .await;
+    assert_eq!(postgres.len(), 1, "{postgres:?}");
+    let api = named(&s, "batch/v1", "Job", "jobs", "app-logs-cleanup").await;
+    assert!(api.is_empty(), "the API's clean-up did not run: {api:?}");
 }

@@ -641,7 +641,7 @@ async fn hpa_configmap_resources_and_volume_patches() {
             ..HpaPatch::default()
         },
         HpaPatch {
-            max_replicas: Some(21),
+            max_replicas: Some(51),
             ..HpaPatch::default()
         },
         HpaPatch {
@@ -841,7 +841,12 @@ async fn jobs_from_cronjobs_carry_the_template_owner_and_manual_mark() {
     assert!(matches!(err, ClusterError::Conflict { .. }), "{err}");
 
     let cleanup = bot
-        .logs_cleanup(&n("app-logs-cleanup"), Mode::Execute)
+        .job_from_cronjob_as(
+            &n("app-logs-cleanup"),
+            &n("app-logs-cleanup-manual-1700000000"),
+            "logs_cleanup",
+            Mode::Execute,
+        )
         .await
         .unwrap();
     assert_eq!(cleanup.action, "logs_cleanup");
@@ -1082,13 +1087,19 @@ async fn certificate_renewal_and_velero_test_restores() {
             .items
             .len()
     };
-    let dry = bot.velero_test_restore(None, Mode::DryRun).await.unwrap();
+    let dry = bot
+        .velero_test_restore(None, &n("test-restore-1"), Mode::DryRun)
+        .await
+        .unwrap();
     assert!(
         lines(&dry)[0].contains("created from Backup/daily-20250102"),
         "the newest completed backup: {dry}"
     );
     assert_eq!(count().await, 1);
-    let done = bot.velero_test_restore(None, Mode::Execute).await.unwrap();
+    let done = bot
+        .velero_test_restore(None, &n("test-restore-2"), Mode::Execute)
+        .await
+        .unwrap();
     let first = done.changes[0]
         .object
         .trim_start_matches("Restore/")
@@ -1100,14 +1111,20 @@ async fn certificate_renewal_and_velero_test_restores() {
         restore.data["spec"]["namespaceMapping"][&s.ns],
         format!("{}-restore-test", s.ns)
     );
-    // The name carries the second: wait for the next one.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    bot.velero_test_restore(Some(&n("daily-20250101")), Mode::Execute)
-        .await
-        .unwrap();
+    bot.velero_test_restore(
+        Some(&n("daily-20250101")),
+        &n("test-restore-3"),
+        Mode::Execute,
+    )
+    .await
+    .unwrap();
     assert_eq!(count().await, 3);
     let err = bot
-        .velero_test_restore(Some(&n("no-such-backup")), Mode::DryRun)
+        .velero_test_restore(
+            Some(&n("no-such-backup")),
+            &n("test-restore-4"),
+            Mode::DryRun,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ClusterError::NotFound { .. }), "{err}");
@@ -1391,7 +1408,7 @@ async fn a_cluster_without_velero_or_cert_manager_gets_a_specific_error() {
         "backups (velero.io/v1) is not served by this cluster: is its CRD installed?"
     );
     let err = bot
-        .velero_test_restore(None, Mode::DryRun)
+        .velero_test_restore(None, &n("test-restore-5"), Mode::DryRun)
         .await
         .unwrap_err();
     assert!(matches!(err, ClusterError::CrdNotInstalled { .. }), "{err}");
@@ -1425,17 +1442,15 @@ async fn invalid_input_never_reaches_the_api_server() {
 
     // Numbers and combinations are checked by the Cluster before any request.
     let fake = FakeKube::start(false).await;
-    let bot = Cluster::new(fake.client(), n("odordiff")).with_limits(Limits {
-        max_replicas: 10,
-        ..Limits::default()
-    });
+    let bot = Cluster::new(fake.client(), n("odordiff"));
     let api = n("odordiff-api");
+    let over = odorbot::domain::args::MAX_REPLICAS + 1;
     let errors = [
-        bot.scale(&api, 11, Mode::Execute).await.unwrap_err(),
+        bot.scale(&api, over, Mode::Execute).await.unwrap_err(),
         bot.patch_hpa(
             &n("odordiff-api-hpa"),
             &HpaPatch {
-                max_replicas: Some(11),
+                max_replicas: Some(over),
                 ..HpaPatch::default()
             },
             Mode::Execute,
@@ -1498,7 +1513,7 @@ async fn invalid_input_never_reaches_the_api_server() {
     }
     assert_eq!(
         errors[0].to_string(),
-        "invalid input: replicas must be between 0 and 10, not 11"
+        "invalid input: replicas must be between 0 and 50, not 51"
     );
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
 }
@@ -1519,7 +1534,6 @@ async fn an_unreachable_or_silent_api_server_is_reported_not_hung_on() {
     let fake = FakeKube::start(false).await;
     let bot = Cluster::new(fake.client(), n("odordiff")).with_limits(Limits {
         call_timeout: Duration::from_millis(300),
-        ..Limits::default()
     });
     let started = std::time::Instant::now();
     let err = bot.rollout_status(&n("odordiff-api")).await.unwrap_err();

@@ -71,8 +71,8 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
         ),
         ("scale odordiff-api 5", &["needs a reason: add `--reason"]),
         (
-            "scale odordiff-api 50 --reason x",
-            &["is out of range: expected a whole number from 0 to 20"],
+            "scale odordiff-api 51 --reason x",
+            &["is out of range: expected a whole number from 0 to 50"],
         ),
         (
             "scale Odordiff --reason x",

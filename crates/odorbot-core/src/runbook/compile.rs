@@ -123,6 +123,25 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
     })
 }
 
+/// Compiles one action written in the catalog's step form (`type:` and `params:`), outside
+/// any entry: how a stored approval request gets its typed action back through the same
+/// checks the catalog's own steps pass.
+///
+/// # Errors
+/// Every problem found, each with its location under `action`.
+pub fn compile_action(raw: RawAction) -> Result<Action<Template>, Vec<CatalogError>> {
+    let mut c = Compiler::default();
+    match c.action("action.params", raw) {
+        Some(action) if c.errors.is_empty() => Ok(action),
+        _ => {
+            if c.errors.is_empty() {
+                c.error("action", "could not be compiled");
+            }
+            Err(c.errors)
+        }
+    }
+}
+
 /// What a reference must point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -1495,8 +1514,9 @@ impl Compiler {
                     secret: secret?,
                 }
             }
-            R::VeleroTestRestore { backup } => A::VeleroTestRestore {
+            R::VeleroTestRestore { backup, restore } => A::VeleroTestRestore {
                 backup: self.opt(p, "backup", backup.as_ref())?,
+                restore: self.opt(p, "restore", restore.as_ref())?,
             },
             R::VeleroRestoreCleanup { restore } => A::VeleroRestoreCleanup {
                 restore: self.opt(p, "restore", restore.as_ref())?,
@@ -1505,9 +1525,14 @@ impl Compiler {
                 older_than: self.req(p, "older_than", &older_than)?,
             },
             R::DbVacuum {} => A::DbVacuum,
-            R::LogsCleanup { cronjob } => A::LogsCleanup {
-                cronjob: self.req(p, "cronjob", &cronjob)?,
-            },
+            R::LogsCleanup { cronjob, job_name } => {
+                let cronjob = self.req(p, "cronjob", &cronjob);
+                let job_name = self.opt(p, "job_name", job_name.as_ref());
+                A::LogsCleanup {
+                    cronjob: cronjob?,
+                    job_name: job_name?,
+                }
+            }
         })
     }
 }
@@ -1545,7 +1570,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use crate::runbook::load_str;
 
-    const SHIPPED: &str = include_str!("../../runbooks/odordiff-2.yaml");
+    const SHIPPED: &str = include_str!("../../../../runbooks/odordiff-2.yaml");
 
     /// The shipped catalog with each `(from, to)` applied once; the errors, as printed.
     fn errors_after(replacements: &[(&str, &str)]) -> Vec<String> {
@@ -1628,7 +1653,7 @@ mod tests {
                 ("default: 7200}", "default: 30}"),
             ],
             errors: &[
-                "t.yaml: alerts[0] (api-service-down).recovery[1].params.replicas.max: \"200\" is out of range: expected a whole number from 0 to 100",
+                "t.yaml: alerts[0] (api-service-down).recovery[1].params.replicas.max: \"200\" is out of range: expected a whole number from 0 to 50",
                 "t.yaml: alerts[5] (cache-hit-rate-low).recovery[0].params.data.cache_ttl.default: 30 is out of range: expected 60 to 86400",
             ],
         },

@@ -90,7 +90,7 @@ impl ArgType for bool {
 /// Declares a whole-number newtype with inclusive bounds that hold for every use of it;
 /// a placeholder may narrow them further.
 macro_rules! bounded_count {
-    ($(#[$doc:meta])* $name:ident, $min:literal ..= $max:literal) => {
+    ($(#[$doc:meta])* $name:ident, $min:literal ..= $max:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(u32);
@@ -137,11 +137,11 @@ macro_rules! bounded_count {
 
 bounded_count!(
     /// A Deployment's replica count. Zero is allowed: containment scales the API to zero.
-    Replicas, 0..=100
+    Replicas, 0..=crate::domain::args::MAX_REPLICAS
 );
 bounded_count!(
     /// A rollout or Helm revision; revisions start at 1.
-    Revision, 1..=1_000_000
+    Revision, 1..=crate::domain::args::MAX_REVISION
 );
 bounded_count!(
     /// Log lines to fetch per pod; enough to see a crash, small enough for a Slack thread.
@@ -877,10 +877,10 @@ mod tests {
     #[test]
     fn bounded_counts_keep_to_their_range() {
         assert_eq!(Replicas::parse_arg("0").unwrap().get(), 0);
-        assert_eq!(Replicas::parse_arg("100").unwrap().get(), 100);
+        assert_eq!(Replicas::parse_arg("50").unwrap().get(), 50);
         assert_eq!(
-            Replicas::parse_arg("101").unwrap_err(),
-            "is out of range: expected a whole number from 0 to 100"
+            Replicas::parse_arg("51").unwrap_err(),
+            "is out of range: expected a whole number from 0 to 50"
         );
         assert!(Revision::parse_arg("0").is_err());
         assert!(Percent::parse_arg("+5").is_err());

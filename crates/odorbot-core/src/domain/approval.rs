@@ -60,8 +60,11 @@ pub struct Request {
     pub state: ApprovalState,
     /// The verb, for policy and cooldowns (`rollback`, `scale`, …).
     pub verb: String,
-    /// The `/odor` text that asked for it; parsed again to execute exactly this.
+    /// What asked for it, for people: the `/odor` text or the recovery button. Shown on the
+    /// card and in the audit log; never parsed.
     pub command: String,
+    /// The typed action the approvers approve, in `runbook::stored` form: what executes.
+    pub action: String,
     pub requester: String,
     pub reason: String,
     /// The dry run's changes, one per line: what the approvers saw and approve.
@@ -258,6 +261,8 @@ mod tests {
             state: ApprovalState::Pending,
             verb: "rollback".into(),
             command: "rollback odordiff-2 --reason \"bad deploy\"".into(),
+            action: r#"{"version":1,"type":"rollback_helm","params":{"release":"odordiff-2"}}"#
+                .into(),
             requester: "UA".into(),
             reason: "bad deploy".into(),
             preview: "Deployment/odordiff-api image: 1.5 → 1.4".into(),

@@ -52,9 +52,18 @@ impl Change {
     }
 }
 
+/// How much of a value a person is shown; the fingerprint keeps all of it.
+const SHOWN_CHARS: usize = 160;
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let side = |v: &Option<String>| match v {
+            None => "(none)".to_owned(),
+            Some(text) if text.chars().count() > SHOWN_CHARS => {
+                format!("{}…", text.chars().take(SHOWN_CHARS).collect::<String>())
+            }
+            Some(text) => text.clone(),
+        };
         if self.field.is_empty() {
             write!(f, "{}: ", self.object)?;
         } else {
@@ -84,6 +93,37 @@ impl ChangeReport {
             changes: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// What the approvers see: each change on a line, then the notes.
+    pub fn preview(&self) -> String {
+        let mut lines: Vec<String> = self.changes.iter().map(ToString::to_string).collect();
+        lines.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        if lines.is_empty() {
+            lines.push("no field would change".into());
+        }
+        lines.join("\n")
+    }
+
+    /// What an approval binds: every changed field with its whole value before and after.
+    /// Execution is refused when a fresh dry run gives another fingerprint, so a change in
+    /// the cluster (the before side) or in the target (the after side: another revision, a
+    /// different template) both count as drift.
+    pub fn fingerprint(&self) -> String {
+        let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        self.changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}={} -> {}",
+                    c.object,
+                    c.field,
+                    side(&c.before),
+                    side(&c.after)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -212,19 +252,13 @@ fn item_name(v: &Value) -> Option<&str> {
     v.get("name").and_then(Value::as_str)
 }
 
-/// A value as a person reads it: strings unquoted, structures as compact JSON, long
-/// values shortened. `None` for an absent (null) value.
+/// A value as a person reads it: strings unquoted, structures as compact JSON, whole
+/// (a [`Change`] shortens it only when shown). `None` for an absent (null) value.
 pub fn render(v: &Value) -> Option<String> {
-    const MAX: usize = 160;
-    let text = match v {
-        Value::Null => return None,
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    if text.chars().count() > MAX {
-        Some(format!("{}…", text.chars().take(MAX).collect::<String>()))
-    } else {
-        Some(text)
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
     }
 }
 
@@ -864,6 +898,34 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn report(after: &str) -> ChangeReport {
+        let mut r = ChangeReport::new("rollback_deployment", Mode::DryRun);
+        r.changes.push(Change::new(
+            "Deployment/odordiff-api",
+            "spec.template.spec.containers[api].image",
+            Some("api:1.6.0".into()),
+            Some(after.into()),
+        ));
+        r
+    }
+
+    #[test]
+    fn the_fingerprint_binds_the_target_as_well_as_the_state_before() {
+        assert_eq!(
+            report("api:1.5.0").fingerprint(),
+            report("api:1.5.0").fingerprint()
+        );
+        // Same state before, another target revision: drift.
+        assert_ne!(
+            report("api:1.5.0").fingerprint(),
+            report("api:1.4.0").fingerprint()
+        );
+        // Values are whole in the fingerprint even where the card shortens them.
+        let long = |tail: &str| report(&format!("{}{tail}", "x".repeat(200)));
+        assert!(long("a").preview().contains('…'));
+        assert_ne!(long("a").fingerprint(), long("b").fingerprint());
+    }
 
     #[test]
     fn diff_shows_only_the_fields_that_change() {

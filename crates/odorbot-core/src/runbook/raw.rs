@@ -514,6 +514,7 @@ pub enum RawAction {
     },
     VeleroTestRestore {
         backup: Option<RawArg>,
+        restore: Option<RawArg>,
     },
     VeleroRestoreCleanup {
         restore: Option<RawArg>,
@@ -524,6 +525,7 @@ pub enum RawAction {
     DbVacuum {},
     LogsCleanup {
         cronjob: RawArg,
+        job_name: Option<RawArg>,
     },
 }
 

@@ -95,6 +95,14 @@ fn closing_quote(open: char) -> Option<char> {
     }
 }
 
+/// The most replicas any action may set: a deployment's count, an autoscaler's bounds. The
+/// one bound: the `/odor` verbs, the catalog's `Replicas` type and the cluster layer all
+/// read it, and a catalog placeholder may only narrow it.
+pub const MAX_REPLICAS: u32 = 50;
+
+/// The highest rollout or Helm revision a rollback may name.
+pub const MAX_REVISION: u32 = 1_000_000;
+
 /// The kinds of value an argument or option can take; each has its own parser and its own
 /// way of describing what it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -242,6 +242,46 @@ impl ActionKind {
     pub fn from_tag(tag: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.tag() == tag)
     }
+
+    /// The `/odor` verb whose policy (who may request and approve, the cooldown) governs
+    /// this action, however it was asked for: a typed command and a recovery button for
+    /// the same action are one policy. Read-only kinds answer the verb that shows them.
+    pub fn policy_verb(self) -> &'static str {
+        use ActionKind as K;
+        match self {
+            K::Pods => "pods",
+            K::DescribePods => "describe",
+            K::Logs => "logs",
+            K::Endpoints => "endpoints",
+            K::Events => "events",
+            K::RolloutStatus | K::RolloutHistory | K::HelmHistory => "history",
+            K::HpaStatus | K::PatchHpa => "hpa",
+            K::PdbStatus | K::ConfigmapKeys | K::Notify | K::Note => "diagnose",
+            K::PvcStatus | K::DiskUsage => "disk",
+            K::Certificates | K::TlsCertificate | K::RenewCertificate => "cert",
+            K::Backups | K::VeleroTestRestore | K::VeleroRestoreCleanup => "backup",
+            K::AccessReview => "access-review",
+            K::ResourceUsage => "top",
+            K::DbConnections
+            | K::DbSlowQueries
+            | K::PgbouncerPools
+            | K::DbConnectivity
+            | K::DbTerminateLong
+            | K::DbVacuum => "db",
+            K::CacheStats | K::CacheKeys | K::PatchConfigmap | K::JobFromCronjob => "cache",
+            K::HttpMetric | K::HttpHealth => "status",
+            K::RolloutRestart => "restart",
+            K::Scale => "scale",
+            K::RollbackDeployment | K::RollbackHelm => "rollback",
+            K::SetImage => "deploy",
+            K::SetResources => "resources",
+            K::Annotate => "maintenance",
+            K::ExpandPvc => "pvc",
+            K::QuarantinePod => "quarantine",
+            K::RotateSecret => "secret",
+            K::LogsCleanup => "logs",
+        }
+    }
 }
 
 impl fmt::Display for ActionKind {
@@ -429,6 +469,9 @@ pub enum Action<S: Stage> {
     VeleroTestRestore {
         /// `None`: the newest backup.
         backup: Option<S::Val<K8sName>>,
+        /// The Restore to create; a request fixes it when it is made
+        /// ([`Action::with_names_fixed`]), so the approved name is the executed one.
+        restore: Option<S::Val<K8sName>>,
     },
     VeleroRestoreCleanup {
         /// `None`: the test restore this request created.
@@ -440,6 +483,8 @@ pub enum Action<S: Stage> {
     DbVacuum,
     LogsCleanup {
         cronjob: S::Val<K8sName>,
+        /// The Job to create; fixed when a request is made, as for a test restore.
+        job_name: Option<S::Val<K8sName>>,
     },
 }
 
@@ -755,8 +800,9 @@ impl<S: Stage> Action<S> {
                 certificate: m.field("certificate", certificate)?,
                 secret: m.field("secret", secret)?,
             },
-            Self::VeleroTestRestore { backup } => A::VeleroTestRestore {
+            Self::VeleroTestRestore { backup, restore } => A::VeleroTestRestore {
                 backup: m.optional("backup", backup.as_ref())?,
+                restore: m.optional("restore", restore.as_ref())?,
             },
             Self::VeleroRestoreCleanup { restore } => A::VeleroRestoreCleanup {
                 restore: m.optional("restore", restore.as_ref())?,
@@ -765,8 +811,9 @@ impl<S: Stage> Action<S> {
                 older_than: m.field("older_than", older_than)?,
             },
             Self::DbVacuum => A::DbVacuum,
-            Self::LogsCleanup { cronjob } => A::LogsCleanup {
+            Self::LogsCleanup { cronjob, job_name } => A::LogsCleanup {
                 cronjob: m.field("cronjob", cronjob)?,
+                job_name: m.optional("job_name", job_name.as_ref())?,
             },
         })
     }
@@ -945,6 +992,63 @@ impl Action<Template> {
 }
 
 impl Action<Bound> {
+    /// Each set parameter as `(name, value)` in the catalog's own text form, unquoted, in
+    /// declaration order; nested ones are dotted as in [`Action::fields`]. What
+    /// [`super::stored`] writes, and what the catalog's parser reads back.
+    pub fn values(&self) -> Vec<(String, String)> {
+        struct Record(Vec<(String, String)>);
+        impl StageMap<Bound> for Record {
+            type To = Seen;
+            fn field<T: ArgType>(&mut self, name: &str, value: &T) -> Option<()> {
+                self.0.push((name.to_owned(), value.render()));
+                Some(())
+            }
+        }
+        let mut record = Record(Vec::new());
+        let _ = self.try_map(&mut record);
+        record.0
+    }
+}
+
+/// Prefix of the Restores a test restore creates; the clean-up touches no other.
+pub const TEST_RESTORE_PREFIX: &str = "test-restore-";
+
+/// Kubernetes puts a Job's name in a label, so it is at most 63 characters.
+pub const MAX_JOB_NAME: usize = 63;
+
+impl Action<Bound> {
+    /// Fills the names an action creates and that would otherwise depend on the clock at
+    /// execution (`<cronjob>-manual-<unix time>`, `test-restore-<unix time>`). Called once,
+    /// when a request is made: the dry run, the card, the drift check and the execution
+    /// then all see one name.
+    #[must_use]
+    pub fn with_names_fixed(self, now_unix: i64) -> Self {
+        match self {
+            Self::LogsCleanup {
+                cronjob,
+                job_name: None,
+            } => {
+                let suffix = format!("-manual-{now_unix}");
+                let keep = MAX_JOB_NAME.saturating_sub(suffix.len());
+                let base: String = cronjob.as_str().chars().take(keep).collect();
+                let job_name = format!("{}{suffix}", base.trim_end_matches(['-', '.']))
+                    .parse()
+                    .ok();
+                Self::LogsCleanup { cronjob, job_name }
+            }
+            Self::VeleroTestRestore {
+                backup,
+                restore: None,
+            } => Self::VeleroTestRestore {
+                backup,
+                restore: format!("{TEST_RESTORE_PREFIX}{now_unix}").parse().ok(),
+            },
+            other => other,
+        }
+    }
+}
+
+impl Action<Bound> {
     /// Rules that span several parameters, checked once every value is known.
     fn check(&self) -> Result<(), String> {
         if let Self::PatchHpa {
@@ -1013,7 +1117,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_action_type() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../../README.md");
         let missing: Vec<&str> = ActionKind::ALL
             .iter()
             .map(|k| k.tag())

@@ -15,6 +15,7 @@ mod catalog;
 pub mod compile;
 pub mod raw;
 pub mod render;
+pub mod stored;
 pub mod values;
 
 #[cfg(test)]
@@ -33,7 +34,7 @@ pub use compile::compile;
 
 /// The shipped catalog's path in the repository, used in its error locations.
 pub const DEFAULT_PATH: &str = "runbooks/odordiff-2.yaml";
-const DEFAULT_TEXT: &str = include_str!("../../runbooks/odordiff-2.yaml");
+const DEFAULT_TEXT: &str = include_str!("../../../../runbooks/odordiff-2.yaml");
 
 /// One problem in a catalog, with where it is: `file: path.in.file` or `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::args::Filter;
-use super::args::{ArgKind, TokenizeError, Value, ValueError, tokenize};
+use super::args::{
+    ArgKind, MAX_REPLICAS, MAX_REVISION, TokenizeError, Value, ValueError, tokenize,
+};
 use super::escalation::Severity;
 use super::ids::K8sName;
 use super::signals::{SIGNAL_NAMES, Signal};
@@ -698,7 +700,7 @@ pub static VERBS: &[VerbSpec] = &[
                 name: "to",
                 kind: Some(ArgKind::Int {
                     min: 1,
-                    max: 100_000,
+                    max: MAX_REVISION as i64,
                 }),
                 help: "the revision to return to (default: the previous one)",
             },
@@ -738,13 +740,16 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "scale",
-        summary: "Set a deployment's replicas (0 to 20).",
+        summary: "Set a deployment's replicas (0 to 50).",
         group: Group::Recovery,
         args: &[
             name_arg("deployment", true, "the deployment"),
             ArgSpec {
                 name: "replicas",
-                kind: ArgKind::Int { min: 0, max: 20 },
+                kind: ArgKind::Int {
+                    min: 0,
+                    max: MAX_REPLICAS as i64,
+                },
                 required: true,
                 help: "the new replica count",
             },
@@ -774,12 +779,18 @@ pub static VERBS: &[VerbSpec] = &[
         options: &[
             OptSpec {
                 name: "min",
-                kind: Some(ArgKind::Int { min: 1, max: 100 }),
+                kind: Some(ArgKind::Int {
+                    min: 1,
+                    max: MAX_REPLICAS as i64,
+                }),
                 help: "minimum replicas",
             },
             OptSpec {
                 name: "max",
-                kind: Some(ArgKind::Int { min: 1, max: 100 }),
+                kind: Some(ArgKind::Int {
+                    min: 1,
+                    max: MAX_REPLICAS as i64,
+                }),
                 help: "maximum replicas",
             },
             OptSpec {

@@ -102,6 +102,17 @@ impl Catalog {
     }
 
     /// The entry with this id, of any kind (ids are unique across the catalog).
+    /// Every step of every alert (investigation and recovery), procedure and query.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        let alerts = self
+            .alerts
+            .iter()
+            .flat_map(|a| a.investigation.iter().chain(&a.recovery));
+        let procedures = self.procedures.iter().flat_map(|p| &p.steps);
+        let queries = self.queries.iter().flat_map(|q| &q.steps);
+        alerts.chain(procedures).chain(queries)
+    }
+
     pub fn entry(&self, id: &str) -> Option<Entry<'_>> {
         self.entries().find(|e| e.id().as_str() == id)
     }

@@ -25,8 +25,8 @@ struct Seed {
 }
 
 fn seed() -> Seed {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/operations-runbook.md");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/seed/operations-runbook.md");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read the seed runbook {}: {e}", path.display()));
     let mut seed = Seed {
