@@ -8,9 +8,9 @@ scripts/services-up.sh
 export ODORBOT_KUBECONFIG=${ODORBOT_KUBE_DIR:-/tmp/odorbot-kube}/kubeconfig
 
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast
 fi
