@@ -35,6 +35,21 @@ enum Cmd {
         #[command(subcommand)]
         command: RunbookCmd,
     },
+    /// Print manifests generated from the action set.
+    Manifests {
+        #[command(subcommand)]
+        command: ManifestsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ManifestsCmd {
+    /// The Role the actions need, pinned to the catalog's objects (manifests/role.yaml).
+    Role {
+        /// A catalog file instead of the one built in.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +103,18 @@ fn main() -> ExitCode {
         }
         Cmd::Check { config, online } => runtime.block_on(check(config, online)),
         Cmd::Runbook { command } => runbook_command(command),
+        Cmd::Manifests {
+            command: ManifestsCmd::Role { file },
+        } => match runbook::load_from(file.as_deref()) {
+            Ok(catalog) => {
+                print!("{}", runbook::rbac::role_yaml(&catalog));
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("odorbot: {errors}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

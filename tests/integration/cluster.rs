@@ -46,12 +46,16 @@ fn lines(r: &ChangeReport) -> Vec<String> {
 /// What a change to a Deployment would alter: its spec (with the generation the API server
 /// bumps for it), labels and annotations. Unlike the resourceVersion, the controller's
 /// status writes leave it alone.
+/// What odorbot's actions may change, without what the deployment controller writes on
+/// its own schedule (the revision annotation follows a rollout some time after it starts).
 fn shape(d: &Deployment) -> impl PartialEq + std::fmt::Debug {
+    let mut annotations = d.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove("deployment.kubernetes.io/revision");
     (
         d.metadata.generation,
         d.spec.clone(),
         d.metadata.labels.clone(),
-        d.metadata.annotations.clone(),
+        annotations,
     )
 }
 

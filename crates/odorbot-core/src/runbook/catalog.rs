@@ -26,6 +26,8 @@ pub struct Catalog {
     pub(super) emergency_response: Protocol,
     pub(super) escalation: Escalation,
     pub(super) contacts: Contacts,
+    /// The objects odorbot acts on, by `objects` key (`deployments`, …).
+    pub(super) objects: BTreeMap<String, Vec<String>>,
     pub(super) alerts: Vec<Alert>,
     pub(super) procedures: Vec<Procedure>,
     pub(super) queries: Vec<Query>,
@@ -102,6 +104,12 @@ impl Catalog {
     }
 
     /// The entry with this id, of any kind (ids are unique across the catalog).
+    /// The objects of one kind odorbot acts on (an `objects` key such as `deployments`),
+    /// in the catalog's order; empty for a kind the catalog names none of.
+    pub fn objects(&self, key: &str) -> &[String] {
+        self.objects.get(key).map_or(&[], Vec::as_slice)
+    }
+
     /// Every step of every alert (investigation and recovery), procedure and query.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
         let alerts = self

@@ -26,6 +26,7 @@ use super::raw::{
     RawMaintenance, RawProcedure, RawProtocol, RawQuery, RawScalar, RawSchedule, RawSignal,
     RawStep, RawTracing,
 };
+use super::rbac::OBJECT_KINDS;
 use super::values::{
     ArgType, EntryId, Frequency, HttpPath, MetricSignal, Month, ParamName, ProbeSignal,
     ProcedureCategory, QueryCategory, Replicas, RoleId, Severity, Weekday,
@@ -55,6 +56,7 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
     let emergency_response = c.protocol(&raw.emergency_response);
     let escalation = c.escalation(&raw.escalation);
     let contacts = c.contacts(&raw.contacts);
+    let objects = c.objects(&raw.objects);
 
     c.non_empty("alerts", raw.alerts.len());
     c.non_empty("procedures", raw.procedures.len());
@@ -95,6 +97,7 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
         .enumerate()
         .filter_map(|(i, m)| c.maintenance(i, m))
         .collect();
+    c.objects_known(&objects, &raw, &alerts, &procedures, &queries);
     c.matchers_distinct(&raw.alerts);
     c.resolve_references();
 
@@ -114,6 +117,7 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
         emergency_response,
         escalation,
         contacts,
+        objects,
         alerts,
         procedures,
         queries,
@@ -140,6 +144,23 @@ pub fn compile_action(raw: RawAction) -> Result<Action<Template>, Vec<CatalogErr
             Err(c.errors)
         }
     }
+}
+
+/// The `objects` key an action field's object name belongs to.
+fn object_key(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "deployment" => "deployments",
+        "service" => "services",
+        "configmap" => "configmaps",
+        "pvc" => "persistentvolumeclaims",
+        "hpa" => "horizontalpodautoscalers",
+        "cronjob" => "cronjobs",
+        "network_policy" => "networkpolicies",
+        "certificate" => "certificates",
+        "release" => "helm_releases",
+        "secret" | "new_secret" | "old_secret" => "secrets",
+        _ => return None,
+    })
 }
 
 /// What a reference must point at.
@@ -208,6 +229,92 @@ impl Compiler {
             self.error(location, "contains a control character or a line break");
         }
         raw.to_owned()
+    }
+
+    /// The `objects` section: known kinds, valid names, none twice.
+    fn objects(&mut self, raw: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (key, names) in raw {
+            let location = format!("objects.{key}");
+            if !OBJECT_KINDS.iter().any(|(k, _)| k == key) {
+                let known: Vec<&str> = OBJECT_KINDS.iter().map(|(k, _)| *k).collect();
+                self.error(
+                    location,
+                    format!("is not a kind of object; use one of {}", known.join(", ")),
+                );
+                continue;
+            }
+            let mut kept: Vec<String> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let at = format!("{location}[{i}]");
+                if self.parse::<K8sName>(&at, name).is_none() {
+                    continue;
+                }
+                if kept.contains(name) {
+                    self.error(at, format!("{name:?} is listed twice"));
+                    continue;
+                }
+                kept.push(name.clone());
+            }
+            out.insert(key.clone(), kept);
+        }
+        out
+    }
+
+    /// Every object name a step fixes is one the `objects` section lists, so the Role
+    /// generated from it covers every step.
+    fn objects_known(
+        &mut self,
+        objects: &BTreeMap<String, Vec<String>>,
+        raw: &RawCatalog,
+        alerts: &[Alert],
+        procedures: &[Procedure],
+        queries: &[Query],
+    ) {
+        let mut steps: Vec<(String, &Step)> = Vec::new();
+        // Entries that failed to compile are left out of these lists, so an entry's
+        // index is found by its id in the raw order the other errors use.
+        fn at<'a>(mut ids: impl Iterator<Item = &'a String>, id: &str) -> usize {
+            ids.position(|r| r == id).unwrap_or_default()
+        }
+        for a in alerts {
+            let n = at(raw.alerts.iter().map(|r| &r.id), a.id.as_str());
+            for (i, s) in a.investigation.iter().enumerate() {
+                steps.push((format!("alerts[{n}] ({}).investigation[{i}]", a.id), s));
+            }
+            for (i, s) in a.recovery.iter().enumerate() {
+                steps.push((format!("alerts[{n}] ({}).recovery[{i}]", a.id), s));
+            }
+        }
+        for p in procedures {
+            let n = at(raw.procedures.iter().map(|r| &r.id), p.id.as_str());
+            for (i, s) in p.steps.iter().enumerate() {
+                steps.push((format!("procedures[{n}] ({}).steps[{i}]", p.id), s));
+            }
+        }
+        for q in queries {
+            let n = at(raw.queries.iter().map(|r| &r.id), q.id.as_str());
+            for (i, s) in q.steps.iter().enumerate() {
+                steps.push((format!("queries[{n}] ({}).steps[{i}]", q.id), s));
+            }
+        }
+        for (location, step) in steps {
+            for (field, shown) in step.action.fields() {
+                let Some(key) = object_key(&field) else {
+                    continue;
+                };
+                // A placeholder's value comes from a person and is checked when bound.
+                if shown.starts_with('<') {
+                    continue;
+                }
+                if !objects.get(key).is_some_and(|names| names.contains(&shown)) {
+                    self.error(
+                        format!("{location}.params.{field}"),
+                        format!("{shown:?} is not listed under objects.{key}"),
+                    );
+                }
+            }
+        }
     }
 
     fn line(&mut self, location: &str, raw: &str) -> String {
@@ -1595,6 +1702,36 @@ mod tests {
     }
 
     const CASES: &[Case] = &[
+        Case {
+            what: "a step naming an object the objects section does not list",
+            replacements: &[(
+                "type: rollout_restart\n        params: {deployment: pgbouncer}",
+                "type: rollout_restart\n        params: {deployment: billing}",
+            )],
+            errors: &[
+                "t.yaml: alerts[1] (database-connection-pool-exhausted).recovery[0].params.deployment: \"billing\" is not listed under objects.deployments",
+            ],
+        },
+        Case {
+            what: "an unknown kind of object and a name listed twice",
+            replacements: &[
+                (
+                    "  configmaps: [odordiff-config]",
+                    "  configmap: [odordiff-config]",
+                ),
+                (
+                    "  networkpolicies: [default-deny-all]",
+                    "  networkpolicies: [default-deny-all, default-deny-all]",
+                ),
+            ],
+            errors: &[
+                "t.yaml: objects.configmap: is not a kind of object; use one of deployments, services,",
+                "t.yaml: objects.networkpolicies[1]: \"default-deny-all\" is listed twice",
+                // The ConfigMap the steps name is then not listed.
+                "t.yaml: alerts[5] (cache-hit-rate-low).investigation[1].params.configmap: \"odordiff-config\" is not listed under objects.configmaps",
+                "t.yaml: alerts[5] (cache-hit-rate-low).recovery[0].params.configmap",
+            ],
+        },
         Case {
             what: "a regex that does not compile",
             replacements: &[("since: 10m, grep: ERROR}", "since: 10m, grep: \"ERROR(\"}")],

@@ -14,6 +14,7 @@ pub mod actions;
 mod catalog;
 pub mod compile;
 pub mod raw;
+pub mod rbac;
 pub mod render;
 pub mod stored;
 pub mod values;

@@ -21,6 +21,10 @@ pub struct RawCatalog {
     pub emergency_response: RawProtocol,
     pub escalation: RawEscalation,
     pub contacts: RawContacts,
+    /// The objects odorbot acts on, by kind (`deployments: [odordiff-api, …]`): its Role is
+    /// pinned to these names, and every name a step uses must be one of them.
+    #[serde(default)]
+    pub objects: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub alerts: Vec<RawAlert>,
     #[serde(default)]
