@@ -17,7 +17,7 @@ use crate::domain::signals::Signal;
 use crate::domain::view::{Message, escape};
 use crate::probes::Probes;
 use crate::runbook::actions::{Action, Bound, LogSource};
-use crate::runbook::values::{ArgType, LabelSelector};
+use crate::runbook::values::{ArgType, Backend, Backends, LabelSelector};
 
 /// Runs actions against the cluster and the probes.
 pub struct Runner {
@@ -302,6 +302,37 @@ impl Runner {
         })
     }
 
+    /// Binds into a change what its approval must hold and only the live system knows:
+    /// the sessions a `db terminate-long` would terminate now (its approver sees those, and
+    /// execution terminates no other).
+    ///
+    /// # Errors
+    /// Why the live system could not be read.
+    pub async fn bind_targets(&self, action: Action<Bound>) -> Result<Action<Bound>, String> {
+        match action {
+            Action::DbTerminateLong {
+                older_than,
+                sessions: None,
+            } => {
+                let running = self.probes.db_long_running(older_than).await?;
+                let sessions = Backends::new(
+                    running
+                        .iter()
+                        .map(|s| Backend {
+                            pid: s.pid,
+                            started_micros: s.started_micros,
+                        })
+                        .collect(),
+                )?;
+                Ok(Action::DbTerminateLong {
+                    older_than,
+                    sessions: Some(sessions),
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
     /// The server-side dry run of a destructive action (or, for database actions, what
     /// would be affected).
     ///
@@ -324,14 +355,31 @@ impl Runner {
         let executing = !mode.is_dry_run();
         let err = |e: ClusterError| e.to_string();
         match action {
-            Action::DbTerminateLong { older_than } if executing => {
-                let killed = self.probes.db_terminate_long(*older_than).await?;
+            Action::DbTerminateLong {
+                older_than,
+                sessions,
+            } if executing => {
+                let bound = sessions
+                    .as_ref()
+                    .ok_or("no sessions were bound to this request; nothing was done")?;
+                let wanted: Vec<(i32, i64)> = bound
+                    .get()
+                    .iter()
+                    .map(|b| (b.pid, b.started_micros))
+                    .collect();
+                let killed = self
+                    .probes
+                    .db_terminate_sessions(&wanted, *older_than)
+                    .await?;
                 let mut report = ChangeReport::new("db terminate-long", mode);
-                report.notes.extend(
-                    killed
-                        .iter()
-                        .map(|s| format!("terminated pid {} ({})", s.pid, s.user)),
-                );
+                for b in bound.get() {
+                    report
+                        .notes
+                        .push(match killed.iter().find(|s| s.pid == b.pid) {
+                            Some(s) => format!("terminated pid {} ({})", s.pid, s.user),
+                            None => format!("pid {} had already ended; left alone", b.pid),
+                        });
+                }
                 return Ok(report);
             }
             Action::DbVacuum if executing => {
@@ -342,8 +390,20 @@ impl Runner {
                 report.notes.push("VACUUM ANALYZE completed".into());
                 return Ok(report);
             }
-            Action::DbTerminateLong { older_than } => {
-                let running = self.probes.db_long_running(*older_than).await?;
+            Action::DbTerminateLong {
+                older_than,
+                sessions,
+            } => {
+                let mut running = self.probes.db_long_running(*older_than).await?;
+                // With sessions bound, only those are previewed: the rest would be left.
+                if let Some(bound) = sessions {
+                    running.retain(|s| {
+                        bound
+                            .get()
+                            .iter()
+                            .any(|b| b.pid == s.pid && b.started_micros == s.started_micros)
+                    });
+                }
                 let mut report = ChangeReport::new("db terminate-long", mode);
                 report.notes.extend(running.iter().map(|s| {
                     format!(
@@ -662,6 +722,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         },
         Intent::DbTerminateLong { older_than } => A::DbTerminateLong {
             older_than: *older_than,
+            sessions: None,
         },
         Intent::DbVacuum => A::DbVacuum,
         Intent::LogsCleanup => A::LogsCleanup {
@@ -729,7 +790,7 @@ pub fn command_for(action: &Action<Bound>) -> Option<String> {
             Some(b) => format!("backup test-restore {b}"),
             None => "backup test-restore".to_owned(),
         },
-        A::DbTerminateLong { older_than } => format!(
+        A::DbTerminateLong { older_than, .. } => format!(
             "db terminate-long --older-than {}",
             crate::domain::args::format_duration(*older_than)
         ),

@@ -174,6 +174,26 @@ impl Approvals {
         }
         let created = now();
         let action = action.clone().with_names_fixed(created.as_second());
+        let action = match self.runner.bind_targets(action).await {
+            Ok(a) => a,
+            Err(why) => {
+                return Message::text(format!(
+                    ":warning: Could not see what this would act on, so nothing was requested: {}",
+                    escape(&why)
+                ));
+            }
+        };
+        if let Action::DbTerminateLong {
+            older_than,
+            sessions: Some(s),
+        } = &action
+            && s.get().is_empty()
+        {
+            return Message::text(format!(
+                "No statement has run longer than {}; there is nothing to terminate, so nothing was requested.",
+                crate::domain::args::format_duration(*older_than)
+            ));
+        }
         let report = match self.runner.dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {

@@ -226,13 +226,17 @@ impl Probes {
         .await
     }
 
-    /// Destructive: only ever called for an approved request.
-    pub async fn db_terminate_long(
+    /// Destructive: only ever called for an approved request, with the sessions its
+    /// approver saw.
+    pub async fn db_terminate_sessions(
         &self,
+        sessions: &[(i32, i64)],
         older_than: Duration,
     ) -> Result<Vec<SlowStatement>, String> {
         bounded(self.timeout, async {
-            self.postgres()?.terminate_long(older_than).await
+            self.postgres()?
+                .terminate_sessions(sessions, older_than)
+                .await
         })
         .await
     }

@@ -86,7 +86,8 @@ impl Postgres {
     pub async fn long_running(&self, older_than: Duration) -> Result<Vec<SlowStatement>, String> {
         let rows = sqlx::query(
             "SELECT pid, COALESCE(usename, ''), COALESCE(state, ''), \
-             EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200) \
+             EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200), \
+             (EXTRACT(EPOCH FROM backend_start) * 1000000)::int8 \
              FROM pg_stat_activity \
              WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
              AND datname = current_database() \
@@ -140,31 +141,42 @@ impl Postgres {
         Ok(size)
     }
 
-    /// Terminates client backends of the service's database whose statement has run
-    /// longer than `older_than`, never odorbot's own. Returns what was terminated.
+    /// Terminates exactly the given sessions (pid and start time) that are still client
+    /// backends of the service's database running a statement longer than `older_than`;
+    /// never odorbot's own, never a later session that reuses a pid. Returns what was
+    /// terminated.
     ///
     /// # Errors
     /// A short reason.
-    pub async fn terminate_long(&self, older_than: Duration) -> Result<Vec<SlowStatement>, String> {
+    pub async fn terminate_sessions(
+        &self,
+        sessions: &[(i32, i64)],
+        older_than: Duration,
+    ) -> Result<Vec<SlowStatement>, String> {
+        let (pids, starts): (Vec<i32>, Vec<i64>) = sessions.iter().copied().unzip();
         let rows = sqlx::query(
             // The call sits in the select list, which runs only for rows the WHERE kept:
             // as a WHERE condition the planner could evaluate it before the filters.
             "SELECT pid, COALESCE(usename, ''), COALESCE(state, ''), \
              EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200), \
-             pg_terminate_backend(pid) \
+             (EXTRACT(EPOCH FROM backend_start) * 1000000)::int8, pg_terminate_backend(pid) \
              FROM pg_stat_activity \
              WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
              AND datname = current_database() AND application_name <> $2 \
-             AND query_start < now() - make_interval(secs => $1)",
+             AND query_start < now() - make_interval(secs => $1) \
+             AND (pid, (EXTRACT(EPOCH FROM backend_start) * 1000000)::int8) IN \
+                 (SELECT * FROM unnest($3::int4[], $4::int8[]))",
         )
         .bind(older_than.as_secs_f64())
         .bind(APPLICATION_NAME)
+        .bind(pids)
+        .bind(starts)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| reason(&e))?;
         Ok(rows
             .iter()
-            .filter(|r| r.get::<bool, _>(5))
+            .filter(|r| r.get::<bool, _>(6))
             .map(slow_statement)
             .collect())
     }
@@ -189,6 +201,7 @@ fn slow_statement(r: &PgRow) -> SlowStatement {
         state: r.get(2),
         running_secs: r.get(3),
         query: r.get(4),
+        started_micros: r.get(5),
     }
 }
 

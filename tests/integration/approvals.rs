@@ -703,3 +703,79 @@ async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
     let api = named(&s, "batch/v1", "Job", "jobs", "app-logs-cleanup").await;
     assert!(api.is_empty(), "the API's clean-up did not run: {api:?}");
 }
+
+/// `db terminate-long` binds the sessions its approver saw: a long statement that started
+/// after the preview is not terminated, though it is long-running by the time of approval.
+#[tokio::test]
+async fn terminate_long_terminates_exactly_the_previewed_sessions() {
+    use crate::support::pg::{TempDb, session};
+    use crate::support::probe_servers::pg_admin_url;
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[("ODORBOT_POSTGRES_URL", &db.url)],
+        &approvals_yaml(60),
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    let seen = [
+        session(&db.url, "SELECT pg_sleep(600)").await,
+        session(&db.url, "SELECT pg_sleep(600)").await,
+    ];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let id = request(
+        &fake,
+        "db terminate-long --older-than 2s --reason \"pool full\"",
+    )
+    .await;
+    let card = text(&cards(&fake)[0]);
+    for (pid, _) in &seen {
+        assert!(
+            card.contains(&format!("would terminate pid {pid} ")),
+            "{card}"
+        );
+    }
+    // A third long statement starts after the approver looked, and by the approval it too
+    // has run longer than 2s.
+    let later = session(&db.url, "SELECT pg_sleep(600)").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let alive: Vec<(i32,)> =
+        sqlx::query_as("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    let alive: Vec<i32> = alive.into_iter().map(|(p,)| p).collect();
+    for (pid, _) in &seen {
+        assert!(
+            !alive.contains(pid),
+            "previewed session {pid} was terminated"
+        );
+    }
+    assert!(alive.contains(&later.0), "the later session was left alone");
+    sqlx::Connection::close(admin).await.unwrap();
+    for (_, task) in seen.iter().chain([&later]) {
+        task.abort();
+    }
+    drop(bot);
+    db.drop_db().await;
+}

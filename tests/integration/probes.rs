@@ -12,7 +12,7 @@ use odorbot::domain::signals::{Signal, Verdict, judge, judge_cache_hit_rate};
 use odorbot::probes::Probes;
 use sqlx::{Connection, PgConnection};
 
-use crate::support::pg::TempDb;
+use crate::support::pg::{TempDb, session};
 use crate::support::probe_servers::{
     Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url, redis_cmds,
     serve, tls_server,
@@ -114,23 +114,8 @@ async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
     assert!(rate.unwrap_err().contains("needs Prometheus"));
 }
 
-/// A connection to the test database that runs `sql` in the background.
-async fn session(url: &str, sql: &'static str) -> (i32, tokio::task::JoinHandle<()>) {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move {
-        let _ = sqlx::raw_sql(sql).execute(&mut conn).await;
-        // Keep the connection (idle) until the test ends.
-        std::future::pending::<()>().await;
-    });
-    (pid, task)
-}
-
 #[tokio::test]
-async fn postgres_sees_idle_active_and_long_sessions_and_terminates_only_the_long_ones() {
+async fn postgres_terminates_exactly_the_long_sessions_the_approver_saw() {
     let db = TempDb::create_on(&pg_admin_url(), "").await;
     let p = probes(&[("ODORBOT_POSTGRES_URL", &db.url)]);
     let mut idle = Vec::new();
@@ -167,10 +152,26 @@ async fn postgres_sees_idle_active_and_long_sessions_and_terminates_only_the_lon
     want.sort();
     assert_eq!(pids, want, "only the long sessions are long-running");
 
-    let killed = p.db_terminate_long(Duration::from_secs(2)).await.unwrap();
+    // What an approver saw: these two sessions, by pid and start.
+    let bound: Vec<(i32, i64)> = running.iter().map(|s| (s.pid, s.started_micros)).collect();
+    // A third long statement starts after the preview and is long-running by execution.
+    let later = session(&db.url, "SELECT pg_sleep(600)").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now_running = p.db_long_running(Duration::from_secs(2)).await.unwrap();
+    assert!(
+        now_running.iter().any(|s| s.pid == later.0),
+        "{now_running:?}"
+    );
+    // A bound pid with another start time is another session: left alone too.
+    let mut with_stale = bound.clone();
+    with_stale.push((later.0, 1));
+    let killed = p
+        .db_terminate_sessions(&with_stale, Duration::from_secs(2))
+        .await
+        .unwrap();
     let mut killed: Vec<i32> = killed.iter().map(|s| s.pid).collect();
     killed.sort();
-    assert_eq!(killed, want);
+    assert_eq!(killed, want, "exactly the two sessions the approver saw");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut admin = PgConnection::connect(&db.url).await.unwrap();
     let alive: Vec<(i32,)> =
@@ -179,14 +180,19 @@ async fn postgres_sees_idle_active_and_long_sessions_and_terminates_only_the_lon
             .await
             .unwrap();
     let alive: Vec<i32> = alive.into_iter().map(|(p,)| p).collect();
-    for (pid, _) in idle.iter().chain(short.iter()) {
+    for (pid, _) in idle.iter().chain(short.iter()).chain([&later]) {
         assert!(alive.contains(pid), "session {pid} survived");
     }
     for (pid, _) in &long {
         assert!(!alive.contains(pid), "long session {pid} was terminated");
     }
     admin.close().await.unwrap();
-    for (_, task) in idle.iter().chain(short.iter()).chain(long.iter()) {
+    for (_, task) in idle
+        .iter()
+        .chain(short.iter())
+        .chain(long.iter())
+        .chain([&later])
+    {
         task.abort();
     }
     p.db_vacuum(Duration::from_secs(60)).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor, PgConnection};
 
 /// The admin URL; `ODORBOT_TEST_PG` overrides the machine's default server.
 pub fn admin_url() -> String {
@@ -68,4 +68,19 @@ impl TempDb {
         let _ = admin.execute(sqlx::AssertSqlSafe(drop)).await;
         admin.close().await;
     }
+}
+
+/// A connection to the test database that runs `sql` in the background.
+pub async fn session(url: &str, sql: &'static str) -> (i32, tokio::task::JoinHandle<()>) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let (pid,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = sqlx::raw_sql(sql).execute(&mut conn).await;
+        // Keep the connection (idle) until the test ends.
+        std::future::pending::<()>().await;
+    });
+    (pid, task)
 }

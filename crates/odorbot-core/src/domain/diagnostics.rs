@@ -39,6 +39,9 @@ impl ConnectionCounts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlowStatement {
     pub pid: i32,
+    /// When the backend started, in microseconds since the Unix epoch: with the pid, it
+    /// names this one session.
+    pub started_micros: i64,
     pub user: String,
     pub state: String,
     pub running_secs: f64,

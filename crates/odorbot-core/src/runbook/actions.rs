@@ -15,9 +15,9 @@ use crate::domain::args::Filter;
 use crate::domain::ids::K8sName;
 
 use super::values::{
-    AnnotationKey, AnnotationValue, ArgType, ConfigValue, DataKey, DbState, EnvName, HostName,
-    HttpPath, ImageTag, KeyPattern, LabelSelector, LogTail, MetricSignal, NoteText, ParamName,
-    Percent, Quantity, Replicas, Revision, RoleId, RowLimit,
+    AnnotationKey, AnnotationValue, ArgType, Backends, ConfigValue, DataKey, DbState, EnvName,
+    HostName, HttpPath, ImageTag, KeyPattern, LabelSelector, LogTail, MetricSignal, NoteText,
+    ParamName, Percent, Quantity, Replicas, Revision, RoleId, RowLimit,
 };
 
 /// How far an action has come: what each parameter field holds.
@@ -479,6 +479,10 @@ pub enum Action<S: Stage> {
     },
     DbTerminateLong {
         older_than: S::Val<Duration>,
+        /// The sessions the approver saw; set when the request is made, and execution
+        /// terminates only those that still run (the same pid and start), never a session
+        /// that started later.
+        sessions: Option<S::Val<Backends>>,
     },
     DbVacuum,
     LogsCleanup {
@@ -807,8 +811,12 @@ impl<S: Stage> Action<S> {
             Self::VeleroRestoreCleanup { restore } => A::VeleroRestoreCleanup {
                 restore: m.optional("restore", restore.as_ref())?,
             },
-            Self::DbTerminateLong { older_than } => A::DbTerminateLong {
+            Self::DbTerminateLong {
+                older_than,
+                sessions,
+            } => A::DbTerminateLong {
                 older_than: m.field("older_than", older_than)?,
+                sessions: m.optional("sessions", sessions.as_ref())?,
             },
             Self::DbVacuum => A::DbVacuum,
             Self::LogsCleanup { cronjob, job_name } => A::LogsCleanup {

@@ -1628,9 +1628,17 @@ impl Compiler {
             R::VeleroRestoreCleanup { restore } => A::VeleroRestoreCleanup {
                 restore: self.opt(p, "restore", restore.as_ref())?,
             },
-            R::DbTerminateLong { older_than } => A::DbTerminateLong {
-                older_than: self.req(p, "older_than", &older_than)?,
-            },
+            R::DbTerminateLong {
+                older_than,
+                sessions,
+            } => {
+                let older_than = self.req(p, "older_than", &older_than);
+                let sessions = self.opt(p, "sessions", sessions.as_ref());
+                A::DbTerminateLong {
+                    older_than: older_than?,
+                    sessions: sessions?,
+                }
+            }
             R::DbVacuum {} => A::DbVacuum,
             R::LogsCleanup { cronjob, job_name } => {
                 let cronjob = self.req(p, "cronjob", &cronjob);

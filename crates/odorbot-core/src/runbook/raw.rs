@@ -525,6 +525,7 @@ pub enum RawAction {
     },
     DbTerminateLong {
         older_than: RawArg,
+        sessions: Option<RawArg>,
     },
     DbVacuum {},
     LogsCleanup {

@@ -128,6 +128,29 @@ mod tests {
         round_trip(&from_stored(stored).unwrap());
     }
 
+    /// The sessions a `db terminate-long` approval binds survive the store exactly.
+    #[test]
+    fn bound_sessions_survive_the_store() {
+        let stored = r#"{"version":1,"type":"db_terminate_long","params":{"older_than":"5m","sessions":"102@1700000000000001,101@1700000000000000"}}"#;
+        let action = from_stored(stored).unwrap();
+        round_trip(&action);
+        let Action::DbTerminateLong {
+            sessions: Some(s), ..
+        } = &action
+        else {
+            panic!("{action:?}");
+        };
+        let pids: Vec<i32> = s.get().iter().map(|b| b.pid).collect();
+        assert_eq!(pids, [101, 102]);
+        for bad in ["101", "101@", "@5", "-1@5", "1@2@3", "a@1"] {
+            let text = stored.replace("102@1700000000000001,101@1700000000000000", bad);
+            assert!(
+                matches!(from_stored(&text), Err(StoredActionError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn a_stored_action_is_checked_again_and_other_versions_are_refused() {
         let bad =

@@ -32,6 +32,74 @@ pub trait ArgType: Sized + Clone + fmt::Debug + PartialEq + 'static {
     }
 }
 
+/// One PostgreSQL backend as it was seen: its pid and when it started (microseconds since
+/// the Unix epoch). A pid alone is reused by later sessions; with its start time it names
+/// exactly one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Backend {
+    pub pid: i32,
+    pub started_micros: i64,
+}
+
+/// The backends an approval binds (`db terminate-long` terminates these and no others),
+/// written `pid@start,pid@start`; sorted, at most [`Backends::MAX`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Backends(Vec<Backend>);
+
+impl Backends {
+    /// As many as the preview lists.
+    pub const MAX: usize = 20;
+
+    /// # Errors
+    /// More than [`Backends::MAX`].
+    pub fn new(mut list: Vec<Backend>) -> Result<Self, String> {
+        if list.len() > Self::MAX {
+            return Err(format!("lists more than {} sessions", Self::MAX));
+        }
+        list.sort();
+        list.dedup();
+        Ok(Self(list))
+    }
+
+    pub fn get(&self) -> &[Backend] {
+        &self.0
+    }
+}
+
+impl ArgType for Backends {
+    fn expected() -> String {
+        format!("up to {} sessions as pid@start,pid@start", Self::MAX)
+    }
+    fn parse_arg(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Ok(Self::default());
+        }
+        let list = raw
+            .split(',')
+            .map(|one| {
+                let bad = || format!("has {one:?}, not pid@start");
+                let (pid, start) = one.split_once('@').ok_or_else(bad)?;
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                if !(digits(pid) && digits(start)) {
+                    return Err(bad());
+                }
+                Ok(Backend {
+                    pid: pid.parse().map_err(|_| bad())?,
+                    started_micros: start.parse().map_err(|_| bad())?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Self::new(list)
+    }
+    fn render(&self) -> String {
+        self.0
+            .iter()
+            .map(|b| format!("{}@{}", b.pid, b.started_micros))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 impl ArgType for K8sName {
     fn expected() -> String {
         ArgKind::Name.describe()
