@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::domain::args::parse_duration;
 use crate::domain::calendar::Calendar;
-use crate::domain::escalation::{Deadline, Policy, SeverityRule};
+use crate::domain::escalation::{Deadline, PolicyOverrides, RuleOverride, Severity};
 use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::roster::{Role, Roster, Target};
 use crate::domain::signals::{Links, Thresholds};
@@ -78,7 +78,8 @@ pub struct IncidentsConfig {
     pub maintenance_channel: Option<ChannelId>,
     pub calendar: Calendar,
     pub roster: Roster,
-    pub policy: Policy,
+    /// What configuration changes in the runbook's escalation matrix and cadence.
+    pub escalation: PolicyOverrides,
     /// How often the scheduler looks for due timers set by other replicas.
     pub scheduler_poll: Duration,
     /// Bearer token Alertmanager must send to `POST /alerts`; without one the webhook
@@ -896,35 +897,37 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
         let parsed = c.targets(&format!("incidents.roster.{key}"), &targets);
         roster.roles.insert(role, parsed);
     }
-    let mut policy = Policy::default();
-    policy.status_every = c.duration(
-        "incidents.status_every",
-        raw.status_every,
-        policy.status_every,
-        (1, 86_400),
-    );
+    // Only what is configured is kept: the runbook's matrix is the default, applied when
+    // the catalog is loaded.
+    let mut escalation = PolicyOverrides {
+        status_every: raw.status_every.map(|every| {
+            c.duration(
+                "incidents.status_every",
+                Some(every),
+                Duration::from_secs(900),
+                (1, 86_400),
+            )
+        }),
+        rules: Vec::new(),
+    };
     for (key, rule) in raw.escalation {
-        let target = match key.as_str() {
-            "critical" => &mut policy.critical,
-            "high" => &mut policy.high,
-            "medium" => &mut policy.medium,
-            "low" => &mut policy.low,
-            _ => {
-                c.error(
-                    c.at(&format!("incidents.escalation.{key}")),
-                    "is not a severity; one of critical, high, medium, low",
-                );
-                continue;
-            }
+        let Ok(severity) = key.parse::<Severity>() else {
+            c.error(
+                c.at(&format!("incidents.escalation.{key}")),
+                "is not a severity; one of critical, high, medium, low",
+            );
+            continue;
         };
         let base = format!("incidents.escalation.{key}");
-        let current: SeverityRule = *target;
-        target.ack_within = c.duration(
-            &format!("{base}.ack_within"),
-            rule.ack_within,
-            current.ack_within,
-            (1, 7 * 86_400),
-        );
+        let mut o = RuleOverride::default();
+        if rule.ack_within.is_some() {
+            o.ack_within = Some(c.duration(
+                &format!("{base}.ack_within"),
+                rule.ack_within,
+                Duration::from_secs(300),
+                (1, 7 * 86_400),
+            ));
+        }
         if let Some(raw) = rule.escalate_unresolved {
             let d = c.duration(
                 &format!("{base}.escalate_unresolved"),
@@ -932,7 +935,7 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
                 Duration::from_secs(1800),
                 (1, 30 * 86_400),
             );
-            target.escalate_unresolved = Some(Deadline::After(d));
+            o.escalate_unresolved = Some(Deadline::After(d));
         }
         if let Some(days) = rule.escalate_unresolved_business_days {
             let n = c.number(
@@ -941,8 +944,9 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
                 1,
                 (1, 30),
             );
-            target.escalate_unresolved = Some(Deadline::BusinessDays(n as u32));
+            o.escalate_unresolved = Some(Deadline::BusinessDays(n as u32));
         }
+        escalation.rules.push((severity, o));
     }
     let alerts_token = match c.secret("ODORBOT_ALERTS_TOKEN", raw.alerts_token_file) {
         Secret::Found(v, location) => {
@@ -967,7 +971,7 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
         maintenance_channel,
         calendar: Calendar::new(tz, holidays),
         roster,
-        policy,
+        escalation,
         scheduler_poll: c.duration(
             "incidents.scheduler_poll",
             raw.scheduler_poll,
@@ -1200,6 +1204,38 @@ mod tests {
         assert_eq!(c.slack.connections, 2);
         assert_eq!(c.kubernetes.namespace.as_str(), "odordiff");
         assert_eq!(c.slack.bot_token.expose_secret(), "xoxb-123-abc");
+    }
+
+    /// The runbook's matrix is the default, so configuration keeps only what it sets.
+    #[test]
+    fn escalation_keeps_only_what_is_configured() {
+        let c = Config::load(None, &env_from(TOKENS)).unwrap();
+        assert_eq!(c.incidents.escalation, PolicyOverrides::default());
+        let f = file(
+            "incidents:\n  status_every: 5m\n  escalation:\n    high: {ack_within: 1m}\n    low: {escalate_unresolved_business_days: 2}\n",
+        );
+        let c = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap();
+        let o = &c.incidents.escalation;
+        assert_eq!(o.status_every, Some(Duration::from_secs(300)));
+        assert_eq!(
+            o.rules,
+            [
+                (
+                    Severity::High,
+                    RuleOverride {
+                        ack_within: Some(Duration::from_secs(60)),
+                        escalate_unresolved: None,
+                    }
+                ),
+                (
+                    Severity::Low,
+                    RuleOverride {
+                        ack_within: None,
+                        escalate_unresolved: Some(Deadline::BusinessDays(2)),
+                    }
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::config::IncidentsConfig;
 use crate::domain::alert::{AlertStatus, Notification};
 use crate::domain::calendar::{Recurrence, next_occurrence};
 use crate::domain::diagnostics::verdict_line;
-use crate::domain::escalation::{Severity, Why, needs_nudge, next_escalation, next_status_update};
+use crate::domain::escalation::{
+    Policy, Severity, Why, needs_nudge, next_escalation, next_status_update,
+};
 use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::incident::{
     Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
@@ -70,6 +72,9 @@ pub struct Desk {
     api: Arc<SlackApi>,
     probes: Arc<Probes>,
     config: IncidentsConfig,
+    /// The escalation matrix and cadence in force: the runbook's, with the configured
+    /// overrides. The one source at run time.
+    policy: Policy,
     catalog: Arc<Catalog>,
     runner: Arc<Runner>,
     outbox: Arc<Outbox>,
@@ -164,6 +169,7 @@ impl Desk {
             store,
             api,
             probes: runner.probes.clone(),
+            policy: catalog.escalation_policy().with(&config.escalation),
             config,
             catalog,
             runner,
@@ -337,7 +343,7 @@ impl Desk {
             .iter()
             .any(|e| e.kind == "ping");
         if !pinged {
-            let page = self.config.policy.rule(incident.severity).page_at_once;
+            let page = self.policy.rule(incident.severity).page_at_once;
             let ping = opening_ping(incident, &self.config.roster, page);
             self.post(&channel, Some(&ts), &ping).await;
             let who = self
@@ -397,14 +403,14 @@ impl Desk {
         let clock = incident.clock();
         match next_escalation(
             &clock,
-            &self.config.policy,
+            &self.policy,
             &self.config.calendar,
             ESCALATION_PATH.len(),
         ) {
             Some(e) => self.store.schedule(ESCALATE, &incident.id, e.due).await?,
             None => self.store.cancel(ESCALATE, &incident.id).await?,
         }
-        match next_status_update(&clock, incident.last_status_at, &self.config.policy) {
+        match next_status_update(&clock, incident.last_status_at, &self.policy) {
             Some(due) => self.store.schedule(STATUS, &incident.id, due).await?,
             None => self.store.cancel(STATUS, &incident.id).await?,
         }
@@ -863,7 +869,7 @@ impl Desk {
             ESCALATE => {
                 let due = next_escalation(
                     &incident.clock(),
-                    &self.config.policy,
+                    &self.policy,
                     &self.config.calendar,
                     ESCALATION_PATH.len(),
                 );

@@ -76,10 +76,55 @@ pub struct Policy {
     pub status_every: Duration,
 }
 
-impl Default for Policy {
-    /// The runbook's matrix: critical 5 min and page at once; high 15 min, escalate after
-    /// 30 min unresolved; medium 1 h and 2 h; low 4 h and one business day.
-    fn default() -> Self {
+/// What configuration changes in the runbook's matrix: each value set replaces the
+/// runbook's, everything unset keeps it. The runbook is the one default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOverrides {
+    pub status_every: Option<Duration>,
+    pub rules: Vec<(Severity, RuleOverride)>,
+}
+
+/// One severity's overrides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleOverride {
+    pub ack_within: Option<Duration>,
+    pub escalate_unresolved: Option<Deadline>,
+}
+
+impl Policy {
+    /// The policy in force: this one (the runbook's) with the configured overrides.
+    #[must_use]
+    pub fn with(mut self, overrides: &PolicyOverrides) -> Self {
+        if let Some(every) = overrides.status_every {
+            self.status_every = every;
+        }
+        for (severity, o) in &overrides.rules {
+            let rule = self.rule_mut(*severity);
+            if let Some(ack) = o.ack_within {
+                rule.ack_within = ack;
+            }
+            if let Some(deadline) = o.escalate_unresolved {
+                rule.escalate_unresolved = Some(deadline);
+            }
+        }
+        self
+    }
+
+    fn rule_mut(&mut self, severity: Severity) -> &mut SeverityRule {
+        match severity {
+            Severity::Critical => &mut self.critical,
+            Severity::High => &mut self.high,
+            Severity::Medium => &mut self.medium,
+            Severity::Low => &mut self.low,
+        }
+    }
+
+    /// The shipped runbook's matrix, for tests of the rules that use a policy: critical
+    /// 5 min and page at once; high 15 min, escalate after 30 min unresolved; medium 1 h
+    /// and 2 h; low 4 h and one business day. At run time the policy comes from the
+    /// catalog (`Catalog::escalation_policy`).
+    #[cfg(test)]
+    pub(crate) fn runbook_example() -> Self {
         let min = |m: u64| Duration::from_secs(m * 60);
         Self {
             critical: SeverityRule {
@@ -244,13 +289,13 @@ mod tests {
     }
 
     fn next(c: &IncidentClock) -> Option<Escalation> {
-        next_escalation(c, &Policy::default(), &calendar(), ROSTER)
+        next_escalation(c, &Policy::runbook_example(), &calendar(), ROSTER)
     }
 
     #[test]
     fn critical_walks_the_roster_every_five_minutes_until_acknowledged() {
         let mut c = clock(Severity::Critical);
-        assert!(Policy::default().critical.page_at_once);
+        assert!(Policy::runbook_example().critical.page_at_once);
         assert_eq!(
             next(&c),
             Some(Escalation {
@@ -365,7 +410,7 @@ mod tests {
     #[test]
     fn status_updates_follow_the_cadence_and_stop_when_resolved() {
         let mut c = clock(Severity::High);
-        let p = Policy::default();
+        let p = Policy::runbook_example();
         assert_eq!(next_status_update(&c, None, &p), Some(t(10, 15)));
         assert_eq!(next_status_update(&c, Some(t(10, 15)), &p), Some(t(10, 30)));
         c.resolved_at = Some(t(10, 40));
@@ -377,6 +422,30 @@ mod tests {
         assert!(needs_nudge(None, t(10, 0)));
         assert!(needs_nudge(Some(t(9, 59)), t(10, 0)));
         assert!(!needs_nudge(Some(t(10, 7)), t(10, 0)));
+    }
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let base = Policy::runbook_example();
+        assert_eq!(base.clone().with(&PolicyOverrides::default()), base);
+        let o = PolicyOverrides {
+            status_every: Some(Duration::from_secs(300)),
+            rules: vec![(
+                Severity::High,
+                RuleOverride {
+                    ack_within: Some(Duration::from_secs(60)),
+                    escalate_unresolved: None,
+                },
+            )],
+        };
+        let p = base.clone().with(&o);
+        assert_eq!(p.status_every, Duration::from_secs(300));
+        assert_eq!(p.high.ack_within, Duration::from_secs(60));
+        assert_eq!(p.high.escalate_unresolved, base.high.escalate_unresolved);
+        assert_eq!(
+            (p.critical, p.medium, p.low),
+            (base.critical, base.medium, base.low)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::domain::args::format_duration;
+use crate::domain::escalation::{Deadline, Policy, SeverityRule};
 use crate::domain::ids::K8sName;
 
 use super::actions::{Action, BindError, Bound, ParamInfo, Template};
@@ -35,6 +36,9 @@ pub struct Catalog {
     pub(super) checklists: Vec<Checklist>,
     pub(super) maintenance: Vec<Maintenance>,
 }
+
+/// The status cadence when the protocol sets none (the runbook's own says 15 minutes).
+const DEFAULT_STATUS_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Ids that name catalog sections rather than entries, for `odorbot runbook show`.
 pub const SECTION_IDS: &[&str] = &["emergency-response", "escalation", "contacts"];
@@ -104,6 +108,35 @@ impl Catalog {
     }
 
     /// The entry with this id, of any kind (ids are unique across the catalog).
+    /// The escalation policy the runbook sets: per severity, the matrix's response time,
+    /// when it escalates unresolved and whether it pages at once; the status cadence from
+    /// the emergency-response protocol. Configuration may override parts of it
+    /// ([`Policy::with`]); nothing else supplies a default.
+    pub fn escalation_policy(&self) -> Policy {
+        let rule = |severity| {
+            let r = self.escalation.rule(severity);
+            SeverityRule {
+                ack_within: r.response_time,
+                escalate_unresolved: match r.escalate_after {
+                    EscalateAfter::Immediately => None,
+                    EscalateAfter::Unresolved(d) => Some(Deadline::After(d)),
+                    EscalateAfter::UnresolvedBusinessDays(n) => Some(Deadline::BusinessDays(n)),
+                },
+                page_at_once: r.escalate_after == EscalateAfter::Immediately,
+            }
+        };
+        Policy {
+            critical: rule(Severity::Critical),
+            high: rule(Severity::High),
+            medium: rule(Severity::Medium),
+            low: rule(Severity::Low),
+            status_every: self
+                .emergency_response
+                .update_interval()
+                .unwrap_or(DEFAULT_STATUS_EVERY),
+        }
+    }
+
     /// The objects of one kind odorbot acts on (an `objects` key such as `deployments`),
     /// in the catalog's order; empty for a kind the catalog names none of.
     pub fn objects(&self, key: &str) -> &[String] {

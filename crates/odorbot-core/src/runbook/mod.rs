@@ -162,6 +162,14 @@ mod tests {
     use super::*;
     use crate::runbook::values::Severity;
 
+    /// The policy in force by default is the runbook's matrix, for all four severities,
+    /// and its protocol's 15-minute cadence.
+    #[test]
+    fn the_escalation_policy_is_the_runbooks_matrix() {
+        let policy = load_default().unwrap().escalation_policy();
+        assert_eq!(policy, crate::domain::escalation::Policy::runbook_example());
+    }
+
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
