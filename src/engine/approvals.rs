@@ -10,7 +10,9 @@ use jiff::Timestamp;
 use tracing::{info, warn};
 
 use crate::config::{ApprovalsConfig, DEFAULT_APPROVERS, DEFAULT_REQUESTERS};
-use crate::domain::approval::{ApprovalError, ApprovalState, Decision, Request, card, decide};
+use crate::domain::approval::{
+    ApprovalError, ApprovalState, Decision, Request, card, cooldown_left, decide,
+};
 use crate::domain::diagnostics::verdict_line;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
 use crate::domain::roster::Target;
@@ -162,15 +164,8 @@ impl Approvals {
                 self.roles_for(verb, false).join(", ")
             ));
         }
-        if let Some(cooldown) = self.config.cooldowns.get(verb).filter(|d| !d.is_zero())
-            && let Ok(Some(last)) = self.store.last_execution(verb).await
-            && plus(last, *cooldown) > now()
-        {
-            return Message::text(format!(
-                ":hourglass: `{verb}` ran {} ago; the cooldown is {}. Ask again later.",
-                crate::domain::incident::age(last, now()),
-                crate::domain::args::format_duration(*cooldown)
-            ));
+        if let Some(why) = self.cooling_down(verb, "").await {
+            return Message::text(format!(":hourglass: {why} Ask again later."));
         }
         let created = now();
         let action = action.clone().with_names_fixed(created.as_second());
@@ -243,6 +238,20 @@ impl Approvals {
         Message::text(format!(
             "Requested `{verb}`; a second person with the approver role must approve it on the card (expires in {}).",
             crate::domain::args::format_duration(self.config.expiry)
+        ))
+    }
+
+    /// Why `verb` may not run now because of its cooldown (measured from the last
+    /// execution of another request than `id`), or `None`.
+    async fn cooling_down(&self, verb: &str, id: &str) -> Option<String> {
+        let cooldown = *self.config.cooldowns.get(verb)?;
+        let last = self.store.last_execution_besides(verb, id).await.ok()??;
+        let now = now();
+        cooldown_left(cooldown, Some(last), now)?;
+        Some(format!(
+            "`{verb}` ran {} ago; the cooldown is {}.",
+            crate::domain::incident::age(last, now),
+            crate::domain::args::format_duration(cooldown)
         ))
     }
 
@@ -329,6 +338,14 @@ impl Approvals {
         let Ok(Some(request)) = self.store.request(id).await else {
             return;
         };
+        // A cooldown holds at execution too: two requests approved within one cooldown
+        // must not both run.
+        if let Some(why) = self.cooling_down(&request.verb, id).await {
+            self.audit("odorbot", "refuse", id, "cooldown").await;
+            self.finish(&request, ApprovalState::Failed, &format!("refused: {why}"))
+                .await;
+            return;
+        }
         self.audit("odorbot", "execute", id, &request.action).await;
         // Exactly the typed action the approver saw; the requester's text is not read.
         let action = match stored::from_stored(&request.action) {

@@ -224,15 +224,22 @@ impl Store {
         rows.iter().map(row_to_request).collect()
     }
 
-    /// When `verb` last started executing, for cooldowns.
+    /// The last time another request than `id` for `verb` began executing (or finished
+    /// successfully): what an executing request's cooldown is measured from.
     ///
     /// # Errors
     /// The database error.
-    pub async fn last_execution(&self, verb: &str) -> Result<Option<Timestamp>, StoreError> {
+    pub async fn last_execution_besides(
+        &self,
+        verb: &str,
+        id: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
         let (at,): (Option<i64>,) = sqlx::query_as(
-            "SELECT MAX(updated_at_ms) FROM approvals WHERE verb = $1 AND state IN ('executing', 'succeeded')",
+            "SELECT MAX(updated_at_ms) FROM approvals \
+             WHERE verb = $1 AND id <> $2 AND state IN ('executing', 'succeeded')",
         )
         .bind(verb)
+        .bind(id)
         .fetch_one(&self.pool)
         .await?;
         Ok(at.map(ts))

@@ -779,3 +779,60 @@ async fn terminate_long_terminates_exactly_the_previewed_sessions() {
     drop(bot);
     db.drop_db().await;
 }
+
+/// A cooldown holds at execution as well as at request: of two restarts requested before
+/// either ran, the second approved is refused.
+#[tokio::test]
+async fn a_cooldown_refuses_the_second_of_two_approved_requests() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let yaml = approvals_yaml(60).replace("{rollback: off}", "{rollback: off, restart: 10m}");
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &s.ns),
+            ("ODORBOT_HEALTH_URL", &health),
+        ],
+        &yaml,
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    let first = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
+    let second = request(&fake, "restart odordiff-worker --reason \"stuck too\"").await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &first)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    assert!(
+        click(&fake, "U0BOB", "approve", &second)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "refused: `restart` ran"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    // And a third is refused at once, when asked for.
+    let d = fake
+        .slash_command("U0ALICE", CHANNEL, "restart redis --reason \"again\"")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("the cooldown is 10m"), "{answer}");
+}

@@ -121,6 +121,23 @@ pub struct Transition {
     pub approvals: Vec<String>,
 }
 
+/// How long a verb must still wait after its last execution, or `None` when it may run at
+/// `now`. Checked when a request is made and again just before it executes, so two
+/// requests approved inside one cooldown do not both run.
+pub fn cooldown_left(
+    cooldown: std::time::Duration,
+    last_execution: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<std::time::Duration> {
+    let last = last_execution?;
+    let since = now.duration_since(last);
+    let cooldown = jiff::SignedDuration::try_from(cooldown).ok()?;
+    let left = cooldown.checked_sub(since)?;
+    (left.is_positive())
+        .then(|| std::time::Duration::try_from(left).ok())
+        .flatten()
+}
+
 /// Applies `decision` to `request` at `now`.
 ///
 /// # Errors
@@ -279,6 +296,30 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_cooldown_runs_from_the_last_execution() {
+        let ten = std::time::Duration::from_secs(600);
+        let last = at("2026-11-27T10:00:00Z");
+        assert_eq!(cooldown_left(ten, None, last), None, "never ran");
+        assert_eq!(
+            cooldown_left(ten, Some(last), at("2026-11-27T10:04:00Z")),
+            Some(std::time::Duration::from_secs(360))
+        );
+        assert_eq!(
+            cooldown_left(ten, Some(last), at("2026-11-27T10:10:00Z")),
+            None
+        );
+        assert_eq!(
+            cooldown_left(ten, Some(last), at("2026-11-27T11:00:00Z")),
+            None
+        );
+        assert_eq!(
+            cooldown_left(std::time::Duration::ZERO, Some(last), last),
+            None,
+            "no cooldown"
+        );
     }
 
     fn approve(user: &str, is_approver: bool) -> Decision {
