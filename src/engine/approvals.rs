@@ -11,9 +11,10 @@ use tracing::{info, warn};
 
 use crate::config::{ApprovalsConfig, DEFAULT_APPROVERS, DEFAULT_REQUESTERS};
 use crate::domain::approval::{
-    ApprovalError, ApprovalState, Decision, Request, card, cooldown_left, decide,
+    ApprovalError, ApprovalState, Decision, Request, Verification, WatchReading, card,
+    cooldown_left, decide, watch_post,
 };
-use crate::domain::diagnostics::verdict_line;
+use crate::domain::diagnostics::{HealthCheck, verdict_line};
 use crate::domain::ids::{ChannelId, K8sName, UserId};
 use crate::domain::roster::Target;
 use crate::domain::signals::Verdict;
@@ -216,6 +217,7 @@ impl Approvals {
             channel: channel.to_string(),
             message_ts: None,
             outcome: None,
+            verification: None,
         };
         if let Err(e) = self.store.create_request(&request).await {
             return Message::text(format!(
@@ -429,11 +431,13 @@ impl Approvals {
     }
 
     /// Waits for the rollout, checks `/health` and `/ready`, then watches the pods and
-    /// health, posting problems and a final summary in the card's thread.
+    /// health: the thread gets each finding and every change of state (not a warning per
+    /// check), and the card gets the verdict.
     async fn verify(&self, request: &Request, deployment: K8sName) {
         let Ok(cluster) = &self.runner.cluster else {
             return;
         };
+        let mut findings = Vec::new();
         let deadline = Instant::now() + self.config.rollout_timeout;
         let mut rolled_out = false;
         while Instant::now() < deadline {
@@ -454,14 +458,17 @@ impl Approvals {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         if !rolled_out {
-            self.thread(
-                request,
-                &format!(
-                    "🔴 Rollout of `{deployment}` did not complete within {}.",
-                    crate::domain::args::format_duration(self.config.rollout_timeout)
-                ),
-            )
-            .await;
+            let finding = format!(
+                "rollout of {deployment} did not complete within {}",
+                crate::domain::args::format_duration(self.config.rollout_timeout)
+            );
+            self.thread(request, &format!("🔴 {}.", capitalise(&finding)))
+                .await;
+            findings.push(finding);
+        }
+        let health = self.runner.probes.health().await;
+        if health.iter().any(health_failing) {
+            findings.push("health checks failing after the change".into());
         }
         let health = self.health_lines().await;
         self.thread(
@@ -478,45 +485,36 @@ impl Approvals {
         .await;
         let watch_until = Instant::now() + self.config.watch;
         let (mut checks, mut problems) = (0, 0);
+        let mut last: Option<WatchReading> = None;
         let selector = format!("app={deployment}")
             .parse()
             .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
         while Instant::now() < watch_until {
             tokio::time::sleep(self.config.watch_every).await;
             checks += 1;
-            let pods = cluster.pods(&selector).await;
-            let unhealthy: Vec<String> = match &pods {
-                Ok(p) => p
-                    .iter()
-                    .filter(|p| !(p.ready && p.phase == "Running"))
-                    .map(|p| p.name.clone())
-                    .collect(),
-                Err(e) => vec![e.to_string()],
+            let reading = WatchReading {
+                unhealthy: match cluster.pods(&selector).await {
+                    Ok(p) => p
+                        .iter()
+                        .filter(|p| !(p.ready && p.phase == "Running"))
+                        .map(|p| p.name.clone())
+                        .collect(),
+                    Err(e) => vec![e.to_string()],
+                },
+                health_failing: self.runner.probes.health().await.iter().any(health_failing),
             };
-            let health = self.runner.probes.health().await;
-            let health_bad = health
-                .iter()
-                .any(|h| h.as_ref().map_or(true, |h| !(200..300).contains(&h.status)));
-            if !unhealthy.is_empty() || health_bad {
+            if !reading.is_healthy() {
                 problems += 1;
-                self.thread(
-                    request,
-                    &format!(
-                        "⚠️ Watch: {}{}",
-                        if unhealthy.is_empty() {
-                            String::new()
-                        } else {
-                            format!("not Running and Ready: {} ", unhealthy.join(", "))
-                        },
-                        if health_bad {
-                            "health checks failing"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-                .await;
             }
+            if let Some(post) = watch_post(last.as_ref(), &reading) {
+                self.thread(request, &escape(&post)).await;
+            }
+            last = Some(reading);
+        }
+        if problems > 0 {
+            findings.push(format!(
+                "{problems} of {checks} watch checks found problems"
+            ));
         }
         let summary = format!(
             "*Watch over* ({}): {checks} checks, {problems} with problems. {}",
@@ -535,6 +533,18 @@ impl Approvals {
             &format!("{checks} checks, {problems} problems"),
         )
         .await;
+        let verification = Verification {
+            ok: findings.is_empty(),
+            findings,
+        };
+        if let Err(e) = self
+            .store
+            .set_verification(&request.id, &verification)
+            .await
+        {
+            warn!(request = %request.id, error = %e, "verification not recorded");
+        }
+        self.refresh_card(&request.id).await;
     }
 
     async fn health_lines(&self) -> Vec<String> {
@@ -728,4 +738,16 @@ fn verified_deployment(action: &Action<Bound>) -> Option<K8sName> {
         } if replicas.get() > 0 => Some(deployment.clone()),
         _ => None,
     }
+}
+
+/// A health probe that failed or answered outside 2xx.
+fn health_failing(h: &Result<HealthCheck, String>) -> bool {
+    h.as_ref().map_or(true, |h| !(200..300).contains(&h.status))
+}
+
+fn capitalise(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|first| first.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

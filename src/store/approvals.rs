@@ -7,9 +7,9 @@ use sqlx::any::AnyRow;
 
 use super::incidents::ms;
 use super::{Store, StoreError};
-use crate::domain::approval::{ApprovalState, Request};
+use crate::domain::approval::{ApprovalState, Request, Verification};
 
-const COLUMNS: &str = "id, state, verb, command, action, requester, reason, preview, fingerprint, approvals, required, channel, \
+const COLUMNS: &str = "id, state, verb, command, action, verification, requester, reason, preview, fingerprint, approvals, required, channel, \
      message_ts, outcome, created_at_ms, expires_at_ms";
 
 fn ts(ms: i64) -> Timestamp {
@@ -41,6 +41,10 @@ fn row_to_request(r: &AnyRow) -> Result<Request, StoreError> {
         channel: r.try_get("channel")?,
         message_ts: r.try_get("message_ts")?,
         outcome: r.try_get("outcome")?,
+        verification: r
+            .try_get::<Option<String>, _>("verification")?
+            .as_deref()
+            .and_then(Verification::from_text),
     })
 }
 
@@ -196,6 +200,19 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records what the verification after a succeeded change found.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn set_verification(&self, id: &str, v: &Verification) -> Result<(), StoreError> {
+        sqlx::query("UPDATE approvals SET verification = $2 WHERE id = $1")
+            .bind(id)
+            .bind(v.to_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// # Errors

@@ -836,3 +836,65 @@ async fn a_cooldown_refuses_the_second_of_two_approved_requests() {
     let answer = reply(&fake, &d).await;
     assert!(answer.contains("the cooldown is 10m"), "{answer}");
 }
+
+/// A change can succeed and leave the service unhealthy: the card says so, and the watch
+/// posts the problem once rather than at every check.
+#[tokio::test]
+async fn a_deploy_whose_rollout_never_completes_says_so_on_the_card() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    // No pod of a tag nobody built ever becomes Ready.
+    let yaml = approvals_yaml(60).replace("rollout_timeout: 60s", "rollout_timeout: 2s");
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &s.ns),
+            ("ODORBOT_HEALTH_URL", &health),
+        ],
+        &yaml,
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    let id = request(
+        &fake,
+        "deploy odordiff-api 9.9.9-never-built --reason \"try\"",
+    )
+    .await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    let updated = |f: &FakeSlack| {
+        f.calls_to("chat.update")
+            .iter()
+            .map(text)
+            .any(|t| t.contains("did not come back healthy"))
+    };
+    assert!(fake.wait_until(WAIT, updated).await, "{}", bot.logs());
+    let card = fake
+        .calls_to("chat.update")
+        .iter()
+        .map(text)
+        .rfind(|t| t.contains("did not come back healthy"))
+        .unwrap();
+    assert!(card.contains("did not complete within 2s"), "{card}");
+    assert!(card.contains("⚠️ Approval needed"), "{card}");
+    let warnings = fake
+        .calls_to("chat.postMessage")
+        .iter()
+        .filter(|c| text(c).contains("⚠️ Watch"))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "one warning for one unchanged problem over 3 checks"
+    );
+}

@@ -79,6 +79,83 @@ pub struct Request {
     pub message_ts: Option<String>,
     /// What happened when it ran, or why it was refused.
     pub outcome: Option<String>,
+    /// After a change that succeeded: whether the service came back healthy.
+    pub verification: Option<Verification>,
+}
+
+/// What the verification after a change found: the rollout, the health checks and the
+/// watch. A change can succeed and still leave the service unhealthy; the card says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub ok: bool,
+    /// One line per finding, e.g. `rollout of odordiff-api did not complete within 5m`.
+    pub findings: Vec<String>,
+}
+
+impl Verification {
+    /// The stored form: `ok` or `failed` on the first line, then the findings.
+    pub fn to_text(&self) -> String {
+        let mut lines = vec![if self.ok { "ok" } else { "failed" }.to_owned()];
+        lines.extend(self.findings.iter().cloned());
+        lines.join("\n")
+    }
+
+    /// Reads [`Verification::to_text`] back; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        let ok = match lines.next()? {
+            "ok" => true,
+            "failed" => false,
+            _ => return None,
+        };
+        Some(Self {
+            ok,
+            findings: lines.map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// One look at a deployment during the watch after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WatchReading {
+    /// Pods not Running and Ready (or why the pods could not be read).
+    pub unhealthy: Vec<String>,
+    pub health_failing: bool,
+}
+
+impl WatchReading {
+    pub fn is_healthy(&self) -> bool {
+        self.unhealthy.is_empty() && !self.health_failing
+    }
+
+    /// The state that matters to people: how many pods are unhealthy, and health.
+    fn state(&self) -> (usize, bool) {
+        (self.unhealthy.len(), self.health_failing)
+    }
+}
+
+/// What the watch posts after a reading: the first problem, each change of state (more or
+/// fewer unhealthy pods, health failing or passing), and the recovery; nothing while the
+/// state holds, so a problem is not repeated at every check.
+pub fn watch_post(previous: Option<&WatchReading>, now: &WatchReading) -> Option<String> {
+    let before = previous.map_or((0, false), WatchReading::state);
+    if before == now.state() {
+        return None;
+    }
+    if now.is_healthy() {
+        return Some("✅ Watch: pods Running and Ready, health checks passing again.".into());
+    }
+    let mut parts = Vec::new();
+    if !now.unhealthy.is_empty() {
+        parts.push(format!(
+            "not Running and Ready: {}",
+            now.unhealthy.join(", ")
+        ));
+    }
+    if now.health_failing {
+        parts.push("health checks failing".into());
+    }
+    Some(format!("⚠️ Watch: {}", parts.join("; ")))
 }
 
 /// Someone's decision on a request.
@@ -201,8 +278,11 @@ pub fn button_id(verb: &str, id: &str) -> String {
     format!("approval:{verb}:{id}")
 }
 
-fn mark(state: ApprovalState) -> &'static str {
-    match state {
+fn mark(r: &Request) -> &'static str {
+    if r.verification.as_ref().is_some_and(|v| !v.ok) {
+        return "⚠️";
+    }
+    match r.state {
         ApprovalState::Pending => "⏳",
         ApprovalState::Approved | ApprovalState::Executing => "⚙️",
         ApprovalState::Succeeded => "✅",
@@ -214,7 +294,7 @@ fn mark(state: ApprovalState) -> &'static str {
 /// The approval card: who, what, why, the dry run, the expiry, and the buttons while it
 /// can still be decided.
 pub fn card(r: &Request) -> Message {
-    let title = format!("{} Approval needed: {}", mark(r.state), r.verb);
+    let title = format!("{} Approval needed: {}", mark(r), r.verb);
     let approvals = if r.approvals.is_empty() {
         "none yet".to_owned()
     } else {
@@ -250,6 +330,18 @@ pub fn card(r: &Request) -> Message {
     ];
     if let Some(outcome) = &r.outcome {
         blocks.push(Block::Section(format!("*Outcome*\n{}", escape(outcome))));
+    }
+    if let Some(v) = &r.verification {
+        let verdict = if v.ok {
+            "✅ the service came back healthy"
+        } else {
+            "🔴 the change succeeded, but the service did not come back healthy"
+        };
+        let mut text = format!("*Verification*: {verdict}");
+        for f in &v.findings {
+            text.push_str(&format!("\n• {}", escape(f)));
+        }
+        blocks.push(Block::Section(text));
     }
     if r.state == ApprovalState::Pending {
         blocks.push(Block::Actions(vec![
@@ -291,11 +383,71 @@ mod tests {
             channel: "C1".into(),
             message_ts: None,
             outcome: None,
+            verification: None,
         }
     }
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_watch_posts_a_problem_once_then_only_changes() {
+        let ok = WatchReading::default();
+        let one = WatchReading {
+            unhealthy: vec!["api-1".into()],
+            health_failing: false,
+        };
+        let health = WatchReading {
+            unhealthy: vec!["api-1".into()],
+            health_failing: true,
+        };
+        assert_eq!(
+            watch_post(None, &ok),
+            None,
+            "healthy from the start: silent"
+        );
+        let first = watch_post(Some(&ok), &one).unwrap();
+        assert!(first.contains("not Running and Ready: api-1"), "{first}");
+        // The same problem at the next check (even with another pod name): nothing.
+        let renamed = WatchReading {
+            unhealthy: vec!["api-2".into()],
+            health_failing: false,
+        };
+        assert_eq!(watch_post(Some(&one), &renamed), None);
+        assert!(
+            watch_post(Some(&one), &health)
+                .unwrap()
+                .contains("health checks failing")
+        );
+        assert!(
+            watch_post(Some(&health), &ok)
+                .unwrap()
+                .contains("passing again")
+        );
+    }
+
+    #[test]
+    fn a_failed_verification_shows_on_the_card() {
+        let mut r = request();
+        r.state = ApprovalState::Succeeded;
+        r.outcome = Some("Deployment/odordiff-api image: 1.6.0 → 1.5.0".into());
+        r.verification = Some(Verification {
+            ok: false,
+            findings: vec!["rollout of odordiff-api did not complete within 5m".into()],
+        });
+        let message = card(&r);
+        assert!(
+            message.text.starts_with("⚠️ Approval needed"),
+            "{}",
+            message.text
+        );
+        let text = format!("{message:?}");
+        assert!(text.contains("did not come back healthy"), "{text}");
+        assert!(text.contains("did not complete within 5m"), "{text}");
+        let stored = r.verification.as_ref().unwrap().to_text();
+        assert_eq!(Verification::from_text(&stored), r.verification);
+        assert_eq!(Verification::from_text("maybe"), None);
     }
 
     #[test]
