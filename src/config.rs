@@ -14,12 +14,15 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::cluster::KubernetesConfig;
 use crate::domain::args::parse_duration;
 use crate::domain::calendar::Calendar;
 use crate::domain::escalation::{Deadline, PolicyOverrides, RuleOverride, Severity};
 use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::roster::{Role, Roster, Target};
 use crate::domain::signals::{Links, Thresholds};
+pub use crate::probes::ProbesConfig;
+pub use crate::slack::api::SlackConfig;
 
 /// Slack's public Web API endpoint.
 pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
@@ -88,56 +91,6 @@ pub struct IncidentsConfig {
     pub alerts_max_body: usize,
 }
 
-/// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
-#[derive(Debug, Clone)]
-pub struct ProbesConfig {
-    /// Prometheus' HTTP API; unset means the service's `/metrics` is scraped instead.
-    pub prometheus_url: Option<Url>,
-    /// The service's own `/metrics`, the fallback when Prometheus cannot answer.
-    pub metrics_url: Option<Url>,
-    /// The `job` label of OdorDiff-2's API series in PromQL.
-    pub job: String,
-    /// The range of PromQL `rate()`s.
-    pub rate_window: Duration,
-    /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
-    pub postgres_url: Option<SecretString>,
-    /// PgBouncer's admin console (`…/pgbouncer`).
-    pub pgbouncer_url: Option<SecretString>,
-    pub redis_url: Option<SecretString>,
-    /// The service's base URL; `/health` and `/ready` are appended.
-    pub health_url: Option<Url>,
-    /// `host:port` whose TLS certificate is inspected.
-    pub tls_host: Option<String>,
-    /// Bound on each signal; a slower source shows as unknown.
-    pub timeout: Duration,
-    /// Bound on a whole picture such as `/odor status`.
-    pub deadline: Duration,
-    pub thresholds: Thresholds,
-    pub links: Links,
-}
-
-#[derive(Debug, Clone)]
-pub struct SlackConfig {
-    /// Base of the Web API; tests point it at a fake Slack.
-    pub api_url: Url,
-    /// App-level token (`xapp-…`) for `apps.connections.open`.
-    pub app_token: SecretString,
-    /// Bot token (`xoxb-…`) for every other call.
-    pub bot_token: SecretString,
-    /// Socket connections kept open; at least two, so a refresh or a drop never leaves a gap.
-    pub connections: usize,
-    /// How often each connection pings Slack; two missed pongs drop it.
-    pub ping_interval: Duration,
-    /// Ceiling of the reconnect backoff.
-    pub reconnect_max_backoff: Duration,
-    /// Messages per second per channel (Slack allows about one).
-    pub channel_rate_per_sec: u32,
-    /// Short bursts above the rate that a channel tolerates.
-    pub channel_burst: u32,
-    /// How long a must-send message keeps being retried on transient errors.
-    pub send_deadline: Duration,
-}
-
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `sqlite://path` or `postgres://…`; may carry a password, hence secret.
@@ -160,14 +113,6 @@ pub struct EngineConfig {
     pub workers: usize,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct KubernetesConfig {
-    /// OdorDiff-2's namespace; odorbot acts nowhere else.
-    pub namespace: K8sName,
-    /// A kubeconfig file; unset means `KUBECONFIG` or the in-cluster service account.
-    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]

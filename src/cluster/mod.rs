@@ -16,6 +16,7 @@ mod diagnostics;
 mod helm;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -23,7 +24,6 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::config::KubernetesConfig;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::Change;
 
@@ -93,6 +93,15 @@ impl From<kube::Error> for ClusterError {
     fn from(e: kube::Error) -> Self {
         classify(&Op::new("call", "the API server"), "", e)
     }
+}
+
+/// Where the cluster is, built by the configuration.
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// OdorDiff-2's namespace; odorbot acts nowhere else.
+    pub namespace: K8sName,
+    /// A kubeconfig file; unset means `KUBECONFIG` or the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Bounds that the runbook's numbers must respect, and how long any one call may take.

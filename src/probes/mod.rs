@@ -13,13 +13,13 @@ pub mod tls;
 use std::future::Future;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use url::Url;
 
 use self::http::HttpClient;
 use self::postgres::{PgBouncer, Postgres};
 use self::prometheus::Prometheus;
 use self::redis::Redis;
-use crate::config::ProbesConfig;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
     CacheStats, CertInfo, ConnectionCounts, HealthCheck, Picture, PoolStats, SlowStatement,
@@ -44,6 +44,35 @@ pub async fn bounded<T>(
 
 fn not_configured(what: &str, key: &str) -> String {
     format!("{what} is not configured ({key})")
+}
+
+/// Settings of the probes, built by the configuration.
+/// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
+#[derive(Debug, Clone)]
+pub struct ProbesConfig {
+    /// Prometheus' HTTP API; unset means the service's `/metrics` is scraped instead.
+    pub prometheus_url: Option<Url>,
+    /// The service's own `/metrics`, the fallback when Prometheus cannot answer.
+    pub metrics_url: Option<Url>,
+    /// The `job` label of OdorDiff-2's API series in PromQL.
+    pub job: String,
+    /// The range of PromQL `rate()`s.
+    pub rate_window: Duration,
+    /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
+    pub postgres_url: Option<SecretString>,
+    /// PgBouncer's admin console (`…/pgbouncer`).
+    pub pgbouncer_url: Option<SecretString>,
+    pub redis_url: Option<SecretString>,
+    /// The service's base URL; `/health` and `/ready` are appended.
+    pub health_url: Option<Url>,
+    /// `host:port` whose TLS certificate is inspected.
+    pub tls_host: Option<String>,
+    /// Bound on each signal; a slower source shows as unknown.
+    pub timeout: Duration,
+    /// Bound on a whole picture such as `/odor status`.
+    pub deadline: Duration,
+    pub thresholds: Thresholds,
+    pub links: Links,
 }
 
 pub struct Probes {

@@ -10,10 +10,10 @@ use slack_morphism::errors::*;
 use slack_morphism::prelude::*;
 use thiserror::Error;
 use tracing::{debug, warn};
+use url::Url;
 
 use super::limiter::ChannelLimiter;
 use super::render::render;
-use crate::config::SlackConfig;
 use crate::domain::ids::ChannelId;
 use crate::domain::view::Message;
 use crate::metrics::{ApiLabels, Metrics};
@@ -104,6 +104,29 @@ fn describe(err: &SlackClientError) -> String {
 enum As {
     Bot,
     App,
+}
+
+/// Settings of the Slack clients (Web API and socket mode), built by the configuration.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Base of the Web API; tests point it at a fake Slack.
+    pub api_url: Url,
+    /// App-level token (`xapp-…`) for `apps.connections.open`.
+    pub app_token: SecretString,
+    /// Bot token (`xoxb-…`) for every other call.
+    pub bot_token: SecretString,
+    /// Socket connections kept open; at least two, so a refresh or a drop never leaves a gap.
+    pub connections: usize,
+    /// How often each connection pings Slack; two missed pongs drop it.
+    pub ping_interval: Duration,
+    /// Ceiling of the reconnect backoff.
+    pub reconnect_max_backoff: Duration,
+    /// Messages per second per channel (Slack allows about one).
+    pub channel_rate_per_sec: u32,
+    /// Short bursts above the rate that a channel tolerates.
+    pub channel_burst: u32,
+    /// How long a must-send message keeps being retried on transient errors.
+    pub send_deadline: Duration,
 }
 
 pub struct SlackApi {
