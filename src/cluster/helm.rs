@@ -31,7 +31,7 @@ use crate::domain::ids::K8sName;
 use crate::domain::k8s::{Change, ChangeReport, HelmRevision, Mode, diff_objects};
 
 /// Helm revisions whose release Secrets odorbot's Role may read and write by name.
-/// `manifests/role.yaml` lists exactly these names (a unit test checks it); a release
+/// `manifests/base/role.yaml` lists exactly these names (a unit test checks it); a release
 /// beyond them needs the Role extended.
 pub const HELM_PINNED_REVISIONS: u64 = 100;
 const RELEASE_TYPE: &str = "helm.sh/release.v1";
@@ -313,7 +313,7 @@ impl Cluster {
         if next_rev > HELM_PINNED_REVISIONS {
             return Err(ClusterError::InvalidInput(format!(
                 "revision {next_rev} would be beyond the {HELM_PINNED_REVISIONS} release secrets \
-                 odorbot's Role pins; extend manifests/role.yaml"
+                 odorbot's Role pins; extend manifests/base/role.yaml"
             )));
         }
         let manifest = target.release["manifest"].as_str().unwrap_or_default();
@@ -627,7 +627,7 @@ mod tests {
 
     #[test]
     fn role_pins_exactly_the_release_secret_names() {
-        let role = include_str!("../../manifests/role.yaml");
+        let role = include_str!("../../manifests/base/role.yaml");
         let release: K8sName = "odordiff-2".parse().unwrap();
         for r in 1..=HELM_PINNED_REVISIONS {
             let name = secret_name(&release, r);
