@@ -8,6 +8,7 @@ mod approvals;
 mod cli;
 mod cluster;
 mod cluster_verbs;
+mod container;
 mod deploy;
 mod e2e;
 mod incidents;
