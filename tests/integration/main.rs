@@ -11,6 +11,7 @@ mod cluster_verbs;
 mod container;
 mod deploy;
 mod e2e;
+mod ha;
 mod incidents;
 mod kube;
 mod probes;
