@@ -44,7 +44,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum ManifestsCmd {
-    /// The Role the actions need, pinned to the catalog's objects (manifests/role.yaml).
+    /// The Role the actions need, pinned to the catalog's objects (manifests/base/role.yaml).
     Role {
         /// A catalog file instead of the one built in.
         #[arg(long)]

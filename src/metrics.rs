@@ -2,14 +2,18 @@
 //! Names follow `odorbot_<thing>_<unit>`; every label has a small, fixed set of values.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::domain::approval::ApprovalState;
+use crate::store::Backlog;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabel {
@@ -33,6 +37,11 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
 /// Every metric odorbot records; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -46,7 +55,21 @@ pub struct Metrics {
     pub duplicates: Counter,
     pub slack_api_calls: Family<ApiLabels, Counter>,
     pub slack_connections: Gauge<i64, AtomicI64>,
+    /// 1 when the store answered the last scrape's queries, 0 when it did not.
+    pub store_up: Gauge<i64, AtomicI64>,
+    /// Must-send messages waiting for Slack (read from the store at each scrape, like
+    /// the gauges below, so every replica reports the shared store's state).
+    pub outbox_pending: Gauge<i64, AtomicI64>,
+    pub outbox_oldest_pending: Gauge<f64, AtomicU64>,
+    /// Timers more than [`OVERDUE_AFTER`] past due: no replica's scheduler is firing them.
+    pub timers_overdue: Gauge<i64, AtomicI64>,
+    pub approvals: Family<StateLabel, Gauge<i64, AtomicI64>>,
+    pub incidents_open: Gauge<i64, AtomicI64>,
 }
+
+/// How late a timer may fire before it counts as overdue; the scheduler wakes at the
+/// due time, so anything this late means it is not running or cannot claim.
+pub const OVERDUE_AFTER: Duration = Duration::from_secs(60);
 
 impl Metrics {
     pub fn new() -> Self {
@@ -64,6 +87,10 @@ impl Metrics {
             envelopes_acked.clone(),
         );
         let envelopes_unacked = Family::<ReasonLabel, Counter>::default();
+        // Exported as 0 from the start, so the first one shows in increase() and alerts.
+        drop(envelopes_unacked.get_or_create(&ReasonLabel {
+            reason: "queue_full",
+        }));
         registry.register(
             "envelopes_unacked",
             "Envelopes deliberately left unacknowledged, by reason",
@@ -76,7 +103,7 @@ impl Metrics {
         registry.register_with_unit(
             "envelope_ack_latency",
             "Time from reading an envelope to writing its acknowledgement",
-            prometheus_client::registry::Unit::Seconds,
+            Unit::Seconds,
             ack_latency.clone(),
         );
         let commands = Family::<CommandLabels, Counter>::default();
@@ -103,6 +130,43 @@ impl Metrics {
             "Open socket-mode connections",
             slack_connections.clone(),
         );
+        let store_up = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "store_up",
+            "1 when the store answered the last scrape, 0 when it did not",
+            store_up.clone(),
+        );
+        let outbox_pending = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "outbox_pending",
+            "Must-send messages waiting in the outbox for Slack",
+            outbox_pending.clone(),
+        );
+        let outbox_oldest_pending = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "outbox_oldest_pending",
+            "Age of the oldest message in the outbox; 0 when it is empty",
+            Unit::Seconds,
+            outbox_oldest_pending.clone(),
+        );
+        let timers_overdue = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "timers_overdue",
+            "Timers (escalations, status updates, reminders) more than a minute past due",
+            timers_overdue.clone(),
+        );
+        let approvals = Family::<StateLabel, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "approvals",
+            "Approval requests in the store, by state",
+            approvals.clone(),
+        );
+        let incidents_open = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "incidents_open",
+            "Incidents not yet resolved",
+            incidents_open.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             envelopes_received,
@@ -113,6 +177,41 @@ impl Metrics {
             duplicates,
             slack_api_calls,
             slack_connections,
+            store_up,
+            outbox_pending,
+            outbox_oldest_pending,
+            timers_overdue,
+            approvals,
+            incidents_open,
+        }
+    }
+
+    /// Records what the store holds, or that it did not answer: the store gauges then
+    /// keep their last values and `store_up` drops to 0.
+    pub fn observe_backlog<E>(&self, backlog: Result<&Backlog, E>) {
+        let Ok(b) = backlog else {
+            self.store_up.set(0);
+            return;
+        };
+        self.store_up.set(1);
+        self.outbox_pending.set(b.outbox_pending);
+        self.outbox_oldest_pending
+            .set(b.outbox_oldest_age.as_secs_f64());
+        self.timers_overdue.set(b.timers_overdue);
+        self.incidents_open.set(b.incidents_open);
+        // Every state is always exported, so a state that empties shows 0, not a gap.
+        for state in ApprovalState::ALL {
+            let n = b
+                .approvals
+                .iter()
+                .filter(|(s, _)| s == state.name())
+                .map(|(_, n)| *n)
+                .sum();
+            self.approvals
+                .get_or_create(&StateLabel {
+                    state: state.name(),
+                })
+                .set(n);
         }
     }
 
@@ -128,5 +227,76 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, name: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn the_store_backlog_becomes_gauges_with_every_approval_state() {
+        let m = Metrics::new();
+        let backlog = Backlog {
+            outbox_pending: 3,
+            outbox_oldest_age: Duration::from_millis(42_500),
+            timers_overdue: 2,
+            approvals: vec![("pending".into(), 4), ("succeeded".into(), 7)],
+            incidents_open: 1,
+        };
+        m.observe_backlog::<()>(Ok(&backlog));
+        let text = m.encode();
+        assert_eq!(sample(&text, "odorbot_store_up").as_deref(), Some("1"));
+        assert_eq!(
+            sample(&text, "odorbot_outbox_pending").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_outbox_oldest_pending_seconds").as_deref(),
+            Some("42.5")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_timers_overdue").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_incidents_open").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_approvals{state=\"pending\"}").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_approvals{state=\"expired\"}").as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn an_unreachable_store_sets_store_up_to_zero_and_keeps_the_last_backlog() {
+        let m = Metrics::new();
+        let backlog = Backlog {
+            outbox_pending: 5,
+            outbox_oldest_age: Duration::ZERO,
+            timers_overdue: 0,
+            approvals: vec![],
+            incidents_open: 0,
+        };
+        m.observe_backlog::<()>(Ok(&backlog));
+        m.observe_backlog(Err("connection refused"));
+        let text = m.encode();
+        assert_eq!(sample(&text, "odorbot_store_up").as_deref(), Some("0"));
+        assert_eq!(
+            sample(&text, "odorbot_outbox_pending").as_deref(),
+            Some("5")
+        );
     }
 }

@@ -312,7 +312,7 @@ impl Cluster {
         if next_rev > HELM_PINNED_REVISIONS {
             return Err(ClusterError::InvalidInput(format!(
                 "revision {next_rev} would be beyond the {HELM_PINNED_REVISIONS} release secrets \
-                 odorbot's Role pins; raise HELM_PINNED_REVISIONS and regenerate manifests/role.yaml"
+                 odorbot's Role pins; raise HELM_PINNED_REVISIONS and regenerate manifests/base/role.yaml"
             )));
         }
         let manifest = target.release["manifest"].as_str().unwrap_or_default();

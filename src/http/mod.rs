@@ -71,6 +71,19 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    // The store gauges are read at scrape time, so they are as fresh as the scrape and
+    // cost nothing between scrapes; a store that does not answer in 1 s reads as down.
+    let backlog = tokio::time::timeout(
+        Duration::from_secs(1),
+        state
+            .store
+            .backlog(jiff::Timestamp::now(), crate::metrics::OVERDUE_AFTER),
+    )
+    .await;
+    match &backlog {
+        Ok(Ok(b)) => state.metrics.observe_backlog::<()>(Ok(b)),
+        _ => state.metrics.observe_backlog(Err(())),
+    }
     (
         [(
             header::CONTENT_TYPE,

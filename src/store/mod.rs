@@ -48,6 +48,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What waits in the store right now (see [`Store::backlog`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    /// Messages in the outbox, not yet taken by Slack.
+    pub outbox_pending: i64,
+    /// How long the oldest of them has waited; zero when the outbox is empty.
+    pub outbox_oldest_age: Duration,
+    /// Timers past their due time by more than the grace the caller gave.
+    pub timers_overdue: i64,
+    /// Approval requests by stored state name.
+    pub approvals: Vec<(String, i64)>,
+    /// Incidents not resolved.
+    pub incidents_open: i64,
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -198,6 +213,47 @@ impl Store {
         Ok(OpenWork {
             approvals,
             incidents,
+        })
+    }
+
+    /// What waits in the store, for odorbot's own metrics: the outbox, overdue timers,
+    /// approval requests by state and unresolved incidents. A timer counts as overdue
+    /// once it is `overdue_after` past its due time (the scheduler normally fires it
+    /// within a second).
+    ///
+    /// # Errors
+    /// The database error, which the metrics show as the store being unreachable.
+    pub async fn backlog(
+        &self,
+        now: jiff::Timestamp,
+        overdue_after: Duration,
+    ) -> Result<Backlog, StoreError> {
+        let now_ms = now.as_millisecond();
+        let (outbox_pending, oldest_ms): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?;
+        let (timers_overdue,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM timers WHERE due_at_ms < $1")
+                .bind(now_ms - overdue_after.as_millis() as i64)
+                .fetch_one(&self.pool)
+                .await?;
+        let approvals: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM approvals GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let (incidents_open,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM incidents WHERE state <> 'resolved'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Backlog {
+            outbox_pending,
+            outbox_oldest_age: oldest_ms.map_or(Duration::ZERO, |created| {
+                Duration::from_millis(now_ms.saturating_sub(created).max(0) as u64)
+            }),
+            timers_overdue,
+            approvals,
+            incidents_open,
         })
     }
 

@@ -101,6 +101,47 @@ async fn reopening_is_a_no_op_and_counts_start_at_zero(a: Store, b: Store) {
     assert_eq!((open.approvals, open.incidents), (0, 0));
 }
 
+/// What the metrics read at each scrape: the outbox and its oldest message, timers past
+/// the grace, and nothing else counted as overdue.
+async fn the_backlog_counts_the_outbox_and_overdue_timers(a: Store, b: Store) {
+    use std::time::Duration;
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let ago = |secs: i64| now - jiff::SignedDuration::from_secs(secs);
+    let empty = a.backlog(now, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        (
+            empty.outbox_pending,
+            empty.outbox_oldest_age,
+            empty.timers_overdue
+        ),
+        (0, Duration::ZERO, 0)
+    );
+    let msg = odorbot::domain::view::Message::text("page");
+    a.enqueue("C1", None, &msg, ago(120)).await.unwrap();
+    b.enqueue("C1", Some("1.2"), &msg, ago(30)).await.unwrap();
+    a.schedule("escalate", "inc-1", ago(300)).await.unwrap();
+    a.schedule("status", "inc-1", ago(10)).await.unwrap();
+    a.schedule("status", "inc-2", now + jiff::SignedDuration::from_secs(60))
+        .await
+        .unwrap();
+    let backlog = b.backlog(now, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(backlog.outbox_pending, 2);
+    assert_eq!(backlog.outbox_oldest_age, Duration::from_secs(120));
+    assert_eq!(backlog.timers_overdue, 1, "only the one 5 minutes late");
+    assert_eq!(backlog.incidents_open, 0);
+    assert!(backlog.approvals.is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_backlog_for_the_metrics() {
+    on_sqlite(the_backlog_counts_the_outbox_and_overdue_timers).await;
+}
+
+#[tokio::test]
+async fn postgres_backlog_for_the_metrics() {
+    on_postgres(the_backlog_counts_the_outbox_and_overdue_timers).await;
+}
+
 #[tokio::test]
 async fn sqlite_claims_each_event_once() {
     on_sqlite(each_event_is_claimed_once).await;

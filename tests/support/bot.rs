@@ -17,6 +17,16 @@ pub struct Bot {
     _dir: tempfile::TempDir,
 }
 
+/// The binary under test: cargo's, or `ODORBOT_TEST_BIN` where a target directory shared
+/// by several checkouts lets another checkout's build replace `target/debug/odorbot`
+/// between this one's build and its tests.
+pub fn binary() -> PathBuf {
+    std::env::var_os("ODORBOT_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_odorbot")),
+        PathBuf::from,
+    )
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -75,7 +85,7 @@ impl Bot {
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("odorbot.db").display()));
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = dir.path().join("odorbot.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_odorbot"));
+        let mut cmd = Command::new(binary());
         cmd.arg("run")
             .arg("--config")
             .arg(&config)
@@ -92,6 +102,33 @@ impl Bot {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let child = cmd.spawn().expect("odorbot binary starts");
+        Bot {
+            child,
+            admin,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Starts the binary with exactly `args` and `env` and none of the test defaults, as
+    /// a manifest would run it; `admin` is where its `http.listen` points, `dir` holds
+    /// its files and the log.
+    pub fn spawn_exact(
+        args: &[String],
+        env: &[(String, String)],
+        admin: SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Bot {
+        let log = dir.path().join(format!("odorbot-{}.log", admin.port()));
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true);
         let child = cmd.spawn().expect("odorbot binary starts");
         Bot {
             child,

@@ -482,9 +482,9 @@ async fn ensure_cluster_prerequisites(admin: &Client) {
     .await;
 }
 
-/// Reads `manifests/<file>` into an object with the namespace substituted.
+/// Reads `manifests/base/<file>` into an object with the namespace substituted.
 fn manifest_file(file: &str, ns: &str) -> Value {
-    let path = format!("{}/manifests/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/manifests/base/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     let mut v: Value = serde_yaml_ng::from_str(&text).unwrap();
     v["metadata"]["namespace"] = json!(ns);

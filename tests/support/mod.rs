@@ -8,5 +8,6 @@ pub mod fake_kube;
 pub mod fake_slack;
 pub mod http;
 pub mod kube;
+pub mod manifests;
 pub mod pg;
 pub mod probe_servers;

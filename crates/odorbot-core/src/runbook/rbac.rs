@@ -1,7 +1,7 @@
 //! The Kubernetes access each action needs, declared beside the action set, and odorbot's
 //! Role generated from it and from the catalog's `objects`.
 //!
-//! `manifests/role.yaml` is this module's output (`odorbot manifests role`); a test compares
+//! `manifests/base/role.yaml` is this module's output (`odorbot manifests role`); a test compares
 //! the shipped file with it, so the Role can be neither wider nor narrower than the actions.
 //! Where Kubernetes allows, a rule is pinned to the catalog's object names (`resourceNames`);
 //! `create` and `list` cannot be pinned, nor can objects whose names are generated.
@@ -265,7 +265,7 @@ const HEADER: &str = "\
 # with the velero.io rules there.
 ";
 
-/// `manifests/role.yaml`: the Role for every action of the action set.
+/// `manifests/base/role.yaml`: the Role for every action of the action set.
 pub fn role_yaml(catalog: &Catalog) -> String {
     render(&rules(catalog, ActionKind::ALL))
 }
@@ -337,12 +337,12 @@ mod tests {
     /// The shipped Role is exactly what the actions need: neither wider nor narrower.
     #[test]
     fn the_shipped_role_is_the_generated_one() {
-        let shipped = include_str!("../../../../manifests/role.yaml");
+        let shipped = include_str!("../../../../manifests/base/role.yaml");
         let generated = role_yaml(&load_default().unwrap());
         assert!(
             shipped == generated,
-            "manifests/role.yaml differs from the Role the actions need; regenerate it with \
-             `odorbot manifests role > manifests/role.yaml`"
+            "manifests/base/role.yaml differs from the Role the actions need; regenerate it with \
+             `odorbot manifests role > manifests/base/role.yaml`"
         );
     }
 

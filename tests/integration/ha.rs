@@ -1,0 +1,368 @@
+//! Two odorbot processes configured exactly as `manifests/overlays/ha` configures its two
+//! pods — the rendered Deployment's arguments and environment, the ConfigMap's file at the
+//! mount path, the Secret's keys as the mounted files, `store-url` from the Secret — on one
+//! PostgreSQL store: each approval executes once, each timer posts once.
+//!
+//! What differs from a pod, and why: mount paths become directories of a temporary folder;
+//! the Slack API URL points at the fake Slack; each process gets its own admin port (pods
+//! have their own addresses, these share the host's); the Kubernetes credentials are the
+//! ServiceAccount's token in a kubeconfig (a pod reads the same token from its mount); and
+//! the workspace's people, channel and short test timings are merged into the config file,
+//! as an installer edits `manifests/base/odorbot.yaml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use k8s_openapi::api::apps::v1::Deployment;
+use odorbot::domain::k8s::{ImageTag, Mode};
+use serde_json::{Value, json};
+
+use crate::support::bot::{Bot, free_port};
+use crate::support::cluster_seed::{API_IMAGE, Seeded, seed};
+use crate::support::fake_slack::{APP_TOKEN, BOT_TOKEN, Call, FakeSlack};
+use crate::support::manifests::{one, render};
+use crate::support::pg::TempDb;
+use crate::support::probe_servers::serve;
+
+const WAIT: Duration = Duration::from_secs(60);
+const CHANNEL: &str = "C0OPS";
+const INCIDENTS: &str = "C0INCIDENT";
+
+/// The installer's edits for this workspace, with timings short enough for a test.
+fn workspace(health: &str) -> Value {
+    json!({
+        "slack": {"ping_interval": "1s", "reconnect_max_backoff": "1s"},
+        "engine": {"shutdown_grace": "10s"},
+        // No Prometheus here: the shipped in-cluster addresses would only wait for DNS.
+        "probes": {"health_url": health, "tls_host": "127.0.0.1:9", "timeout": "1s", "deadline": "2s",
+                   "prometheus_url": null, "metrics_url": null},
+        "approvals": {
+            "roles": {"operator": ["U0ALICE"], "approver": ["U0BOB", "U0CAROL"]},
+            "expiry": "60s", "watch": "3s", "watch_every": "1s", "rollout_timeout": "60s",
+            "lease": "3s", "cooldowns": {"rollback": "off"},
+        },
+        "incidents": {
+            "channel": INCIDENTS, "timezone": "Europe/London", "scheduler_poll": "1s",
+            "status_every": "2s",
+            "roster": {"primary": ["U0PRIMARY"], "secondary": ["U0SECOND"],
+                       "platform_lead": ["U0LEAD"], "incident_commander": ["U0COMMANDER"]},
+            "escalation": {"critical": {"ack_within": "2s"}},
+        },
+        "log": {"format": "text", "filter": "info,odorbot=debug"},
+    })
+}
+
+/// `patch` merged into `base`: maps key by key, anything else replaced; null removes.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// One replica's command line and environment, derived from the rendered overlay.
+struct Replica {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    admin: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+fn replica(overlay: &[Value], secret: &BTreeMap<&str, String>, ns: &str, health: &str) -> Replica {
+    let deployment = one(overlay, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let dir = tempfile::tempdir().unwrap();
+    // Each volume at a directory of our own, with the files the pod would see.
+    let mut mounts: Vec<(String, String)> = Vec::new();
+    for mount in container["volumeMounts"].as_array().unwrap() {
+        let name = mount["name"].as_str().unwrap();
+        let path = mount["mountPath"].as_str().unwrap().to_owned();
+        let local = dir.path().join(name);
+        std::fs::create_dir_all(&local).unwrap();
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap();
+        if let Some(cm) = volume["configMap"]["name"].as_str() {
+            let config = overlay
+                .iter()
+                .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == cm)
+                .unwrap();
+            for (file, text) in config["data"].as_object().unwrap() {
+                std::fs::write(local.join(file), text.as_str().unwrap()).unwrap();
+            }
+        }
+        if volume["secret"]["secretName"] == "odorbot" {
+            for item in volume["secret"]["items"].as_array().unwrap() {
+                let key = item["key"].as_str().unwrap();
+                let value = secret
+                    .get(key)
+                    .unwrap_or_else(|| panic!("the Secret has no {key}"));
+                std::fs::write(local.join(item["path"].as_str().unwrap()), value).unwrap();
+            }
+        }
+        mounts.push((path, local.display().to_string()));
+    }
+    // Through markers, so a local path (under /tmp) is never rewritten by the `/tmp` mount.
+    let localise = |s: &str| {
+        let marked = mounts
+            .iter()
+            .enumerate()
+            .fold(s.to_owned(), |s, (i, (path, _))| {
+                s.replace(path.as_str(), &format!("\u{0}{i}\u{0}"))
+            });
+        mounts
+            .iter()
+            .enumerate()
+            .fold(marked, |s, (i, (_, local))| {
+                s.replace(&format!("\u{0}{i}\u{0}"), local)
+            })
+    };
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| localise(a.as_str().unwrap()))
+        .collect();
+    // The config file: the shipped one at its localised paths, plus the workspace's edits.
+    let config_path = args
+        .windows(2)
+        .find(|w| w[0] == "--config")
+        .map(|w| w[1].clone())
+        .expect("the Deployment passes --config");
+    let mut config: Value =
+        serde_yaml_ng::from_str(&localise(&std::fs::read_to_string(&config_path).unwrap()))
+            .unwrap();
+    merge(&mut config, &workspace(health));
+    std::fs::write(&config_path, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
+
+    let mut env = Vec::new();
+    for e in container["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap().to_owned();
+        let value = if let Some(v) = e["value"].as_str() {
+            localise(v)
+        } else if e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace" {
+            ns.to_owned()
+        } else if let Some(key) = e["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert_eq!(e["valueFrom"]["secretKeyRef"]["name"], "odorbot");
+            secret[key].clone()
+        } else {
+            panic!("an env source this test cannot provide: {e}")
+        };
+        env.push((name, value));
+    }
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    Replica {
+        args,
+        env,
+        admin,
+        dir,
+    }
+}
+
+async fn two_revisions() -> Seeded {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let api = "odordiff-api".parse().unwrap();
+    let tag: ImageTag = "1.6.0".parse().unwrap();
+    bot.set_image(&api, &api, &tag, Mode::Execute)
+        .await
+        .unwrap();
+    for _ in 0..120 {
+        s.make_pods_ready("app=odordiff-api").await;
+        if bot.rollout_status(&api).await.is_ok_and(|st| st.complete) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("odordiff-api did not roll out");
+}
+
+fn text(c: &Call) -> String {
+    c.body.to_string()
+}
+
+fn posts_containing(fake: &FakeSlack, what: &str) -> Vec<Call> {
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200 && text(c).contains(what))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_and_post_each_timer_once()
+ {
+    let s = two_revisions().await;
+    let (addr, _health) = serve(
+        Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/ready", get(|| async { "ok" })),
+    )
+    .await;
+    let health = format!("http://{addr}/");
+    let db = TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    let overlay = render("manifests/overlays/ha");
+    assert_eq!(one(&overlay, "Deployment")["spec"]["replicas"], 2);
+    let secret: BTreeMap<&str, String> = [
+        ("app-token", APP_TOKEN.to_owned()),
+        ("bot-token", BOT_TOKEN.to_owned()),
+        ("alerts-token", "ha-test-alerts-token-0123456789".to_owned()),
+        (
+            "postgres-url",
+            "postgres://nobody@127.0.0.1:9/none".to_owned(),
+        ),
+        (
+            "pgbouncer-url",
+            "postgres://pgbouncer@127.0.0.1:9/pgbouncer".to_owned(),
+        ),
+        ("redis-url", "redis://127.0.0.1:9".to_owned()),
+        ("store-url", db.url.clone()),
+    ]
+    .into();
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let r = replica(&overlay, &secret, &s.ns, &health);
+        let mut env = r.env.clone();
+        env.push(("SLACK_API_URL".into(), format!("{}/", fake.api_url())));
+        env.push(("ODORBOT_HTTP_LISTEN".into(), r.admin.to_string()));
+        env.push(("KUBECONFIG".into(), kubeconfig.clone()));
+        assert!(
+            r.env
+                .iter()
+                .any(|(k, v)| k == "ODORBOT_STORE_URL" && v == &db.url),
+            "the overlay's store-url reaches the process: {:?}",
+            r.env
+        );
+        let bot = Bot::spawn_exact(&r.args, &env, r.admin, r.dir);
+        assert!(
+            bot.wait_readyz(200, Duration::from_secs(30)).await,
+            "{}",
+            bot.logs()
+        );
+        bots.push(bot);
+    }
+    let logs = || {
+        bots.iter()
+            .map(Bot::logs)
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    };
+
+    // One approval, clicked twenty times by two approvers while both replicas listen.
+    let d = fake
+        .slash_command(
+            "U0ALICE",
+            CHANNEL,
+            "rollback odordiff-api --reason \"bad deploy\"",
+        )
+        .await;
+    let answer = text(&fake.reply_to(&d, WAIT).await.expect("a reply"));
+    assert!(answer.contains("Requested"), "{answer}\n{}", logs());
+    assert!(
+        fake.wait_until(WAIT, |f| !posts_containing(f, "Approval needed").is_empty())
+            .await
+    );
+    let card = text(&posts_containing(&fake, "Approval needed")[0]);
+    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
+    let id = card[start..].split('"').next().unwrap().to_owned();
+    for i in 0..20 {
+        let user = ["U0BOB", "U0CAROL"][i % 2];
+        let click = fake
+            .block_action(
+                user,
+                CHANNEL,
+                &format!("approval:approve:{id}"),
+                "",
+                "1700000000.000100",
+            )
+            .await;
+        if i % 5 == 0 {
+            fake.resend(&click).await;
+        }
+    }
+    assert!(
+        fake.wait_until(WAIT, |f| !posts_containing(f, "*succeeded*").is_empty())
+            .await,
+        "{}",
+        logs()
+    );
+
+    // One critical incident: its escalations and status updates are timers in the store.
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(
+        fake.wait_until(WAIT, |f| {
+            !posts_containing(f, "Escalated to Platform lead").is_empty()
+                && posts_containing(f, "Status of INC-1").len() >= 3
+        })
+        .await,
+        "{}",
+        logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
+        .await
+        .unwrap();
+    let executions = store
+        .audit_since(jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "execute" && e.subject == id)
+        .count();
+    assert_eq!(executions, 1, "one execution for one approval");
+    assert_eq!(posts_containing(&fake, "*succeeded*").len(), 1);
+    let deployment: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    assert_eq!(
+        deployment.spec.unwrap().template.spec.unwrap().containers[0].image,
+        Some(format!("{API_IMAGE}:1.5.0"))
+    );
+    for escalation in [
+        "⏫ *Escalated to Secondary",
+        "⏫ *Escalated to Platform lead",
+    ] {
+        assert_eq!(
+            posts_containing(&fake, escalation).len(),
+            1,
+            "{escalation} once\n{}",
+            logs()
+        );
+    }
+    let times: Vec<std::time::Instant> = posts_containing(&fake, "Status of INC-1")
+        .into_iter()
+        .map(|c| c.at)
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1].duration_since(pair[0]) >= Duration::from_millis(1500),
+            "two status updates for one period: {times:?}"
+        );
+    }
+    store.close().await;
+    for bot in bots {
+        let (status, _) = bot.terminate().await;
+        assert!(status.success());
+    }
+    db.drop_db().await;
+}
