@@ -59,7 +59,7 @@ std() { # role [VAR=value...] as a JSON env list
 }
 run='["/odordiff"]'
 image "$pause_layer" '["/pause"]' '["PATH=/"]' k8s.gcr.io/pause:3.2
-for tag in 1.4.0 1.5.0 1.6.0; do
+for tag in 1.4.0 1.5.0 1.6.0 1.7.0; do
   image "$standin_layer" "$run" "$(std api ODORDIFF_VERSION=$tag)" "ghcr.io/odordiff/odordiff-api:$tag"
   image "$standin_layer" "$run" "$(std worker ODORDIFF_VERSION=$tag)" "ghcr.io/odordiff/odordiff-worker:$tag"
 done

@@ -132,7 +132,7 @@ wait_for kube-apiserver 60 ready
 start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig=controller-manager.kubeconfig \
   --leader-elect=false --port=0 --secure-port=0 --use-service-account-credentials=false \
   --controllers='*,-nodeipam,-cloud-node-lifecycle,-route,-service,-attachdetach' \
-  --service-account-private-key-file=sa.key --root-ca-file=ca.crt
+  --service-account-private-key-file=sa.key --root-ca-file=ca.crt --kube-api-qps=100 --kube-api-burst=200
 sa_ready() { curl -sf --max-time 2 --cacert ca.crt -H "Authorization: Bearer $(<admin.token)" -o /dev/null \
   "$URL/api/v1/namespaces/default/serviceaccounts/default"; }
 wait_for kube-controller-manager 60 sa_ready

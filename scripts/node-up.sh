@@ -31,13 +31,23 @@ mkdir -p "$N"/{cni/net.d,cni/ipam,seccomp,volume-plugins} "$DIR"/containerd "$DI
 if [[ ! -s $N/before ]]; then
   {
     for k in vm.overcommit_memory kernel.panic kernel.panic_on_oops; do echo "sysctl $k $(sysctl -n "$k")"; done
-    for d in /var/log/pods /var/log/containers /run/containerd /run/netns; do [[ -e $d ]] && echo "exists $d"; done
+    for d in /var/log/pods /var/log/containers /run/containerd /run/netns /var/lib/kubelet; do [[ -e $d ]] && echo "exists $d"; done
     for d in /sys/fs/cgroup/*/kubepods; do [[ -e $d ]] && echo "exists $d"; done
     for ns in /run/netns/cni-*; do [[ -e $ns ]] && echo "netns $ns"; done
     ip link show "$BRIDGE" >/dev/null 2>&1 && echo "exists bridge"
     true
   } >"$N/before.tmp"
   mv "$N/before.tmp" "$N/before"
+fi
+
+# Network namespaces go in a shared bind mount of /run/netns, as iproute2 makes it: made first,
+# it keeps every later tool's namespaces (podman's, say) in the same place instead of a bind
+# mount on top that would hide ours.
+if ! awk '$5 == "/run/netns" {found = 1} END {exit !found}' /proc/self/mountinfo; then
+  mkdir -p /run/netns
+  mount --bind /run/netns /run/netns
+  mount --make-shared /run/netns
+  echo "made /run/netns" >>"$N/before"
 fi
 
 # The bridge is ours, with the gateway address on the host side, so pod IPs are reachable from
@@ -159,6 +169,9 @@ failSwapOn: false
 # Bounds how long a deleted pod stays Terminating on 1.20 (it finalises at the next sync).
 syncFrequency: 10s
 serializeImagePulls: false
+# Many tests run at once: status updates and events must not queue behind the default 5 qps.
+kubeAPIQPS: 50
+kubeAPIBurst: 100
 # The test images exist only in this containerd: never collect them, never evict for disk.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
