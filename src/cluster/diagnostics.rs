@@ -757,6 +757,7 @@ pub(super) fn pod_info(pod: &Pod) -> PodInfo {
         })
         .or(status.reason.clone());
     PodInfo {
+        terminating: pod.metadata.deletion_timestamp.is_some(),
         name: pod.name_any(),
         phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
         ready,

@@ -639,6 +639,9 @@ pub struct PodInfo {
     /// The most telling waiting/terminated reason, e.g. `CrashLoopBackOff`.
     pub reason: Option<String>,
     pub created: Option<String>,
+    /// Deleted and on its way out (`kubectl` shows `Terminating`): a rollout that replaced
+    /// it can be complete while it still shuts down.
+    pub terminating: bool,
 }
 
 /// A pod as `kubectl describe pod` shows the parts that matter during an incident.

@@ -433,28 +433,63 @@ impl Approvals {
         };
         let deadline = Instant::now() + self.config.rollout_timeout;
         let mut rolled_out = false;
+        let mut last = None;
         while Instant::now() < deadline {
-            if let Ok(s) = cluster.rollout_status(&deployment).await
-                && s.complete
-            {
-                rolled_out = true;
-                self.thread(
-                    request,
-                    &format!(
-                        "✅ Rollout of `{deployment}` complete: {}/{} ready.",
-                        s.ready, s.desired
-                    ),
-                )
-                .await;
-                break;
+            if let Ok(s) = cluster.rollout_status(&deployment).await {
+                if s.complete {
+                    rolled_out = true;
+                    self.thread(
+                        request,
+                        &format!(
+                            "✅ Rollout of `{deployment}` complete: {}/{} ready.",
+                            s.ready, s.desired
+                        ),
+                    )
+                    .await;
+                    break;
+                }
+                let failed = s.failed;
+                last = Some(s);
+                if failed {
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        let selector = format!("app={deployment}")
+            .parse()
+            .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
         if !rolled_out {
+            let why = last.map_or_else(String::new, |s| format!(" {}.", s.message));
+            // What on-call would look at next: the pods that are not Ready, and why.
+            let stuck: Vec<String> = cluster
+                .pods(&selector)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| !p.terminating && !p.ready)
+                .map(|p| {
+                    format!(
+                        "`{}` {}{} ({} restarts)",
+                        p.name,
+                        p.phase,
+                        p.reason
+                            .as_deref()
+                            .map(|r| format!(" {r}"))
+                            .unwrap_or_default(),
+                        p.restarts
+                    )
+                })
+                .collect();
+            let stuck = if stuck.is_empty() {
+                String::new()
+            } else {
+                format!(" Not Ready: {}.", stuck.join(", "))
+            };
             self.thread(
                 request,
                 &format!(
-                    "🔴 Rollout of `{deployment}` did not complete within {}.",
+                    "🔴 Rollout of `{deployment}` did not complete within {}.{why}{stuck}",
                     crate::domain::args::format_duration(self.config.rollout_timeout)
                 ),
             )
@@ -475,17 +510,15 @@ impl Approvals {
         .await;
         let watch_until = Instant::now() + self.config.watch;
         let (mut checks, mut problems) = (0, 0);
-        let selector = format!("app={deployment}")
-            .parse()
-            .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
         while Instant::now() < watch_until {
             tokio::time::sleep(self.config.watch_every).await;
             checks += 1;
             let pods = cluster.pods(&selector).await;
             let unhealthy: Vec<String> = match &pods {
+                // Pods of the replaced ReplicaSet may still shut down: not a problem.
                 Ok(p) => p
                     .iter()
-                    .filter(|p| !(p.ready && p.phase == "Running"))
+                    .filter(|p| !(p.terminating || p.ready && p.phase == "Running"))
                     .map(|p| p.name.clone())
                     .collect(),
                 Err(e) => vec![e.to_string()],
