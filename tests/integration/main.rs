@@ -11,6 +11,7 @@ mod cluster_verbs;
 mod e2e;
 mod incidents;
 mod kube;
+mod node;
 mod probes;
 mod runbook;
 mod slack_api;
