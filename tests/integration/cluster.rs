@@ -1,6 +1,8 @@
-//! Every runbook action and diagnostic against the real API server, as odorbot's
-//! ServiceAccount bound by `manifests/`' Role; pod logs and metrics against a fake that
-//! speaks the API server's formats. Each test seeds its own `odordiff-<random>` namespace.
+//! Every runbook action and diagnostic against the real API server and its node, as
+//! odorbot's ServiceAccount bound by `manifests/`' Role (real containers: `node.rs`);
+//! `metrics.k8s.io`, which no metrics-server serves here, and the exact parameters of log
+//! reads against a fake that speaks the API server's formats. Each test seeds its own
+//! `odordiff-<random>` namespace.
 
 use std::collections::BTreeMap;
 use std::io::Write;
