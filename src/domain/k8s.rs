@@ -608,6 +608,9 @@ pub struct LogQuery {
     pub since: Option<std::time::Duration>,
     /// Keep only the lines matching this regular expression.
     pub grep: Option<super::args::Filter>,
+    /// The previous run of each container (`kubectl logs --previous`): what a container
+    /// that restarted logged before it died.
+    pub previous: bool,
 }
 
 impl LogQuery {

@@ -108,6 +108,7 @@ impl Runner {
                 tail,
                 since,
                 grep,
+                previous,
             } => {
                 let (source, scope_text) = match source {
                     LogSource::Selector(s) => {
@@ -122,6 +123,7 @@ impl Runner {
                     tail: tail.map(|t| t.get()),
                     since: *since,
                     grep: grep.clone(),
+                    previous: previous.unwrap_or(false),
                 };
                 match self.cluster()?.logs(&query).await {
                     Ok(r) => kv::render_logs(&scope_text, &r),
@@ -542,6 +544,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             since,
             tail,
             grep,
+            previous,
         } => A::Logs {
             source: if *pod {
                 LogSource::Pod(target.clone())
@@ -551,6 +554,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             tail: tail.map(|t| val(&t.to_string())).transpose()?,
             since: *since,
             grep: grep.clone(),
+            previous: previous.then_some(true),
         },
         Intent::Events { since } => A::Events { since: *since },
         Intent::Endpoints { service } => A::Endpoints {

@@ -284,6 +284,7 @@ pub enum Action<S: Stage> {
         tail: Option<S::Val<LogTail>>,
         since: Option<S::Val<Duration>>,
         grep: Option<S::Val<Filter>>,
+        previous: Option<S::Val<bool>>,
     },
     Endpoints {
         service: S::Val<K8sName>,
@@ -571,6 +572,7 @@ impl<S: Stage> Action<S> {
                 tail,
                 since,
                 grep,
+                previous,
             } => A::Logs {
                 source: match source {
                     LogSource::Selector(s) => LogSource::Selector(m.field("selector", s)?),
@@ -579,6 +581,7 @@ impl<S: Stage> Action<S> {
                 tail: m.optional("tail", tail.as_ref())?,
                 since: m.optional("since", since.as_ref())?,
                 grep: m.optional("grep", grep.as_ref())?,
+                previous: m.optional("previous", previous.as_ref())?,
             },
             Self::Endpoints { service } => A::Endpoints {
                 service: m.field("service", service)?,

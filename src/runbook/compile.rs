@@ -1194,6 +1194,7 @@ impl Compiler {
                 tail,
                 since,
                 grep,
+                previous,
             } => {
                 let source = match (selector, pod) {
                     (Some(s), None) => self.req(p, "selector", &s).map(LogSource::Selector),
@@ -1206,11 +1207,13 @@ impl Compiler {
                 let tail = self.opt(p, "tail", tail.as_ref());
                 let since = self.opt(p, "since", since.as_ref());
                 let grep = self.opt(p, "grep", grep.as_ref());
+                let previous = self.opt(p, "previous", previous.as_ref());
                 A::Logs {
                     source: source?,
                     tail: tail?,
                     since: since?,
                     grep: grep?,
+                    previous: previous?,
                 }
             }
             R::Endpoints { service } => A::Endpoints {

@@ -384,6 +384,7 @@ pub enum RawAction {
         tail: Option<RawArg>,
         since: Option<RawArg>,
         grep: Option<RawArg>,
+        previous: Option<RawArg>,
     },
     Endpoints {
         service: RawArg,

@@ -15,7 +15,8 @@
 //! `ODORDIFF_FAIL` is a comma-separated list: `crash` (log an `ERROR` and exit
 //! `ODORDIFF_EXIT_CODE`, 3, right after start), `unready` (`/ready` answers 503), `5xx`
 //! (`/health` and API calls answer 503), `errors` (error lines in the traffic).
-//! `GET /admin/ready` and `GET /admin/unready` flip readiness of a running process.
+//! `GET /admin/ready` and `GET /admin/unready` flip readiness of a running process;
+//! `GET /admin/exit` ends it with status 2 (the kubelet restarts the container).
 //! SIGTERM and SIGINT end the process at once with status 0.
 
 use std::io::{Read, Write};
@@ -191,6 +192,11 @@ fn handle(mut stream: TcpStream, version: &str) {
         "/ready" if READY.load(Ordering::Relaxed) => (200, json, "{\"ready\":true}".to_owned()),
         "/ready" => (503, json, "{\"ready\":false}".to_owned()),
         "/metrics" => (200, "text/plain; version=0.0.4", metrics()),
+        "/admin/exit" => {
+            respond(&mut stream, 200, json, "{}");
+            log("ERROR", "exiting on request (/admin/exit) with 2");
+            std::process::exit(2);
+        }
         "/admin/ready" | "/admin/unready" => {
             READY.store(path == "/admin/ready", Ordering::Relaxed);
             log("INFO", &format!("readiness set by {path}"));

@@ -173,6 +173,7 @@ async fn diagnostics_read_the_seeded_namespace_as_the_bot() {
     assert!(!waiting.pod.ready);
     let logs = bot
         .logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n(&waiting.pod.name)),
             tail: Some(10),
             since: None,
@@ -1308,6 +1309,7 @@ async fn logs_are_bounded_filtered_and_read_from_the_default_container() {
     let fake = FakeKube::start(false).await;
     let bot = Cluster::new(fake.client(), n("odordiff"));
     let query = |tail, since, grep: Option<&str>| LogQuery {
+        previous: false,
         source: LogSource::Selector(sel("app=odordiff-api")),
         tail,
         since,
@@ -1373,6 +1375,7 @@ async fn logs_are_bounded_filtered_and_read_from_the_default_container() {
 
     let one = bot
         .logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n(PODS[1])),
             tail: Some(1),
             since: None,
@@ -1499,6 +1502,7 @@ async fn invalid_input_never_reaches_the_api_server() {
             .await
             .unwrap_err(),
         bot.logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n("p")),
             tail: Some(0),
             since: None,
@@ -1507,6 +1511,7 @@ async fn invalid_input_never_reaches_the_api_server() {
         .await
         .unwrap_err(),
         bot.logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n("p")),
             tail: None,
             since: Some(Duration::from_secs(30 * 86400)),

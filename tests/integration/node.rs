@@ -36,6 +36,7 @@ fn pod_ip(p: &Pod) -> String {
 
 fn query(source: LogSource, since: Option<u64>, grep: Option<&str>) -> LogQuery {
     LogQuery {
+        previous: false,
         source,
         tail: None,
         since: since.map(Duration::from_secs),
@@ -104,6 +105,27 @@ async fn a_bad_release_crash_loops_fails_its_rollout_and_a_rollback_brings_ready
             .iter()
             .any(|l| l.contains("startup failed: cannot run database migrations")),
         "{lines:?}"
+    );
+    // --previous of a crash loop: the run before last is collected by the kubelet (it keeps
+    // one dead container), which the reply says instead of passing its message off as a line.
+    let mut previous = query(LogSource::Pod(n(&crashing.pod.name)), None, None);
+    previous.previous = true;
+    let report = bot.logs(&previous).await.unwrap();
+    let p = &report.pods[0];
+    assert!(
+        p.lines.iter().any(|l| l.contains("ERROR startup failed"))
+            || p.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("the kubelet no longer has the log")),
+        "{report:?}"
+    );
+    // A container that never restarted has no previous run, and says so.
+    let mut healthy = query(LogSource::Pod(n(&before[0].name_any())), None, None);
+    healthy.previous = true;
+    let report = bot.logs(&healthy).await.unwrap();
+    assert_eq!(
+        report.pods[0].error.as_deref(),
+        Some("the container has not restarted: no previous run")
     );
     let pods = wait_for("CrashLoopBackOff in the pod list", 60, || async {
         let pods = bot.pods(&selector).await.ok()?;
@@ -266,7 +288,7 @@ async fn logs_are_the_containers_output_filtered_by_grep_and_since() {
 }
 
 #[tokio::test]
-async fn endpoints_follow_the_pods_real_readiness() {
+async fn endpoints_follow_readiness_and_a_restarted_container_keeps_its_previous_log() {
     let s = seed().await;
     let bot = s.bot().await;
     let pods = s.rolled_out("odordiff-api", 90).await;
@@ -324,6 +346,39 @@ async fn endpoints_follow_the_pods_real_readiness() {
         (ep.ready.len() == 3 && ep.not_ready.is_empty()).then_some(())
     })
     .await;
+
+    // The process exits: the kubelet restarts the container in place, and --previous
+    // reads what the dead run logged; describe shows how it ended.
+    flip("exit").await;
+    let name = pods[0].name_any();
+    let restarted = wait_for("the container restarted and Ready", 60, || async {
+        let d = bot
+            .describe_pods(&sel("app=odordiff-api"), false)
+            .await
+            .ok()?;
+        d.into_iter()
+            .find(|d| d.pod.name == name && d.pod.ready && d.containers[0].restarts == 1)
+    })
+    .await;
+    assert_eq!(
+        restarted.containers[0]
+            .last_termination
+            .as_deref()
+            .and_then(|t| t.split(" at ").next()),
+        Some("Error (exit 2)")
+    );
+    let mut previous = query(LogSource::Pod(n(&name)), None, Some("ERROR"));
+    previous.previous = true;
+    let lines = log_lines(&bot, &previous).await;
+    assert!(
+        lines.iter().any(|l| l.contains("exiting on request")),
+        "{lines:?}"
+    );
+    let current = log_lines(&bot, &query(LogSource::Pod(n(&name)), None, None)).await;
+    assert!(
+        current.iter().all(|l| !l.contains("exiting on request")),
+        "{current:?}"
+    );
 }
 
 #[tokio::test]
