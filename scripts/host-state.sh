@@ -10,7 +10,7 @@ DIR=${1:-${ODORBOT_KUBE_DIR:-/tmp/odorbot-kube}}
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-  args=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  args=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
   cwd=$(readlink "$p/cwd" 2>/dev/null)
   if [[ $args == *"$DIR/"* || $cwd == "$DIR" || $cwd == "$DIR/"* ]] && [[ $args != *host-state.sh* ]]; then
     echo "process ${args:0:120}"

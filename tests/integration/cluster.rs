@@ -1277,6 +1277,8 @@ async fn actions_outside_the_role_are_refused_and_reported_clearly() {
         )
         .await
         .unwrap();
+    // The controller's revision bump for that patch must land before the comparison's base.
+    settle(&s, &bot, "odordiff-api").await;
     let before = deployment(&s, "odordiff-api").await;
     let rotation = SecretRotation {
         deployment: n("odordiff-api"),
