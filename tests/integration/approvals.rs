@@ -686,3 +686,56 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         "no watch warnings after a rollback that really completed"
     );
 }
+
+/// A deploy of a release that crashes at start, approved and executed: the verification on
+/// the real node says the rollout failed and which pods crash, and the watch reports them.
+#[tokio::test]
+async fn an_approved_deploy_of_a_crashing_release_is_reported_failed() {
+    let s = seed().await;
+    s.rolled_out("odordiff-api", 90).await;
+    // A short progress deadline: the Deployment controller gives up within seconds.
+    s.api::<Deployment>()
+        .patch(
+            "odordiff-api",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"progressDeadlineSeconds": 10}})),
+        )
+        .await
+        .unwrap();
+    let (health, _h) = service_health(&s).await;
+    let fake = FakeSlack::start().await;
+    let bot = start(&fake, &s, &health, None).await;
+    let id = request(
+        &fake,
+        &format!("deploy odordiff-api {CRASHING_TAG} --reason \"release 1.6.1\""),
+    )
+    .await;
+    let ok = click(&fake, "U0BOB", "approve", &id).await;
+    assert!(ok.contains("Recorded: approve"), "{ok}");
+    assert!(
+        fake.wait_until(Duration::from_secs(120), |f| thread_has(f, "Watch over"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    assert_eq!(image(&s).await, format!("{API_IMAGE}:{CRASHING_TAG}"));
+    let failed = fake
+        .calls_to("chat.postMessage")
+        .iter()
+        .map(text)
+        .find(|t| t.contains("did not complete"))
+        .unwrap_or_else(|| panic!("no failed verification: {}", bot.logs()));
+    assert!(
+        failed.contains("exceeded its progress deadline"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("CrashLoopBackOff") || failed.contains("Error"),
+        "{failed}"
+    );
+    assert!(!thread_has(&fake, "✅ Rollout of"));
+    // The old pods kept serving: health stays green while the new pod crash-loops.
+    assert!(thread_has(&fake, "*Health after the change*"));
+    assert!(thread_has(&fake, "⚠️ Watch: not Running and Ready"));
+    assert!(thread_has(&fake, "🔴 See the warnings above."));
+}
