@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from Debian bookworm's `kubernetes` source
-# package (no Kubernetes release can be downloaded here) and caches them outside the repository.
-# Prints the directory holding the two binaries on stdout; everything else goes to stderr.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet from Debian
+# bookworm's `kubernetes` source package (no Kubernetes release can be downloaded here), and the
+# pause binary of the pod sandbox image from the same tree, statically; caches them outside the
+# repository. A cache holding only some of them (an older version of this script built two) gets
+# the missing ones built. Installs the node's runtime from Debian too (containerd, runc, the CNI
+# plugins). Prints the directory holding the binaries on stdout; everything else goes to stderr.
 set -euo pipefail
 
 VERSION=1.20.5+really1.20.2-1.1+deb12u1 # bookworm's source version; also the cache key
 ROOT=${ODORBOT_CACHE:-$HOME/.cache/odorbot}/kubernetes-$VERSION
 BIN=$ROOT/bin
-if [[ -x $BIN/kube-apiserver && -x $BIN/kube-controller-manager ]] && hash etcd openssl curl 2>/dev/null; then
+TARGETS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+have_all() {
+  local b
+  for b in "${TARGETS[@]}" pause; do [[ -x $BIN/$b ]] || return 1; done
+  hash etcd openssl curl containerd ctr /usr/sbin/runc gcc 2>/dev/null && [[ -x /usr/lib/cni/bridge ]]
+}
+if have_all; then
   echo "$BIN"
   exit 0
 fi
 exec 3>&1 1>&2 # keep stdout for the result only
 
 # Toolchain and runtime pieces from Debian.
-pkgs=(golang-go golang-github-modern-go-reflect2-dev etcd-server etcd-client rsync make openssl curl ca-certificates)
+pkgs=(golang-go golang-github-modern-go-reflect2-dev etcd-server etcd-client rsync make openssl curl ca-certificates
+  gcc libc6-dev containerd runc containernetworking-plugins iproute2 util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -32,8 +42,8 @@ if ((${#missing[@]})); then
   apt-get install -y --no-install-recommends "${missing[@]}" ||
     { apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"; }
   [[ -z $policy ]] || rm -f "$policy"
-  # Under systemd the unit would still come up (and at every boot): stop and disable it.
-  if [[ -d /run/systemd/system ]]; then systemctl disable --now etcd.service || true; fi
+  # Under systemd the units would still come up (and at every boot): stop and disable them.
+  if [[ -d /run/systemd/system ]]; then systemctl disable --now etcd.service containerd.service || true; fi
 fi
 
 # Fetch the source through a private apt configuration, leaving /etc/apt and the system's lists alone.
@@ -67,9 +77,17 @@ if [[ ! -f $SRC/.odorbot-unpacked ]]; then
   touch "$SRC/.odorbot-unpacked"
 fi
 
-make -C "$SRC" WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
 mkdir -p "$BIN"
-for b in kube-apiserver kube-controller-manager; do
-  install -m 0755 "$SRC/_output/bin/$b" "$BIN/$b.tmp" && mv "$BIN/$b.tmp" "$BIN/$b"
-done
+build=()
+for b in "${TARGETS[@]}"; do [[ -x $BIN/$b ]] || build+=("cmd/$b"); done
+if ((${#build[@]})); then
+  make -C "$SRC" WHAT="${build[*]}"
+  for b in "${build[@]#cmd/}"; do
+    install -m 0755 "$SRC/_output/bin/$b" "$BIN/$b.tmp" && mv "$BIN/$b.tmp" "$BIN/$b"
+  done
+fi
+# The pod sandbox's process: the tree's own pause.c, static so the image needs nothing else.
+if [[ ! -x $BIN/pause ]]; then
+  gcc -Os -static -DVERSION=odorbot -o "$BIN/pause.tmp" "$SRC/build/pause/linux/pause.c" && mv "$BIN/pause.tmp" "$BIN/pause"
+fi
 echo "$BIN" >&3

@@ -234,8 +234,23 @@ impl Cluster {
         deployment: &K8sName,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
+        self.rollout_restart_at(deployment, &now_rfc3339(), mode)
+            .await
+    }
+
+    /// [`Cluster::rollout_restart`] stamping `restarted_at` (RFC 3339), the value a request
+    /// fixed when its dry run was shown.
+    ///
+    /// # Errors
+    /// The calls' errors.
+    pub async fn rollout_restart_at(
+        &self,
+        deployment: &K8sName,
+        restarted_at: &str,
+        mode: Mode,
+    ) -> Result<ChangeReport, ClusterError> {
         let patch = json!({"spec": {"template": {"metadata": {"annotations": {
-            RESTARTED_AT: now_rfc3339()
+            RESTARTED_AT: restarted_at
         }}}}});
         let changes = self
             .patch_and_diff::<Deployment>("deployments", deployment, Patch::Merge(patch), mode)

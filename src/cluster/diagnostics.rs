@@ -192,11 +192,27 @@ impl Cluster {
                 error: Some("the container has not started yet: no logs".into()),
             });
         }
+        let restarted = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container))
+            .is_some_and(|c| c.restart_count > 0);
+        if query.previous && !restarted {
+            return Ok(PodLogs {
+                pod: name,
+                container,
+                lines: Vec::new(),
+                truncated: false,
+                error: Some("the container has not restarted: no previous run".into()),
+            });
+        }
         let lp = LogParams {
             container: Some(container.clone()),
             tail_lines: tail.map(i64::from),
             since_seconds: query.since.map(|d| d.as_secs() as i64),
             limit_bytes: Some(LOG_LIMIT_BYTES),
+            previous: query.previous,
             ..LogParams::default()
         };
         let op = Op::new("get", "pods/log").named(&name);
@@ -217,6 +233,23 @@ impl Cluster {
                 });
             }
         };
+        // The kubelet answers 200 with this line when the run's log is gone (it keeps one
+        // dead container per container: a crash loop's run before last is collected).
+        if let Some(gone) = text
+            .trim()
+            .strip_prefix("unable to retrieve container logs for ")
+            .filter(|rest| !rest.contains('\n'))
+        {
+            return Ok(PodLogs {
+                pod: name,
+                container,
+                lines: Vec::new(),
+                truncated: false,
+                error: Some(format!(
+                    "the kubelet no longer has the log of that run ({gone})"
+                )),
+            });
+        }
         let (lines, truncated) = filter_lines(&text, query.grep.as_ref());
         Ok(PodLogs {
             pod: name,
@@ -757,6 +790,7 @@ pub(super) fn pod_info(pod: &Pod) -> PodInfo {
         })
         .or(status.reason.clone());
     PodInfo {
+        terminating: pod.metadata.deletion_timestamp.is_some(),
         name: pod.name_any(),
         phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
         ready,

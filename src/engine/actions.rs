@@ -108,6 +108,7 @@ impl Runner {
                 tail,
                 since,
                 grep,
+                previous,
             } => {
                 let (source, scope_text) = match source {
                     LogSource::Selector(s) => {
@@ -122,6 +123,7 @@ impl Runner {
                     tail: tail.map(|t| t.get()),
                     since: *since,
                     grep: grep.clone(),
+                    previous: previous.unwrap_or(false),
                 };
                 match self.cluster()?.logs(&query).await {
                     Ok(r) => kv::render_logs(&scope_text, &r),
@@ -427,9 +429,14 @@ impl Runner {
         }
         let c = self.cluster()?;
         match action {
-            Action::RolloutRestart { deployment } => {
-                c.rollout_restart(deployment, mode).await.map_err(err)
+            Action::RolloutRestart {
+                deployment,
+                restarted_at,
+            } => match restarted_at {
+                Some(at) => c.rollout_restart_at(deployment, &at.render(), mode).await,
+                None => c.rollout_restart(deployment, mode).await,
             }
+            .map_err(err),
             Action::Scale {
                 deployment,
                 replicas,
@@ -615,6 +622,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             since,
             tail,
             grep,
+            previous,
         } => A::Logs {
             source: if *pod {
                 LogSource::Pod(target.clone())
@@ -624,6 +632,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             tail: tail.map(|t| val(&t.to_string())).transpose()?,
             since: *since,
             grep: grep.clone(),
+            previous: previous.then_some(true),
         },
         Intent::Events { since } => A::Events { since: *since },
         Intent::Endpoints { service } => A::Endpoints {
@@ -654,9 +663,11 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         }
         Intent::Restart { deployment } => A::RolloutRestart {
             deployment: deployment.clone(),
+            restarted_at: None,
         },
         Intent::PgbouncerRestart => A::RolloutRestart {
             deployment: k("pgbouncer"),
+            restarted_at: None,
         },
         Intent::Scale {
             deployment,
@@ -738,10 +749,10 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
 pub fn command_for(action: &Action<Bound>) -> Option<String> {
     use Action as A;
     Some(match action {
-        A::RolloutRestart { deployment } if deployment.as_str() == "pgbouncer" => {
+        A::RolloutRestart { deployment, .. } if deployment.as_str() == "pgbouncer" => {
             "pgbouncer restart".to_owned()
         }
-        A::RolloutRestart { deployment } => format!("restart {deployment}"),
+        A::RolloutRestart { deployment, .. } => format!("restart {deployment}"),
         A::Scale {
             deployment,
             replicas,

@@ -440,30 +440,68 @@ impl Approvals {
         let mut findings = Vec::new();
         let deadline = Instant::now() + self.config.rollout_timeout;
         let mut rolled_out = false;
+        let mut status = None;
         while Instant::now() < deadline {
-            if let Ok(s) = cluster.rollout_status(&deployment).await
-                && s.complete
-            {
-                rolled_out = true;
-                self.thread(
-                    request,
-                    &format!(
-                        "✅ Rollout of `{deployment}` complete: {}/{} ready.",
-                        s.ready, s.desired
-                    ),
-                )
-                .await;
-                break;
+            if let Ok(s) = cluster.rollout_status(&deployment).await {
+                if s.complete {
+                    rolled_out = true;
+                    self.thread(
+                        request,
+                        &format!(
+                            "✅ Rollout of `{deployment}` complete: {}/{} ready.",
+                            s.ready, s.desired
+                        ),
+                    )
+                    .await;
+                    break;
+                }
+                let failed = s.failed;
+                status = Some(s);
+                if failed {
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        let selector = format!("app={deployment}")
+            .parse()
+            .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
         if !rolled_out {
+            let why = status.map_or_else(String::new, |s| format!(" {}.", s.message));
+            // What on-call would look at next: the pods that are not Ready, and why.
+            let stuck: Vec<String> = cluster
+                .pods(&selector)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| !p.terminating && !p.ready)
+                .map(|p| {
+                    format!(
+                        "`{}` {}{} ({} restarts)",
+                        p.name,
+                        p.phase,
+                        p.reason
+                            .as_deref()
+                            .map(|r| format!(" {r}"))
+                            .unwrap_or_default(),
+                        p.restarts
+                    )
+                })
+                .collect();
+            let stuck = if stuck.is_empty() {
+                String::new()
+            } else {
+                format!(" Not Ready: {}.", stuck.join(", "))
+            };
             let finding = format!(
                 "rollout of {deployment} did not complete within {}",
                 crate::domain::args::format_duration(self.config.rollout_timeout)
             );
-            self.thread(request, &format!("🔴 {}.", capitalise(&finding)))
-                .await;
+            self.thread(
+                request,
+                &format!("🔴 {}.{why}{stuck}", capitalise(&finding)),
+            )
+            .await;
             findings.push(finding);
         }
         let health = self.runner.probes.health().await;
@@ -486,17 +524,15 @@ impl Approvals {
         let watch_until = Instant::now() + self.config.watch;
         let (mut checks, mut problems) = (0, 0);
         let mut last: Option<WatchReading> = None;
-        let selector = format!("app={deployment}")
-            .parse()
-            .unwrap_or_else(|_| crate::domain::k8s::Selector::all());
         while Instant::now() < watch_until {
             tokio::time::sleep(self.config.watch_every).await;
             checks += 1;
             let reading = WatchReading {
                 unhealthy: match cluster.pods(&selector).await {
+                    // Pods of the replaced ReplicaSet may still shut down: not a problem.
                     Ok(p) => p
                         .iter()
-                        .filter(|p| !(p.ready && p.phase == "Running"))
+                        .filter(|p| !(p.terminating || p.ready && p.phase == "Running"))
                         .map(|p| p.name.clone())
                         .collect(),
                     Err(e) => vec![e.to_string()],
@@ -730,7 +766,7 @@ fn verified_deployment(action: &Action<Bound>) -> Option<K8sName> {
         // A Helm rollback is verified on the release's API deployment.
         Action::RollbackHelm { .. } => "odordiff-api".parse().ok(),
         Action::RollbackDeployment { deployment, .. }
-        | Action::RolloutRestart { deployment }
+        | Action::RolloutRestart { deployment, .. }
         | Action::SetImage { deployment, .. } => Some(deployment.clone()),
         Action::Scale {
             deployment,

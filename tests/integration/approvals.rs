@@ -9,7 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use odorbot::domain::k8s::{ImageTag, Mode};
 
 use crate::support::bot::Bot;
-use crate::support::cluster_seed::{API_IMAGE, Seeded, seed};
+use crate::support::cluster_seed::{
+    API_IMAGE, CRASHING_TAG, Seeded, pod_ready, seed, seed_two_revisions, wait_for,
+};
 use crate::support::fake_slack::{Call, Delivery, FakeSlack};
 use crate::support::probe_servers::serve;
 
@@ -20,31 +22,6 @@ fn approvals_yaml(expiry_secs: u32) -> String {
     format!(
         "approvals:\n  roles:\n    operator: [U0ALICE, U0BOB]\n    approver: [U0BOB, S0APPROVERS]\n  expiry: {expiry_secs}s\n  watch: 3s\n  watch_every: 1s\n  rollout_timeout: 60s\n  lease: 3s\n  cooldowns: {{rollback: off}}\n"
     )
-}
-
-/// The seeded namespace with odordiff-api at 1.6.0 over an earlier 1.5.0 revision.
-async fn two_revisions() -> Seeded {
-    let s = seed().await;
-    let bot = s.bot().await;
-    let api = "odordiff-api".parse().unwrap();
-    let tag: ImageTag = "1.6.0".parse().unwrap();
-    bot.set_image(&api, &api, &tag, Mode::Execute)
-        .await
-        .unwrap();
-    ready_until_rolled_out(&s, &bot).await;
-    s
-}
-
-async fn ready_until_rolled_out(s: &Seeded, bot: &odorbot::cluster::Cluster) {
-    let api = "odordiff-api".parse().unwrap();
-    for _ in 0..120 {
-        s.make_pods_ready("app=odordiff-api").await;
-        if bot.rollout_status(&api).await.is_ok_and(|st| st.complete) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("odordiff-api did not roll out");
 }
 
 async fn image(s: &Seeded) -> String {
@@ -142,7 +119,7 @@ fn thread_has(fake: &FakeSlack, what: &str) -> bool {
 
 #[tokio::test]
 async fn a_rollback_needs_a_second_person_and_is_verified() {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
     fake.set_usergroup("S0APPROVERS", &["U0CAROL"]);
@@ -170,27 +147,15 @@ async fn a_rollback_needs_a_second_person_and_is_verified() {
         "nothing ran yet"
     );
 
-    // Pods of the rolled-back ReplicaSet become Ready, as a kubelet would report.
+    // The real node replaces the pods: the rolled-back ReplicaSet's become Ready.
     let cluster = s.bot().await;
-    let readiness = async {
-        loop {
-            s.make_pods_ready("app=odordiff-api").await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    };
-    let approved = async {
-        let ok = click(&fake, "U0BOB", "approve", &id).await;
-        assert!(ok.contains("Recorded: approve"), "{ok}");
-        assert!(
-            fake.wait_until(WAIT, |f| thread_has(f, "Watch over")).await,
-            "{}",
-            bot.logs()
-        );
-    };
-    tokio::select! {
-        () = approved => {}
-        () = readiness => unreachable!(),
-    }
+    let ok = click(&fake, "U0BOB", "approve", &id).await;
+    assert!(ok.contains("Recorded: approve"), "{ok}");
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "Watch over")).await,
+        "{}",
+        bot.logs()
+    );
     assert_eq!(
         image(&s).await,
         format!("{API_IMAGE}:1.5.0"),
@@ -301,7 +266,7 @@ async fn denied_cancelled_and_expired_requests_cannot_be_approved() {
 
 #[tokio::test]
 async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
     let _bot = start(&fake, &s, &health, None).await;
@@ -314,7 +279,7 @@ async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
         .await
         .unwrap();
     // Let the controller finish that rollout, so the only difference is the drift.
-    ready_until_rolled_out(&s, &cluster).await;
+    s.rolled_out_as_the_bot_sees_it(&cluster).await;
     click(&fake, "U0BOB", "approve", &id).await;
     let refused = fake
         .wait_until(WAIT, |f| {
@@ -332,7 +297,7 @@ async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
 
 #[tokio::test]
 async fn a_request_left_executing_by_a_dead_process_is_interrupted_not_rerun() {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -379,7 +344,7 @@ async fn a_request_left_executing_by_a_dead_process_is_interrupted_not_rerun() {
 
 #[tokio::test]
 async fn a_hundred_racing_approvals_across_two_replicas_execute_once() {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (health, _h) = health_server().await;
     let db = crate::support::pg::TempDb::create().await;
     let fake = FakeSlack::start().await;
@@ -530,9 +495,247 @@ async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
     assert!(card.contains("recovery for INC-1"), "{card}");
 }
 
+/// `/health` and `/ready` of OdorDiff-2 as its Service would answer them: each request goes
+/// to a Ready pod of odordiff-api on the real node (this cluster runs no kube-proxy).
+async fn service_health(s: &Seeded) -> (String, tokio::task::JoinHandle<()>) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = s.api();
+    let forward = move |path: &'static str| {
+        let pods = pods.clone();
+        move || {
+            let pods = pods.clone();
+            async move {
+                let lp = kube::api::ListParams::default().labels("app=odordiff-api");
+                let list = pods.list(&lp).await.map(|l| l.items).unwrap_or_default();
+                let ip = list
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p))
+                    .find_map(|p| p.status.as_ref()?.pod_ip.clone());
+                let Some(ip) = ip else {
+                    return (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "no ready pod".to_owned(),
+                    );
+                };
+                match crate::support::http::get(&format!("http://{ip}:8000{path}")).await {
+                    Some((code, body)) => (
+                        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_GATEWAY),
+                        body,
+                    ),
+                    None => (http::StatusCode::BAD_GATEWAY, "no answer".to_owned()),
+                }
+            }
+        }
+    };
+    let router = Router::new()
+        .route("/health", get(forward("/health")))
+        .route("/ready", get(forward("/ready")));
+    let (addr, task) = serve(router).await;
+    (format!("http://{addr}/"), task)
+}
+
+/// The headline flow on the real node: a bad release crash-loops, the API alert opens an
+/// incident whose findings show the crash loop, the incident's rollback button becomes a
+/// request that a second person approves, and odorbot's verification sees the rollout
+/// complete with Ready pods, health green, and a quiet watch.
+#[tokio::test]
+async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
+    let s = seed().await;
+    s.rolled_out("odordiff-api", 90).await;
+    let cluster = s.bot().await;
+    let api: odorbot::domain::ids::K8sName = "odordiff-api".parse().unwrap();
+    let bad: ImageTag = CRASHING_TAG.parse().unwrap();
+    cluster
+        .set_image(&api, &api, &bad, Mode::Execute)
+        .await
+        .unwrap();
+    let selector: odorbot::domain::k8s::Selector = "app=odordiff-api".parse().unwrap();
+    wait_for("the bad release to crash-loop", 90, || async {
+        let pods = cluster.pods(&selector).await.ok()?;
+        pods.iter()
+            .any(|p| p.reason.as_deref() == Some("CrashLoopBackOff"))
+            .then_some(())
+    })
+    .await;
+
+    let (health, _h) = service_health(&s).await;
+    let fake = FakeSlack::start().await;
+    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
+    let token = "headline-test-token-0123456789";
+    let yaml = format!(
+        "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n",
+        approvals_yaml(120)
+    );
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("ODORBOT_NAMESPACE", &s.ns),
+            ("ODORBOT_HEALTH_URL", &health),
+            ("ODORBOT_ALERTS_TOKEN", token),
+        ],
+        &yaml,
+    )
+    .await;
+    assert!(
+        bot.wait_readyz(200, Duration::from_secs(20)).await,
+        "{}",
+        bot.logs()
+    );
+    let alert = serde_json::json!({
+        "version": "4", "groupKey": "{}:{alertname=\"OdorDiffApiDown\"}", "status": "firing", "receiver": "odorbot",
+        "alerts": [{"status": "firing", "labels": {"alertname": "OdorDiffApiDown", "namespace": "odordiff"},
+                    "annotations": {"summary": "API pods crash-looping"}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "c4a5e1"}]
+    });
+    let bearer = format!("Bearer {token}");
+    let (status, body) = crate::support::http::post(
+        &bot.url("/alerts"),
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&alert).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    // Findings: the crash loop, its exit code and the crashed run's own log line.
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "recovery:")).await,
+        "{}",
+        bot.logs()
+    );
+    let thread: Vec<String> = fake
+        .calls_to("chat.postMessage")
+        .iter()
+        .filter(|c| c.body["thread_ts"].is_string())
+        .map(text)
+        .collect();
+    let all = thread.join("\n");
+    for want in [
+        "CrashLoopBackOff",
+        "Error (exit 3)",
+        "startup failed: cannot run database migrations",
+    ] {
+        assert!(all.contains(want), "findings lack {want:?}: {all}");
+    }
+    let offer = thread.iter().find(|t| t.contains("recovery:")).unwrap();
+    assert!(offer.contains("/odor rollback odordiff-2"), "{offer}");
+
+    // Alice asks for the Helm rollback with the incident's button; Bob approves.
+    // The third recovery step of the runbook entry: the Helm rollback.
+    let button = offer
+        .split('"')
+        .find(|t| t.starts_with("recovery:") && t.ends_with(":2"))
+        .unwrap_or_else(|| panic!("no rollback button: {offer}"))
+        .to_owned();
+    let d = fake
+        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000400")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Requested `rollback`"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
+    let card = text(&cards(&fake)[0]);
+    assert!(
+        card.contains("recovery for INC-1: Emergency rollback"),
+        "{card}"
+    );
+    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
+    let id = card[start..].split('"').next().unwrap().to_owned();
+    let ok = click(&fake, "U0BOB", "approve", &id).await;
+    assert!(ok.contains("Recorded: approve"), "{ok}");
+    assert!(
+        fake.wait_until(Duration::from_secs(120), |f| thread_has(f, "Watch over"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+
+    // Real pods of revision 1 replaced the crashing one, all Ready.
+    let pods = s.rolled_out("odordiff-api", 30).await;
+    assert!(pods.iter().all(|p| {
+        p.spec.as_ref().unwrap().containers[0].image.as_deref()
+            == Some(format!("{API_IMAGE}:1.4.0").as_str())
+    }));
+    for want in [
+        "*succeeded*",
+        "✅ Rollout of `odordiff-api` complete: 3/3 ready.",
+        "*Health after the change*",
+        "✅ Pods stayed Ready and health checks passed.",
+    ] {
+        assert!(
+            thread_has(&fake, want),
+            "thread lacks {want:?}: {:?}",
+            fake.calls_to("chat.postMessage")
+                .iter()
+                .map(text)
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        !thread_has(&fake, "⚠️ Watch"),
+        "no watch warnings after a rollback that really completed"
+    );
+}
+
+/// A deploy of a release that crashes at start, approved and executed: the verification on
+/// the real node says the rollout failed and which pods crash, and the watch reports them.
+#[tokio::test]
+async fn an_approved_deploy_of_a_crashing_release_is_reported_failed() {
+    let s = seed().await;
+    s.rolled_out("odordiff-api", 90).await;
+    // A short progress deadline: the Deployment controller gives up within seconds.
+    s.api::<Deployment>()
+        .patch(
+            "odordiff-api",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"progressDeadlineSeconds": 10}})),
+        )
+        .await
+        .unwrap();
+    let (health, _h) = service_health(&s).await;
+    let fake = FakeSlack::start().await;
+    let bot = start(&fake, &s, &health, None).await;
+    let id = request(
+        &fake,
+        &format!("deploy odordiff-api {CRASHING_TAG} --reason \"release 1.6.1\""),
+    )
+    .await;
+    let ok = click(&fake, "U0BOB", "approve", &id).await;
+    assert!(ok.contains("Recorded: approve"), "{ok}");
+    assert!(
+        fake.wait_until(Duration::from_secs(120), |f| thread_has(f, "Watch over"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    assert_eq!(image(&s).await, format!("{API_IMAGE}:{CRASHING_TAG}"));
+    let failed = fake
+        .calls_to("chat.postMessage")
+        .iter()
+        .map(text)
+        .find(|t| t.contains("did not complete"))
+        .unwrap_or_else(|| panic!("no failed verification: {}", bot.logs()));
+    assert!(
+        failed.contains("exceeded its progress deadline"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("CrashLoopBackOff") || failed.contains("Error"),
+        "{failed}"
+    );
+    assert!(!thread_has(&fake, "✅ Rollout of"));
+    // The old pods kept serving: health stays green while the new pod crash-loops.
+    assert!(thread_has(&fake, "*Health after the change*"));
+    assert!(thread_has(&fake, "⚠️ Watch: not Running and Ready"));
+    assert!(thread_has(&fake, "🔴 See the warnings above."));
+}
+
 #[tokio::test]
 async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
     let _bot = start(&fake, &s, &health, None).await;
@@ -549,7 +752,7 @@ async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
             .set_image(&api, &api, &tag.parse().unwrap(), Mode::Execute)
             .await
             .unwrap();
-        ready_until_rolled_out(&s, &cluster).await;
+        s.rolled_out_as_the_bot_sees_it(&cluster).await;
     }
     assert_eq!(image(&s).await, format!("{API_IMAGE}:1.6.0"));
     click(&fake, "U0BOB", "approve", &id).await;
@@ -807,6 +1010,9 @@ async fn a_cooldown_refuses_the_second_of_two_approved_requests() {
     );
     let first = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
     let second = request(&fake, "restart odordiff-worker --reason \"stuck too\"").await;
+    // Past the second of the request: the restart stamp the approver saw is the one
+    // written, not the clock's at execution (which would read as drift).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(
         click(&fake, "U0BOB", "approve", &first)
             .await

@@ -1,6 +1,8 @@
-//! Every runbook action and diagnostic against the real API server, as odorbot's
-//! ServiceAccount bound by `manifests/`' Role; pod logs and metrics against a fake that
-//! speaks the API server's formats. Each test seeds its own `odordiff-<random>` namespace.
+//! Every runbook action and diagnostic against the real API server and its node, as
+//! odorbot's ServiceAccount bound by `manifests/`' Role (real containers: `node.rs`);
+//! `metrics.k8s.io`, which no metrics-server serves here, and the exact parameters of log
+//! reads against a fake that speaks the API server's formats. Each test seeds its own
+//! `odordiff-<random>` namespace.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -81,22 +83,30 @@ fn image_of(d: &Deployment) -> String {
         .unwrap()
 }
 
-/// Plays kubelet until the Deployment's rollout is complete.
+/// Waits until the real node has rolled the Deployment out, as the bot sees it too.
 async fn settle(s: &Seeded, bot: &Cluster, name: &str) {
-    let selector = format!("app={name}");
-    wait_for(&format!("{name} rolled out"), 60, || async {
-        s.make_pods_ready(&selector).await;
-        let status = bot.rollout_status(&n(name)).await.ok()?;
-        status.complete.then_some(())
-    })
-    .await;
+    s.rolled_out(name, 90).await;
+    let status = bot.rollout_status(&n(name)).await.unwrap();
+    assert!(status.complete, "{status:?}");
 }
 
 #[tokio::test]
 async fn diagnostics_read_the_seeded_namespace_as_the_bot() {
     let s = seed().await;
     let bot = s.bot().await;
-    let pods = s.pods("app=odordiff-api", 3).await;
+    // A canary whose image this node does not have (and may not pull): it never starts.
+    apply(
+        &s.admin,
+        &s.ns,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "odordiff-canary", "labels": {"app": "odordiff-canary"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "odordiff-canary"}},
+                "template": {"metadata": {"labels": {"app": "odordiff-canary"}},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "odordiff-api",
+                        "image": format!("{API_IMAGE}:0.0.0-absent"), "imagePullPolicy": "Never"}]}}}}),
+    )
+    .await;
+    let pods = s.rolled_out("odordiff-api", 90).await;
     let first = pods[0].name_any();
     s.api::<Event>()
         .create(
@@ -124,21 +134,51 @@ async fn diagnostics_read_the_seeded_namespace_as_the_bot() {
         .unwrap();
     let api = sel("app=odordiff-api");
 
-    // Pending pods: no scheduler here, so none is ready and all count as failing.
+    // Real pods on the node: running, ready, none failing.
     let infos = bot.pods(&api).await.unwrap();
-    assert_eq!(infos.len(), 3);
-    assert!(infos.iter().all(|p| p.phase == "Pending" && !p.ready));
-    let failing = bot.describe_pods(&api, true).await.unwrap();
-    assert_eq!(failing.len(), 3);
-    let described = failing.iter().find(|d| d.pod.name == first).unwrap();
-    assert_eq!(described.events[0].reason, "BackOff");
-    assert_eq!(described.events[0].count, 4);
-    assert_eq!(described.containers[0].name, "odordiff-api");
-    assert_eq!(described.containers[0].state, "not started");
-    // Logs of a pod that never started: its own error, not a failed action.
+    assert_eq!(infos.len(), 3, "{infos:?}");
+    assert!(
+        infos.iter().all(|p| p.phase == "Running" && p.ready),
+        "{infos:?}"
+    );
+    assert!(bot.describe_pods(&api, true).await.unwrap().is_empty());
+    let ready = bot.describe_pods(&api, false).await.unwrap();
+    assert!(ready.iter().all(|d| d.pod.ready && d.containers[0].ready));
+    assert!(ready[0].conditions.contains(&"Ready=True".to_owned()));
+    assert!(
+        ready
+            .iter()
+            .all(|d| d.containers[0].state.starts_with("running since")),
+        "{ready:?}"
+    );
+    let described = ready.iter().find(|d| d.pod.name == first).unwrap();
+    let backoff = described
+        .events
+        .iter()
+        .find(|e| e.reason == "BackOff")
+        .unwrap();
+    assert_eq!(backoff.count, 4);
+    // The scheduler's event for the pod (the kubelet's may lag behind under load).
+    assert!(
+        described.events.iter().any(|e| e.reason == "Scheduled"),
+        "{:?}",
+        described.events
+    );
+
+    // The canary: pending, failing, and without logs (its own error, not a failed action).
+    let canary = sel("app=odordiff-canary");
+    let waiting = wait_for("the canary to be refused its image", 60, || async {
+        let d = bot.describe_pods(&canary, true).await.ok()?;
+        d.into_iter()
+            .find(|d| d.containers[0].state == "waiting: ErrImageNeverPull")
+    })
+    .await;
+    assert_eq!(waiting.pod.phase, "Pending");
+    assert!(!waiting.pod.ready);
     let logs = bot
         .logs(&LogQuery {
-            source: LogSource::Pod(n(&first)),
+            previous: false,
+            source: LogSource::Pod(n(&waiting.pod.name)),
             tail: Some(10),
             since: None,
             grep: None,
@@ -149,12 +189,6 @@ async fn diagnostics_read_the_seeded_namespace_as_the_bot() {
         logs.pods[0].error.as_deref(),
         Some("the container has not started yet: no logs")
     );
-
-    settle(&s, &bot, "odordiff-api").await;
-    assert!(bot.describe_pods(&api, true).await.unwrap().is_empty());
-    let ready = bot.describe_pods(&api, false).await.unwrap();
-    assert!(ready.iter().all(|d| d.pod.ready && d.containers[0].ready));
-    assert!(ready[0].conditions.contains(&"Ready=True".to_owned()));
 
     let status = bot.rollout_status(&n("odordiff-api")).await.unwrap();
     assert!(status.complete, "{status:?}");
@@ -347,6 +381,9 @@ async fn scale_restart_and_annotate_preview_then_change_the_deployment() {
         .annotations
         .unwrap();
     assert!(template_annotations.contains_key("kubectl.kubernetes.io/restartedAt"));
+    // The node really restarts the pods; the controller's revision bump would otherwise
+    // land between the next read and its dry run.
+    settle(&s, &bot, "odordiff-api").await;
 
     let key = "maintenance".parse().unwrap();
     let dry = bot
@@ -1261,6 +1298,8 @@ async fn actions_outside_the_role_are_refused_and_reported_clearly() {
         )
         .await
         .unwrap();
+    // The controller's revision bump for that patch must land before the comparison's base.
+    settle(&s, &bot, "odordiff-api").await;
     let before = deployment(&s, "odordiff-api").await;
     let rotation = SecretRotation {
         deployment: n("odordiff-api"),
@@ -1293,6 +1332,7 @@ async fn logs_are_bounded_filtered_and_read_from_the_default_container() {
     let fake = FakeKube::start(false).await;
     let bot = Cluster::new(fake.client(), n("odordiff"));
     let query = |tail, since, grep: Option<&str>| LogQuery {
+        previous: false,
         source: LogSource::Selector(sel("app=odordiff-api")),
         tail,
         since,
@@ -1358,6 +1398,7 @@ async fn logs_are_bounded_filtered_and_read_from_the_default_container() {
 
     let one = bot
         .logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n(PODS[1])),
             tail: Some(1),
             since: None,
@@ -1482,6 +1523,7 @@ async fn invalid_input_never_reaches_the_api_server() {
             .await
             .unwrap_err(),
         bot.logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n("p")),
             tail: Some(0),
             since: None,
@@ -1490,6 +1532,7 @@ async fn invalid_input_never_reaches_the_api_server() {
         .await
         .unwrap_err(),
         bot.logs(&LogQuery {
+            previous: false,
             source: LogSource::Pod(n("p")),
             tail: None,
             since: Some(Duration::from_secs(30 * 86400)),

@@ -17,11 +17,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use k8s_openapi::api::apps::v1::Deployment;
-use odorbot::domain::k8s::{ImageTag, Mode};
 use serde_json::{Value, json};
 
 use crate::support::bot::{Bot, free_port};
-use crate::support::cluster_seed::{API_IMAGE, Seeded, seed};
+use crate::support::cluster_seed::{API_IMAGE, seed_two_revisions};
 use crate::support::fake_slack::{APP_TOKEN, BOT_TOKEN, Call, FakeSlack};
 use crate::support::manifests::{one, render};
 use crate::support::pg::TempDb;
@@ -174,24 +173,6 @@ fn replica(overlay: &[Value], secret: &BTreeMap<&str, String>, ns: &str, health:
     }
 }
 
-async fn two_revisions() -> Seeded {
-    let s = seed().await;
-    let bot = s.bot().await;
-    let api = "odordiff-api".parse().unwrap();
-    let tag: ImageTag = "1.6.0".parse().unwrap();
-    bot.set_image(&api, &api, &tag, Mode::Execute)
-        .await
-        .unwrap();
-    for _ in 0..120 {
-        s.make_pods_ready("app=odordiff-api").await;
-        if bot.rollout_status(&api).await.is_ok_and(|st| st.complete) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("odordiff-api did not roll out");
-}
-
 fn text(c: &Call) -> String {
     c.body.to_string()
 }
@@ -206,7 +187,7 @@ fn posts_containing(fake: &FakeSlack, what: &str) -> Vec<Call> {
 #[tokio::test]
 async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_and_post_each_timer_once()
  {
-    let s = two_revisions().await;
+    let s = seed_two_revisions().await;
     let (addr, _health) = serve(
         Router::new()
             .route("/health", get(|| async { "ok" }))

@@ -14,6 +14,7 @@ mod e2e;
 mod ha;
 mod incidents;
 mod kube;
+mod node;
 mod probes;
 mod runbook;
 mod slack_api;

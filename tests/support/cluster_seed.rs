@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
 use kube::discovery::Scope;
-use kube::{Client, ResourceExt};
 use odorbot::cluster::Cluster;
 use odorbot::config::KubernetesConfig;
 use serde::Deserialize;
@@ -27,6 +27,12 @@ pub const API_IMAGE: &str = "ghcr.io/odordiff/odordiff-api";
 /// The image tags of Helm revisions 1 and 2; the live Deployment runs revision 2's.
 pub const TAGS: [&str; 2] = ["1.4.0", "1.5.0"];
 pub const OLD_API_KEY: &str = "old-key-value-0001";
+/// Images of the test node (scripts/images-build.sh): a release that crashes at start, one
+/// that never gets ready, and the smoke test's two outcomes.
+pub const CRASHING_TAG: &str = "1.6.1-crash";
+pub const UNREADY_TAG: &str = "1.6.2-unready";
+pub const SMOKE_PASS: &str = "ghcr.io/odordiff/smoke-test:pass";
+pub const SMOKE_FAIL: &str = "ghcr.io/odordiff/smoke-test:fail";
 const SEED_MANAGER: &str = "odorbot-test-seed";
 
 /// The admin client of the test API server.
@@ -220,49 +226,57 @@ impl Seeded {
         .await
     }
 
-    /// Plays kubelet: marks the matching pods Running and Ready through `/status`, so the
-    /// ReplicaSet and Deployment controllers see a healthy rollout.
-    pub async fn make_pods_ready(&self, selector: &str) {
-        let api: Api<Pod> = self.api();
-        let pods = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .unwrap();
-        for (i, pod) in pods.items.iter().enumerate() {
-            let containers: Vec<Value> = pod
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers
-                .iter()
-                .map(|c| {
-                    json!({"name": c.name, "image": c.image, "imageID": "", "ready": true,
-                           "restartCount": 0, "started": true,
-                           "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}})
-                })
-                .collect();
-            let ready = |t: &str| json!({"type": t, "status": "True"});
-            let status = json!({"status": {
-                "phase": "Running",
-                "podIP": format!("10.244.0.{}", i + 10),
-                "conditions": [ready("Initialized"), ready("Ready"),
-                               ready("ContainersReady"), ready("PodScheduled")],
-                "containerStatuses": containers,
-            }});
-            // The ReplicaSet controller may delete a pod meanwhile: that one needs nothing.
-            match api
-                .patch_status(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(status),
-                )
-                .await
-            {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(e) => panic!("making {} ready: {e}", pod.name_any()),
-            }
-        }
+    /// Waits until the real node has rolled odordiff-api out, and `bot` sees it complete.
+    pub async fn rolled_out_as_the_bot_sees_it(&self, bot: &Cluster) {
+        self.rolled_out("odordiff-api", 90).await;
+        let api = "odordiff-api".parse().unwrap();
+        let status = bot.rollout_status(&api).await.unwrap();
+        assert!(status.complete, "{status:?}");
     }
+
+    /// Waits until the Deployment's rollout is complete on the real node (as `kubectl rollout
+    /// status` judges it) and its live pods are the updated ones, all Ready; returns them.
+    pub async fn rolled_out(&self, name: &str, secs: u64) -> Vec<Pod> {
+        let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = self.api();
+        let pods: Api<Pod> = self.api();
+        let lp = ListParams::default().labels(&format!("app={name}"));
+        wait_for(
+            &format!("{name} rolled out with Ready pods"),
+            secs,
+            || async {
+                let d = deployments.get(name).await.ok()?;
+                let want = d.spec.as_ref()?.replicas.unwrap_or(1);
+                let st = d.status.as_ref()?;
+                let done = d.metadata.generation <= st.observed_generation
+                    && st.updated_replicas == Some(want)
+                    && st.available_replicas == Some(want)
+                    && st.replicas == Some(want);
+                if !done {
+                    return None;
+                }
+                // 1.20 reports a rollout done while old pods still terminate: skip those.
+                let live: Vec<Pod> = pods
+                    .list(&lp)
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
+                let ready = live.iter().all(pod_ready);
+                (ready && live.len() == want as usize).then_some(live)
+            },
+        )
+        .await
+    }
+}
+
+/// The pod's Ready condition is True.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 impl Drop for Seeded {
@@ -336,6 +350,7 @@ spec:
       labels:
         app: odordiff-api
     spec:
+      terminationGracePeriodSeconds: 1
       containers:
         - name: odordiff-api
           image: {API_IMAGE}:{tag}
@@ -349,6 +364,12 @@ spec:
               value: {log_level}
           ports:
             - containerPort: 8000
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: 8000
+            periodSeconds: 1
+            failureThreshold: 1
 ---
 # Source: odordiff-2/templates/worker.yaml
 apiVersion: apps/v1
@@ -368,6 +389,7 @@ spec:
       labels:
         app: odordiff-worker
     spec:
+      terminationGracePeriodSeconds: 1
       containers:
         - name: odordiff-worker
           image: ghcr.io/odordiff/odordiff-worker:{tag}
@@ -482,6 +504,25 @@ async fn ensure_cluster_prerequisites(admin: &Client) {
     .await;
 }
 
+/// The seeded workloads run on a real node: say so at once when the cluster has none.
+async fn ensure_ready_node(admin: &Client) {
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing the test cluster's nodes: {e}"));
+    let ready = nodes.items.iter().any(|n| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    });
+    assert!(
+        ready,
+        "the test cluster has no Ready node (kubelet + containerd): start it with scripts/kube-up.sh \
+         (scripts/test.sh does; ODORBOT_KUBE_NODE=0 leaves the node out)"
+    );
+}
+
 /// Reads `manifests/base/<file>` into an object with the namespace substituted.
 fn manifest_file(file: &str, ns: &str) -> Value {
     let path = format!("{}/manifests/base/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -496,9 +537,24 @@ fn manifest_file(file: &str, ns: &str) -> Value {
     v
 }
 
+/// A seeded namespace with odordiff-api at 1.6.0 over an earlier 1.5.0 revision, rolled
+/// out on the real node.
+pub async fn seed_two_revisions() -> Seeded {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let api = "odordiff-api".parse().unwrap();
+    let tag: odorbot::domain::k8s::ImageTag = "1.6.0".parse().unwrap();
+    bot.set_image(&api, &api, &tag, odorbot::domain::k8s::Mode::Execute)
+        .await
+        .unwrap();
+    s.rolled_out_as_the_bot_sees_it(&bot).await;
+    s
+}
+
 /// Seeds a fresh namespace; see the module documentation.
 pub async fn seed() -> Seeded {
     let admin = admin_client().await;
+    ensure_ready_node(&admin).await;
     ensure_cluster_prerequisites(&admin).await;
     let ns = format!("odordiff-{}", random_suffix());
     let seeded = Seeded {
@@ -580,7 +636,8 @@ pub async fn seed() -> Seeded {
                 "metadata": {"name": name, "labels": {"app": name}},
                 "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                     "template": {"metadata": {"labels": {"app": name}},
-                        "spec": {"containers": [{"name": name, "image": image,
+                        "spec": {"terminationGracePeriodSeconds": 1,
+                            "containers": [{"name": name, "image": image,
                             "ports": [{"containerPort": port}]}]}}}
             }),
         )
@@ -635,14 +692,23 @@ pub async fn seed() -> Seeded {
     )
     .await;
     let cj = cronjob_resource(&admin).await;
-    for (name, image) in [
-        ("cdn-cache-warming", "ghcr.io/odordiff/cache-warmer:1.2.0"),
+    // The smoke test runs once and fails at once: its outcome is the Job's.
+    for (name, image, backoff, restart) in [
+        (
+            "cdn-cache-warming",
+            "ghcr.io/odordiff/cache-warmer:1.2.0",
+            1,
+            "OnFailure",
+        ),
         (
             "database-performance-monitoring",
             "ghcr.io/odordiff/db-maintenance:3.1.0",
+            1,
+            "OnFailure",
         ),
-        ("app-logs-cleanup", "busybox:1.36"),
-        ("postgres-logs-cleanup", "busybox:1.36"),
+        ("app-logs-cleanup", "busybox:1.36", 1, "OnFailure"),
+        ("postgres-logs-cleanup", "busybox:1.36", 1, "OnFailure"),
+        ("smoke-tests", SMOKE_PASS, 0, "Never"),
     ] {
         apply(
             &admin,
@@ -652,8 +718,8 @@ pub async fn seed() -> Seeded {
                        // Suspended so the controller never starts Jobs of its own mid-test.
                        "suspend": true,
                        "jobTemplate": {"metadata": {"labels": {"app": name}},
-                           "spec": {"backoffLimit": 1, "template": {"metadata": {"labels": {"app": name}},
-                               "spec": {"restartPolicy": "OnFailure",
+                           "spec": {"backoffLimit": backoff, "template": {"metadata": {"labels": {"app": name}},
+                               "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 1,
                                    "containers": [{"name": name, "image": image, "args": ["--run-once"]}]}}}}}}),
         )
         .await;

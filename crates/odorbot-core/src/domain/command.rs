@@ -182,6 +182,7 @@ pub enum Intent {
         since: Option<Duration>,
         tail: Option<u32>,
         grep: Option<Filter>,
+        previous: bool,
     },
     Events {
         since: Option<Duration>,
@@ -577,10 +578,16 @@ pub static VERBS: &[VerbSpec] = &[
                 kind: None,
                 help: "the target is a pod name",
             },
+            OptSpec {
+                name: "previous",
+                kind: None,
+                help: "the previous run of a container that restarted",
+            },
             REASON,
         ],
         examples: &[
             "/odor logs odordiff-api --since 10m --grep ERROR",
+            "/odor logs odordiff-api --previous --tail 50",
             "/odor logs odordiff-api --tail 100",
         ],
         build: |args| {
@@ -598,6 +605,7 @@ pub static VERBS: &[VerbSpec] = &[
                 since: duration(args, "since"),
                 tail: int(args, "tail"),
                 grep,
+                previous: args.get("previous").is_some(),
             })
         },
     },

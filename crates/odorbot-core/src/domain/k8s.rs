@@ -642,6 +642,9 @@ pub struct LogQuery {
     pub since: Option<std::time::Duration>,
     /// Keep only the lines matching this regular expression.
     pub grep: Option<super::args::Filter>,
+    /// The previous run of each container (`kubectl logs --previous`): what a container
+    /// that restarted logged before it died.
+    pub previous: bool,
 }
 
 impl LogQuery {
@@ -673,6 +676,9 @@ pub struct PodInfo {
     /// The most telling waiting/terminated reason, e.g. `CrashLoopBackOff`.
     pub reason: Option<String>,
     pub created: Option<String>,
+    /// Deleted and on its way out (`kubectl` shows `Terminating`): a rollout that replaced
+    /// it can be complete while it still shuts down.
+    pub terminating: bool,
 }
 
 /// A pod as `kubectl describe pod` shows the parts that matter during an incident.

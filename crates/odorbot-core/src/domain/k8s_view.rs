@@ -37,6 +37,11 @@ fn capped(mut lines: Vec<String>, what: &str) -> Vec<String> {
 
 fn pod_line(p: &PodInfo) -> String {
     let mark = if p.ready { "✅" } else { "🔴" };
+    let phase = if p.terminating {
+        "Terminating"
+    } else {
+        &p.phase
+    };
     let reason = p
         .reason
         .as_deref()
@@ -45,7 +50,7 @@ fn pod_line(p: &PodInfo) -> String {
     format!(
         "{mark} {} {} {}/{} ready, {} restarts{reason}",
         code_span(&p.name),
-        escape(&p.phase),
+        escape(phase),
         p.ready_containers,
         p.containers,
         p.restarts
@@ -421,6 +426,7 @@ mod tests {
             restarts: 2,
             reason: None,
             created: None,
+            terminating: false,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::domain::ids::K8sName;
 use super::values::{
     AnnotationKey, AnnotationValue, ArgType, Backends, ConfigValue, DataKey, DbState, EnvName,
     HostName, HttpPath, ImageTag, KeyPattern, LabelSelector, LogTail, MetricSignal, NoteText,
-    ParamName, Percent, Quantity, Replicas, Revision, RoleId, RowLimit,
+    ParamName, Percent, Quantity, Replicas, Revision, RoleId, RowLimit, Stamp,
 };
 
 /// How far an action has come: what each parameter field holds.
@@ -324,6 +324,7 @@ pub enum Action<S: Stage> {
         tail: Option<S::Val<LogTail>>,
         since: Option<S::Val<Duration>>,
         grep: Option<S::Val<Filter>>,
+        previous: Option<S::Val<bool>>,
     },
     Endpoints {
         service: S::Val<K8sName>,
@@ -397,6 +398,9 @@ pub enum Action<S: Stage> {
     // Destructive.
     RolloutRestart {
         deployment: S::Val<K8sName>,
+        /// The `restartedAt` stamp; fixed when a request is made
+        /// ([`Action::with_names_fixed`]), so the approved value is the executed one.
+        restarted_at: Option<S::Val<Stamp>>,
     },
     Scale {
         deployment: S::Val<K8sName>,
@@ -620,6 +624,7 @@ impl<S: Stage> Action<S> {
                 tail,
                 since,
                 grep,
+                previous,
             } => A::Logs {
                 source: match source {
                     LogSource::Selector(s) => LogSource::Selector(m.field("selector", s)?),
@@ -628,6 +633,7 @@ impl<S: Stage> Action<S> {
                 tail: m.optional("tail", tail.as_ref())?,
                 since: m.optional("since", since.as_ref())?,
                 grep: m.optional("grep", grep.as_ref())?,
+                previous: m.optional("previous", previous.as_ref())?,
             },
             Self::Endpoints { service } => A::Endpoints {
                 service: m.field("service", service)?,
@@ -692,8 +698,12 @@ impl<S: Stage> Action<S> {
             Self::Note { text } => A::Note {
                 text: m.field("text", text)?,
             },
-            Self::RolloutRestart { deployment } => A::RolloutRestart {
+            Self::RolloutRestart {
+                deployment,
+                restarted_at,
+            } => A::RolloutRestart {
                 deployment: m.field("deployment", deployment)?,
+                restarted_at: m.optional("restarted_at", restarted_at.as_ref())?,
             },
             Self::Scale {
                 deployment,
@@ -1051,6 +1061,13 @@ impl Action<Bound> {
                 backup,
                 restore: format!("{TEST_RESTORE_PREFIX}{now_unix}").parse().ok(),
             },
+            Self::RolloutRestart {
+                deployment,
+                restarted_at: None,
+            } => Self::RolloutRestart {
+                deployment,
+                restarted_at: Stamp::from_unix(now_unix),
+            },
             other => other,
         }
     }
@@ -1102,6 +1119,48 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// What an action creates or stamps from the clock is fixed once, when a request is
+    /// made; fixing again (at execution) changes nothing.
+    #[test]
+    fn names_and_stamps_are_fixed_once_when_a_request_is_made() {
+        let cleanup = Action::<Bound>::LogsCleanup {
+            cronjob: name("postgres-logs-cleanup"),
+            job_name: None,
+        }
+        .with_names_fixed(1_700_000_000);
+        let Action::LogsCleanup {
+            job_name: Some(job),
+            ..
+        } = &cleanup
+        else {
+            panic!("{cleanup:?}");
+        };
+        assert_eq!(job.as_str(), "postgres-logs-cleanup-manual-1700000000");
+        assert_eq!(cleanup.clone().with_names_fixed(1_800_000_000), cleanup);
+        let restart = Action::<Bound>::RolloutRestart {
+            deployment: name("odordiff-api"),
+            restarted_at: None,
+        }
+        .with_names_fixed(1_700_000_000);
+        assert_eq!(
+            restart.values(),
+            [
+                ("deployment".to_owned(), "odordiff-api".to_owned()),
+                ("restarted_at".to_owned(), "2023-11-14T22:13:20Z".to_owned())
+            ]
+        );
+        assert_eq!(restart.clone().with_names_fixed(1_800_000_000), restart);
+        let restore = Action::<Bound>::VeleroTestRestore {
+            backup: None,
+            restore: None,
+        }
+        .with_names_fixed(5);
+        assert_eq!(
+            restore.values(),
+            [("restore".to_owned(), "test-restore-5".to_owned())]
+        );
     }
 
     #[test]

@@ -1320,6 +1320,7 @@ impl Compiler {
                 tail,
                 since,
                 grep,
+                previous,
             } => {
                 let source = match (selector, pod) {
                     (Some(s), None) => self.req(p, "selector", &s).map(LogSource::Selector),
@@ -1332,11 +1333,13 @@ impl Compiler {
                 let tail = self.opt(p, "tail", tail.as_ref());
                 let since = self.opt(p, "since", since.as_ref());
                 let grep = self.opt(p, "grep", grep.as_ref());
+                let previous = self.opt(p, "previous", previous.as_ref());
                 A::Logs {
                     source: source?,
                     tail: tail?,
                     since: since?,
                     grep: grep?,
+                    previous: previous?,
                 }
             }
             R::Endpoints { service } => A::Endpoints {
@@ -1410,9 +1413,17 @@ impl Compiler {
             R::Note { text } => A::Note {
                 text: self.req(p, "text", &text)?,
             },
-            R::RolloutRestart { deployment } => A::RolloutRestart {
-                deployment: self.req(p, "deployment", &deployment)?,
-            },
+            R::RolloutRestart {
+                deployment,
+                restarted_at,
+            } => {
+                let deployment = self.req(p, "deployment", &deployment);
+                let restarted_at = self.opt(p, "restarted_at", restarted_at.as_ref());
+                A::RolloutRestart {
+                    deployment: deployment?,
+                    restarted_at: restarted_at?,
+                }
+            }
             R::Scale {
                 deployment,
                 replicas,

@@ -388,6 +388,7 @@ pub enum RawAction {
         tail: Option<RawArg>,
         since: Option<RawArg>,
         grep: Option<RawArg>,
+        previous: Option<RawArg>,
     },
     Endpoints {
         service: RawArg,
@@ -454,6 +455,7 @@ pub enum RawAction {
     },
     RolloutRestart {
         deployment: RawArg,
+        restarted_at: Option<RawArg>,
     },
     Scale {
         deployment: RawArg,

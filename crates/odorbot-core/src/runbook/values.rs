@@ -100,6 +100,40 @@ impl ArgType for Backends {
     }
 }
 
+/// A moment to the second in RFC 3339 (`2026-12-01T10:00:00Z`), such as the
+/// `restartedAt` a restart stamps on its pods' template: fixed when a request is made, so
+/// the approved dry run and the execution write the same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp(jiff::Timestamp);
+
+impl Stamp {
+    /// The whole second `unix` seconds after the epoch; `None` out of range.
+    pub fn from_unix(unix: i64) -> Option<Self> {
+        jiff::Timestamp::from_second(unix).ok().map(Self)
+    }
+}
+
+impl ArgType for Stamp {
+    fn expected() -> String {
+        "a UTC time such as 2026-12-01T10:00:00Z".into()
+    }
+    fn parse_arg(raw: &str) -> Result<Self, String> {
+        let t: jiff::Timestamp = raw
+            .parse()
+            .map_err(|_| "is not a UTC time such as 2026-12-01T10:00:00Z".to_owned())?;
+        if t.subsec_nanosecond() != 0 || !raw.ends_with('Z') {
+            return Err("is not a UTC time to the second, such as 2026-12-01T10:00:00Z".into());
+        }
+        Ok(Self(t))
+    }
+    fn render(&self) -> String {
+        self.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+    fn order_key(&self) -> Option<i128> {
+        Some(i128::from(self.0.as_second()))
+    }
+}
+
 impl ArgType for K8sName {
     fn expected() -> String {
         ArgKind::Name.describe()
