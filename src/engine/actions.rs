@@ -14,7 +14,7 @@ use crate::domain::ids::K8sName;
 use crate::domain::k8s::{self, ChangeReport, LogQuery, Mode};
 use crate::domain::k8s_view as kv;
 use crate::domain::signals::Signal;
-use crate::domain::view::{Message, escape};
+use crate::domain::view::{Block, Message, escape};
 use crate::probes::Probes;
 use crate::runbook::actions::{Action, Bound, LogSource};
 use crate::runbook::values::{ArgType, Backend, Backends, LabelSelector};
@@ -819,4 +819,117 @@ pub fn command_for(action: &Action<Bound>) -> Option<String> {
         .to_owned(),
         _ => return None,
     })
+}
+
+impl Runner {
+    /// The findings of every investigation step of `alert`, in the runbook's order.
+    pub async fn diagnose(&self, alert: &crate::runbook::Alert, requested_by: &str) -> Message {
+        let no_params = std::collections::BTreeMap::new();
+        let runs = alert.investigation.iter().map(|step| async {
+            match step.bind(&no_params) {
+                Ok(action) => self.run(&action, requested_by, None).await,
+                Err(errors) => Message::text(format!(
+                    "❔ needs {}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+            }
+        });
+        let results = futures_util::future::join_all(runs).await;
+        let title = format!("Diagnose — {}", alert.title);
+        let mut blocks = vec![Block::Header(title.clone())];
+        for (i, (step, result)) in alert.investigation.iter().zip(results).enumerate() {
+            blocks.push(Block::Section(format!(
+                "*{}. {}*",
+                i + 1,
+                escape(&step.title)
+            )));
+            blocks.extend(
+                result
+                    .blocks
+                    .into_iter()
+                    .filter(|b| !matches!(b, Block::Header(_))),
+            );
+        }
+        Message {
+            text: title,
+            blocks,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::domain::command::{Command, VERBS, parse};
+    use crate::runbook::actions::ActionKind;
+    use crate::runbook::{load_default, stored};
+
+    /// Every action a `/odor` example asks for, by the typed path a request takes.
+    fn verb_actions() -> Vec<(String, Intent, Action<Bound>)> {
+        let mut out = Vec::new();
+        for verb in VERBS {
+            for example in verb.examples {
+                let text = example.trim_start_matches("/odor ").replace('…', "x");
+                let Ok(Command::Cluster { intent, .. }) = parse(&text) else {
+                    continue;
+                };
+                let action =
+                    action_for(&intent, 1_700_000_000).unwrap_or_else(|e| panic!("{text}: {e}"));
+                out.push((text, intent, action));
+            }
+        }
+        out
+    }
+
+    /// The table of every verb example and every catalog step: each reaches one typed
+    /// action whose kind agrees on whether it needs approval, whose stored form reads back
+    /// unchanged (what an approval executes), whose preview line renders, and whose
+    /// policy verb is the verb that asked for it.
+    #[test]
+    fn every_verb_and_step_reaches_one_action_with_the_same_meaning() {
+        let rows = verb_actions();
+        assert!(rows.len() > 20, "{} examples", rows.len());
+        for (text, intent, action) in &rows {
+            assert_eq!(
+                intent.is_destructive(),
+                action.is_destructive(),
+                "{text}: approval needed by one and not the other"
+            );
+            let fixed = action.clone().with_names_fixed(1_700_000_000);
+            assert_eq!(
+                stored::from_stored(&stored::to_stored(&fixed)).as_ref(),
+                Ok(&fixed),
+                "{text}"
+            );
+            assert!(!action.describe().is_empty(), "{text}");
+            if action.is_destructive() {
+                assert_eq!(
+                    action.kind().policy_verb(),
+                    match intent {
+                        Intent::PgbouncerRestart => "restart",
+                        Intent::Contain => "scale",
+                        Intent::CacheTtl { .. } | Intent::CacheWarm => "cache",
+                        other => other.verb(),
+                    },
+                    "{text}"
+                );
+            }
+        }
+        let catalog = load_default().unwrap();
+        let reached: BTreeSet<ActionKind> = rows
+            .iter()
+            .map(|(_, _, a)| a.kind())
+            .chain(catalog.all_steps().map(|s| s.action.kind()))
+            .collect();
+        // No change is defined that neither a verb nor a runbook step can ask for.
+        for kind in ActionKind::ALL.iter().filter(|k| k.is_destructive()) {
+            assert!(reached.contains(kind), "{kind} is reached by nothing");
+        }
+    }
 }

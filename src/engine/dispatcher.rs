@@ -382,7 +382,7 @@ impl Dispatcher {
                     .join(", ")
             ));
         };
-        diagnose_alert(&self.runner, alert, "odorbot").await
+        self.runner.diagnose(alert, "odorbot").await
     }
 
     /// Ready pods of OdorDiff-2's deployments, each bounded by the probe timeout.
@@ -546,48 +546,6 @@ impl Dispatcher {
         {
             warn!(error = %e, "reply not delivered");
         }
-    }
-}
-
-/// The findings of every investigation step of `alert`, in the runbook's order.
-pub async fn diagnose_alert(
-    runner: &Runner,
-    alert: &crate::runbook::Alert,
-    requested_by: &str,
-) -> Message {
-    let no_params = std::collections::BTreeMap::new();
-    let runs = alert.investigation.iter().map(|step| async {
-        match step.bind(&no_params) {
-            Ok(action) => runner.run(&action, requested_by, None).await,
-            Err(errors) => Message::text(format!(
-                "❔ needs {}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-        }
-    });
-    let results = futures_util::future::join_all(runs).await;
-    let title = format!("Diagnose — {}", alert.title);
-    let mut blocks = vec![Block::Header(title.clone())];
-    for (i, (step, result)) in alert.investigation.iter().zip(results).enumerate() {
-        blocks.push(Block::Section(format!(
-            "*{}. {}*",
-            i + 1,
-            escape(&step.title)
-        )));
-        blocks.extend(
-            result
-                .blocks
-                .into_iter()
-                .filter(|b| !matches!(b, Block::Header(_))),
-        );
-    }
-    Message {
-        text: title,
-        blocks,
     }
 }
 

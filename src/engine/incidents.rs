@@ -27,7 +27,6 @@ use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, judge};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::{Runner, command_for};
-use crate::engine::dispatcher::diagnose_alert;
 use crate::engine::outbox::Outbox;
 use crate::probes::{Probes, STATUS_SIGNALS};
 use crate::runbook::actions::{Action, Bound};
@@ -382,7 +381,7 @@ impl Desk {
             && !investigated
         {
             // The runbook's investigation steps, run at once; their findings in the thread.
-            let findings = diagnose_alert(&self.runner, entry, "odorbot").await;
+            let findings = self.runner.diagnose(entry, "odorbot").await;
             self.post(&channel, Some(&ts), &findings).await;
             self.post(&channel, Some(&ts), &recovery_offer(incident, entry))
                 .await;

@@ -43,6 +43,17 @@ async fn start_expiring(
     store: Option<&str>,
     expiry_secs: u32,
 ) -> Bot {
+    start_yaml(fake, s, health, store, &approvals_yaml(expiry_secs)).await
+}
+
+/// odorbot as the namespace's ServiceAccount with `yaml` as its configuration, ready.
+async fn start_yaml(
+    fake: &FakeSlack,
+    s: &Seeded,
+    health: &str,
+    store: Option<&str>,
+    yaml: &str,
+) -> Bot {
     let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
     let bot = Bot::start_config(
         fake,
@@ -52,7 +63,7 @@ async fn start_expiring(
             ("ODORBOT_NAMESPACE", &s.ns),
             ("ODORBOT_HEALTH_URL", health),
         ],
-        &approvals_yaml(expiry_secs),
+        yaml,
     )
     .await;
     assert!(
@@ -990,24 +1001,8 @@ async fn a_cooldown_refuses_the_second_of_two_approved_requests() {
     let s = seed().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
-    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
     let yaml = approvals_yaml(60).replace("{rollback: off}", "{rollback: off, restart: 10m}");
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("ODORBOT_NAMESPACE", &s.ns),
-            ("ODORBOT_HEALTH_URL", &health),
-        ],
-        &yaml,
-    )
-    .await;
-    assert!(
-        bot.wait_readyz(200, Duration::from_secs(20)).await,
-        "{}",
-        bot.logs()
-    );
+    let bot = start_yaml(&fake, &s, &health, None, &yaml).await;
     let first = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
     let second = request(&fake, "restart odordiff-worker --reason \"stuck too\"").await;
     // Past the second of the request: the restart stamp the approver saw is the one
@@ -1050,25 +1045,9 @@ async fn a_deploy_whose_rollout_never_completes_says_so_on_the_card() {
     let s = seed().await;
     let (health, _h) = health_server().await;
     let fake = FakeSlack::start().await;
-    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
     // No pod of a tag nobody built ever becomes Ready.
     let yaml = approvals_yaml(60).replace("rollout_timeout: 60s", "rollout_timeout: 2s");
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("ODORBOT_NAMESPACE", &s.ns),
-            ("ODORBOT_HEALTH_URL", &health),
-        ],
-        &yaml,
-    )
-    .await;
-    assert!(
-        bot.wait_readyz(200, Duration::from_secs(20)).await,
-        "{}",
-        bot.logs()
-    );
+    let bot = start_yaml(&fake, &s, &health, None, &yaml).await;
     let id = request(
         &fake,
         "deploy odordiff-api 9.9.9-never-built --reason \"try\"",

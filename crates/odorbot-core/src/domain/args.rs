@@ -103,6 +103,15 @@ pub const MAX_REPLICAS: u32 = 50;
 /// The highest rollout or Helm revision a rollback may name.
 pub const MAX_REVISION: u32 = 1_000_000;
 
+/// Parses `INC-7`, `inc-7` or `7` into an incident number.
+pub fn parse_incident_number(s: &str) -> Option<i64> {
+    let digits = s
+        .strip_prefix("INC-")
+        .or_else(|| s.strip_prefix("inc-"))
+        .unwrap_or(s);
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 /// The kinds of value an argument or option can take; each has its own parser and its own
 /// way of describing what it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +174,7 @@ impl ArgKind {
                 .find(|w| w.eq_ignore_ascii_case(raw))
                 .map(|w| Value::Word(w))
                 .ok_or_else(|| ValueError::NotAChoice(self.describe())),
-            Self::Incident => super::incident::parse_number(raw)
+            Self::Incident => parse_incident_number(raw)
                 .map(Value::Int)
                 .ok_or_else(|| ValueError::NotAChoice(self.describe())),
             Self::Text { max_chars } => {

@@ -101,14 +101,7 @@ pub struct TimelineEntry {
     pub text: String,
 }
 
-/// Parses `INC-7`, `inc-7` or `7` into an incident number.
-pub fn parse_number(s: &str) -> Option<i64> {
-    let digits = s
-        .strip_prefix("INC-")
-        .or_else(|| s.strip_prefix("inc-"))
-        .unwrap_or(s);
-    digits.parse().ok().filter(|n| *n > 0)
-}
+pub use super::args::parse_incident_number as parse_number;
 
 pub fn severity_mark(s: Severity) -> &'static str {
     match s {

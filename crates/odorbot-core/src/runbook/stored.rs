@@ -59,6 +59,17 @@ pub fn to_stored(action: &Action<Bound>) -> String {
     Value::Object(record).to_string()
 }
 
+/// Every problem found, on one line.
+fn invalid(errors: &[impl ToString]) -> StoredActionError {
+    StoredActionError::Invalid(
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
 /// Reads a stored action back, checking every value again.
 ///
 /// # Errors
@@ -73,24 +84,8 @@ pub fn from_stored(text: &str) -> Result<Action<Bound>, StoredActionError> {
     }
     let raw: RawAction = serde_json::from_value(Value::Object(record))
         .map_err(|e| StoredActionError::Shape(e.to_string()))?;
-    let template = compile_action(raw).map_err(|errors| {
-        StoredActionError::Invalid(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    template.bind(&BTreeMap::new()).map_err(|errors| {
-        StoredActionError::Invalid(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
+    let template = compile_action(raw).map_err(|e| invalid(&e))?;
+    template.bind(&BTreeMap::new()).map_err(|e| invalid(&e))
 }
 
 #[cfg(test)]
