@@ -1,18 +1,28 @@
 //! odorbot: the OdorDiff-2 on-call team's runbook, run from Slack.
 //!
-//! Flow: [`slack::socket`] receives socket-mode envelopes, translates each into a
-//! [`domain::inbound::Inbound`], enqueues it on the [`engine`] and acknowledges at once.
-//! The engine's dispatcher claims the event's idempotency key in the [`store`], parses
-//! the command with the pure [`domain`], carries out what it decides, and replies
-//! through the rate-limited [`slack::api`] client. [`http`] serves health, readiness
-//! and metrics. [`app`] wires it all under one cancellation token.
+//! Two crates. `odorbot-core` (re-exported here as [`domain`] and [`runbook`]) is pure: the
+//! `/odor` language, the runbook catalog and its typed actions (with each action's
+//! Kubernetes needs, from which `manifests/base/role.yaml` is generated), the approval and
+//! incident rules as functions of an explicit clock, and the message model. This crate holds
+//! the adapters and the wiring.
 //!
-//! - [`domain`]: pure types and decisions (command language, message model).
-//! - [`config`]: layered configuration (YAML file, environment, secret files).
+//! Flow of `/odor rollback`: [`slack::socket`] translates the envelope into a
+//! [`domain::inbound::Inbound`], enqueues it on the [`engine`] and acknowledges at once. The
+//! engine's dispatcher claims its idempotency key in the [`store`] and parses it
+//! ([`domain::command`]); [`engine::actions::action_for`] turns the verb into the runbook's
+//! typed action; [`engine::approvals`] checks the policy, fixes what the action takes from
+//! the clock or the live system, runs the dry run and stores the typed action
+//! ([`runbook::stored`]) with the card. A second person's click passes
+//! [`domain::approval::decide`]; the executor reads the stored action back, checks the
+//! cooldown and the drift fingerprint, and runs it through [`cluster`], then verifies.
+//!
+//! - [`config`]: layered configuration (YAML file, environment, secret files); it builds
+//!   each adapter's settings.
 //! - [`store`]: SQLite or PostgreSQL through one code path and one set of migrations.
-//! - [`runbook`]: the runbook catalog (alerts, procedures, checklists) as typed data,
-//!   compiled from `runbooks/odordiff-2.yaml` with every problem reported at once.
 //! - [`cluster`]: the Kubernetes API (kube-rs); the only module that imports kube.
+//! - [`probes`]: Prometheus, PostgreSQL/PgBouncer, Redis, HTTP health and TLS.
+//! - [`slack`]: socket mode, the Web API client and Block Kit rendering.
+//! - [`http`]: health, readiness, metrics and the Alertmanager webhook.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
 
 pub use odorbot_core::{domain, runbook};
