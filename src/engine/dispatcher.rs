@@ -19,11 +19,11 @@ use crate::domain::view::{Message, code_span};
 use crate::engine::actions::{Runner, action_for};
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::{Desk, DeskError};
+use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
 use crate::slack::api::SlackApi;
-use crate::slack::socket::{InboundSink, SocketState};
 use crate::store::Store;
 
 /// Bound on store reads made while answering a command.
@@ -60,7 +60,7 @@ pub struct Parts {
     pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
     pub metrics: Metrics,
-    pub socket: Arc<SocketState>,
+    pub socket: Arc<dyn Connection>,
     /// Socket connections configured, for `/odor status`.
     pub connections_wanted: usize,
 }

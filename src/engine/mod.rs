@@ -8,3 +8,24 @@ pub mod incidents;
 pub mod outbox;
 
 pub use dispatcher::{Dispatcher, EngineHandle, Parts};
+
+use crate::domain::inbound::Inbound;
+
+/// The port a listener hands events to: the engine's queue. `offer` must not block.
+/// Slack's socket-mode listener implements nothing of the engine and the engine imports
+/// nothing of the listener; both meet here.
+pub trait InboundSink: Send + Sync + 'static {
+    /// Enqueues the event, or hands it back when the queue is full.
+    ///
+    /// # Errors
+    /// The event itself, when it could not be queued.
+    fn offer(&self, inbound: Inbound) -> Result<(), Box<Inbound>>;
+}
+
+/// What the engine and the health endpoints read of the connection to Slack.
+pub trait Connection: Send + Sync + 'static {
+    /// Connections that said `hello` and have not been asked to go away.
+    fn open(&self) -> usize;
+    /// Slack turned socket mode off for the app; the listener stopped reconnecting.
+    fn link_disabled(&self) -> bool;
+}

@@ -19,7 +19,7 @@ use crate::engine::incidents::Desk;
 use crate::metrics::Metrics;
 
 mod alerts;
-use crate::slack::socket::SocketState;
+use crate::engine::Connection;
 use crate::store::Store;
 
 /// What the admin endpoints look at.
@@ -27,7 +27,7 @@ use crate::store::Store;
 pub struct AdminState {
     pub metrics: Metrics,
     pub store: Store,
-    pub socket: Arc<SocketState>,
+    pub socket: Arc<dyn Connection>,
     pub desk: Arc<Desk>,
     /// Alertmanager's bearer token; `None` keeps the webhook closed.
     pub alerts_token: Option<SecretString>,

@@ -21,19 +21,10 @@ use tracing::{debug, error, info, warn};
 
 use super::api::SlackApi;
 use super::wire::{DisconnectReason, FrameMeaning, ack_frame, read_frame};
-use crate::domain::inbound::Inbound;
+use crate::engine::{Connection, InboundSink};
 use crate::metrics::{Metrics, ReasonLabel, TypeLabel};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Where envelopes go: the engine's queue. `offer` must not block.
-pub trait InboundSink: Send + Sync + 'static {
-    /// Enqueues the event, or hands it back when the queue is full.
-    ///
-    /// # Errors
-    /// The event itself, when it could not be queued.
-    fn offer(&self, inbound: Inbound) -> Result<(), Box<Inbound>>;
-}
 
 /// Connection facts shared with `/readyz` and `/odor status`.
 #[derive(Debug, Default)]
@@ -42,14 +33,12 @@ pub struct SocketState {
     link_disabled: AtomicBool,
 }
 
-impl SocketState {
-    /// Connections that said `hello` and have not been asked to go away.
-    pub fn open(&self) -> usize {
+impl Connection for SocketState {
+    fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// Slack turned socket mode off for the app; odorbot stopped reconnecting.
-    pub fn link_disabled(&self) -> bool {
+    fn link_disabled(&self) -> bool {
         self.link_disabled.load(Ordering::Relaxed)
     }
 }
