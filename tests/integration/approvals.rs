@@ -427,7 +427,7 @@ async fn incident_bot(fake: &FakeSlack, s: &Seeded, health: &str) -> Bot {
     let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
     let yaml = format!(
         "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n",
-        approvals_yaml(60)
+        approvals_yaml(120)
     );
     let bot = Bot::start_config(
         fake,
@@ -571,46 +571,8 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
 
     let (health, _h) = service_health(&s).await;
     let fake = FakeSlack::start().await;
-    let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
-    let token = "headline-test-token-0123456789";
-    let yaml = format!(
-        "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n",
-        approvals_yaml(120)
-    );
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("ODORBOT_NAMESPACE", &s.ns),
-            ("ODORBOT_HEALTH_URL", &health),
-            ("ODORBOT_ALERTS_TOKEN", token),
-        ],
-        &yaml,
-    )
-    .await;
-    assert!(
-        bot.wait_readyz(200, Duration::from_secs(20)).await,
-        "{}",
-        bot.logs()
-    );
-    let alert = serde_json::json!({
-        "version": "4", "groupKey": "{}:{alertname=\"OdorDiffApiDown\"}", "status": "firing", "receiver": "odorbot",
-        "alerts": [{"status": "firing", "labels": {"alertname": "OdorDiffApiDown", "namespace": "odordiff"},
-                    "annotations": {"summary": "API pods crash-looping"}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "c4a5e1"}]
-    });
-    let bearer = format!("Bearer {token}");
-    let (status, body) = crate::support::http::post(
-        &bot.url("/alerts"),
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-        ],
-        serde_json::to_vec(&alert).unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    let bot = incident_bot(&fake, &s, &health).await;
+    fire(&bot, "OdorDiffApiDown").await;
 
     // Findings: the crash loop, its exit code and the crashed run's own log line.
     assert!(
