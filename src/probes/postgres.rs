@@ -107,8 +107,12 @@ impl Postgres {
     /// A short reason; a missing extension is said plainly.
     pub async fn top_statements(&self, limit: i64) -> Result<TopStatements, String> {
         let result = sqlx::query(
+            // The service's database only: pg_stat_statements covers the whole server,
+            // where other databases' statements would crowd out the service's own.
             "SELECT left(query, 200), calls, mean_exec_time, total_exec_time \
-             FROM pg_stat_statements ORDER BY mean_exec_time DESC LIMIT $1",
+             FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             ORDER BY mean_exec_time DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
