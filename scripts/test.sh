@@ -16,6 +16,13 @@ running() { [[ -s $ODORBOT_KUBE_DIR/kube-apiserver.pid ]] && kill -0 "$(<"$ODORB
 own_cluster=0
 if ! running && [[ ${ODORBOT_KUBE_KEEP:-0} != 1 ]]; then
   own_cluster=1
+  # A cluster that died (or a run that was killed) leaves its node behind: mounts, the bridge,
+  # cgroups, changed sysctls. Put the host back first, so the snapshot is of the host itself
+  # and the check at the end compares like with like.
+  if [[ -d $ODORBOT_KUBE_DIR ]]; then
+    echo "test: a stopped test cluster's state is in $ODORBOT_KUBE_DIR; cleaning up after it first" >&2
+    scripts/kube-down.sh || true
+  fi
   before=$(mktemp)
   scripts/host-state.sh >"$before"
 fi
