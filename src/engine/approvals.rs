@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::{ApprovalsConfig, DEFAULT_APPROVERS, DEFAULT_REQUESTERS};
 use crate::domain::approval::{
-    ApprovalError, ApprovalState, Decision, Request, Verification, WatchReading, card,
+    self, ApprovalError, ApprovalState, Decision, Request, Sweep, Verification, WatchReading, card,
     cooldown_left, decide, watch_post,
 };
 use crate::domain::diagnostics::{HealthCheck, verdict_line};
@@ -218,6 +218,7 @@ impl Approvals {
             message_ts: None,
             outcome: None,
             verification: None,
+            lease_until: None,
         };
         if let Err(e) = self.store.create_request(&request).await {
             return Message::text(format!(
@@ -599,30 +600,49 @@ impl Approvals {
     /// Marks requests whose executor died as interrupted and reports what the cluster
     /// shows now; never re-runs them. Also expires pending requests past their time.
     pub async fn recover(&self) {
-        match self.store.lapsed_executions(now()).await {
-            Ok(lapsed) => {
-                for r in lapsed {
-                    if !self.store.finish_request(&r.id, ApprovalState::Executing, ApprovalState::Interrupted, "interrupted: odorbot stopped while executing; it will not run this again by itself", now()).await.unwrap_or(false) {
-                        continue;
-                    }
+        let at = now();
+        // The store's queries narrow the candidates; the rule in the core decides.
+        let mut candidates = match self.store.lapsed_executions(at).await {
+            Ok(lapsed) => lapsed,
+            Err(e) => {
+                warn!(error = %e, "cannot look for interrupted executions");
+                Vec::new()
+            }
+        };
+        match self.store.requests_in(ApprovalState::Pending).await {
+            Ok(pending) => candidates.extend(pending),
+            Err(e) => warn!(error = %e, "cannot look for expired requests"),
+        }
+        for r in candidates {
+            let Some(sweep) = approval::sweep(&r, at) else {
+                continue;
+            };
+            let done = match sweep {
+                Sweep::Interrupt => {
+                    self.store
+                        .finish_request(&r.id, r.state, sweep.to(), sweep.outcome(), at)
+                        .await
+                }
+                Sweep::Expire => {
+                    self.store
+                        .transition(&r, sweep.to(), &r.approvals, at)
+                        .await
+                }
+            };
+            // Another replica swept it first, or the store failed: the next sweep retries.
+            if !done.unwrap_or(false) {
+                continue;
+            }
+            match sweep {
+                Sweep::Interrupt => {
                     self.audit("odorbot", "interrupted", &r.id, &r.command)
                         .await;
                     self.refresh_card(&r.id).await;
                     let found = self.what_the_cluster_shows(&r).await;
                     self.thread(&r, &format!("🔴 *Interrupted*: odorbot stopped while executing `{}`. It will not re-run it. What re-running would change now:\n{found}", escape(&r.command))).await;
                 }
-            }
-            Err(e) => warn!(error = %e, "cannot look for interrupted executions"),
-        }
-        if let Ok(pending) = self.store.requests_in(ApprovalState::Pending).await {
-            for r in pending.into_iter().filter(|r| r.expires_at <= now()) {
-                if self
-                    .store
-                    .transition(&r, ApprovalState::Expired, &r.approvals, now())
-                    .await
-                    .unwrap_or(false)
-                {
-                    self.audit("odorbot", "expire", &r.id, "expired before approval")
+                Sweep::Expire => {
+                    self.audit("odorbot", "expire", &r.id, sweep.outcome())
                         .await;
                     self.refresh_card(&r.id).await;
                 }

@@ -2,6 +2,7 @@
 //! page along the roster and post status updates. Every post lands in the incident's
 //! thread; every change is recorded in its timeline.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::IncidentsConfig;
-use crate::domain::alert::{AlertStatus, Notification};
+use crate::domain::alert::Notification;
 use crate::domain::calendar::{Recurrence, next_occurrence};
 use crate::domain::diagnostics::verdict_line;
 use crate::domain::escalation::{
@@ -23,6 +24,7 @@ use crate::domain::incident::{
     Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
     root_message, timeline_markdown,
 };
+use crate::domain::intake::{self, AlertStep, EntryFacts};
 use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, judge};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
@@ -187,88 +189,95 @@ impl Desk {
             return Err(DeskError::NoChannel);
         }
         let mut outcome = AlertOutcome::default();
-        for alert in &n.alerts {
-            let key = alert.key(&n.group_key);
+        let entry_for = |labels: &BTreeMap<String, String>| {
+            self.catalog.alert_for_labels(labels).map(|e| EntryFacts {
+                id: e.id.to_string(),
+                severity: e.severity,
+            })
+        };
+        let mut offer_resolve = None;
+        for (plan, alert) in intake::plan(n, entry_for).into_iter().zip(&n.alerts) {
             if !self
                 .store
-                .claim_event(&key, "alert", &n.group_key, now().as_millisecond())
+                .claim_event(&plan.key, "alert", &n.group_key, now().as_millisecond())
                 .await?
             {
                 outcome.duplicates += 1;
                 continue;
             }
-            match alert.status {
-                AlertStatus::Firing => {
-                    // The runbook entry whose matchers the alert's labels satisfy sets the
-                    // default severity; a `severity` label that names one wins.
-                    let entry = self.catalog.alert_for_labels(&alert.labels);
-                    let severity = alert
-                        .labels
-                        .get("severity")
-                        .or_else(|| n.common_labels.get("severity"))
-                        .and_then(|s| s.parse::<Severity>().ok())
-                        .or_else(|| entry.map(|e| e.severity))
-                        .unwrap_or(Severity::High);
-                    let title = alert
-                        .annotations
-                        .get("summary")
-                        .or_else(|| n.common_annotations.get("summary"))
-                        .cloned()
-                        .unwrap_or_else(|| alert.name().to_owned());
-                    let new = NewIncident {
-                        severity,
-                        title,
-                        entry: entry.map(|e| e.id.to_string()),
-                        group_key: Some(n.group_key.clone()),
-                        opened_by: "alertmanager".into(),
-                    };
-                    let (incident, created) = self.store.open_incident(&new, now()).await?;
-                    self.store.record_alert(&incident.id, alert, now()).await?;
-                    if created {
-                        self.announce(&incident).await?;
-                        outcome.opened.push(incident.name());
-                    } else {
-                        let text = format!(
-                            "🔔 Alert *{}* firing ({}).",
-                            escape(alert.name()),
-                            escape(&alert.fingerprint)
-                        );
-                        self.note(&incident, "alert", "alertmanager", &text).await?;
-                        outcome.updated.push(incident.name());
+            match self
+                .carry_out(plan.step, &n.group_key, alert, &mut outcome)
+                .await
+            {
+                Ok(resolved) => offer_resolve = offer_resolve.or(resolved),
+                Err(e) => {
+                    // Not done, so not claimed: Alertmanager's retry must find it new.
+                    if let Err(release) = self.store.release_event(&plan.key).await {
+                        warn!(error = %release, key = %plan.key, "cannot release an alert's key");
                     }
-                }
-                AlertStatus::Resolved => {
-                    let Some(incident) = self.open_for_group(&n.group_key).await? else {
-                        continue;
-                    };
-                    self.store.record_alert(&incident.id, alert, now()).await?;
-                    let text = format!(
-                        "✅ Alertmanager reports *{}* resolved.",
-                        escape(alert.name())
-                    );
-                    self.note(&incident, "alert", "alertmanager", &text).await?;
-                    if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) {
-                        let offer = Message {
-                            text: format!("{} may be over: resolve it?", incident.name()),
-                            blocks: vec![
-                                Block::Section(format!(
-                                    "The alerts of {} have cleared. Resolve the incident?",
-                                    incident.name()
-                                )),
-                                Block::Actions(vec![Button::new(
-                                    "Resolve",
-                                    crate::domain::incident::button_id("resolve", &incident),
-                                    ButtonStyle::Danger,
-                                )]),
-                            ],
-                        };
-                        self.post(channel, Some(ts), &offer).await;
-                    }
-                    outcome.updated.push(incident.name());
+                    return Err(e);
                 }
             }
         }
+        // One offer per notification, however many of its alerts cleared.
+        if let Some(incident) = offer_resolve {
+            self.offer_resolve(&incident).await;
+        }
         Ok(outcome)
+    }
+
+    /// One alert's plan; a resolution returns its incident, to be offered for resolving.
+    async fn carry_out(
+        &self,
+        step: AlertStep,
+        group_key: &str,
+        alert: &crate::domain::alert::Alert,
+        outcome: &mut AlertOutcome,
+    ) -> Result<Option<Incident>, DeskError> {
+        match step {
+            AlertStep::Fire { new, note } => {
+                let (incident, created) = self.store.open_incident(&new, now()).await?;
+                self.store.record_alert(&incident.id, alert, now()).await?;
+                if created {
+                    self.announce(&incident).await?;
+                    outcome.opened.push(incident.name());
+                } else {
+                    self.note(&incident, "alert", "alertmanager", &note).await?;
+                    outcome.updated.push(incident.name());
+                }
+                Ok(None)
+            }
+            AlertStep::Resolve { note } => {
+                let Some(incident) = self.open_for_group(group_key).await? else {
+                    return Ok(None);
+                };
+                self.store.record_alert(&incident.id, alert, now()).await?;
+                self.note(&incident, "alert", "alertmanager", &note).await?;
+                outcome.updated.push(incident.name());
+                Ok(Some(incident))
+            }
+        }
+    }
+
+    async fn offer_resolve(&self, incident: &Incident) {
+        let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) else {
+            return;
+        };
+        let offer = Message {
+            text: format!("{} may be over: resolve it?", incident.name()),
+            blocks: vec![
+                Block::Section(format!(
+                    "The alerts of {} have cleared. Resolve the incident?",
+                    incident.name()
+                )),
+                Block::Actions(vec![Button::new(
+                    "Resolve",
+                    crate::domain::incident::button_id("resolve", incident),
+                    ButtonStyle::Danger,
+                )]),
+            ],
+        };
+        self.post(channel, Some(ts), &offer).await;
     }
 
     async fn open_for_group(&self, group_key: &str) -> Result<Option<Incident>, DeskError> {

@@ -10,7 +10,7 @@ use super::{Store, StoreError};
 use crate::domain::approval::{ApprovalState, Request, Verification};
 
 const COLUMNS: &str = "id, state, verb, command, action, verification, requester, reason, preview, fingerprint, approvals, required, channel, \
-     message_ts, outcome, created_at_ms, expires_at_ms";
+     message_ts, outcome, created_at_ms, expires_at_ms, lease_until_ms";
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -45,6 +45,7 @@ fn row_to_request(r: &AnyRow) -> Result<Request, StoreError> {
             .try_get::<Option<String>, _>("verification")?
             .as_deref()
             .and_then(Verification::from_text),
+        lease_until: r.try_get::<Option<i64>, _>("lease_until_ms")?.map(ts),
     })
 }
 

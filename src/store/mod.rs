@@ -185,6 +185,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Forgets one claimed key, because the work it stood for failed: the sender's retry is
+    /// then processed instead of being taken for a duplicate.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn release_event(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM inbound_events WHERE idempotency_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets idempotency keys older than `before_ms`; Slack never redelivers that late.
     ///
     /// # Errors

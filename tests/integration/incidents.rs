@@ -106,6 +106,55 @@ async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
     assert_eq!(roots(&fake).len(), 1);
 }
 
+/// Tomorrow's outage is not today's: an alert that resolved, whose incident was resolved,
+/// and that fires again gets a new incident and a new page; until then, repeats are one.
+#[tokio::test]
+async fn an_alert_firing_again_after_its_incident_was_resolved_opens_a_new_one() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake, None, 300, 600).await;
+    let am = Alertmanager::start(bot.admin, TOKEN).await;
+    let labels = [
+        ("alertname", "OdorDiffApiDown"),
+        ("namespace", "odordiff"),
+        ("severity", "critical"),
+    ];
+    let pages = |f: &FakeSlack| {
+        thread(f)
+            .iter()
+            .filter(|m| m.contains("Page:* <@U0PRIMARY>"))
+            .count()
+    };
+    am.alert(&labels, "API Service Down", false).await;
+    assert!(
+        fake.wait_until(WAIT, |f| pages(f) == 1).await,
+        "{}",
+        bot.logs()
+    );
+    am.alert(&labels, "API Service Down", true).await;
+    assert!(wait_thread(&fake, "Resolve the incident?", 1).await);
+    let d = fake
+        .slash_command("U0PRIMARY", "C111", "resolve INC-1")
+        .await;
+    fake.wait_ack(&d, WAIT).await.unwrap();
+    assert!(
+        wait_thread(&fake, "resolved", 2).await,
+        "{:?}",
+        thread(&fake)
+    );
+    am.alert(&labels, "API Service Down", false).await;
+    assert!(
+        fake.wait_until(WAIT, |f| roots(f).len() == 2 && pages(f) == 2)
+            .await,
+        "the refire opened no incident: {:?}\n{}",
+        roots(&fake).iter().map(text).collect::<Vec<_>>(),
+        bot.logs()
+    );
+    assert!(text(&roots(&fake)[1]).contains("INC-2 CRITICAL"));
+    // Alertmanager keeps repeating the new firing every 2 s: still two incidents, two pages.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!((roots(&fake).len(), pages(&fake)), (2, 2));
+}
+
 #[tokio::test]
 async fn a_critical_incident_walks_the_roster_until_acknowledged() {
     let fake = FakeSlack::start().await;

@@ -50,16 +50,6 @@ impl Alert {
     pub fn name(&self) -> &str {
         self.labels.get("alertname").map_or("", String::as_str)
     }
-
-    /// The idempotency key of this alert's state in this group: a repeated notification
-    /// of the same state is recognised.
-    pub fn key(&self, group_key: &str) -> String {
-        format!(
-            "alert:{group_key}:{}:{}",
-            self.fingerprint,
-            self.status.name()
-        )
-    }
 }
 
 /// Why a notification was refused; the text goes back in the 4xx answer.
@@ -226,8 +216,8 @@ mod tests {
         assert_eq!(n.group_key, "{}:{alertname=\"OdorDiffApiDown\"}");
         assert_eq!(n.alerts[0].name(), "OdorDiffApiDown");
         assert_eq!(
-            n.alerts[0].key(&n.group_key),
-            "alert:{}:{alertname=\"OdorDiffApiDown\"}:a1b2c3d4e5f60718:firing"
+            n.alerts[0].starts_at,
+            "2026-11-27T07:00:00.123Z".parse::<Timestamp>().unwrap()
         );
     }
 

@@ -81,6 +81,9 @@ pub struct Request {
     pub outcome: Option<String>,
     /// After a change that succeeded: whether the service came back healthy.
     pub verification: Option<Verification>,
+    /// While executing: until when the executor holds it. A lapsed lease means the
+    /// executor died.
+    pub lease_until: Option<Timestamp>,
 }
 
 /// What the verification after a change found: the rollout, the health checks and the
@@ -273,6 +276,44 @@ pub fn decide(
     }
 }
 
+/// What the periodic sweep does to a request nobody is deciding on or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Its executor's lease lapsed: the process died mid-way. It ends `interrupted`,
+    /// announced, and is never re-run by odorbot itself (a person decides).
+    Interrupt,
+    /// Pending past its expiry: it ends `expired` and can no longer be approved.
+    Expire,
+}
+
+impl Sweep {
+    pub fn to(self) -> ApprovalState {
+        match self {
+            Self::Interrupt => ApprovalState::Interrupted,
+            Self::Expire => ApprovalState::Expired,
+        }
+    }
+
+    /// The outcome recorded on the request and shown on its card.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::Interrupt => {
+                "interrupted: odorbot stopped while executing; it will not run this again by itself"
+            }
+            Self::Expire => "expired before approval",
+        }
+    }
+}
+
+/// The sweep's rule for one request at `now`.
+pub fn sweep(r: &Request, now: Timestamp) -> Option<Sweep> {
+    match r.state {
+        ApprovalState::Executing if r.lease_until.is_none_or(|l| l < now) => Some(Sweep::Interrupt),
+        ApprovalState::Pending if r.expires_at <= now => Some(Sweep::Expire),
+        _ => None,
+    }
+}
+
 /// Action ids of the card's buttons: `approval:<verb>:<id>`.
 pub fn button_id(verb: &str, id: &str) -> String {
     format!("approval:{verb}:{id}")
@@ -384,11 +425,61 @@ mod tests {
             message_ts: None,
             outcome: None,
             verification: None,
+            lease_until: None,
         }
     }
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_sweep_interrupts_lapsed_executions_and_expires_late_requests() {
+        let pending = request();
+        assert_eq!(sweep(&pending, at("2026-11-27T10:14:59Z")), None);
+        assert_eq!(
+            sweep(&pending, at("2026-11-27T10:15:00Z")),
+            Some(Sweep::Expire)
+        );
+        let executing = Request {
+            state: ApprovalState::Executing,
+            lease_until: Some(at("2026-11-27T10:05:00Z")),
+            ..request()
+        };
+        // Held: the executor lives. Lapsed, or never set: it died.
+        assert_eq!(sweep(&executing, at("2026-11-27T10:04:59Z")), None);
+        assert_eq!(
+            sweep(&executing, at("2026-11-27T10:05:01Z")),
+            Some(Sweep::Interrupt)
+        );
+        let unleased = Request {
+            lease_until: None,
+            ..executing.clone()
+        };
+        assert_eq!(
+            sweep(&unleased, at("2026-11-27T10:00:01Z")),
+            Some(Sweep::Interrupt)
+        );
+        // An executing request past its approval expiry is still interrupted, not expired;
+        // and settled requests are left alone.
+        assert_eq!(
+            sweep(&executing, at("2026-11-27T11:00:00Z")),
+            Some(Sweep::Interrupt)
+        );
+        for state in [
+            ApprovalState::Approved,
+            ApprovalState::Succeeded,
+            ApprovalState::Failed,
+            ApprovalState::Denied,
+            ApprovalState::Cancelled,
+            ApprovalState::Expired,
+            ApprovalState::Interrupted,
+        ] {
+            let r = Request { state, ..request() };
+            assert_eq!(sweep(&r, at("2026-11-28T00:00:00Z")), None, "{state:?}");
+        }
+        assert_eq!(Sweep::Interrupt.to(), ApprovalState::Interrupted);
+        assert_eq!(Sweep::Expire.to(), ApprovalState::Expired);
     }
 
     #[test]

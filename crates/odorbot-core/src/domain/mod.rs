@@ -12,6 +12,7 @@ pub mod escalation;
 pub mod ids;
 pub mod inbound;
 pub mod incident;
+pub mod intake;
 pub mod k8s;
 pub mod k8s_view;
 pub mod roster;
