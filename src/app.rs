@@ -84,6 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let runner = Arc::new(Runner {
         cluster,
         probes: probes.clone(),
+        catalog: catalog.clone(),
     });
     let outbox = Arc::new(Outbox::new(store.clone(), api.clone()));
     let approvals = Arc::new(Approvals::new(

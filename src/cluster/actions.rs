@@ -968,6 +968,29 @@ impl Cluster {
     /// # Errors
     /// [`ClusterError::CrdNotInstalled`] without cert-manager; [`ClusterError::InvalidInput`]
     /// when `secret` is not the Certificate's `spec.secretName`; the calls' errors.
+    /// The secret a certificate keeps its key pair in (`spec.secretName`).
+    ///
+    /// # Errors
+    /// The certificate cannot be read, or names no valid secret.
+    pub async fn certificate_secret(&self, certificate: &K8sName) -> Result<K8sName, ClusterError> {
+        let ar = self.crd("cert-manager.io/v1", "certificates").await?;
+        let cert = self
+            .call(
+                Op::new("get", "certificates").named(certificate.as_str()),
+                self.dynamic_api(&ar, &self.namespace)
+                    .get(certificate.as_str()),
+            )
+            .await?;
+        cert.data["spec"]["secretName"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "certificate {certificate} names no valid secretName"
+                ))
+            })
+    }
+
     pub async fn renew_certificate(
         &self,
         certificate: &K8sName,

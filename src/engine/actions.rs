@@ -4,6 +4,7 @@
 //! The catalog's value types are converted to the cluster's through their text form, the
 //! one both sides validate.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ use crate::domain::k8s_view as kv;
 use crate::domain::signals::Signal;
 use crate::domain::view::{Block, Message, escape};
 use crate::probes::Probes;
-use crate::runbook::actions::{Action, Bound, LogSource};
+use crate::runbook::Catalog;
+use crate::runbook::actions::{Action, ActionKind, Bound, LogSource};
 use crate::runbook::values::{ArgType, Backend, Backends, LabelSelector};
 
 /// Runs actions against the cluster and the probes.
@@ -24,6 +26,8 @@ pub struct Runner {
     /// The cluster, or why there is none (no credentials where odorbot runs).
     pub cluster: Result<Arc<Cluster>, String>,
     pub probes: Arc<Probes>,
+    /// The runbook: the objects odorbot may act on.
+    pub catalog: Arc<Catalog>,
 }
 
 fn conv<T: FromStr>(value: &impl ArgType, what: &str) -> Result<T, String>
@@ -306,12 +310,12 @@ impl Runner {
 
     /// Binds into a change what its approval must hold and only the live system knows:
     /// the sessions a `db terminate-long` would terminate now (its approver sees those, and
-    /// execution terminates no other).
+    /// execution terminates no other), the secret a certificate renewal deletes.
     ///
     /// # Errors
     /// Why the live system could not be read.
     pub async fn bind_targets(&self, action: Action<Bound>) -> Result<Action<Bound>, String> {
-        match action {
+        let bound = match action {
             Action::DbTerminateLong {
                 older_than,
                 sessions: None,
@@ -326,13 +330,31 @@ impl Runner {
                         })
                         .collect(),
                 )?;
-                Ok(Action::DbTerminateLong {
+                Action::DbTerminateLong {
                     older_than,
                     sessions: Some(sessions),
-                })
+                }
             }
-            other => Ok(other),
-        }
+            // The secret is the certificate's own, as the cluster holds it now.
+            Action::RenewCertificate {
+                certificate,
+                secret: None,
+            } => {
+                let secret = self
+                    .cluster()?
+                    .certificate_secret(&certificate)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Action::RenewCertificate {
+                    certificate,
+                    secret: Some(secret),
+                }
+            }
+            other => other,
+        };
+        // What was read from the live system is held to the runbook's objects too.
+        self.catalog.check_objects(&bound)?;
+        Ok(bound)
     }
 
     /// The server-side dry run of a destructive action (or, for database actions, what
@@ -549,7 +571,13 @@ impl Runner {
                 certificate,
                 secret,
             } => c
-                .renew_certificate(certificate, secret, mode)
+                .renew_certificate(
+                    certificate,
+                    secret
+                        .as_ref()
+                        .ok_or("the certificate's secret was not bound; nothing was done")?,
+                    mode,
+                )
                 .await
                 .map_err(err),
             Action::VeleroTestRestore { backup, restore } => c
@@ -583,28 +611,40 @@ fn scope(sel: &k8s::Selector) -> String {
     }
 }
 
-/// The Helm release odorbot knows by name.
-pub const HELM_RELEASE: &str = "odordiff-2";
-
 fn val<T: ArgType>(text: &str) -> Result<T, String> {
     T::parse_arg(text).map_err(|e| format!("{text:?} {e}"))
-}
-
-fn k(name: &str) -> K8sName {
-    name.parse().expect("a name odorbot spells itself is valid")
 }
 
 fn app(deployment: &K8sName) -> Result<LabelSelector, String> {
     val(&format!("app={deployment}"))
 }
 
-/// The runbook action a verb asks for, with the runbook's object names (the same names
-/// the catalog and `manifests/`' Role use).
+/// The runbook action a verb asks for. Objects the command does not name are the
+/// catalog's (`service:`), and every object it names must be one the catalog lists: the
+/// same names the catalog's steps and the generated Role use.
 ///
 /// # Errors
-/// A value the catalog's types refuse (e.g. an image tag with a space).
-pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, String> {
+/// A value the catalog's types refuse (e.g. an image tag with a space), or an object the
+/// runbook does not list.
+pub fn action_for(
+    intent: &Intent,
+    catalog: &Catalog,
+    now_unix: i64,
+) -> Result<Action<Bound>, String> {
+    let action = verb_action(intent, catalog, now_unix)?;
+    catalog.check_objects(&action)?;
+    Ok(action)
+}
+
+fn verb_action(intent: &Intent, catalog: &Catalog, now_unix: i64) -> Result<Action<Bound>, String> {
     use Action as A;
+    let service = catalog.service();
+    let is_release = |name: &K8sName| {
+        catalog
+            .objects("helm_releases")
+            .iter()
+            .any(|r| r == name.as_str())
+    };
     Ok(match intent {
         Intent::Pods { deployment } => A::Pods {
             selector: match deployment {
@@ -638,7 +678,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         Intent::Endpoints { service } => A::Endpoints {
             service: service.clone(),
         },
-        Intent::History { name } if name.as_str() == HELM_RELEASE => A::HelmHistory {
+        Intent::History { name } if is_release(name) => A::HelmHistory {
             release: name.clone(),
         },
         Intent::History { name } => A::RolloutHistory {
@@ -649,7 +689,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         Intent::AccessReview => A::AccessReview,
         Intent::Rollback { target, revision } => {
             let revision = revision.map(|r| val(&r.to_string())).transpose()?;
-            if target.as_str() == HELM_RELEASE {
+            if is_release(target) {
                 A::RollbackHelm {
                     release: target.clone(),
                     revision,
@@ -666,7 +706,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             restarted_at: None,
         },
         Intent::PgbouncerRestart => A::RolloutRestart {
-            deployment: k("pgbouncer"),
+            deployment: service.pgbouncer.clone(),
             restarted_at: None,
         },
         Intent::Scale {
@@ -677,7 +717,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             replicas: val(&replicas.to_string())?,
         },
         Intent::Contain => A::Scale {
-            deployment: k("odordiff-api"),
+            deployment: service.api.clone(),
             replicas: val("0")?,
         },
         Intent::Hpa { hpa, min, max, cpu } => A::PatchHpa {
@@ -692,7 +732,7 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             tag: val(tag)?,
         },
         Intent::Maintenance { on } => A::Annotate {
-            deployment: k("odordiff-api"),
+            deployment: service.api.clone(),
             key: val("maintenance")?,
             value: on.then(|| val("true")).transpose()?,
         },
@@ -705,31 +745,39 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
             restore: None,
         },
         Intent::CertRenew { certificate } => A::RenewCertificate {
-            certificate: certificate.clone().unwrap_or_else(|| k("odordiff-tls")),
-            secret: k("odordiff-tls"),
+            certificate: certificate
+                .clone()
+                .unwrap_or_else(|| service.certificate.clone()),
+            // The certificate's own secret, read and bound when the request is made.
+            secret: None,
         },
         Intent::Quarantine { pod } => A::QuarantinePod {
             pod: pod.clone(),
-            network_policy: k("default-deny-all"),
+            network_policy: service.quarantine_policy.clone(),
         },
-        Intent::SecretRotate => A::RotateSecret {
-            deployment: k("odordiff-api"),
-            container: k("odordiff-api"),
-            env: val("API_KEY")?,
-            new_secret: k("new-api-keys"),
-            key: val("api-key")?,
-            old_secret: k("old-api-keys"),
-        },
+        // The rotation is the runbook's procedure step, as the catalog writes it.
+        Intent::SecretRotate => catalog
+            .all_steps()
+            .find(|s| s.action.kind() == ActionKind::RotateSecret)
+            .ok_or("the runbook has no secret rotation step")?
+            .bind(&BTreeMap::new())
+            .map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?,
         Intent::CacheTtl { seconds } => A::PatchConfigmap {
-            configmap: k("odordiff-config"),
-            data: [(val("cache_ttl")?, val(&seconds.to_string())?)]
+            configmap: service.config.clone(),
+            data: [(service.cache_ttl_key.clone(), val(&seconds.to_string())?)]
                 .into_iter()
                 .collect(),
         },
         Intent::CacheWarm => A::JobFromCronjob {
-            cronjob: k("cdn-cache-warming"),
+            cronjob: service.cache_warming.clone(),
             // Unique per request, so a second warming does not collide with the first.
-            job_name: k(&format!("manual-cache-warming-{now_unix}")),
+            job_name: val(&format!("manual-cache-warming-{now_unix}"))?,
         },
         Intent::DbTerminateLong { older_than } => A::DbTerminateLong {
             older_than: *older_than,
@@ -737,87 +785,9 @@ pub fn action_for(intent: &Intent, now_unix: i64) -> Result<Action<Bound>, Strin
         },
         Intent::DbVacuum => A::DbVacuum,
         Intent::LogsCleanup => A::LogsCleanup {
-            cronjob: k("app-logs-cleanup"),
+            cronjob: service.logs_cleanup.clone(),
             job_name: None,
         },
-    })
-}
-
-/// The `/odor` command that asks for a destructive runbook action, for actions a verb
-/// covers (the inverse of [`action_for`]). Recovery buttons become requests through it, so
-/// they go through the same two-person flow as typed commands.
-pub fn command_for(action: &Action<Bound>) -> Option<String> {
-    use Action as A;
-    Some(match action {
-        A::RolloutRestart { deployment, .. } if deployment.as_str() == "pgbouncer" => {
-            "pgbouncer restart".to_owned()
-        }
-        A::RolloutRestart { deployment, .. } => format!("restart {deployment}"),
-        A::Scale {
-            deployment,
-            replicas,
-        } => format!("scale {deployment} {}", replicas.get()),
-        A::RollbackDeployment {
-            deployment,
-            revision,
-        } => match revision {
-            Some(r) => format!("rollback {deployment} --to {}", r.get()),
-            None => format!("rollback {deployment}"),
-        },
-        A::RollbackHelm { release, revision } => match revision {
-            Some(r) => format!("rollback {release} --to {}", r.get()),
-            None => format!("rollback {release}"),
-        },
-        A::PatchHpa {
-            hpa,
-            min_replicas,
-            max_replicas,
-            target_cpu_percent,
-        } => {
-            let mut text = format!("hpa {hpa}");
-            let values = [
-                ("min", min_replicas.map(|v| v.render())),
-                ("max", max_replicas.map(|v| v.render())),
-                ("cpu", target_cpu_percent.map(|v| v.render())),
-            ];
-            for (flag, v) in values {
-                if let Some(v) = v {
-                    text.push_str(&format!(" --{flag} {v}"));
-                }
-            }
-            text
-        }
-        A::SetImage {
-            deployment, tag, ..
-        } => format!("deploy {deployment} {}", tag.render()),
-        A::PatchConfigmap { data, .. } => format!("cache ttl {}", data.values().next()?.render()),
-        A::JobFromCronjob { cronjob, .. } if cronjob.as_str() == "cdn-cache-warming" => {
-            "cache warm".to_owned()
-        }
-        A::ExpandPvc { pvc, size } => format!("pvc expand {pvc} {}", size.render()),
-        A::QuarantinePod { pod, .. } => format!("quarantine {pod}"),
-        A::RenewCertificate { certificate, .. } => format!("cert renew {certificate}"),
-        A::VeleroTestRestore { backup, .. } => match backup {
-            Some(b) => format!("backup test-restore {b}"),
-            None => "backup test-restore".to_owned(),
-        },
-        A::DbTerminateLong { older_than, .. } => format!(
-            "db terminate-long --older-than {}",
-            crate::domain::args::format_duration(*older_than)
-        ),
-        A::DbVacuum => "db vacuum".to_owned(),
-        // `logs cleanup` asks for the API's clean-up; another CronJob has no verb.
-        A::LogsCleanup { cronjob, .. } if cronjob.as_str() == "app-logs-cleanup" => {
-            "logs cleanup".to_owned()
-        }
-        A::RotateSecret { .. } => "secret rotate".to_owned(),
-        A::Annotate { value, .. } => if value.is_some() {
-            "maintenance start"
-        } else {
-            "maintenance end"
-        }
-        .to_owned(),
-        _ => return None,
     })
 }
 
@@ -872,6 +842,7 @@ mod tests {
 
     /// Every action a `/odor` example asks for, by the typed path a request takes.
     fn verb_actions() -> Vec<(String, Intent, Action<Bound>)> {
+        let catalog = load_default().unwrap();
         let mut out = Vec::new();
         for verb in VERBS {
             for example in verb.examples {
@@ -879,8 +850,8 @@ mod tests {
                 let Ok(Command::Cluster { intent, .. }) = parse(&text) else {
                     continue;
                 };
-                let action =
-                    action_for(&intent, 1_700_000_000).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let action = action_for(&intent, &catalog, 1_700_000_000)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
                 out.push((text, intent, action));
             }
         }

@@ -405,7 +405,9 @@ impl Approvals {
                 self.finish(&request, ApprovalState::Succeeded, &report.preview())
                     .await;
                 info!(request = id, verb = %request.verb, "approved request executed");
-                if let Some(deployment) = verified_deployment(&action) {
+                if let Some(deployment) =
+                    verified_deployment(&action, &self.runner.catalog.service().api)
+                {
                     self.verify(&request, deployment).await;
                 }
             }
@@ -781,10 +783,10 @@ impl Approvals {
 }
 
 /// The deployment a verified step changes: rollbacks, restarts, deploys and scales.
-fn verified_deployment(action: &Action<Bound>) -> Option<K8sName> {
+fn verified_deployment(action: &Action<Bound>, api: &K8sName) -> Option<K8sName> {
     match action {
         // A Helm rollback is verified on the release's API deployment.
-        Action::RollbackHelm { .. } => "odordiff-api".parse().ok(),
+        Action::RollbackHelm { .. } => Some(api.clone()),
         Action::RollbackDeployment { deployment, .. }
         | Action::RolloutRestart { deployment, .. }
         | Action::SetImage { deployment, .. } => Some(deployment.clone()),

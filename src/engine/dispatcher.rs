@@ -268,7 +268,7 @@ impl Dispatcher {
             Command::Cluster {
                 intent,
                 reason: Some(reason),
-            } if intent.is_destructive() => match action_for(&intent, unix_now()) {
+            } if intent.is_destructive() => match action_for(&intent, &self.catalog, unix_now()) {
                 // Time-derived names (a Job's) are fixed here and stored with the request,
                 // so what executes is what the approver saw.
                 Ok(action) => {
@@ -280,14 +280,16 @@ impl Dispatcher {
             },
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
-            Command::Cluster { intent, reason } => match action_for(&intent, unix_now()) {
-                Ok(action) => {
-                    self.runner
-                        .run(&action, user.as_str(), reason.as_deref())
-                        .await
+            Command::Cluster { intent, reason } => {
+                match action_for(&intent, &self.catalog, unix_now()) {
+                    Ok(action) => {
+                        self.runner
+                            .run(&action, user.as_str(), reason.as_deref())
+                            .await
+                    }
+                    Err(why) => Message::text(format!(":warning: {}", escape(&why))),
                 }
-                Err(why) => Message::text(format!(":warning: {}", escape(&why))),
-            },
+            }
             Command::Diagnose { alert } => self.diagnose(&alert).await,
             Command::Contacts => Message::text(self.desk.contacts()),
             Command::Checklist { name } => self
@@ -385,27 +387,22 @@ impl Dispatcher {
         self.runner.diagnose(alert, "odorbot").await
     }
 
-    /// Ready pods of OdorDiff-2's deployments, each bounded by the probe timeout.
+    /// Ready pods of the runbook's deployments, each bounded by the probe timeout.
     async fn readiness(&self) -> Vec<crate::domain::diagnostics::Readiness> {
-        const DEPLOYMENTS: [&str; 5] = [
-            "odordiff-api",
-            "odordiff-worker",
-            "postgres",
-            "pgbouncer",
-            "redis",
-        ];
+        let deployments = self.catalog.objects("deployments");
         let cluster = match &self.runner.cluster {
             Ok(c) => c,
             Err(why) => {
                 let why = format!("Kubernetes is not available: {why}");
-                return DEPLOYMENTS
+                return deployments
                     .iter()
-                    .map(|d| ((*d).to_owned(), Err(why.clone())))
+                    .map(|d| (d.clone(), Err(why.clone())))
                     .collect();
             }
         };
         let limit = self.probes.timeout;
-        let checks = DEPLOYMENTS.iter().map(|d| async move {
+        let checks = deployments.iter().map(|d| async move {
+            // The catalog checked every name when it compiled.
             let name: crate::domain::ids::K8sName = d.parse().expect("a valid name");
             let status = crate::probes::bounded(limit, async {
                 cluster
@@ -414,7 +411,7 @@ impl Dispatcher {
                     .map_err(|e| e.to_string())
             })
             .await;
-            ((*d).to_owned(), status.map(|s| (s.ready, s.desired)))
+            (d.clone(), status.map(|s| (s.ready, s.desired)))
         });
         futures_util::future::join_all(checks).await
     }

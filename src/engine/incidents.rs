@@ -28,7 +28,7 @@ use crate::domain::intake::{self, AlertStep, EntryFacts};
 use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, judge};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
-use crate::engine::actions::{Runner, command_for};
+use crate::engine::actions::Runner;
 use crate::engine::outbox::Outbox;
 use crate::probes::{Probes, STATUS_SIGNALS};
 use crate::runbook::actions::{Action, Bound};
@@ -107,12 +107,11 @@ fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message
     for (i, step) in entry.recovery.iter().enumerate() {
         let bound = step.bind(&Default::default()).ok();
         let label = escape(step.label.as_deref().unwrap_or(&step.title));
-        // The typed command that asks for the same thing, where a verb covers it.
-        let line = match bound.as_ref().and_then(command_for) {
-            Some(c) => format!("• {label} — `/odor {}`", escape(&c)),
-            None => format!("• {label} — {}", code_span(&step.action.describe())),
-        };
-        blocks.push(Block::Section(line));
+        // The action exactly as the button requests it.
+        blocks.push(Block::Section(format!(
+            "• {label} — {}",
+            code_span(&step.action.describe())
+        )));
         // Every step that needs no value from a person gets its button.
         if bound.is_some() {
             buttons.push(Button::new(
@@ -919,7 +918,7 @@ impl Desk {
             })
             .unwrap_or_default();
         if deployments.is_empty() {
-            deployments.push("odordiff-api".parse().expect("a valid name"));
+            deployments.push(self.catalog.service().api.clone());
         }
         let Ok(cluster) = &self.runner.cluster else {
             return vec![verdict_line(

@@ -10,7 +10,7 @@ use odorbot::domain::k8s::{ImageTag, Mode};
 
 use crate::support::bot::Bot;
 use crate::support::cluster_seed::{
-    API_IMAGE, CRASHING_TAG, Seeded, pod_ready, seed, seed_two_revisions, wait_for,
+    API_IMAGE, CRASHING_TAG, Seeded, apply, pod_ready, seed, seed_two_revisions, wait_for,
 };
 use crate::support::fake_slack::{Call, Delivery, FakeSlack};
 use crate::support::probe_servers::serve;
@@ -488,7 +488,10 @@ async fn recovery_buttons_in_an_incident_thread_become_approval_requests() {
         .map(|c| text(&c))
         .find(|t| t.contains("recovery:"))
         .unwrap();
-    assert!(offer.contains("/odor restart odordiff-api"), "{offer}");
+    assert!(
+        offer.contains("rollout_restart deployment=odordiff-api"),
+        "{offer}"
+    );
     let start = offer.find("recovery:").unwrap();
     let button = offer[start..].split('"').next().unwrap().to_owned();
     let d = fake
@@ -595,7 +598,10 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         assert!(all.contains(want), "findings lack {want:?}: {all}");
     }
     let offer = thread.iter().find(|t| t.contains("recovery:")).unwrap();
-    assert!(offer.contains("/odor rollback odordiff-2"), "{offer}");
+    assert!(
+        offer.contains("rollback_helm release=odordiff-2"),
+        "{offer}"
+    );
 
     // Alice asks for the Helm rollback with the incident's button; Bob approves.
     // The third recovery step of the runbook entry: the Helm rollback.
@@ -1045,5 +1051,118 @@ async fn a_deploy_whose_rollout_never_completes_says_so_on_the_card() {
     assert!(
         (1..3).contains(&warnings),
         "{warnings} warnings over 3 checks"
+    );
+}
+
+/// Object names are the runbook's data: a second certificate the runbook lists is renewed
+/// with its own secret (read from the Certificate and bound to the request), under a Role
+/// generated from that runbook; a certificate it does not list is refused before anything.
+#[tokio::test]
+async fn cert_renew_renews_a_second_certificate_the_runbook_lists() {
+    let s = seed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runbooks/odordiff-2.yaml"
+    ))
+    .unwrap();
+    let listed = shipped
+        .replace(
+            "certificates: [odordiff-tls]",
+            "certificates: [odordiff-tls, admin-tls]",
+        )
+        .replace(
+            "secrets: [old-api-keys, new-api-keys, odordiff-tls]",
+            "secrets: [old-api-keys, new-api-keys, odordiff-tls, admin-tls-keys]",
+        );
+    assert_ne!(
+        listed, shipped,
+        "the shipped objects section changed; update this test"
+    );
+    let catalog = dir.path().join("runbook.yaml");
+    std::fs::write(&catalog, &listed).unwrap();
+    // The Role that runbook needs, as `odorbot manifests role` generates it.
+    let out = std::process::Command::new(crate::support::bot::binary())
+        .args(["manifests", "role", "--file"])
+        .arg(&catalog)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let role: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).unwrap();
+    apply(&s.admin, &s.ns, role).await;
+    apply(
+        &s.admin,
+        &s.ns,
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "admin-tls-keys"},
+               "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}}),
+    )
+    .await;
+    apply(
+        &s.admin,
+        &s.ns,
+        serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "admin-tls"},
+               "spec": {"secretName": "admin-tls-keys", "dnsNames": ["admin.odordiff.ai"],
+                        "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}}),
+    )
+    .await;
+
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let yaml = format!(
+        "{}runbook:\n  path: {}\n",
+        approvals_yaml(60),
+        catalog.display()
+    );
+    let _bot = start_yaml(&fake, &s, &health, None, &yaml).await;
+
+    let d = fake
+        .slash_command(
+            "U0ALICE",
+            CHANNEL,
+            "cert renew other-tls --reason \"expiring\"",
+        )
+        .await;
+    let refused = reply(&fake, &d).await;
+    assert!(
+        refused.contains("is not one of the runbook") && refused.contains("admin-tls"),
+        "{refused}"
+    );
+    assert!(
+        cards(&fake).is_empty(),
+        "a card for an unlisted certificate"
+    );
+
+    let id = request(&fake, "cert renew admin-tls --reason \"expiring\"").await;
+    let card = text(&cards(&fake)[0]);
+    assert!(
+        card.contains("Secret/admin-tls-keys: present → deleted"),
+        "{card}"
+    );
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|c| text(c).contains("*succeeded*")))
+            .await,
+        "{:?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+    );
+    let secrets = s.api::<k8s_openapi::api::core::v1::Secret>();
+    assert!(secrets.get_opt("admin-tls-keys").await.unwrap().is_none());
+    assert!(
+        secrets.get_opt("odordiff-tls").await.unwrap().is_some(),
+        "the other certificate's secret was left alone"
     );
 }

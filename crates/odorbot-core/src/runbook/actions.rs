@@ -467,8 +467,9 @@ pub enum Action<S: Stage> {
     },
     RenewCertificate {
         certificate: S::Val<K8sName>,
-        /// The TLS secret cert-manager reissues.
-        secret: S::Val<K8sName>,
+        /// The TLS secret cert-manager reissues. `None`: the certificate's own
+        /// `spec.secretName`, read when a request is made and bound to it.
+        secret: Option<S::Val<K8sName>>,
     },
     VeleroTestRestore {
         /// `None`: the newest backup.
@@ -812,7 +813,7 @@ impl<S: Stage> Action<S> {
                 secret,
             } => A::RenewCertificate {
                 certificate: m.field("certificate", certificate)?,
-                secret: m.field("secret", secret)?,
+                secret: m.optional("secret", secret.as_ref())?,
             },
             Self::VeleroTestRestore { backup, restore } => A::VeleroTestRestore {
                 backup: m.optional("backup", backup.as_ref())?,

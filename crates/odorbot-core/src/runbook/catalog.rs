@@ -13,7 +13,7 @@ use crate::domain::ids::K8sName;
 
 use super::actions::{Action, BindError, Bound, ParamInfo, Template};
 use super::values::{
-    EntryId, Frequency, HttpPath, MetricSignal, Month, ProbeSignal, ProcedureCategory,
+    DataKey, EntryId, Frequency, HttpPath, MetricSignal, Month, ProbeSignal, ProcedureCategory,
     QueryCategory, RoleId, Severity, Weekday,
 };
 
@@ -29,12 +29,34 @@ pub struct Catalog {
     pub(super) contacts: Contacts,
     /// The objects odorbot acts on, by `objects` key (`deployments`, …).
     pub(super) objects: BTreeMap<String, Vec<String>>,
+    pub(super) service: Service,
     pub(super) alerts: Vec<Alert>,
     pub(super) procedures: Vec<Procedure>,
     pub(super) queries: Vec<Query>,
     pub(super) tracing: Vec<Tracing>,
     pub(super) checklists: Vec<Checklist>,
     pub(super) maintenance: Vec<Maintenance>,
+}
+
+/// The objects verbs act on when a command names none: the runbook's, not the code's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// The API deployment: `contain`, `maintenance`, readiness when an entry names none.
+    pub api: K8sName,
+    /// `pgbouncer restart`.
+    pub pgbouncer: K8sName,
+    /// The Helm release `rollback` and `history` treat as a release, not a deployment.
+    pub helm_release: K8sName,
+    /// The ConfigMap `cache ttl` sets, and the key it sets.
+    pub config: K8sName,
+    pub cache_ttl_key: DataKey,
+    /// The CronJobs `cache warm` and `logs cleanup` start a Job from.
+    pub cache_warming: K8sName,
+    pub logs_cleanup: K8sName,
+    /// The NetworkPolicy `quarantine` points at the quarantined pod.
+    pub quarantine_policy: K8sName,
+    /// The certificate `cert renew` renews when it names none.
+    pub certificate: K8sName,
 }
 
 /// The status cadence when the protocol sets none (the runbook's own says 15 minutes).
@@ -135,6 +157,33 @@ impl Catalog {
                 .update_interval()
                 .unwrap_or(DEFAULT_STATUS_EVERY),
         }
+    }
+
+    /// What verbs act on when a command names no object.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Checks that every object `action` names is one the runbook lists: a name typed into a
+    /// command is held to the same list as the catalog's own steps and the Role.
+    ///
+    /// # Errors
+    /// The first object that is not listed, as `"x" is not one of the runbook's
+    /// certificates (odordiff-tls)`.
+    pub fn check_objects(&self, action: &Action<Bound>) -> Result<(), String> {
+        for (field, shown) in action.fields() {
+            let Some(key) = super::compile::object_key(&field) else {
+                continue;
+            };
+            let listed = self.objects(key);
+            if !listed.contains(&shown) {
+                return Err(format!(
+                    "{shown:?} is not one of the runbook's {key} ({})",
+                    listed.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The objects of one kind odorbot acts on (an `objects` key such as `deployments`),

@@ -18,17 +18,17 @@ use super::actions::{Action, ActionKind, Input, LogSource, Param, ResourceLimits
 use super::catalog::{
     Alert, Catalog, Cause, Checklist, Contacts, EmergencyContact, EscalateAfter, Escalation,
     EscalationRule, ExternalResource, LiveSignal, LocalTime, Maintenance, Procedure, Protocol,
-    ProtocolStep, Query, SECTION_IDS, Schedule, Step, TeamContact, TraceQuery, Tracing, TracingUi,
-    Vendor, Watch,
+    ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step, TeamContact, TraceQuery, Tracing,
+    TracingUi, Vendor, Watch,
 };
 use super::raw::{
     RawAction, RawAlert, RawArg, RawCatalog, RawChecklist, RawContacts, RawEscalation,
-    RawMaintenance, RawProcedure, RawProtocol, RawQuery, RawScalar, RawSchedule, RawSignal,
-    RawStep, RawTracing,
+    RawMaintenance, RawProcedure, RawProtocol, RawQuery, RawScalar, RawSchedule, RawService,
+    RawSignal, RawStep, RawTracing,
 };
 use super::rbac::OBJECT_KINDS;
 use super::values::{
-    ArgType, EntryId, Frequency, HttpPath, MetricSignal, Month, ParamName, ProbeSignal,
+    ArgType, DataKey, EntryId, Frequency, HttpPath, MetricSignal, Month, ParamName, ProbeSignal,
     ProcedureCategory, QueryCategory, Replicas, RoleId, Severity, Weekday,
 };
 
@@ -57,6 +57,7 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
     let escalation = c.escalation(&raw.escalation);
     let contacts = c.contacts(&raw.contacts);
     let objects = c.objects(&raw.objects);
+    let service = c.service(&raw.service, &objects);
 
     c.non_empty("alerts", raw.alerts.len());
     c.non_empty("procedures", raw.procedures.len());
@@ -109,6 +110,10 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
         }
         _ => return Err(c.errors),
     };
+    // A missing name was reported above, so the errors are not empty then.
+    let Some(service) = service else {
+        return Err(c.errors);
+    };
     Ok(Catalog {
         name,
         source_document,
@@ -118,6 +123,7 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
         escalation,
         contacts,
         objects,
+        service,
         alerts,
         procedures,
         queries,
@@ -147,7 +153,7 @@ pub fn compile_action(raw: RawAction) -> Result<Action<Template>, Vec<CatalogErr
 }
 
 /// The `objects` key an action field's object name belongs to.
-fn object_key(field: &str) -> Option<&'static str> {
+pub(super) fn object_key(field: &str) -> Option<&'static str> {
     Some(match field {
         "deployment" => "deployments",
         "service" => "services",
@@ -259,6 +265,50 @@ impl Compiler {
             out.insert(key.clone(), kept);
         }
         out
+    }
+
+    /// The `service` section: each name valid and listed under its `objects` kind.
+    fn service(
+        &mut self,
+        raw: &RawService,
+        objects: &BTreeMap<String, Vec<String>>,
+    ) -> Option<Service> {
+        let mut name = |field: &str, key: &str, value: &str| {
+            let at = format!("service.{field}");
+            let parsed = self.parse::<K8sName>(&at, value)?;
+            if !objects
+                .get(key)
+                .is_some_and(|names| names.iter().any(|n| n == value))
+            {
+                self.error(at, format!("{value:?} is not listed under objects.{key}"));
+                return None;
+            }
+            Some(parsed)
+        };
+        let api = name("api", "deployments", &raw.api);
+        let pgbouncer = name("pgbouncer", "deployments", &raw.pgbouncer);
+        let helm_release = name("helm_release", "helm_releases", &raw.helm_release);
+        let config = name("config", "configmaps", &raw.config);
+        let cache_warming = name("cache_warming", "cronjobs", &raw.cache_warming);
+        let logs_cleanup = name("logs_cleanup", "cronjobs", &raw.logs_cleanup);
+        let quarantine_policy = name(
+            "quarantine_policy",
+            "networkpolicies",
+            &raw.quarantine_policy,
+        );
+        let certificate = name("certificate", "certificates", &raw.certificate);
+        let cache_ttl_key = self.parse::<DataKey>("service.cache_ttl_key", &raw.cache_ttl_key);
+        Some(Service {
+            api: api?,
+            pgbouncer: pgbouncer?,
+            helm_release: helm_release?,
+            config: config?,
+            cache_ttl_key: cache_ttl_key?,
+            cache_warming: cache_warming?,
+            logs_cleanup: logs_cleanup?,
+            quarantine_policy: quarantine_policy?,
+            certificate: certificate?,
+        })
     }
 
     /// Every object name a step fixes is one the `objects` section lists, so the Role
@@ -1626,7 +1676,7 @@ impl Compiler {
                 secret,
             } => {
                 let certificate = self.req(p, "certificate", &certificate);
-                let secret = self.req(p, "secret", &secret);
+                let secret = self.opt(p, "secret", secret.as_ref());
                 A::RenewCertificate {
                     certificate: certificate?,
                     secret: secret?,
@@ -1746,6 +1796,7 @@ mod tests {
             errors: &[
                 "t.yaml: objects.configmap: is not a kind of object; use one of deployments, services,",
                 "t.yaml: objects.networkpolicies[1]: \"default-deny-all\" is listed twice",
+                "t.yaml: service.config: \"odordiff-config\" is not listed under objects.configmaps",
                 // The ConfigMap the steps name is then not listed.
                 "t.yaml: alerts[5] (cache-hit-rate-low).investigation[1].params.configmap: \"odordiff-config\" is not listed under objects.configmaps",
                 "t.yaml: alerts[5] (cache-hit-rate-low).recovery[0].params.configmap",

@@ -28,8 +28,8 @@ use std::path::Path;
 pub use catalog::{
     Alert, Catalog, Cause, Checklist, Contacts, EmergencyContact, Entry, EscalateAfter, Escalation,
     EscalationRule, ExternalResource, LiveSignal, LocalTime, Maintenance, Procedure, Protocol,
-    ProtocolStep, Query, SECTION_IDS, Schedule, Step, TeamContact, TraceQuery, Tracing, TracingUi,
-    Vendor, Watch,
+    ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step, TeamContact, TraceQuery, Tracing,
+    TracingUi, Vendor, Watch,
 };
 pub use compile::compile;
 

@@ -25,6 +25,7 @@ pub struct RawCatalog {
     /// pinned to these names, and every name a step uses must be one of them.
     #[serde(default)]
     pub objects: BTreeMap<String, Vec<String>>,
+    pub service: RawService,
     #[serde(default)]
     pub alerts: Vec<RawAlert>,
     #[serde(default)]
@@ -37,6 +38,22 @@ pub struct RawCatalog {
     pub checklists: Vec<RawChecklist>,
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+}
+
+/// The objects a verb acts on when the command names none (`/odor contain`, `/odor
+/// maintenance start`, …); each is one the `objects` section lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub api: String,
+    pub pgbouncer: String,
+    pub helm_release: String,
+    pub config: String,
+    pub cache_ttl_key: String,
+    pub cache_warming: String,
+    pub logs_cleanup: String,
+    pub quarantine_policy: String,
+    pub certificate: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -516,7 +533,7 @@ pub enum RawAction {
     },
     RenewCertificate {
         certificate: RawArg,
-        secret: RawArg,
+        secret: Option<RawArg>,
     },
     VeleroTestRestore {
         backup: Option<RawArg>,
