@@ -18,7 +18,7 @@ use crate::domain::signals::Signal;
 use crate::domain::view::{Block, Message, escape};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
-use crate::runbook::actions::{Action, ActionKind, Bound, LogSource};
+use crate::runbook::actions::{Action, ActionKind, Bound, Change, Classified, LogSource, Query};
 use crate::runbook::values::{ArgType, Backend, Backends, LabelSelector};
 
 /// Runs actions against the cluster and the probes.
@@ -63,31 +63,25 @@ impl Runner {
             .map_err(|why| format!("Kubernetes is not available: {why}"))
     }
 
-    /// Runs one action; every failure becomes a reply saying what could not be done.
-    pub async fn run(
-        &self,
-        action: &Action<Bound>,
-        requested_by: &str,
-        reason: Option<&str>,
-    ) -> Message {
-        let title = action.kind().summary();
-        match self.try_run(action, requested_by, reason).await {
+    /// Answers one query; every failure becomes a reply saying what could not be done.
+    pub async fn run(&self, query: &Query) -> Message {
+        let action = query.action();
+        match self.try_run(action).await {
             Ok(m) => m,
-            Err(why) => failed(title, &why),
+            Err(why) => failed(action.kind().summary(), &why),
         }
     }
 
-    async fn try_run(
-        &self,
-        action: &Action<Bound>,
-        requested_by: &str,
-        reason: Option<&str>,
-    ) -> Result<Message, String> {
-        let p = &self.probes;
-        if action.is_destructive() {
-            let report = self.dry_run(action).await?;
-            return Ok(kv::render_change(&report, requested_by, reason));
+    /// What a change would do, as the server-side dry run shows it; nothing is requested.
+    pub async fn preview(&self, change: &Change, requested_by: &str) -> Message {
+        match self.dry_run(change).await {
+            Ok(report) => kv::render_change(&report, requested_by, None),
+            Err(why) => failed(change.action().kind().summary(), &why),
         }
+    }
+
+    async fn try_run(&self, action: &Action<Bound>) -> Result<Message, String> {
+        let p = &self.probes;
         let map = |what: &str, e: ClusterError| cluster_failed(what, &e);
         Ok(match action {
             Action::Pods { selector: s } => {
@@ -304,7 +298,13 @@ impl Runner {
                 Message::text(format!("📣 Notify: {}", escape(&role.render())))
             }
             Action::Note { text } => Message::text(format!("📝 {}", escape(&text.render()))),
-            _ => unreachable!("destructive actions were handled above"),
+            // A `Query` is never a change (`Action::classify`); said, not assumed.
+            change => {
+                return Err(format!(
+                    "{} changes something; it needs an approval",
+                    change.kind()
+                ));
+            }
         })
     }
 
@@ -314,8 +314,17 @@ impl Runner {
     ///
     /// # Errors
     /// Why the live system could not be read.
-    pub async fn bind_targets(&self, action: Action<Bound>) -> Result<Action<Bound>, String> {
-        let bound = match action {
+    pub async fn bind_targets(&self, change: Change) -> Result<Change, String> {
+        let live = self.live_targets(change.action()).await?;
+        let bound = change.completed(|action| live.unwrap_or(action))?;
+        // What was read from the live system is held to the runbook's objects too.
+        self.catalog.check_objects(bound.action())?;
+        Ok(bound)
+    }
+
+    /// The action with its live targets filled in, or `None` when it needs none.
+    async fn live_targets(&self, action: &Action<Bound>) -> Result<Option<Action<Bound>>, String> {
+        Ok(Some(match action.clone() {
             Action::DbTerminateLong {
                 older_than,
                 sessions: None,
@@ -350,11 +359,8 @@ impl Runner {
                     secret: Some(secret),
                 }
             }
-            other => other,
-        };
-        // What was read from the live system is held to the runbook's objects too.
-        self.catalog.check_objects(&bound)?;
-        Ok(bound)
+            _ => return Ok(None),
+        }))
     }
 
     /// The server-side dry run of a destructive action (or, for database actions, what
@@ -362,8 +368,8 @@ impl Runner {
     ///
     /// # Errors
     /// Why it could not be run.
-    pub async fn dry_run(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
-        self.apply(action, Mode::DryRun).await
+    pub async fn dry_run(&self, change: &Change) -> Result<ChangeReport, String> {
+        self.apply(change.action(), Mode::DryRun).await
     }
 
     /// Carries out a destructive action for real. Only the two-person flow calls this,
@@ -371,8 +377,8 @@ impl Runner {
     ///
     /// # Errors
     /// Why it failed.
-    pub async fn execute(&self, action: &Action<Bound>) -> Result<ChangeReport, String> {
-        self.apply(action, Mode::Execute).await
+    pub async fn execute(&self, change: &Change) -> Result<ChangeReport, String> {
+        self.apply(change.action(), Mode::Execute).await
     }
 
     async fn apply(&self, action: &Action<Bound>, mode: Mode) -> Result<ChangeReport, String> {
@@ -796,8 +802,10 @@ impl Runner {
     pub async fn diagnose(&self, alert: &crate::runbook::Alert, requested_by: &str) -> Message {
         let no_params = std::collections::BTreeMap::new();
         let runs = alert.investigation.iter().map(|step| async {
-            match step.bind(&no_params) {
-                Ok(action) => self.run(&action, requested_by, None).await,
+            match step.bind(&no_params).map(Action::classify) {
+                Ok(Classified::Query(query)) => self.run(&query).await,
+                // Investigation steps only read (the catalog compiler sees to it).
+                Ok(Classified::Change(change)) => self.preview(&change, requested_by).await,
                 Err(errors) => Message::text(format!(
                     "❔ needs {}",
                     errors
@@ -872,12 +880,15 @@ mod tests {
                 action.is_destructive(),
                 "{text}: approval needed by one and not the other"
             );
-            let fixed = action.clone().with_names_fixed(1_700_000_000);
-            assert_eq!(
-                stored::from_stored(&stored::to_stored(&fixed)).as_ref(),
-                Ok(&fixed),
-                "{text}"
-            );
+            // A change survives the store (what an approval executes); a query is run.
+            if let Classified::Change(change) = action.clone().classify() {
+                let fixed = change.with_names_fixed(1_700_000_000);
+                assert_eq!(
+                    stored::from_stored(&stored::to_stored(&fixed)).as_ref(),
+                    Ok(&fixed),
+                    "{text}"
+                );
+            }
             assert!(!action.describe().is_empty(), "{text}");
             if action.is_destructive() {
                 assert_eq!(

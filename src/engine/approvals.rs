@@ -21,7 +21,7 @@ use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::outbox::Outbox;
-use crate::runbook::actions::{Action, Bound};
+use crate::runbook::actions::{Action, Bound, Change};
 use crate::runbook::stored;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
@@ -138,12 +138,12 @@ impl Approvals {
     pub async fn request(
         &self,
         asked: &str,
-        action: &Action<Bound>,
+        change: &Change,
         reason: &str,
         user: &UserId,
         channel: &ChannelId,
     ) -> Message {
-        let verb = action.kind().policy_verb();
+        let verb = change.action().kind().policy_verb();
         if !self.config.channels.is_empty() && !self.config.channels.contains(channel) {
             let allowed: Vec<String> = self
                 .config
@@ -169,7 +169,7 @@ impl Approvals {
             return Message::text(format!(":hourglass: {why} Ask again later."));
         }
         let created = now();
-        let action = action.clone().with_names_fixed(created.as_second());
+        let action = change.clone().with_names_fixed(created.as_second());
         let action = match self.runner.bind_targets(action).await {
             Ok(a) => a,
             Err(why) => {
@@ -182,7 +182,7 @@ impl Approvals {
         if let Action::DbTerminateLong {
             older_than,
             sessions: Some(s),
-        } = &action
+        } = action.action()
             && s.get().is_empty()
         {
             return Message::text(format!(
@@ -406,7 +406,7 @@ impl Approvals {
                     .await;
                 info!(request = id, verb = %request.verb, "approved request executed");
                 if let Some(deployment) =
-                    verified_deployment(&action, &self.runner.catalog.service().api)
+                    verified_deployment(action.action(), &self.runner.catalog.service().api)
                 {
                     self.verify(&request, deployment).await;
                 }

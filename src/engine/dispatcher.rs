@@ -23,6 +23,7 @@ use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
+use crate::runbook::actions::{Action, Classified};
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -265,28 +266,20 @@ impl Dispatcher {
                 result.map_or_else(|e| desk_error(&e), Message::text)
             }
             Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
-            Command::Cluster {
-                intent,
-                reason: Some(reason),
-            } if intent.is_destructive() => match action_for(&intent, &self.catalog, unix_now()) {
-                // Time-derived names (a Job's) are fixed here and stored with the request,
-                // so what executes is what the approver saw.
-                Ok(action) => {
-                    self.approvals
-                        .request(&cmd.text, &action, &reason, user, channel)
-                        .await
-                }
-                Err(why) => Message::text(format!(":warning: {}", escape(&why))),
-            },
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
             Command::Cluster { intent, reason } => {
-                match action_for(&intent, &self.catalog, unix_now()) {
-                    Ok(action) => {
-                        self.runner
-                            .run(&action, user.as_str(), reason.as_deref())
-                            .await
-                    }
+                match action_for(&intent, &self.catalog, unix_now()).map(Action::classify) {
+                    Ok(Classified::Query(query)) => self.runner.run(&query).await,
+                    // With a reason, a change becomes a request; without one, its preview.
+                    Ok(Classified::Change(change)) => match reason {
+                        Some(reason) => {
+                            self.approvals
+                                .request(&cmd.text, &change, &reason, user, channel)
+                                .await
+                        }
+                        None => self.runner.preview(&change, user.as_str()).await,
+                    },
                     Err(why) => Message::text(format!(":warning: {}", escape(&why))),
                 }
             }
@@ -487,7 +480,7 @@ impl Dispatcher {
         self.approvals
             .request(
                 &recovery.asked,
-                &recovery.action,
+                &recovery.change,
                 &recovery.reason,
                 &action.user,
                 &channel,

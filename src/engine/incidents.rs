@@ -31,7 +31,7 @@ use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape
 use crate::engine::actions::Runner;
 use crate::engine::outbox::Outbox;
 use crate::probes::{Probes, STATUS_SIGNALS};
-use crate::runbook::actions::{Action, Bound};
+use crate::runbook::actions::{Change, Classified};
 use crate::runbook::values::ArgType;
 use crate::runbook::{Catalog, LiveSignal};
 use crate::slack::api::SlackApi;
@@ -93,7 +93,7 @@ pub struct Recovery {
     /// What asked for it, for the card and the audit log.
     pub asked: String,
     pub reason: String,
-    pub action: Action<Bound>,
+    pub change: Change,
 }
 
 /// The runbook entry's recovery steps as buttons; a click becomes an approval request.
@@ -136,7 +136,10 @@ impl Desk {
     pub fn recovery_action(&self, incident: &Incident, index: usize) -> Option<Recovery> {
         let entry = self.catalog.alert(incident.entry.as_deref()?)?;
         let step = entry.recovery.get(index)?;
-        let action = step.bind(&Default::default()).ok()?;
+        // Recovery steps are changes (the catalog compiler sees to it).
+        let Classified::Change(change) = step.bind(&Default::default()).ok()?.classify() else {
+            return None;
+        };
         Some(Recovery {
             asked: format!(
                 "recovery button “{}” in {}",
@@ -144,7 +147,7 @@ impl Desk {
                 incident.name()
             ),
             reason: format!("recovery for {}: {}", incident.name(), step.title),
-            action,
+            change,
         })
     }
 

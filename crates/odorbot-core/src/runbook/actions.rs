@@ -1074,6 +1074,67 @@ impl Action<Bound> {
     }
 }
 
+/// A bound action that only reads. It runs at once; nothing about it needs approval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query(Action<Bound>);
+
+/// A bound action that changes the cluster or the database. Only the two-person flow can
+/// execute one: the approval store holds `Change`s and the runner executes nothing else,
+/// so "only changes need approval" is a type, not a convention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change(Action<Bound>);
+
+/// A bound action, split by what it does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Classified {
+    Query(Query),
+    Change(Change),
+}
+
+impl Action<Bound> {
+    /// Splits by kind; the kind table is the one place that says which actions change.
+    pub fn classify(self) -> Classified {
+        if self.is_destructive() {
+            Classified::Change(Change(self))
+        } else {
+            Classified::Query(Query(self))
+        }
+    }
+}
+
+impl Query {
+    pub fn action(&self) -> &Action<Bound> {
+        &self.0
+    }
+}
+
+impl Change {
+    pub fn action(&self) -> &Action<Bound> {
+        &self.0
+    }
+
+    /// See [`Action::with_names_fixed`]; a fixed change is still a change.
+    #[must_use]
+    pub fn with_names_fixed(self, now_unix: i64) -> Self {
+        Self(self.0.with_names_fixed(now_unix))
+    }
+
+    /// Replaces the action with one the live system completed (bound sessions, a
+    /// certificate's secret); refused when that would turn it into another kind.
+    ///
+    /// # Errors
+    /// The completed action is of another kind.
+    pub fn completed(self, f: impl FnOnce(Action<Bound>) -> Action<Bound>) -> Result<Self, String> {
+        let kind = self.0.kind();
+        let done = f(self.0);
+        if done.kind() == kind {
+            Ok(Self(done))
+        } else {
+            Err(format!("{kind} cannot become {}", done.kind()))
+        }
+    }
+}
+
 impl Action<Bound> {
     /// Rules that span several parameters, checked once every value is known.
     fn check(&self) -> Result<(), String> {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::actions::{Action, Bound};
+use super::actions::{Action, Bound, Change, Classified};
 use super::compile::compile_action;
 use super::raw::RawAction;
 
@@ -30,10 +30,13 @@ pub enum StoredActionError {
     Shape(String),
     #[error("the stored action's values no longer pass their checks: {0}")]
     Invalid(String),
+    #[error("the stored action {0} only reads; approvals hold changes")]
+    NotAChange(String),
 }
 
-/// The stored form of an action.
-pub fn to_stored(action: &Action<Bound>) -> String {
+/// The stored form of a change: only changes are approved, so only they are stored.
+pub fn to_stored(change: &Change) -> String {
+    let action = change.action();
     let mut params = Map::new();
     for (name, value) in action.values() {
         // `limits.memory`, `data.<key>`: one level of nesting; a ConfigMap key may itself
@@ -75,7 +78,7 @@ fn invalid(errors: &[impl ToString]) -> StoredActionError {
 /// # Errors
 /// Not JSON, another version, a shape the action set does not have, or a value its type
 /// now refuses.
-pub fn from_stored(text: &str) -> Result<Action<Bound>, StoredActionError> {
+pub fn from_stored(text: &str) -> Result<Change, StoredActionError> {
     let mut record: Map<String, Value> =
         serde_json::from_str(text).map_err(|e| StoredActionError::Json(e.to_string()))?;
     let version = record.remove("version").and_then(|v| v.as_u64());
@@ -85,7 +88,11 @@ pub fn from_stored(text: &str) -> Result<Action<Bound>, StoredActionError> {
     let raw: RawAction = serde_json::from_value(Value::Object(record))
         .map_err(|e| StoredActionError::Shape(e.to_string()))?;
     let template = compile_action(raw).map_err(|e| invalid(&e))?;
-    template.bind(&BTreeMap::new()).map_err(|e| invalid(&e))
+    let action: Action<Bound> = template.bind(&BTreeMap::new()).map_err(|e| invalid(&e))?;
+    match action.classify() {
+        Classified::Change(change) => Ok(change),
+        Classified::Query(q) => Err(StoredActionError::NotAChange(q.action().describe())),
+    }
 }
 
 #[cfg(test)]
@@ -93,25 +100,36 @@ mod tests {
     use super::*;
     use crate::runbook::load_default;
 
-    fn round_trip(action: &Action<Bound>) {
-        let text = to_stored(action);
+    fn round_trip(change: &Change) {
+        let text = to_stored(change);
         let back = from_stored(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_eq!(&back, action, "{text}");
+        assert_eq!(&back, change, "{text}");
     }
 
-    /// Every step of the shipped catalog that binds without a person's input (fixed values
-    /// and defaults) survives the store unchanged, whatever its action.
+    /// Every change step of the shipped catalog that binds without a person's input (fixed
+    /// values and defaults) survives the store unchanged, whatever its action; a query is
+    /// never read back as something to approve.
     #[test]
     fn every_catalog_action_survives_the_store_unchanged() {
         let catalog = load_default().unwrap();
-        let mut seen = 0;
+        let mut changes = 0;
         for step in catalog.all_steps() {
-            if let Ok(bound) = step.action.bind(&BTreeMap::new()) {
-                round_trip(&bound);
-                seen += 1;
+            if let Ok(Classified::Change(c)) =
+                step.action.bind(&BTreeMap::new()).map(Action::classify)
+            {
+                round_trip(&c);
+                changes += 1;
             }
         }
-        assert!(seen > 40, "only {seen} steps bound without input");
+        assert!(
+            changes > 15,
+            "only {changes} change steps bound without input"
+        );
+        let query = r#"{"version":1,"type":"pods","params":{"selector":"app=odordiff-api"}}"#;
+        assert!(matches!(
+            from_stored(query),
+            Err(StoredActionError::NotAChange(_))
+        ));
     }
 
     #[test]
@@ -127,13 +145,13 @@ mod tests {
     #[test]
     fn bound_sessions_survive_the_store() {
         let stored = r#"{"version":1,"type":"db_terminate_long","params":{"older_than":"5m","sessions":"102@1700000000000001,101@1700000000000000"}}"#;
-        let action = from_stored(stored).unwrap();
-        round_trip(&action);
+        let change = from_stored(stored).unwrap();
+        round_trip(&change);
         let Action::DbTerminateLong {
             sessions: Some(s), ..
-        } = &action
+        } = change.action()
         else {
-            panic!("{action:?}");
+            panic!("{change:?}");
         };
         let pids: Vec<i32> = s.get().iter().map(|b| b.pid).collect();
         assert_eq!(pids, [101, 102]);
