@@ -24,6 +24,7 @@
 //! - [`slack`]: socket mode, the Web API client and Block Kit rendering.
 //! - [`http`]: health, readiness, metrics and the Alertmanager webhook.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
+//! - [`idgen`]: ids unique across replicas (a random node per process, not its pid).
 
 pub use odorbot_core::{domain, runbook};
 
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod idgen;
 pub mod metrics;
 pub mod probes;
 pub mod slack;

@@ -201,7 +201,7 @@ impl Approvals {
         };
         let (preview, fingerprint) = (report.preview(), report.fingerprint());
         let request = Request {
-            id: format!("req{}-{}", created.as_millisecond(), std::process::id()),
+            id: crate::idgen::IdGen::process().next("req", created),
             state: ApprovalState::Pending,
             verb: verb.to_owned(),
             command: asked.to_owned(),

@@ -159,11 +159,8 @@ impl Desk {
         config: IncidentsConfig,
         outbox: Arc<Outbox>,
     ) -> Self {
-        let owner = format!(
-            "{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond() % 1_000_000_007
-        );
+        // Unique per instance, not only per process: leases are held by name.
+        let owner = crate::idgen::IdGen::process().next("scheduler-", Timestamp::now());
         Self {
             store,
             api,

@@ -11,6 +11,7 @@ use tracing::{error, warn};
 
 use crate::domain::ids::ChannelId;
 use crate::domain::view::Message;
+use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
 
@@ -32,11 +33,8 @@ impl Outbox {
         Self {
             store,
             api,
-            owner: format!(
-                "outbox-{}-{}",
-                std::process::id(),
-                Timestamp::now().as_nanosecond() % 1_000_000_007
-            ),
+            // Unique per instance, not only per process: leases are held by name.
+            owner: IdGen::process().next("outbox-", Timestamp::now()),
             wake: Notify::new(),
         }
     }

@@ -8,6 +8,7 @@ use sqlx::{Acquire, Row};
 use super::{Store, StoreError};
 use crate::domain::alert::Alert;
 use crate::domain::incident::{Incident, IncidentState, NewIncident, TimelineEntry};
+use crate::idgen::IdGen;
 
 const COLUMNS: &str = "id, number, state, severity, title, entry, group_key, opened_by, opened_at_ms, \
      channel, thread_ts, owner, acked_at_ms, acked_by, resolved_at_ms, resolved_by, step, step_at_ms, \
@@ -384,15 +385,7 @@ async fn add_timeline_in(
     actor: &str,
     text: &str,
 ) -> Result<(), StoreError> {
-    // Unique per entry; the sequence part keeps same-millisecond entries apart.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let id = format!(
-        "{}-{:013}-{}-{:010}",
-        incident_id,
-        ms(at),
-        std::process::id(),
-        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
+    let id = IdGen::process().next(&format!("{incident_id}-"), at);
     sqlx::query("INSERT INTO timeline (id, incident_id, at_ms, kind, actor, text) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(incident_id)
