@@ -641,9 +641,15 @@ impl Approvals {
     }
 
     /// Runs [`Approvals::recover`] now and then until cancelled.
-    pub async fn run(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        cancel: tokio_util::sync::CancellationToken,
+        beat: crate::supervisor::Beat,
+    ) {
         loop {
+            crate::failpoint!("approvals.tick");
             self.recover().await;
+            beat.alive();
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(5).min(self.config.lease)) => {}

@@ -796,8 +796,13 @@ impl Desk {
 
     /// Runs due timers until cancelled: sleeps until the earliest due time, a local
     /// change, or the poll interval (other replicas' timers).
-    pub async fn run_scheduler(self: Arc<Self>, cancel: CancellationToken) {
+    pub async fn run_scheduler(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+        beat: crate::supervisor::Beat,
+    ) {
         loop {
+            crate::failpoint!("scheduler.tick");
             match self
                 .store
                 .claim_due(&self.owner, now(), LEASE.as_millis() as i64, 16)
@@ -820,6 +825,7 @@ impl Desk {
                 }
                 _ => poll,
             };
+            beat.alive();
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(sleep) => {}

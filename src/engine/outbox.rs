@@ -14,6 +14,7 @@ use crate::domain::view::Message;
 use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
+use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
 const ATTEMPT: Duration = Duration::from_secs(5);
@@ -57,12 +58,13 @@ impl Outbox {
         }
     }
 
-    /// Sends due messages until cancelled.
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+    /// Sends due messages until cancelled; `beat` hears of every completed round.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken, beat: Beat) {
         loop {
             if cancel.is_cancelled() {
                 return;
             }
+            crate::failpoint!("outbox.tick");
             let batch = self
                 .store
                 // One at a time: each claim is covered by its own lease.
@@ -103,6 +105,7 @@ impl Outbox {
                     }
                 }
             }
+            beat.alive();
             if busy {
                 continue;
             }
