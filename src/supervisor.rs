@@ -7,7 +7,7 @@
 //! approval recovery, pruning) loses nothing by being restarted, since its claims lapse
 //! and a fresh loop takes them again; a loop that owns what cannot be rebuilt in place
 //! (the engine's queue, the admin listener) ends the process, so the orchestrator
-//! restarts it whole and the other replica or Slack's redelivery covers the gap.
+//! restarts it whole; what it had queued but not begun is lost with it, as in any crash.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,14 +68,6 @@ impl Beat {
                 after = %why,
                 "background loop is running again"
             );
-        }
-    }
-
-    /// A beat for a loop run outside a supervisor (tests, one-off calls).
-    pub fn unsupervised(name: &'static str) -> Self {
-        Self {
-            supervisor: Supervisor::default(),
-            name,
         }
     }
 }
