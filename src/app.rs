@@ -24,6 +24,7 @@ use crate::runbook;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::slack::socket::{SocketMode, SocketSettings, SocketState};
 use crate::store::Store;
+use crate::supervisor::{Beat, Supervisor};
 
 /// Idempotency keys are kept this long; Slack redelivers within minutes.
 const KEEP_EVENT_KEYS: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -46,6 +47,8 @@ pub fn init_logging(config: &Config) {
 /// # Errors
 /// Start-up failures (store, Slack credentials, the admin port), each with what to fix.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    #[cfg(debug_assertions)]
+    crate::failpoint::configure_from_env().context("ODORBOT_FAILPOINTS")?;
     let metrics = Metrics::new();
     let store = Store::open(&config.store.url, config.store.max_connections)
         .await
@@ -67,6 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let supervisor = Supervisor::new();
     let socket_state = Arc::new(SocketState::default());
     let catalog = Arc::new(
         runbook::load_from(config.runbook.path.as_deref())
@@ -136,26 +140,50 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         socket: socket_state,
         desk: desk.clone(),
+        loops: supervisor.clone(),
         alerts_token: config.incidents.alerts_token.clone(),
         alerts_max_body: config.incidents.alerts_max_body,
     };
+    // The queue's receiver and the admin listener cannot be handed to a new loop: when
+    // either dies, the process ends (and is restarted whole). The other loops keep their
+    // work in the store, so a fresh loop resumes it: they are restarted.
     let admin_cancel = cancel.clone();
-    tasks.spawn(async move {
+    supervisor.critical(&tasks, &cancel, "admin", async move {
         if let Err(e) = http::serve(listener, admin, admin_cancel).await {
             error!(error = %e, "admin server failed");
         }
     });
-    tasks.spawn(dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()));
+    supervisor.critical(
+        &tasks,
+        &cancel,
+        "dispatcher",
+        dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()),
+    );
     socket.spawn(&cancel, &tasks);
-    tasks.spawn(prune_event_keys(store.clone(), cancel.clone()));
+    let (s, c) = (store.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "maintenance", move |beat| {
+        prune_event_keys(s.clone(), c.clone(), beat)
+    });
     if let Err(e) = desk.arm_maintenance().await {
         warn!(error = %e, "maintenance reminders not scheduled");
     }
-    tasks.spawn(desk.run_scheduler(cancel.clone()));
-    tasks.spawn(approvals.run(cancel.clone()));
-    tasks.spawn(outbox.run(cancel.clone()));
+    let (d, c) = (desk.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "scheduler", move |beat| {
+        d.clone().run_scheduler(c.clone(), beat)
+    });
+    let (a, c) = (approvals.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "approvals", move |beat| {
+        a.clone().run(c.clone(), beat)
+    });
+    let (o, c) = (outbox.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "outbox", move |beat| {
+        o.clone().run(c.clone(), beat)
+    });
 
-    shutdown_signal().await;
+    let fatal = tokio::select! {
+        () = shutdown_signal() => None,
+        why = supervisor.fatal() => Some(why),
+    };
     info!(
         grace_secs = config.engine.shutdown_grace.as_secs(),
         "shutting down: no new envelopes, finishing in-flight work"
@@ -172,6 +200,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     store.close().await;
+    if let Some(why) = fatal {
+        bail!("{why}");
+    }
     info!("stopped");
     Ok(())
 }
@@ -191,13 +222,15 @@ async fn shutdown_signal() {
     }
 }
 
-async fn prune_event_keys(store: Store, cancel: CancellationToken) {
+/// The store's housekeeping: forgets idempotency keys older than [`KEEP_EVENT_KEYS`].
+async fn prune_event_keys(store: Store, cancel: CancellationToken, beat: Beat) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = every.tick() => {}
         }
+        crate::failpoint!("maintenance.tick");
         let cutoff = SystemTime::now() - KEEP_EVENT_KEYS;
         let cutoff_ms = cutoff
             .duration_since(UNIX_EPOCH)
@@ -207,6 +240,7 @@ async fn prune_event_keys(store: Store, cancel: CancellationToken) {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "pruning idempotency keys failed"),
         }
+        beat.alive();
     }
 }
 

@@ -24,6 +24,10 @@
 //! - [`slack`]: socket mode, the Web API client and Block Kit rendering.
 //! - [`http`]: health, readiness, metrics and the Alertmanager webhook.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
+//! - [`idgen`]: ids unique across replicas (a random node per process, not its pid).
+//! - [`supervisor`]: the background loops, restarted or ending the process when they die,
+//!   and which of them is down, for `/readyz`.
+//! - `failpoint` (debug builds only): faults injected at named steps, for tests.
 
 pub use odorbot_core::{domain, runbook};
 
@@ -31,8 +35,19 @@ pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+#[cfg(debug_assertions)]
+pub mod failpoint;
+/// Release builds: a failpoint is nothing (see `failpoint` in a debug build).
+#[cfg(not(debug_assertions))]
+#[macro_export]
+macro_rules! failpoint {
+    ($name:literal) => {};
+    ($name:literal, $err:ident => $on_error:expr) => {};
+}
 pub mod http;
+pub mod idgen;
 pub mod metrics;
 pub mod probes;
 pub mod slack;
 pub mod store;
+pub mod supervisor;

@@ -201,7 +201,7 @@ impl Approvals {
         };
         let (preview, fingerprint) = (report.preview(), report.fingerprint());
         let request = Request {
-            id: format!("req{}-{}", created.as_millisecond(), std::process::id()),
+            id: crate::idgen::IdGen::process().next("req", created),
             state: ApprovalState::Pending,
             verb: verb.to_owned(),
             command: asked.to_owned(),
@@ -663,9 +663,15 @@ impl Approvals {
     }
 
     /// Runs [`Approvals::recover`] now and then until cancelled.
-    pub async fn run(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        cancel: tokio_util::sync::CancellationToken,
+        beat: crate::supervisor::Beat,
+    ) {
         loop {
+            crate::failpoint!("approvals.tick");
             self.recover().await;
+            beat.alive();
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(5).min(self.config.lease)) => {}

@@ -115,6 +115,7 @@ impl Dispatcher {
                     None => break,
                 },
             };
+            crate::failpoint!("dispatcher.next");
             self.spawn_one(inbound, &permits, &tasks).await;
         }
         rx.close();

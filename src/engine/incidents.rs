@@ -163,11 +163,8 @@ impl Desk {
         config: IncidentsConfig,
         outbox: Arc<Outbox>,
     ) -> Self {
-        let owner = format!(
-            "{}-{}",
-            std::process::id(),
-            Timestamp::now().as_nanosecond() % 1_000_000_007
-        );
+        // Unique per instance, not only per process: leases are held by name.
+        let owner = crate::idgen::IdGen::process().next("scheduler-", Timestamp::now());
         Self {
             store,
             api,
@@ -810,8 +807,13 @@ impl Desk {
 
     /// Runs due timers until cancelled: sleeps until the earliest due time, a local
     /// change, or the poll interval (other replicas' timers).
-    pub async fn run_scheduler(self: Arc<Self>, cancel: CancellationToken) {
+    pub async fn run_scheduler(
+        self: Arc<Self>,
+        cancel: CancellationToken,
+        beat: crate::supervisor::Beat,
+    ) {
         loop {
+            crate::failpoint!("scheduler.tick");
             match self
                 .store
                 .claim_due(&self.owner, now(), LEASE.as_millis() as i64, 16)
@@ -834,6 +836,7 @@ impl Desk {
                 }
                 _ => poll,
             };
+            beat.alive();
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(sleep) => {}

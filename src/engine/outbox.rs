@@ -11,8 +11,10 @@ use tracing::{error, warn};
 
 use crate::domain::ids::ChannelId;
 use crate::domain::view::Message;
+use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
+use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
 const ATTEMPT: Duration = Duration::from_secs(5);
@@ -32,11 +34,8 @@ impl Outbox {
         Self {
             store,
             api,
-            owner: format!(
-                "outbox-{}-{}",
-                std::process::id(),
-                Timestamp::now().as_nanosecond() % 1_000_000_007
-            ),
+            // Unique per instance, not only per process: leases are held by name.
+            owner: IdGen::process().next("outbox-", Timestamp::now()),
             wake: Notify::new(),
         }
     }
@@ -59,12 +58,13 @@ impl Outbox {
         }
     }
 
-    /// Sends due messages until cancelled.
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+    /// Sends due messages until cancelled; `beat` hears of every completed round.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken, beat: Beat) {
         loop {
             if cancel.is_cancelled() {
                 return;
             }
+            crate::failpoint!("outbox.tick");
             let batch = self
                 .store
                 // One at a time: each claim is covered by its own lease.
@@ -105,6 +105,7 @@ impl Outbox {
                     }
                 }
             }
+            beat.alive();
             if busy {
                 continue;
             }

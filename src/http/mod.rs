@@ -1,5 +1,6 @@
-//! The HTTP server: `/healthz` (alive), `/readyz` (Slack connected and store reachable),
-//! `/metrics` (Prometheus text format) and `POST /alerts` (Alertmanager's webhook).
+//! The HTTP server: `/healthz` (alive), `/readyz` (Slack connected, store reachable, no
+//! background loop down), `/metrics` (Prometheus text format) and `POST /alerts`
+//! (Alertmanager's webhook); in debug builds also `/debug/failpoints` for the tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::metrics::Metrics;
 mod alerts;
 use crate::engine::Connection;
 use crate::store::Store;
+use crate::supervisor::Supervisor;
 
 /// What the admin endpoints look at.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub struct AdminState {
     pub store: Store,
     pub socket: Arc<dyn Connection>,
     pub desk: Arc<Desk>,
+    /// The supervised background loops, so readiness names one that is down.
+    pub loops: Supervisor,
     /// Alertmanager's bearer token; `None` keeps the webhook closed.
     pub alerts_token: Option<SecretString>,
     pub alerts_max_body: usize,
@@ -38,28 +42,46 @@ pub fn router(state: AdminState) -> Router {
     let alerts = Router::new()
         .route("/alerts", axum::routing::post(alerts::receive))
         .layer(axum::extract::DefaultBodyLimit::max(state.alerts_max_body));
-    Router::new()
+    let router = Router::new()
         .merge(alerts)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/metrics", get(metrics));
+    #[cfg(debug_assertions)]
+    let router = router.route("/debug/failpoints", get(failpoints).put(arm_failpoints));
+    router.with_state(state)
+}
+
+/// Debug builds: what is armed.
+#[cfg(debug_assertions)]
+async fn failpoints() -> String {
+    crate::failpoint::list()
+}
+
+/// Debug builds: arms or disarms failpoints (`name=fault;…`, as `ODORBOT_FAILPOINTS`).
+#[cfg(debug_assertions)]
+async fn arm_failpoints(spec: String) -> (StatusCode, String) {
+    match crate::failpoint::configure(&spec) {
+        Ok(()) => (StatusCode::OK, crate::failpoint::list()),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    }
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let mut problems = Vec::new();
     if state.socket.open() == 0 {
         problems.push(if state.socket.link_disabled() {
-            "slack: socket mode disabled for the app (link_disabled)"
+            "slack: socket mode disabled for the app (link_disabled)".to_owned()
         } else {
-            "slack: no socket-mode connection open"
+            "slack: no socket-mode connection open".to_owned()
         });
     }
     match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => problems.push("store: unreachable"),
-        Err(_) => problems.push("store: no answer within 1s"),
+        Ok(Err(_)) => problems.push("store: unreachable".to_owned()),
+        Err(_) => problems.push("store: no answer within 1s".to_owned()),
     }
+    problems.extend(state.loops.down());
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
     } else {

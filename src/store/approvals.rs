@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use super::incidents::ms;
 use super::{Store, StoreError};
 use crate::domain::approval::{ApprovalState, Request, Verification};
+use crate::idgen::IdGen;
 
 const COLUMNS: &str = "id, state, verb, command, action, verification, requester, reason, preview, fingerprint, approvals, required, channel, \
      message_ts, outcome, created_at_ms, expires_at_ms, lease_until_ms";
@@ -275,13 +276,7 @@ impl Store {
         subject: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = format!(
-            "{:013}-{}-{:010}",
-            ms(at),
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let id = IdGen::process().next("", at);
         sqlx::query("INSERT INTO audit (id, at_ms, actor, kind, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(id)
             .bind(ms(at))

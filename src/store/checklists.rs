@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::incidents::ms;
 use super::{Store, StoreError};
 use crate::domain::checklist::Checklist;
+use crate::idgen::IdGen;
 
 fn encode(done: &[Option<String>]) -> String {
     serde_json::to_string(done).unwrap_or_else(|_| "[]".into())
@@ -26,7 +27,7 @@ impl Store {
         channel: &str,
         now: Timestamp,
     ) -> Result<Checklist, StoreError> {
-        let id = format!("cl{}-{}", ms(now), std::process::id());
+        let id = IdGen::process().next("cl", now);
         let done = vec![None; items.len()];
         sqlx::query(
             "INSERT INTO checklists (id, name, title, incident_id, channel, items, done, updated_at_ms) \

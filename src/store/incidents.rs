@@ -2,12 +2,13 @@
 //! replicas racing on the same click or timer change an incident once.
 
 use jiff::Timestamp;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Acquire, Row};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteLock};
 use crate::domain::alert::Alert;
 use crate::domain::incident::{Incident, IncidentState, NewIncident, TimelineEntry};
+use crate::idgen::IdGen;
 
 const COLUMNS: &str = "id, number, state, severity, title, entry, group_key, opened_by, opened_at_ms, \
      channel, thread_ts, owner, acked_at_ms, acked_by, resolved_at_ms, resolved_by, step, step_at_ms, \
@@ -67,16 +68,26 @@ impl Store {
         new: &NewIncident,
         now: Timestamp,
     ) -> Result<(Incident, bool), StoreError> {
-        // Two attempts: a replica that loses the race on the number or the group key
-        // finds the winner's row on the second pass.
+        // Openings are serialised (see `begin_write`), so the group check and the next
+        // number are read where no other opening can commit in between: numbers have no
+        // gaps. The retry covers a writer that does not serialise, such as an older
+        // replica during a rolling upgrade: its loser finds the winner's row next time.
         for _ in 0..3 {
-            if let Some(key) = &new.group_key
-                && let Some(existing) = self.open_incident_for_group(key).await?
-            {
-                return Ok((existing, false));
+            let mut tx = self.begin_write(WriteLock::IncidentNumbers).await?;
+            if let Some(key) = &new.group_key {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM incidents WHERE group_key = $1 AND state <> 'resolved'"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = row {
+                    let existing = row_to_incident(&row)?;
+                    tx.commit().await?;
+                    return Ok((existing, false));
+                }
             }
-            let mut conn = self.pool.acquire().await?;
-            let mut tx = conn.begin().await?;
             let (next,): (i64,) =
                 sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
                     .fetch_one(&mut *tx)
@@ -124,19 +135,6 @@ impl Store {
         Err(StoreError::Corrupt(
             "could not open the incident after three attempts".into(),
         ))
-    }
-
-    async fn open_incident_for_group(
-        &self,
-        group_key: &str,
-    ) -> Result<Option<Incident>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM incidents WHERE group_key = $1 AND state <> 'resolved'");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(group_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(row_to_incident).transpose()
     }
 
     /// # Errors
@@ -384,15 +382,7 @@ async fn add_timeline_in(
     actor: &str,
     text: &str,
 ) -> Result<(), StoreError> {
-    // Unique per entry; the sequence part keeps same-millisecond entries apart.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let id = format!(
-        "{}-{:013}-{}-{:010}",
-        incident_id,
-        ms(at),
-        std::process::id(),
-        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
+    let id = IdGen::process().next(&format!("{incident_id}-"), at);
     sqlx::query("INSERT INTO timeline (id, incident_id, at_ms, kind, actor, text) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(incident_id)

@@ -48,6 +48,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What a read-then-write transaction serialises on (see [`Store::begin_write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteLock {
+    /// Opening an incident: the open incident of a group and the next number.
+    IncidentNumbers = 1,
+}
+
+impl WriteLock {
+    /// The PostgreSQL advisory lock key: "odor" in the high half, so other users of the
+    /// same database's advisory locks are unlikely to pick it.
+    fn pg_key(self) -> i64 {
+        (0x6f64_6f72_i64 << 32) | self as i64
+    }
+}
+
 /// What waits in the store right now (see [`Store::backlog`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backlog {
@@ -99,7 +114,8 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5));
         if backend == Backend::Sqlite {
             // WAL lets readers run beside the writer; the busy timeout makes writers
-            // queue instead of failing with SQLITE_BUSY.
+            // queue instead of failing with SQLITE_BUSY (for transactions that read
+            // before they write, only with `begin_write`).
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
@@ -115,6 +131,37 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Starts a transaction that reads and then writes on what it read, serialised with
+    /// every other such transaction on `lock`, so what it read cannot change before it
+    /// commits.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` takes the write lock at the start, waiting up to the busy
+    /// timeout for another writer. A deferred `BEGIN` would read first and ask for the
+    /// lock at the first write; under WAL that fails with `SQLITE_BUSY` at once when
+    /// another connection committed after the read, and the busy timeout does not help.
+    /// SQLite has one writer, so `lock` needs no more there. PostgreSQL: a
+    /// transaction-scoped advisory lock on `lock`, so racers queue instead of reading the
+    /// same rows and failing at a unique index.
+    ///
+    /// # Errors
+    /// The database error (on SQLite also `SQLITE_BUSY` once the busy timeout passed).
+    pub(crate) async fn begin_write(
+        &self,
+        lock: WriteLock,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock.pg_key())
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until

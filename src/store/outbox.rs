@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::incidents::ms;
 use super::{Store, StoreError};
 use crate::domain::view::Message;
+use crate::idgen::IdGen;
 
 /// A message waiting to be sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,13 +32,8 @@ impl Store {
         message: &Message,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = format!(
-            "{:013}-{}-{:010}",
-            ms(now),
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        // Sorts by creation, which is the order claim_outgoing sends in.
+        let id = IdGen::process().next("", now);
         let body =
             serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(

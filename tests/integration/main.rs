@@ -11,6 +11,7 @@ mod cluster_verbs;
 mod container;
 mod deploy;
 mod e2e;
+mod faults;
 mod ha;
 mod incidents;
 mod kube;

@@ -1,8 +1,10 @@
 //! The store on both backends: migrations, idempotency claims across processes'
-//! worth of pools, pruning and the open-work counts.
+//! worth of pools, pruning, the open-work counts and concurrent incident openings.
 
 use std::future::Future;
 
+use odorbot::domain::escalation::Severity;
+use odorbot::domain::incident::NewIncident;
 use odorbot::store::{Backend, Store};
 use secrecy::SecretString;
 
@@ -178,4 +180,94 @@ async fn unsupported_urls_are_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("sqlite: or postgres://"), "{err}");
+}
+
+/// `n` handles on one store, opened one after the other (each migrates), as `n` processes
+/// sharing the file or server would hold them.
+async fn handles(url: &SecretString, n: usize) -> Vec<Store> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Store::open(url, 4).await.unwrap());
+    }
+    out
+}
+
+fn new_incident(title: String, group_key: Option<&str>) -> NewIncident {
+    NewIncident {
+        severity: Severity::High,
+        title,
+        entry: None,
+        group_key: group_key.map(str::to_owned),
+        opened_by: "alertmanager".into(),
+    }
+}
+
+/// Many writers on several pools open incidents at the same moment: every opening
+/// succeeds (none fails with SQLITE_BUSY or runs out of retries), and the numbers are
+/// 1..=n, each once; racers for one Alertmanager group all get its single incident.
+async fn concurrent_openings_all_succeed_with_gapless_numbers(stores: Vec<Store>) {
+    const OPENINGS: usize = 48;
+    const SAME_GROUP: usize = 16;
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(OPENINGS + SAME_GROUP));
+    let mut racers = Vec::new();
+    for i in 0..OPENINGS + SAME_GROUP {
+        let store = stores[i % stores.len()].clone();
+        let start = start.clone();
+        racers.push(tokio::spawn(async move {
+            let new = if i < OPENINGS {
+                new_incident(format!("by hand {i}"), None)
+            } else {
+                new_incident("from alertmanager".into(), Some("{}:{alertname=\"X\"}"))
+            };
+            start.wait().await;
+            (i, store.open_incident(&new, now).await)
+        }));
+    }
+    let (mut numbers, mut group) = (Vec::new(), Vec::new());
+    for r in racers {
+        let (i, opened) = r.await.unwrap();
+        let (incident, created) = opened.unwrap_or_else(|e| panic!("opening {i} failed: {e}"));
+        if i < OPENINGS {
+            assert!(created, "opening {i} made a new incident");
+            numbers.push(incident.number);
+        } else {
+            group.push((incident.number, created));
+        }
+    }
+    let group_number = group[0].0;
+    assert!(group.iter().all(|(n, _)| *n == group_number), "{group:?}");
+    assert_eq!(group.iter().filter(|(_, created)| *created).count(), 1);
+    numbers.push(group_number);
+    numbers.sort_unstable();
+    let expected: Vec<i64> = (1..=(OPENINGS as i64 + 1)).collect();
+    assert_eq!(numbers, expected, "unique and without gaps");
+    // Each opening wrote its timeline entry in the same transaction.
+    for n in [1, OPENINGS as i64 + 1] {
+        let incident = stores[0].incident_by_number(n).await.unwrap().unwrap();
+        let timeline = stores[0].timeline(&incident.id).await.unwrap();
+        assert_eq!(timeline.len(), 1, "{timeline:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_incident_openings_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = SecretString::from(format!(
+        "sqlite://{}",
+        dir.path().join("odorbot.db").display()
+    ));
+    concurrent_openings_all_succeed_with_gapless_numbers(handles(&url, 4).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_incident_openings_all_succeed() {
+    let db = TempDb::create().await;
+    let url = SecretString::from(db.url.clone());
+    let stores = handles(&url, 4).await;
+    concurrent_openings_all_succeed_with_gapless_numbers(stores.clone()).await;
+    for s in stores {
+        s.close().await;
+    }
+    db.drop_db().await;
 }

@@ -168,6 +168,23 @@ impl Bot {
         let _ = self.child.wait().await;
     }
 
+    /// Waits for the process to end by itself; `None` when it still runs after `timeout`.
+    pub async fn wait_exit(mut self, timeout: Duration) -> Option<(ExitStatus, String)> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?;
+        Some((status.unwrap(), self.logs()))
+    }
+
+    /// Arms or disarms failpoints at run time (debug builds; `name=fault;…`).
+    pub async fn failpoints(&self, spec: &str) {
+        let answer = http::put(&self.url("/debug/failpoints"), spec).await;
+        assert!(
+            matches!(answer, Some((200, _))),
+            "failpoints {spec:?}: {answer:?}"
+        );
+    }
+
     /// SIGTERM, then waits for the exit.
     pub async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().expect("still running");

@@ -35,3 +35,20 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Option<
     let body = res.into_body().collect().await.ok()?.to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+/// PUTs `body` (plain text); `None` when nothing answers.
+pub async fn put(url: &str, body: &str) -> Option<(u16, String)> {
+    let client: Client<_, Full<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let req = axum::http::Request::put(url)
+        .header("content-type", "text/plain")
+        .body(Full::new(axum::body::Bytes::from(body.to_owned())))
+        .ok()?;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
