@@ -68,16 +68,24 @@ async fn wait_thread(fake: &FakeSlack, what: &str, n: usize) -> bool {
     .await
 }
 
-#[tokio::test]
-async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
+const API_DOWN: [(&str, &str); 3] = [
+    ("alertname", "OdorDiffApiDown"),
+    ("namespace", "odordiff"),
+    ("severity", "critical"),
+];
+
+/// The fake Slack, odorbot with slow escalation, and a real Alertmanager posting to it.
+async fn api_down_rig() -> (FakeSlack, Bot, Alertmanager) {
     let fake = FakeSlack::start().await;
     let bot = bot(&fake, None, 300, 600).await;
     let am = Alertmanager::start(bot.admin, TOKEN).await;
-    let labels = [
-        ("alertname", "OdorDiffApiDown"),
-        ("namespace", "odordiff"),
-        ("severity", "critical"),
-    ];
+    (fake, bot, am)
+}
+
+#[tokio::test]
+async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
+    let (fake, bot, am) = api_down_rig().await;
+    let labels = API_DOWN;
     am.alert(&labels, "API Service Down", false).await;
     assert!(
         fake.wait_until(WAIT, |f| !roots(f).is_empty()).await,
@@ -110,14 +118,8 @@ async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
 /// and that fires again gets a new incident and a new page; until then, repeats are one.
 #[tokio::test]
 async fn an_alert_firing_again_after_its_incident_was_resolved_opens_a_new_one() {
-    let fake = FakeSlack::start().await;
-    let bot = bot(&fake, None, 300, 600).await;
-    let am = Alertmanager::start(bot.admin, TOKEN).await;
-    let labels = [
-        ("alertname", "OdorDiffApiDown"),
-        ("namespace", "odordiff"),
-        ("severity", "critical"),
-    ];
+    let (fake, bot, am) = api_down_rig().await;
+    let labels = API_DOWN;
     let pages = |f: &FakeSlack| {
         thread(f)
             .iter()
