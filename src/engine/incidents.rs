@@ -532,7 +532,7 @@ impl Desk {
         self.store
             .add_timeline(&incident.id, now(), "update", user, text)
             .await?;
-        self.store.mark_update(&incident.id, now(), true).await?;
+        self.store.mark_human_update(&incident.id, now()).await?;
         self.thread(
             incident,
             &format!("📝 *Update from <@{user}>:* {}", escape(text)),
@@ -899,7 +899,11 @@ impl Desk {
                 }
             }
             STATUS => {
-                self.status_update(&incident).await?;
+                // Due by the incident as it is now, not as whoever armed the timer read it.
+                match next_status_update(&incident.clock(), incident.last_status_at, &self.policy) {
+                    Some(due) if due <= now() => self.status_update(&incident).await?,
+                    _ => self.schedule(&incident).await?,
+                }
             }
             other => warn!(kind = other, "unknown timer kind"),
         }
@@ -956,6 +960,15 @@ impl Desk {
 
     async fn status_update(&self, incident: &Incident) -> Result<(), DeskError> {
         let t = now();
+        // One post per period, however many replicas or stale timers reach this point.
+        if !self
+            .store
+            .claim_status_update(&incident.id, incident.last_status_at, t)
+            .await?
+        {
+            let fresh = self.store.incident_by_id(&incident.id).await?;
+            return self.schedule(fresh.as_ref().unwrap_or(incident)).await;
+        }
         let period_start = incident.last_status_at.unwrap_or(incident.opened_at);
         let since_last: Vec<_> = self
             .store
@@ -991,7 +1004,6 @@ impl Desk {
         self.store
             .add_timeline(&incident.id, t, "status", "odorbot", "Status update posted")
             .await?;
-        self.store.mark_update(&incident.id, t, false).await?;
         let refreshed = self
             .store
             .incident_by_id(&incident.id)

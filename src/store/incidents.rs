@@ -288,27 +288,44 @@ impl Store {
         self.incident_by_id(id).await
     }
 
-    /// Notes a status update (`human` for one a person wrote).
+    /// Notes a status update a person wrote (it clears the nudge).
     ///
     /// # Errors
     /// The database error.
-    pub async fn mark_update(
+    pub async fn mark_human_update(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE incidents SET last_human_update_at_ms = $2, updated_at_ms = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the status update of the period that began at `period_of` (the last update,
+    /// `None` for none yet) by moving the incident's last status time to `now`; `false` when
+    /// another replica, or a timer re-armed from a stale read, took it first.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn claim_status_update(
         &self,
         id: &str,
+        period_of: Option<Timestamp>,
         now: Timestamp,
-        human: bool,
-    ) -> Result<(), StoreError> {
-        let sql = if human {
-            "UPDATE incidents SET last_human_update_at_ms = $2, updated_at_ms = $2 WHERE id = $1"
-        } else {
-            "UPDATE incidents SET last_status_at_ms = $2 WHERE id = $1"
-        };
-        sqlx::query(sql)
-            .bind(id)
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        // -1 stands for "no update yet": the comparison stays one portable equality.
+        let done = sqlx::query(
+            "UPDATE incidents SET last_status_at_ms = $2 \
+             WHERE id = $1 AND COALESCE(last_status_at_ms, -1) = $3",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .bind(period_of.map_or(-1, ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records an alert of the incident's group; returns whether its state changed.

@@ -134,6 +134,34 @@ async fn the_backlog_counts_the_outbox_and_overdue_timers(a: Store, b: Store) {
     assert!(backlog.approvals.is_empty());
 }
 
+/// A status update's period is taken once: two replicas (or a timer re-armed from a stale
+/// read) that reach the same period post one update between them.
+async fn each_status_period_is_taken_once(a: Store, b: Store) {
+    let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let (incident, _) = a
+        .open_incident(&new_incident("slow".into(), None), t(0))
+        .await
+        .unwrap();
+    let id = incident.id.as_str();
+    assert!(a.claim_status_update(id, None, t(900)).await.unwrap());
+    assert!(!b.claim_status_update(id, None, t(901)).await.unwrap());
+    assert!(!b.claim_status_update(id, Some(t(0)), t(901)).await.unwrap());
+    assert!(b.claim_status_update(id, Some(t(900)), t(1800)).await.unwrap());
+    assert!(!a.claim_status_update(id, Some(t(900)), t(1801)).await.unwrap());
+    let now = b.incident_by_id(id).await.unwrap().unwrap();
+    assert_eq!(now.last_status_at, Some(t(1800)));
+}
+
+#[tokio::test]
+async fn sqlite_takes_each_status_period_once() {
+    on_sqlite(each_status_period_is_taken_once).await;
+}
+
+#[tokio::test]
+async fn postgres_takes_each_status_period_once() {
+    on_postgres(each_status_period_is_taken_once).await;
+}
+
 #[tokio::test]
 async fn sqlite_backlog_for_the_metrics() {
     on_sqlite(the_backlog_counts_the_outbox_and_overdue_timers).await;
