@@ -146,8 +146,16 @@ async fn each_status_period_is_taken_once(a: Store, b: Store) {
     assert!(a.claim_status_update(id, None, t(900)).await.unwrap());
     assert!(!b.claim_status_update(id, None, t(901)).await.unwrap());
     assert!(!b.claim_status_update(id, Some(t(0)), t(901)).await.unwrap());
-    assert!(b.claim_status_update(id, Some(t(900)), t(1800)).await.unwrap());
-    assert!(!a.claim_status_update(id, Some(t(900)), t(1801)).await.unwrap());
+    assert!(
+        b.claim_status_update(id, Some(t(900)), t(1800))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.claim_status_update(id, Some(t(900)), t(1801))
+            .await
+            .unwrap()
+    );
     let now = b.incident_by_id(id).await.unwrap().unwrap();
     assert_eq!(now.last_status_at, Some(t(1800)));
 }
