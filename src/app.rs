@@ -89,6 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cluster,
         probes: probes.clone(),
         catalog: catalog.clone(),
+        metrics: metrics.clone(),
     });
     let outbox = Arc::new(Outbox::new(store.clone(), api.clone()));
     let approvals = Arc::new(Approvals::new(

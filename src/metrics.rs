@@ -38,6 +38,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: &'static str,
 }
@@ -53,6 +58,8 @@ pub struct Metrics {
     pub ack_latency: Histogram,
     pub commands: Family<CommandLabels, Counter>,
     pub duplicates: Counter,
+    /// Actions that could not be carried out, by [`crate::engine::failure::Failure`] kind.
+    pub failures: Family<KindLabel, Counter>,
     pub slack_api_calls: Family<ApiLabels, Counter>,
     pub slack_connections: Gauge<i64, AtomicI64>,
     /// 1 when the store answered the last scrape's queries, 0 when it did not.
@@ -118,6 +125,16 @@ impl Metrics {
             "Redelivered inbound events recognised and skipped",
             duplicates.clone(),
         );
+        let failures = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "action_failures",
+            "Actions that could not be carried out, by kind of failure",
+            failures.clone(),
+        );
+        for kind in crate::engine::failure::Failure::KINDS {
+            // Every kind shows from the first scrape, at zero.
+            drop(failures.get_or_create(&KindLabel { kind }));
+        }
         let slack_api_calls = Family::<ApiLabels, Counter>::default();
         registry.register(
             "slack_api_calls",
@@ -175,6 +192,7 @@ impl Metrics {
             ack_latency,
             commands,
             duplicates,
+            failures,
             slack_api_calls,
             slack_connections,
             store_up,

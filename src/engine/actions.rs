@@ -16,6 +16,8 @@ use crate::domain::k8s::{self, ChangeReport, LogQuery, Mode};
 use crate::domain::k8s_view as kv;
 use crate::domain::signals::Signal;
 use crate::domain::view::{Block, Message, escape};
+use crate::engine::failure::Failure;
+use crate::metrics::{KindLabel, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
 use crate::runbook::actions::{Action, ActionKind, Bound, Change, Classified, LogSource, Query};
@@ -28,39 +30,51 @@ pub struct Runner {
     pub probes: Arc<Probes>,
     /// The runbook: the objects odorbot may act on.
     pub catalog: Arc<Catalog>,
+    pub metrics: Metrics,
 }
 
-fn conv<T: FromStr>(value: &impl ArgType, what: &str) -> Result<T, String>
+fn conv<T: FromStr>(value: &impl ArgType, what: &str) -> Result<T, Failure>
 where
     T::Err: std::fmt::Display,
 {
     let text = value.render();
     text.parse::<T>()
-        .map_err(|e| format!("{what} {text:?}: {e}"))
+        .map_err(|e| Failure::Invalid(format!("{what} {text:?}: {e}")))
 }
 
-fn selector(s: &impl ArgType) -> Result<k8s::Selector, String> {
+fn selector(s: &impl ArgType) -> Result<k8s::Selector, Failure> {
     let text = s.render();
     if text.is_empty() {
         return Ok(k8s::Selector::all());
     }
-    text.parse()
-        .map_err(|e| format!("selector {text:?} cannot be used here ({e}); use key=value pairs"))
-}
-
-fn failed(what: &str, why: &str) -> Message {
-    Message::text(format!("❔ *{}*: {}", escape(what), escape(why)))
-}
-
-fn cluster_failed(what: &str, e: &ClusterError) -> Message {
-    failed(what, &e.to_string())
+    text.parse().map_err(|e| {
+        Failure::Invalid(format!(
+            "selector {text:?} cannot be used here ({e}); use key=value pairs"
+        ))
+    })
 }
 
 impl Runner {
-    fn cluster(&self) -> Result<&Cluster, String> {
+    /// The one place a failure becomes a reply: counted by kind, worded by [`Failure`].
+    pub fn failed(&self, what: &str, failure: &Failure) -> Message {
+        self.count(failure);
+        failure.reply(what)
+    }
+
+    /// Counts a failure that is reported elsewhere (an approval's outcome).
+    pub fn count(&self, failure: &Failure) {
+        self.metrics
+            .failures
+            .get_or_create(&KindLabel {
+                kind: failure.kind(),
+            })
+            .inc();
+    }
+
+    fn cluster(&self) -> Result<&Cluster, Failure> {
         self.cluster
             .as_deref()
-            .map_err(|why| format!("Kubernetes is not available: {why}"))
+            .map_err(|why| Failure::NoCluster(why.clone()))
     }
 
     /// Answers one query; every failure becomes a reply saying what could not be done.
@@ -68,7 +82,7 @@ impl Runner {
         let action = query.action();
         match self.try_run(action).await {
             Ok(m) => m,
-            Err(why) => failed(action.kind().summary(), &why),
+            Err(why) => self.failed(action.kind().summary(), &why),
         }
     }
 
@@ -76,13 +90,13 @@ impl Runner {
     pub async fn preview(&self, change: &Change, requested_by: &str) -> Message {
         match self.dry_run(change).await {
             Ok(report) => kv::render_change(&report, requested_by, None),
-            Err(why) => failed(change.action().kind().summary(), &why),
+            Err(why) => self.failed(change.action().kind().summary(), &why),
         }
     }
 
-    async fn try_run(&self, action: &Action<Bound>) -> Result<Message, String> {
+    async fn try_run(&self, action: &Action<Bound>) -> Result<Message, Failure> {
         let p = &self.probes;
-        let map = |what: &str, e: ClusterError| cluster_failed(what, &e);
+        let map = |what: &str, e: ClusterError| self.failed(what, &Failure::Cluster(e));
         Ok(match action {
             Action::Pods { selector: s } => {
                 let sel = selector(s)?;
@@ -265,7 +279,7 @@ impl Runner {
                 diagnostics::render_cache(&stats, Some(&keys), &p.thresholds, &p.links)
             }
             Action::HttpMetric { signal } => {
-                let signal: Signal = signal.render().parse().map_err(|e: String| e)?;
+                let signal: Signal = signal.render().parse().map_err(Failure::Invalid)?;
                 let (reading, source) = p.signal(signal).await;
                 diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
             }
@@ -300,10 +314,10 @@ impl Runner {
             Action::Note { text } => Message::text(format!("📝 {}", escape(&text.render()))),
             // A `Query` is never a change (`Action::classify`); said, not assumed.
             change => {
-                return Err(format!(
+                return Err(Failure::Invalid(format!(
                     "{} changes something; it needs an approval",
                     change.kind()
-                ));
+                )));
             }
         })
     }
@@ -314,22 +328,30 @@ impl Runner {
     ///
     /// # Errors
     /// Why the live system could not be read.
-    pub async fn bind_targets(&self, change: Change) -> Result<Change, String> {
+    pub async fn bind_targets(&self, change: Change) -> Result<Change, Failure> {
         let live = self.live_targets(change.action()).await?;
-        let bound = change.completed(|action| live.unwrap_or(action))?;
+        let bound = change
+            .completed(|action| live.unwrap_or(action))
+            .map_err(Failure::Invalid)?;
         // What was read from the live system is held to the runbook's objects too.
-        self.catalog.check_objects(bound.action())?;
+        self.catalog
+            .check_objects(bound.action())
+            .map_err(Failure::NotListed)?;
         Ok(bound)
     }
 
     /// The action with its live targets filled in, or `None` when it needs none.
-    async fn live_targets(&self, action: &Action<Bound>) -> Result<Option<Action<Bound>>, String> {
+    async fn live_targets(&self, action: &Action<Bound>) -> Result<Option<Action<Bound>>, Failure> {
         Ok(Some(match action.clone() {
             Action::DbTerminateLong {
                 older_than,
                 sessions: None,
             } => {
-                let running = self.probes.db_long_running(older_than).await?;
+                let running = self
+                    .probes
+                    .db_long_running(older_than)
+                    .await
+                    .map_err(Failure::Probe)?;
                 let sessions = Backends::new(
                     running
                         .iter()
@@ -338,7 +360,8 @@ impl Runner {
                             started_micros: s.started_micros,
                         })
                         .collect(),
-                )?;
+                )
+                .map_err(Failure::Invalid)?;
                 Action::DbTerminateLong {
                     older_than,
                     sessions: Some(sessions),
@@ -349,11 +372,7 @@ impl Runner {
                 certificate,
                 secret: None,
             } => {
-                let secret = self
-                    .cluster()?
-                    .certificate_secret(&certificate)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let secret = self.cluster()?.certificate_secret(&certificate).await?;
                 Action::RenewCertificate {
                     certificate,
                     secret: Some(secret),
@@ -368,7 +387,7 @@ impl Runner {
     ///
     /// # Errors
     /// Why it could not be run.
-    pub async fn dry_run(&self, change: &Change) -> Result<ChangeReport, String> {
+    pub async fn dry_run(&self, change: &Change) -> Result<ChangeReport, Failure> {
         self.apply(change.action(), Mode::DryRun).await
     }
 
@@ -377,13 +396,13 @@ impl Runner {
     ///
     /// # Errors
     /// Why it failed.
-    pub async fn execute(&self, change: &Change) -> Result<ChangeReport, String> {
+    pub async fn execute(&self, change: &Change) -> Result<ChangeReport, Failure> {
         self.apply(change.action(), Mode::Execute).await
     }
 
-    async fn apply(&self, action: &Action<Bound>, mode: Mode) -> Result<ChangeReport, String> {
+    async fn apply(&self, action: &Action<Bound>, mode: Mode) -> Result<ChangeReport, Failure> {
         let executing = !mode.is_dry_run();
-        let err = |e: ClusterError| e.to_string();
+        let err = Failure::Cluster;
         match action {
             Action::DbTerminateLong {
                 older_than,
@@ -391,7 +410,7 @@ impl Runner {
             } if executing => {
                 let bound = sessions
                     .as_ref()
-                    .ok_or("no sessions were bound to this request; nothing was done")?;
+                    .ok_or(Failure::Unbound("no sessions were bound to this request"))?;
                 let wanted: Vec<(i32, i64)> = bound
                     .get()
                     .iter()
@@ -400,7 +419,8 @@ impl Runner {
                 let killed = self
                     .probes
                     .db_terminate_sessions(&wanted, *older_than)
-                    .await?;
+                    .await
+                    .map_err(Failure::Probe)?;
                 let mut report = ChangeReport::new("db terminate-long", mode);
                 for b in bound.get() {
                     report
@@ -415,7 +435,8 @@ impl Runner {
             Action::DbVacuum if executing => {
                 self.probes
                     .db_vacuum(std::time::Duration::from_secs(3600))
-                    .await?;
+                    .await
+                    .map_err(Failure::Probe)?;
                 let mut report = ChangeReport::new("db vacuum", mode);
                 report.notes.push("VACUUM ANALYZE completed".into());
                 return Ok(report);
@@ -424,7 +445,11 @@ impl Runner {
                 older_than,
                 sessions,
             } => {
-                let mut running = self.probes.db_long_running(*older_than).await?;
+                let mut running = self
+                    .probes
+                    .db_long_running(*older_than)
+                    .await
+                    .map_err(Failure::Probe)?;
                 // With sessions bound, only those are previewed: the rest would be left.
                 if let Some(bound) = sessions {
                     running.retain(|s| {
@@ -513,7 +538,8 @@ impl Runner {
                     .map(|m| ("memory", m))
                     .into_iter()
                     .chain(cpu.as_deref().map(|v| ("cpu", v)));
-                let limits = k8s::ResourceLimits::new(pairs).map_err(|e| e.to_string())?;
+                let limits =
+                    k8s::ResourceLimits::new(pairs).map_err(|e| Failure::Invalid(e.to_string()))?;
                 c.set_resources(deployment, container, &limits, mode)
                     .await
                     .map_err(err)
@@ -531,7 +557,7 @@ impl Runner {
             Action::LogsCleanup { cronjob, job_name } => {
                 let job_name = job_name
                     .as_ref()
-                    .ok_or("the clean-up Job has no name; nothing was done")?;
+                    .ok_or(Failure::Unbound("the clean-up Job has no name"))?;
                 c.job_from_cronjob_as(cronjob, job_name, "logs_cleanup", mode)
                     .await
                     .map_err(err)
@@ -581,7 +607,7 @@ impl Runner {
                     certificate,
                     secret
                         .as_ref()
-                        .ok_or("the certificate's secret was not bound; nothing was done")?,
+                        .ok_or(Failure::Unbound("the certificate's secret was not bound"))?,
                     mode,
                 )
                 .await
@@ -591,7 +617,7 @@ impl Runner {
                     backup.as_ref(),
                     restore
                         .as_ref()
-                        .ok_or("the test restore has no name; nothing was done")?,
+                        .ok_or(Failure::Unbound("the test restore has no name"))?,
                     mode,
                 )
                 .await
@@ -600,10 +626,10 @@ impl Runner {
                 .velero_restore_cleanup(restore.as_ref(), mode)
                 .await
                 .map_err(err),
-            other => Err(format!(
+            other => Err(Failure::Invalid(format!(
                 "{} is not a destructive action",
                 other.kind().summary()
-            )),
+            ))),
         }
     }
 }
@@ -617,11 +643,11 @@ fn scope(sel: &k8s::Selector) -> String {
     }
 }
 
-fn val<T: ArgType>(text: &str) -> Result<T, String> {
-    T::parse_arg(text).map_err(|e| format!("{text:?} {e}"))
+fn val<T: ArgType>(text: &str) -> Result<T, Failure> {
+    T::parse_arg(text).map_err(|e| Failure::Invalid(format!("{text:?} {e}")))
 }
 
-fn app(deployment: &K8sName) -> Result<LabelSelector, String> {
+fn app(deployment: &K8sName) -> Result<LabelSelector, Failure> {
     val(&format!("app={deployment}"))
 }
 
@@ -636,13 +662,17 @@ pub fn action_for(
     intent: &Intent,
     catalog: &Catalog,
     now_unix: i64,
-) -> Result<Action<Bound>, String> {
+) -> Result<Action<Bound>, Failure> {
     let action = verb_action(intent, catalog, now_unix)?;
-    catalog.check_objects(&action)?;
+    catalog.check_objects(&action).map_err(Failure::NotListed)?;
     Ok(action)
 }
 
-fn verb_action(intent: &Intent, catalog: &Catalog, now_unix: i64) -> Result<Action<Bound>, String> {
+fn verb_action(
+    intent: &Intent,
+    catalog: &Catalog,
+    now_unix: i64,
+) -> Result<Action<Bound>, Failure> {
     use Action as A;
     let service = catalog.service();
     let is_release = |name: &K8sName| {
@@ -765,14 +795,16 @@ fn verb_action(intent: &Intent, catalog: &Catalog, now_unix: i64) -> Result<Acti
         Intent::SecretRotate => catalog
             .all_steps()
             .find(|s| s.action.kind() == ActionKind::RotateSecret)
-            .ok_or("the runbook has no secret rotation step")?
+            .ok_or_else(|| Failure::NotListed("the runbook has no secret rotation step".into()))?
             .bind(&BTreeMap::new())
             .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                Failure::Invalid(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
             })?,
         Intent::CacheTtl { seconds } => A::PatchConfigmap {
             configmap: service.config.clone(),

@@ -20,6 +20,7 @@ use crate::domain::roster::Target;
 use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
+use crate::engine::failure::Failure;
 use crate::engine::outbox::Outbox;
 use crate::runbook::actions::{Action, Bound, Change};
 use crate::runbook::stored;
@@ -173,9 +174,10 @@ impl Approvals {
         let action = match self.runner.bind_targets(action).await {
             Ok(a) => a,
             Err(why) => {
+                self.runner.count(&why);
                 return Message::text(format!(
                     ":warning: Could not see what this would act on, so nothing was requested: {}",
-                    escape(&why)
+                    escape(&why.to_string())
                 ));
             }
         };
@@ -193,9 +195,10 @@ impl Approvals {
         let report = match self.runner.dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {
+                self.runner.count(&why);
                 return Message::text(format!(
                     ":warning: The dry run failed, so nothing was requested: {}",
-                    escape(&why)
+                    escape(&why.to_string())
                 ));
             }
         };
@@ -354,6 +357,7 @@ impl Approvals {
         let action = match stored::from_stored(&request.action) {
             Ok(a) => a,
             Err(why) => {
+                self.runner.count(&Failure::Stored(why.clone()));
                 self.finish(
                     &request,
                     ApprovalState::Failed,
@@ -378,6 +382,7 @@ impl Approvals {
                 }
             }
             Err(why) => {
+                self.runner.count(&why);
                 self.finish(
                     &request,
                     ApprovalState::Failed,
@@ -412,6 +417,7 @@ impl Approvals {
                 }
             }
             Err(why) => {
+                self.runner.count(&why);
                 self.finish(&request, ApprovalState::Failed, &format!("failed: {why}"))
                     .await
             }
@@ -656,7 +662,7 @@ impl Approvals {
         match stored::from_stored(&r.action) {
             Ok(action) => match self.runner.dry_run(&action).await {
                 Ok(report) => report.preview(),
-                Err(why) => why,
+                Err(why) => why.to_string(),
             },
             Err(why) => why.to_string(),
         }

@@ -281,7 +281,7 @@ impl Dispatcher {
                         }
                         None => self.runner.preview(&change, user.as_str()).await,
                     },
-                    Err(why) => Message::text(format!(":warning: {}", escape(&why))),
+                    Err(why) => self.runner.failed(intent.verb(), &why),
                 }
             }
             Command::Diagnose { alert } => self.diagnose(&alert).await,
