@@ -16,7 +16,7 @@ use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
 use crate::domain::view::{Block, escape};
 use crate::domain::view::{Message, code_span};
-use crate::engine::actions::{Runner, action_for};
+use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::{Desk, DeskError};
 use crate::engine::{Connection, InboundSink};
@@ -24,6 +24,7 @@ use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
 use crate::runbook::actions::{Action, Classified};
+use crate::runbook::verbs::action_for;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -281,7 +282,7 @@ impl Dispatcher {
                         }
                         None => self.runner.preview(&change, user.as_str()).await,
                     },
-                    Err(why) => self.runner.failed(intent.verb(), &why),
+                    Err(why) => self.runner.failed(intent.verb(), &why.into()),
                 }
             }
             Command::Diagnose { alert } => self.diagnose(&alert).await,

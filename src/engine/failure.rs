@@ -6,6 +6,7 @@ use thiserror::Error;
 use crate::cluster::ClusterError;
 use crate::domain::view::{Message, escape};
 use crate::runbook::stored::StoredActionError;
+use crate::runbook::verbs::VerbError;
 
 #[derive(Debug, Error)]
 pub enum Failure {
@@ -28,6 +29,15 @@ pub enum Failure {
     Unbound(&'static str),
     #[error(transparent)]
     Stored(#[from] StoredActionError),
+}
+
+impl From<VerbError> for Failure {
+    fn from(e: VerbError) -> Self {
+        match e {
+            VerbError::Invalid(why) => Self::Invalid(why),
+            VerbError::NotListed(why) => Self::NotListed(why),
+        }
+    }
 }
 
 impl Failure {

@@ -18,6 +18,7 @@ pub mod rbac;
 pub mod render;
 pub mod stored;
 pub mod values;
+pub mod verbs;
 
 #[cfg(test)]
 mod seed_tests;
