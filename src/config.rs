@@ -106,8 +106,8 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Events waiting to be processed; beyond it envelopes are left unacked, so Slack
-    /// redelivers them instead of odorbot dropping them.
+    /// Events waiting to be processed; beyond it envelopes are acknowledged with a busy
+    /// answer and not done (Slack redelivers neither slash commands nor clicks).
     pub queue_capacity: usize,
     /// Events processed concurrently.
     pub workers: usize,

@@ -53,8 +53,12 @@ pub struct Metrics {
     pub registry: Arc<Registry>,
     pub envelopes_received: Family<TypeLabel, Counter>,
     pub envelopes_acked: Family<TypeLabel, Counter>,
-    /// Envelopes left unacknowledged on purpose (queue full), so Slack redelivers them.
+    /// Envelopes whose ack could not be written (the connection broke first); Slack
+    /// does not redeliver slash commands or clicks, so these were lost.
     pub envelopes_unacked: Family<ReasonLabel, Counter>,
+    /// Envelopes acknowledged with a "busy, nothing was done" answer because the engine
+    /// queue was full.
+    pub envelopes_busy: Family<TypeLabel, Counter>,
     pub ack_latency: Histogram,
     pub commands: Family<CommandLabels, Counter>,
     pub duplicates: Counter,
@@ -96,12 +100,21 @@ impl Metrics {
         let envelopes_unacked = Family::<ReasonLabel, Counter>::default();
         // Exported as 0 from the start, so the first one shows in increase() and alerts.
         drop(envelopes_unacked.get_or_create(&ReasonLabel {
-            reason: "queue_full",
+            reason: "connection_lost",
         }));
         registry.register(
             "envelopes_unacked",
-            "Envelopes deliberately left unacknowledged, by reason",
+            "Envelopes whose acknowledgement could not be written, by reason",
             envelopes_unacked.clone(),
+        );
+        let envelopes_busy = Family::<TypeLabel, Counter>::default();
+        for r#type in ["slash_commands", "interactive"] {
+            drop(envelopes_busy.get_or_create(&TypeLabel { r#type }));
+        }
+        registry.register(
+            "envelopes_busy",
+            "Envelopes acknowledged with a busy answer (engine queue full, nothing done), by type",
+            envelopes_busy.clone(),
         );
         // From 50 µs to about 1.6 s: acks are expected well under a millisecond.
         let ack_latency = Histogram::new(
@@ -189,6 +202,7 @@ impl Metrics {
             envelopes_received,
             envelopes_acked,
             envelopes_unacked,
+            envelopes_busy,
             ack_latency,
             commands,
             duplicates,

@@ -434,13 +434,28 @@ impl SlackApi {
         message: &Message,
         replace_original: bool,
     ) -> Result<(), ApiError> {
+        let deadline = self.send_deadline.min(Duration::from_secs(120));
+        self.respond_within(response_url, message, replace_original, deadline)
+            .await
+    }
+
+    /// As [`SlackApi::respond`], retrying transient failures only until `deadline`.
+    ///
+    /// # Errors
+    /// [`ApiError`] when the reply cannot be delivered within `deadline`.
+    pub async fn respond_within(
+        &self,
+        response_url: &str,
+        message: &Message,
+        replace_original: bool,
+        deadline: Duration,
+    ) -> Result<(), ApiError> {
         let url: url::Url = response_url.parse().map_err(|_| ApiError::Refused {
             method: "response_url",
             code: "invalid response_url".into(),
         })?;
         let request = SlackApiPostWebhookMessageRequest::new(render(message))
             .with_replace_original(replace_original);
-        let deadline = self.send_deadline.min(Duration::from_secs(120));
         self.call("response_url", None, deadline, || {
             let request = request.clone();
             let url = SlackResponseUrl::new(url.clone());

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod limiter;
+pub mod reconnect;
 pub mod render;
 pub mod socket;
 pub mod wire;

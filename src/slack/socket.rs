@@ -3,9 +3,14 @@
 //!
 //! Written on tokio-tungstenite rather than slack-morphism's listener because odorbot
 //! needs what that listener does not give: the acknowledgement written the moment the
-//! event is queued (and withheld when the queue is full, so Slack redelivers), a
-//! replacement connection opened *before* a refreshed one closes, no reconnect loop on
-//! `link_disabled`, and a live count of open connections for `/readyz`.
+//! event is queued, a replacement connection opened *before* a refreshed one closes,
+//! reconnects paced by Slack's disconnect reason (none on `link_disabled`), and a live
+//! count of open connections for `/readyz`.
+//!
+//! Every envelope is acknowledged. Slack does not redeliver slash commands or
+//! interactive payloads, so one left unacknowledged is lost; when the engine's queue is
+//! full the ack itself carries a "busy, nothing was done" answer (a click is told so
+//! through its `response_url`, from a small sender of its own, never the reader).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
@@ -20,11 +26,21 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::api::SlackApi;
-use super::wire::{DisconnectReason, FrameMeaning, ack_frame, read_frame};
+use super::reconnect::{self, Ended, Next};
+use super::wire::{BUSY_CLICK, DisconnectReason, FrameMeaning, ack_frame, busy_answer, read_frame};
+use crate::domain::view::Message;
 use crate::engine::{Connection, InboundSink};
 use crate::metrics::{Metrics, ReasonLabel, TypeLabel};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Busy notices for clicks waiting to be sent; beyond it a clicker is not told.
+const NOTICE_QUEUE: usize = 1024;
+/// Busy notices sent at once: enough for a burst, few enough never to crowd the workers'
+/// Slack calls.
+const NOTICE_SENDERS: usize = 8;
+/// A busy notice is worth retrying only while the clicker still looks at the message.
+const NOTICE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Connection facts shared with `/readyz` and `/odor status`.
 #[derive(Debug, Default)]
@@ -58,16 +74,80 @@ pub struct SocketMode {
     metrics: Metrics,
     settings: SocketSettings,
     state: Arc<SocketState>,
+    /// Set while envelopes are being answered busy, so the log says when that starts
+    /// and ends rather than once per envelope.
+    busy: AtomicBool,
 }
 
 /// Why a connection stopped being the slot's live connection.
 enum End {
-    /// Slack asked for a replacement; the old connection, handed back, drains in the
-    /// background while the slot connects anew.
-    Replace(Box<Ws>),
+    /// Slack sent `disconnect` (other than `link_disabled`); the old connection, handed
+    /// back, keeps acknowledging in the background until Slack closes it, while the
+    /// slot opens the next one when the reason allows.
+    Disconnect(DisconnectReason, Box<Ws>),
     Dropped(&'static str),
     LinkDisabled,
     Cancelled,
+}
+
+/// Tells clickers that odorbot was too busy, through their `response_url`, off the
+/// socket's reader and with bounded concurrency.
+struct BusyNotices {
+    tx: mpsc::Sender<String>,
+}
+
+impl BusyNotices {
+    fn start(api: Arc<SlackApi>, cancel: &CancellationToken, tasks: &TaskTracker) -> Self {
+        let (tx, rx) = mpsc::channel(NOTICE_QUEUE);
+        tasks.spawn(Self::run(rx, api, cancel.clone(), tasks.clone()));
+        Self { tx }
+    }
+
+    /// Queues a notice; never waits. `false` when too many are already waiting.
+    fn tell(&self, response_url: String) -> bool {
+        self.tx.try_send(response_url).is_ok()
+    }
+
+    async fn run(
+        mut rx: mpsc::Receiver<String>,
+        api: Arc<SlackApi>,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) {
+        let permits = Arc::new(Semaphore::new(NOTICE_SENDERS));
+        let message = Arc::new(Message::text(BUSY_CLICK));
+        loop {
+            let url = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                url = rx.recv() => match url {
+                    Some(url) => url,
+                    None => return,
+                },
+            };
+            let permit = tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (api, message) = (api.clone(), message.clone());
+            tasks.spawn(async move {
+                // A failure is logged by `respond_within`; the click did nothing either way.
+                let _ = api
+                    .respond_within(&url, &message, false, NOTICE_DEADLINE)
+                    .await;
+                drop(permit);
+            });
+        }
+        rx.close();
+        let unsent = rx.len();
+        if unsent > 0 {
+            warn!(unsent, "shutting down: busy notices to clickers not sent");
+        }
+    }
 }
 
 impl SocketMode {
@@ -84,53 +164,100 @@ impl SocketMode {
             metrics,
             settings,
             state,
+            busy: AtomicBool::new(false),
         }
     }
 
-    /// Starts one task per connection slot; they end when `cancel` fires.
+    /// Starts one task per connection slot, and the sender of busy notices; they end
+    /// when `cancel` fires.
     pub fn spawn(self: Arc<Self>, cancel: &CancellationToken, tracker: &TaskTracker) {
+        let notices = Arc::new(BusyNotices::start(self.api.clone(), cancel, tracker));
         for slot in 0..self.settings.connections {
             let this = self.clone();
             let cancel = cancel.clone();
             let tasks = tracker.clone();
-            tracker.spawn(async move { this.slot(slot, cancel, tasks).await });
+            let notices = notices.clone();
+            tracker.spawn(async move { this.slot(slot, cancel, tasks, notices).await });
         }
     }
 
-    async fn slot(self: Arc<Self>, slot: usize, cancel: CancellationToken, tasks: TaskTracker) {
-        const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-        let mut backoff = FIRST_BACKOFF;
+    async fn slot(
+        self: Arc<Self>,
+        slot: usize,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+        notices: Arc<BusyNotices>,
+    ) {
+        let mut attempt = 0;
         while !cancel.is_cancelled() {
-            let ws = match self.connect().await {
-                Ok(ws) => ws,
+            let (ended, open_for) = match self.connect().await {
                 Err(why) => {
-                    warn!(slot, error = %why, retry_in_ms = backoff.as_millis() as u64, "socket-mode connection failed");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
-                    continue;
+                    warn!(slot, error = %why, "socket-mode connection failed");
+                    (Ended::ConnectFailed, None)
+                }
+                Ok(ws) => {
+                    let (end, open_for) = self.pump(ws, &cancel, None, &notices).await;
+                    let ended = match end {
+                        End::Disconnect(reason, old) => {
+                            info!(
+                                slot,
+                                reason = reason.label(),
+                                "Slack sent disconnect; the old connection drains"
+                            );
+                            let this = self.clone();
+                            let (cancel, notices) = (cancel.clone(), notices.clone());
+                            let until = Instant::now() + self.settings.drain_for;
+                            tasks.spawn(async move {
+                                let (end, _) =
+                                    this.pump(*old, &cancel, Some(until), &notices).await;
+                                debug!(
+                                    slot,
+                                    end = end.label(),
+                                    "disconnected connection finished draining"
+                                );
+                            });
+                            match reason {
+                                DisconnectReason::RefreshRequested | DisconnectReason::Warning => {
+                                    Ended::Refresh
+                                }
+                                DisconnectReason::TooManyWebsockets => Ended::TooManyWebsockets,
+                                DisconnectReason::LinkDisabled => Ended::LinkDisabled,
+                                DisconnectReason::Other => Ended::UnknownReason,
+                            }
+                        }
+                        End::Dropped(why) => {
+                            warn!(slot, why, "socket-mode connection lost");
+                            Ended::Dropped
+                        }
+                        End::LinkDisabled => Ended::LinkDisabled,
+                        End::Cancelled => return,
+                    };
+                    (ended, open_for)
                 }
             };
-            backoff = FIRST_BACKOFF;
-            match self.pump(ws, &cancel, None).await {
-                End::Replace(old) => {
-                    info!(slot, "Slack asked for a new connection; replacing it");
-                    let this = self.clone();
-                    let cancel = cancel.clone();
-                    let until = Instant::now() + self.settings.drain_for;
-                    tasks.spawn(async move {
-                        let end = this.pump(*old, &cancel, Some(until)).await;
-                        debug!(
-                            slot,
-                            end = end.label(),
-                            "replaced connection finished draining"
-                        );
-                    });
+            let plan = reconnect::plan(
+                ended,
+                attempt,
+                open_for,
+                self.settings.max_backoff,
+                reconnect::random_jitter(),
+            );
+            attempt = plan.attempt;
+            match plan.next {
+                Next::Now => {}
+                Next::After(wait) => {
+                    info!(
+                        slot,
+                        attempt,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "reconnecting after a backoff"
+                    );
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
-                End::Dropped(why) => warn!(slot, why, "socket-mode connection lost; reconnecting"),
-                End::LinkDisabled => {
+                Next::Stop => {
                     self.state.link_disabled.store(true, Ordering::Relaxed);
                     error!(
                         slot,
@@ -138,7 +265,6 @@ impl SocketMode {
                     );
                     return;
                 }
-                End::Cancelled => return,
             }
         }
     }
@@ -149,23 +275,25 @@ impl SocketMode {
             .open_socket_url()
             .await
             .map_err(|e| e.to_string())?;
-        // The URL is a one-time credential: never logged.
-        let (ws, _) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
-        .map_err(|_| "WebSocket handshake timed out".to_owned())?
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+        let ws = open_ws(&url).await?;
+        debug!(nodelay = ?tcp_nodelay(&ws).ok(), "socket-mode WebSocket open");
         Ok(ws)
     }
 
-    /// Reads frames until the connection ends. With `drain_until`, the connection is
-    /// one Slack asked us to replace: it keeps acknowledging until Slack closes it or
-    /// the time is up, and no longer counts as open.
-    async fn pump(&self, ws: Ws, cancel: &CancellationToken, drain_until: Option<Instant>) -> End {
+    /// Reads frames until the connection ends; returns why, and how long it was open
+    /// after Slack's `hello`. With `drain_until`, the connection is one Slack sent
+    /// `disconnect` on: it keeps acknowledging until Slack closes it or the time is up,
+    /// and no longer counts as open.
+    async fn pump(
+        &self,
+        ws: Ws,
+        cancel: &CancellationToken,
+        drain_until: Option<Instant>,
+        notices: &BusyNotices,
+    ) -> (End, Option<Duration>) {
         let (mut tx, mut rx) = ws.split();
         let mut hello = false;
+        let mut opened_at: Option<Instant> = None;
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -196,6 +324,7 @@ impl SocketMode {
                 Ok(FrameMeaning::Hello) => {
                     if !hello && drain_until.is_none() {
                         hello = true;
+                        opened_at = Some(Instant::now());
                         self.count_open(1);
                     }
                 }
@@ -208,39 +337,45 @@ impl SocketMode {
                     if hello {
                         self.count_open(-1);
                     }
+                    let open_for = opened_at.map(|t| t.elapsed());
                     match tx.reunite(rx) {
-                        Ok(ws) => return End::Replace(Box::new(ws)),
-                        Err(_) => return End::Dropped("connection could not be handed over"),
+                        Ok(ws) => return (End::Disconnect(reason, Box::new(ws)), open_for),
+                        Err(_) => {
+                            return (
+                                End::Dropped("connection could not be handed over"),
+                                open_for,
+                            );
+                        }
                     }
                 }
                 Ok(FrameMeaning::Disconnect(_)) => {}
                 Ok(FrameMeaning::Event(inbound)) => {
                     let started = Instant::now();
                     let kind = inbound.kind();
-                    let envelope_id = inbound.envelope_id.clone();
                     self.metrics
                         .envelopes_received
                         .get_or_create(&TypeLabel { r#type: kind })
                         .inc();
-                    if self.sink.offer(*inbound).is_err() {
-                        // Unacked on purpose: Slack redelivers, to us or to another replica.
+                    let envelope_id = inbound.envelope_id.clone();
+                    let (ack, busy) = match self.sink.offer(*inbound) {
+                        Ok(()) => (ack_frame(&envelope_id), None),
+                        // Slack would not redeliver it: answer now that nothing was done.
+                        Err(inbound) => {
+                            let answer = busy_answer(&inbound);
+                            (answer.ack, Some(answer.tell))
+                        }
+                    };
+                    if tx.send(WsMessage::Text(ack.into())).await.is_err() {
                         self.metrics
                             .envelopes_unacked
                             .get_or_create(&ReasonLabel {
-                                reason: "queue_full",
+                                reason: "connection_lost",
                             })
                             .inc();
                         warn!(
                             envelope_id,
-                            "engine queue full; envelope left for redelivery"
+                            "ack could not be written; the connection is gone"
                         );
-                        continue;
-                    }
-                    if tx
-                        .send(WsMessage::Text(ack_frame(&envelope_id).into()))
-                        .await
-                        .is_err()
-                    {
                         break End::Dropped("ack could not be sent");
                     }
                     self.metrics
@@ -250,6 +385,7 @@ impl SocketMode {
                     self.metrics
                         .ack_latency
                         .observe(started.elapsed().as_secs_f64());
+                    self.note_busy(&envelope_id, kind, busy, notices);
                 }
                 Ok(FrameMeaning::Ignored { envelope_id, why }) => {
                     debug!(envelope_id, why, "envelope acknowledged and ignored");
@@ -274,7 +410,42 @@ impl SocketMode {
         if matches!(end, End::Cancelled) {
             let _ = tx.send(WsMessage::Close(None)).await;
         }
-        end
+        (end, opened_at.map(|t| t.elapsed()))
+    }
+
+    /// Counts a busy answer (`busy` is `Some`, holding a click's `response_url` to tell)
+    /// and logs when answering busy starts and stops.
+    fn note_busy(
+        &self,
+        envelope_id: &str,
+        kind: &'static str,
+        busy: Option<Option<String>>,
+        notices: &BusyNotices,
+    ) {
+        let Some(tell) = busy else {
+            if self.busy.swap(false, Ordering::Relaxed) {
+                info!("engine queue has room again; envelopes are queued");
+            }
+            return;
+        };
+        self.metrics
+            .envelopes_busy
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
+        if !self.busy.swap(true, Ordering::Relaxed) {
+            warn!(
+                envelope_id,
+                "engine queue full; answering envelopes busy (nothing done) until it drains"
+            );
+        }
+        if let Some(url) = tell
+            && !notices.tell(url)
+        {
+            warn!(
+                envelope_id,
+                "too many busy notices waiting; this clicker is not told"
+            );
+        }
     }
 
     fn count_open(&self, delta: i64) {
@@ -290,7 +461,7 @@ impl SocketMode {
 impl End {
     fn label(&self) -> &'static str {
         match self {
-            Self::Replace(_) => "replace",
+            Self::Disconnect(reason, _) => reason.label(),
             Self::Dropped(why) => why,
             Self::LinkDisabled => "link_disabled",
             Self::Cancelled => "cancelled",
@@ -298,9 +469,52 @@ impl End {
     }
 }
 
+/// Opens the WebSocket at `url` with `TCP_NODELAY` set: an ack is one small frame, and
+/// with Nagle's algorithm on it would wait for the peer's TCP acknowledgement of the
+/// previous segment — a round trip to Slack — whenever acks follow each other closely.
+async fn open_ws(url: &str) -> Result<Ws, String> {
+    // The URL is a one-time credential: never logged.
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async_with_config(url, None, true),
+    )
+    .await
+    .map_err(|_| "WebSocket handshake timed out".to_owned())?
+    .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+    Ok(ws)
+}
+
+/// Whether `TCP_NODELAY` is set on the connection's TCP stream (TLS or not).
+fn tcp_nodelay(ws: &Ws) -> std::io::Result<bool> {
+    ws.get_ref().get_ref().nodelay()
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_mode_websocket_has_tcp_nodelay_set() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            // Hold the connection until the client has looked at its socket.
+            let _ = ws.next().await;
+        });
+        let ws = open_ws(&format!("ws://{addr}/link/?ticket=t"))
+            .await
+            .unwrap();
+        assert!(tcp_nodelay(&ws).unwrap(), "TCP_NODELAY is off");
+        drop(ws);
+        server.await.unwrap();
     }
 }

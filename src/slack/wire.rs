@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::domain::ids::{ChannelId, UserId};
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
+use crate::domain::view::code_span;
 
 /// Any frame Slack sends on a socket-mode connection.
 #[derive(Debug, Deserialize)]
@@ -47,7 +48,22 @@ pub enum DisconnectReason {
     RefreshRequested,
     /// Socket mode was turned off for the app: reconnecting cannot help.
     LinkDisabled,
+    /// The app already has as many connections open as Slack allows.
+    TooManyWebsockets,
     Other,
+}
+
+impl DisconnectReason {
+    /// A bounded label for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::RefreshRequested => "refresh_requested",
+            Self::LinkDisabled => "link_disabled",
+            Self::TooManyWebsockets => "too_many_websockets",
+            Self::Other => "other",
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -119,6 +135,7 @@ pub fn read_frame(text: &str, now: SystemTime) -> Result<FrameMeaning, WireError
                 Some("warning") => DisconnectReason::Warning,
                 Some("refresh_requested") => DisconnectReason::RefreshRequested,
                 Some("link_disabled") => DisconnectReason::LinkDisabled,
+                Some("too_many_websockets") => DisconnectReason::TooManyWebsockets,
                 _ => DisconnectReason::Other,
             };
             return Ok(FrameMeaning::Disconnect(reason));
@@ -231,6 +248,66 @@ pub fn ack_frame(envelope_id: &str) -> String {
     serde_json::json!({ "envelope_id": envelope_id }).to_string()
 }
 
+/// What a button click that odorbot could not take is told, through its `response_url`.
+pub const BUSY_CLICK: &str = ":hourglass: odorbot is busy right now, so that click did nothing. \
+     Click again in a moment.";
+
+/// How to answer an envelope the engine had no room for: the ack to write, and where
+/// (if anywhere) to tell the person afterwards. Every such envelope is acknowledged,
+/// because Slack does not redeliver slash commands or interactive payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusyAnswer {
+    /// The ack frame; a slash command's and a modal's carry the answer in `payload`.
+    pub ack: String,
+    /// A click's `response_url`, to be sent [`BUSY_CLICK`] off the socket's reader.
+    pub tell: Option<String>,
+}
+
+/// The answer to an event odorbot is too busy to take. Pure, so what a busy person
+/// reads is tested without a socket.
+pub fn busy_answer(inbound: &Inbound) -> BusyAnswer {
+    let id = inbound.envelope_id.as_str();
+    match &inbound.event {
+        // The ack's payload is the command's immediate reply (ephemeral: only the
+        // person who typed it sees it), so the answer needs no Web API call at all.
+        InboundEvent::SlashCommand(cmd) => {
+            let typed = code_span(&format!("/odor {}", cmd.text.trim()));
+            let text = format!(
+                ":hourglass: odorbot is busy right now, so it did nothing with {typed}. \
+                 Nothing was run or changed; try it again in a moment."
+            );
+            BusyAnswer {
+                ack: serde_json::json!({
+                    "envelope_id": id,
+                    "payload": {"response_type": "ephemeral", "text": text},
+                })
+                .to_string(),
+                tell: None,
+            }
+        }
+        // The interactive ack's payload has no message for clicks; the response_url does.
+        InboundEvent::BlockAction(action) => BusyAnswer {
+            ack: ack_frame(id),
+            tell: action.response_url.clone(),
+        },
+        // A modal acked with errors stays open, with the text typed, and says why.
+        InboundEvent::ViewSubmission(_) => BusyAnswer {
+            ack: serde_json::json!({
+                "envelope_id": id,
+                "payload": {
+                    "response_action": "errors",
+                    "errors": {MODAL_TEXT_BLOCK: "odorbot is busy right now, so nothing was posted. Submit again in a moment."},
+                },
+            })
+            .to_string(),
+            tell: None,
+        },
+    }
+}
+
+/// The `block_id` of the text input in odorbot's modals (see `SlackApi::open_text_modal`).
+pub const MODAL_TEXT_BLOCK: &str = "text";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +384,7 @@ mod tests {
             ),
             (
                 "disconnect-too_many_websockets-node-sdk.json",
-                DisconnectReason::Other,
+                DisconnectReason::TooManyWebsockets,
             ),
         ];
         for (name, want) in cases {
@@ -346,5 +423,61 @@ mod tests {
     #[test]
     fn ack_frames_carry_the_envelope_id() {
         assert_eq!(ack_frame("abc\"d"), r#"{"envelope_id":"abc\"d"}"#);
+    }
+
+    fn event(frame: &str) -> Inbound {
+        let FrameMeaning::Event(inbound) = read(frame) else {
+            panic!("{frame}")
+        };
+        *inbound
+    }
+
+    #[test]
+    fn a_busy_slash_command_is_answered_in_its_ack_echoing_the_command_safely() {
+        let frame = r#"{"type":"slash_commands","envelope_id":"e7","accepts_response_payload":true,
+            "payload":{"user_id":"U1","channel_id":"C1","text":" rollback `x` <!channel> ",
+            "response_url":"https://hooks/r","trigger_id":"t"}}"#;
+        let busy = busy_answer(&event(frame));
+        assert_eq!(busy.tell, None, "the ack itself answers");
+        let ack: serde_json::Value = serde_json::from_str(&busy.ack).unwrap();
+        assert_eq!(ack["envelope_id"], "e7");
+        assert_eq!(ack["payload"]["response_type"], "ephemeral");
+        let text = ack["payload"]["text"].as_str().unwrap();
+        assert!(text.contains("odorbot is busy"), "{text}");
+        assert!(text.contains("did nothing"), "{text}");
+        assert!(text.contains("try it again in a moment"), "{text}");
+        assert!(
+            text.contains("`/odor rollback 'x' &lt;!channel&gt;`"),
+            "{text}"
+        );
+        assert!(!text.contains("<!channel>"), "{text}");
+    }
+
+    #[test]
+    fn a_busy_click_is_acked_plainly_and_told_through_its_response_url() {
+        let frame = r#"{"type":"interactive","envelope_id":"e8","payload":{"type":"block_actions",
+            "user":{"id":"U1"},"response_url":"https://hooks/a","channel":{"id":"C1"},
+            "actions":[{"action_id":"approve","action_ts":"1.2"}]}}"#;
+        let busy = busy_answer(&event(frame));
+        assert_eq!(busy.ack, ack_frame("e8"));
+        assert_eq!(busy.tell.as_deref(), Some("https://hooks/a"));
+        assert!(BUSY_CLICK.contains("did nothing"));
+    }
+
+    #[test]
+    fn a_busy_modal_submission_stays_open_with_the_reason_on_its_text_input() {
+        let frame = r#"{"type":"interactive","envelope_id":"e9","payload":{"type":"view_submission",
+            "user":{"id":"U1"},"view":{"id":"V1","callback_id":"incident-update",
+            "state":{"values":{"text":{"text":{"value":"hi"}}}}}}}"#;
+        let busy = busy_answer(&event(frame));
+        assert_eq!(busy.tell, None);
+        let ack: serde_json::Value = serde_json::from_str(&busy.ack).unwrap();
+        assert_eq!(ack["envelope_id"], "e9");
+        assert_eq!(ack["payload"]["response_action"], "errors");
+        let why = ack["payload"]["errors"][MODAL_TEXT_BLOCK].as_str().unwrap();
+        assert!(
+            why.contains("busy") && why.contains("nothing was posted"),
+            "{why}"
+        );
     }
 }

@@ -77,9 +77,22 @@ impl Bot {
         env: &[(&str, &str)],
         extra_yaml: &str,
     ) -> Bot {
+        Self::start_tuned(fake, store_url, env, "", extra_yaml).await
+    }
+
+    /// As [`Bot::start_config`], with more `engine:` settings: `engine_yaml` is lines
+    /// indented by two spaces (e.g. `"  workers: 1\n"`), added to the test section.
+    pub async fn start_tuned(
+        fake: &FakeSlack,
+        store_url: Option<&str>,
+        env: &[(&str, &str)],
+        engine_yaml: &str,
+        extra_yaml: &str,
+    ) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("odorbot.yaml");
-        std::fs::write(&config, format!("{TEST_CONFIG}{extra_yaml}")).unwrap();
+        let base = TEST_CONFIG.replace("engine:\n", &format!("engine:\n{engine_yaml}"));
+        std::fs::write(&config, format!("{base}{extra_yaml}")).unwrap();
         let store = store_url
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("odorbot.db").display()));

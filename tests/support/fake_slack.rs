@@ -73,6 +73,8 @@ pub struct FakeOptions {
     /// `false` leaves `num_connections` out of `hello`, like the node SDK's minimal fixture
     /// (slack-morphism's model requires the field, so its listener then rejects the frame).
     pub hello_num_connections: bool,
+    /// Every `response_url` POST is answered this much later (a slow Slack).
+    pub response_delay: Option<Duration>,
 }
 
 impl Default for FakeOptions {
@@ -81,6 +83,7 @@ impl Default for FakeOptions {
             redeliver_after: Some(Duration::from_secs(3)),
             disconnect_grace: Duration::from_millis(200),
             hello_num_connections: true,
+            response_delay: None,
         }
     }
 }
@@ -135,6 +138,8 @@ struct Inner {
     changed: watch::Sender<u64>,
     /// Set when the `FakeSlack` is dropped: every background task watches it and ends.
     closing: watch::Sender<bool>,
+    /// While set, `response_url` POSTs wait unanswered (see `hold_responses`).
+    responses_held: watch::Sender<bool>,
     /// `None` while stopped.
     server: Mutex<Option<Server>>,
 }
@@ -213,6 +218,7 @@ impl FakeSlack {
             state: Mutex::new(State::default()),
             changed: watch::channel(0).0,
             closing: watch::channel(false).0,
+            responses_held: watch::channel(false).0,
             server: Mutex::new(None),
         });
         inner.serve(listener);
@@ -549,6 +555,26 @@ impl FakeSlack {
     pub fn set_usergroup(&self, id: &str, users: &[&str]) {
         let users = users.iter().map(|u| (*u).to_owned()).collect();
         self.inner.st().usergroups.insert(id.to_owned(), users);
+    }
+
+    /// From now on `response_url` POSTs wait unanswered until `release_responses`: whoever
+    /// replies is stuck on Slack, as in an outage. Each POST is recorded when it is answered.
+    pub fn hold_responses(&self) {
+        self.inner.responses_held.send_replace(true);
+    }
+
+    /// Answers the held `response_url` POSTs and stops holding new ones.
+    pub fn release_responses(&self) {
+        self.inner.responses_held.send_replace(false);
+    }
+
+    /// A one-time socket-mode URL, as `apps.connections.open` would hand out (for a client
+    /// that speaks only the WebSocket side, such as the benchmark's raw acker).
+    pub fn socket_url(&self) -> String {
+        let mut st = self.inner.st();
+        let ticket = format!("fake-ticket-{}", st.next_seq());
+        st.tickets.insert(ticket.clone(), false);
+        format!("ws://{}/link/?ticket={ticket}", self.inner.addr)
     }
 
     /// Slack goes away: every socket drops and the port refuses connections.
@@ -950,6 +976,15 @@ async fn response_url(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut held = inner.responses_held.subscribe();
+    let mut closing = inner.closing.subscribe();
+    tokio::select! {
+        _ = held.wait_for(|h| !*h) => {}
+        _ = closing.wait_for(|c| *c) => {}
+    }
+    if let Some(delay) = inner.opts.response_delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = inner.st();
     let fault = st.take_fault("response_url");
     let response = match fault {
