@@ -58,6 +58,9 @@ pub enum DeskError {
     Ambiguous(String),
     #[error("Slack: {0}")]
     Slack(String),
+    #[cfg(debug_assertions)]
+    #[error(transparent)]
+    Injected(#[from] crate::failpoint::Injected),
 }
 
 /// What an alert notification did.
@@ -233,6 +236,8 @@ impl Desk {
         alert: &crate::domain::alert::Alert,
         outcome: &mut AlertOutcome,
     ) -> Result<Option<Incident>, DeskError> {
+        // The window between the claim and the effect: a fault here must not lose the alert.
+        crate::failpoint!("intake.after_claim", e => return Err(e.into()));
         match step {
             AlertStep::Fire { new, note } => {
                 let (incident, created) = self.store.open_incident(&new, now()).await?;

@@ -169,3 +169,47 @@ async fn a_dead_dispatcher_ends_the_process_with_a_clear_line() {
         "{logs}"
     );
 }
+
+/// An alert whose intake fails after its key was claimed (a store hiccup, say) is answered
+/// 5xx, and Alertmanager's retry of the same notification opens the incident and pages
+/// once: the failed attempt did not leave a claim that makes the retry a duplicate.
+#[tokio::test]
+async fn an_alert_whose_intake_failed_after_the_claim_opens_on_the_retry() {
+    let fake = FakeSlack::start().await;
+    let token = "test-alert-token-0123456789";
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[
+            ("ODORBOT_ALERTS_TOKEN", token),
+            ("ODORBOT_FAILPOINTS", "intake.after_claim=1*error"),
+        ],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let url = bot.url("/alerts");
+    let post = || crate::support::http::post(&url, &headers, body.into());
+    let (status, text) = post().await.expect("the webhook answers");
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("failpoint intake.after_claim"), "{text}");
+    // Alertmanager retries the same notification.
+    let (status, text) = post().await.expect("the webhook answers");
+    assert_eq!(status, 200, "{text}\n{}", bot.logs());
+    assert!(
+        fake.wait_until(WAIT, |f| pages(f) == 1).await,
+        "{:?}\n{}",
+        thread(&fake),
+        bot.logs()
+    );
+    // A third delivery is a duplicate: still one page.
+    assert_eq!(post().await.map(|(s, _)| s), Some(200));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pages(&fake), 1);
+}
