@@ -392,13 +392,43 @@ impl Approvals {
                 return;
             }
         }
+        crate::failpoint!("approvals.before_execute");
+        // The hold is checked, not assumed, right before the change: a request the sweep
+        // took for dead while the checks ran is interrupted, and it stays unexecuted.
+        match self
+            .store
+            .renew_lease(id, plus(now(), self.config.lease))
+            .await
+        {
+            Ok(true) => {}
+            held => {
+                let why = match held {
+                    Err(e) => format!("its lease could not be renewed ({e})"),
+                    _ => "odorbot lost its hold on it while checking".to_owned(),
+                };
+                self.audit("odorbot", "refuse", id, &why).await;
+                self.thread(
+                    &request,
+                    &format!("⚠️ *Not executed*: {}; nothing was done.", escape(&why)),
+                )
+                .await;
+                return;
+            }
+        }
         let keep_lease = async {
             loop {
                 tokio::time::sleep(self.config.lease / 3).await;
-                let _ = self
+                match self
                     .store
                     .renew_lease(id, plus(now(), self.config.lease))
-                    .await;
+                    .await
+                {
+                    Ok(true) => {}
+                    // The change is under way and cannot be taken back half-done; the
+                    // outcome below says whether its record could still be written.
+                    Ok(false) => warn!(request = id, "lease lost while executing"),
+                    Err(e) => warn!(request = id, error = %e, "lease not renewed"),
+                }
             }
         };
         let result = tokio::select! {
@@ -426,17 +456,24 @@ impl Approvals {
 
     async fn finish(&self, request: &Request, to: ApprovalState, outcome: &str) {
         let from = ApprovalState::Executing;
-        if self
+        let recorded = self
             .store
             .finish_request(&request.id, from, to, outcome, now())
-            .await
-            .unwrap_or(false)
-        {
-            self.audit("odorbot", to.name(), &request.id, outcome).await;
-        }
-        self.refresh_card(&request.id).await;
-        self.thread(request, &format!("*{}*: {}", to.name(), escape(outcome)))
             .await;
+        // The audit log has the outcome either way; the thread says when the card could
+        // not follow, rather than announcing a state the request does not have.
+        self.audit("odorbot", to.name(), &request.id, outcome).await;
+        self.refresh_card(&request.id).await;
+        let note = match recorded {
+            Ok(true) => String::new(),
+            Ok(false) => "\n⚠️ The request was no longer executing (the sweep took it for dead), so its card keeps that state.".into(),
+            Err(e) => format!("\n⚠️ The request's record could not be updated: {}", escape(&e.to_string())),
+        };
+        self.thread(
+            request,
+            &format!("*{}*: {}{note}", to.name(), escape(outcome)),
+        )
+        .await;
     }
 
     /// Waits for the rollout, checks `/health` and `/ready`, then watches the pods and

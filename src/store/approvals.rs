@@ -163,19 +163,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends the lease of an executing request.
+    /// Extends the lease of an executing request; `false` when it is no longer executing
+    /// (the sweep took it for dead).
     ///
     /// # Errors
     /// The database error.
-    pub async fn renew_lease(&self, id: &str, lease_until: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
+    pub async fn renew_lease(&self, id: &str, lease_until: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE approvals SET lease_until_ms = $2 WHERE id = $1 AND state = 'executing'",
         )
         .bind(id)
         .bind(ms(lease_until))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Ends a request from `from` with `to` and the outcome text.

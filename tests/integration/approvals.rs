@@ -54,18 +54,26 @@ async fn start_yaml(
     store: Option<&str>,
     yaml: &str,
 ) -> Bot {
+    start_env(fake, s, health, store, yaml, &[]).await
+}
+
+/// [`start_yaml`] with more environment, e.g. failpoints.
+async fn start_env(
+    fake: &FakeSlack,
+    s: &Seeded,
+    health: &str,
+    store: Option<&str>,
+    yaml: &str,
+    more: &[(&str, &str)],
+) -> Bot {
     let kubeconfig = s.bot_kubeconfig_path().to_str().unwrap().to_owned();
-    let bot = Bot::start_config(
-        fake,
-        store,
-        &[
-            ("KUBECONFIG", &kubeconfig),
-            ("ODORBOT_NAMESPACE", &s.ns),
-            ("ODORBOT_HEALTH_URL", health),
-        ],
-        yaml,
-    )
-    .await;
+    let mut env = vec![
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("ODORBOT_NAMESPACE", s.ns.as_str()),
+        ("ODORBOT_HEALTH_URL", health),
+    ];
+    env.extend_from_slice(more);
+    let bot = Bot::start_config(fake, store, &env, yaml).await;
     assert!(
         bot.wait_readyz(200, Duration::from_secs(20)).await,
         "{}",
@@ -1174,4 +1182,46 @@ async fn cert_renew_renews_a_second_certificate_the_runbook_lists() {
         secrets.get_opt("odordiff-tls").await.unwrap().is_some(),
         "the other certificate's secret was left alone"
     );
+}
+
+/// A request the sweep took for dead while its pre-execution checks ran (its lease lapsed)
+/// is interrupted and stays unexecuted: the executor checks its hold right before the change.
+#[tokio::test]
+async fn a_request_interrupted_during_its_checks_is_not_executed() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    // The lease is 3 s and the sweep runs every 3 s: an 8 s stall lets it lapse.
+    let bot = start_env(
+        &fake,
+        &s,
+        &health,
+        None,
+        &approvals_yaml(60),
+        &[("ODORBOT_FAILPOINTS", "approvals.before_execute=1*delay(8000)")],
+    )
+    .await;
+    let id = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*Interrupted*")
+            && thread_has(f, "*Not executed*"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    assert!(!thread_has(&fake, "*succeeded*"));
+    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    let restarted = d
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .and_then(|m| m.annotations)
+        .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"));
+    assert!(!restarted, "an interrupted request restarted the deployment");
 }
