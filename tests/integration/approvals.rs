@@ -1198,7 +1198,10 @@ async fn a_request_interrupted_during_its_checks_is_not_executed() {
         &health,
         None,
         &approvals_yaml(60),
-        &[("ODORBOT_FAILPOINTS", "approvals.before_execute=1*delay(8000)")],
+        &[(
+            "ODORBOT_FAILPOINTS",
+            "approvals.before_execute=1*delay(8000)",
+        )],
     )
     .await;
     let id = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
@@ -1223,5 +1226,8 @@ async fn a_request_interrupted_during_its_checks_is_not_executed() {
         .metadata
         .and_then(|m| m.annotations)
         .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"));
-    assert!(!restarted, "an interrupted request restarted the deployment");
+    assert!(
+        !restarted,
+        "an interrupted request restarted the deployment"
+    );
 }

@@ -287,4 +287,40 @@ mod tests {
             assert!(reached.contains(kind), "{kind} is reached by nothing");
         }
     }
+
+    /// One bound per value: the grammar, the value type and the catalog agree on the
+    /// largest replica count and revision, and the catalog may narrow them, never widen.
+    #[test]
+    fn bounds_are_the_one_bound() {
+        use crate::domain::args::{MAX_REPLICAS, MAX_REVISION};
+        use crate::runbook::values::{Replicas, Revision};
+        let catalog = load_default().unwrap();
+        let reach = |text: &str| match parse(&format!("{text} --reason r")) {
+            Ok(Command::Cluster { intent, .. }) => action_for(&intent, &catalog, 0).map(|_| ()),
+            other => Err(VerbError::Invalid(format!("{other:?}"))),
+        };
+        assert_eq!(reach(&format!("scale odordiff-api {MAX_REPLICAS}")), Ok(()));
+        assert!(reach(&format!("scale odordiff-api {}", MAX_REPLICAS + 1)).is_err());
+        assert_eq!(
+            reach(&format!("rollback odordiff-api --to {MAX_REVISION}")),
+            Ok(())
+        );
+        assert!(reach(&format!("rollback odordiff-api --to {}", MAX_REVISION + 1)).is_err());
+        assert!(Replicas::parse_arg(&MAX_REPLICAS.to_string()).is_ok());
+        assert!(Replicas::parse_arg(&(MAX_REPLICAS + 1).to_string()).is_err());
+        assert!(Revision::parse_arg(&MAX_REVISION.to_string()).is_ok());
+        assert!(Revision::parse_arg(&(MAX_REVISION + 1).to_string()).is_err());
+        // The catalog narrows (20 here) and cannot widen: its bounds are values of the type.
+        let shipped = include_str!("../../../../runbooks/odordiff-2.yaml");
+        let narrow = "replicas: {param: replicas, min: 1, max: 20, default: 5}";
+        assert!(shipped.contains(narrow));
+        let wide = shipped.replace(
+            narrow,
+            &narrow.replace("20", &(MAX_REPLICAS + 1).to_string()),
+        );
+        let errors = crate::runbook::load_str("t.yaml", &wide)
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("max"), "{errors}");
+    }
 }
