@@ -222,6 +222,7 @@ impl Approvals {
             outcome: None,
             verification: None,
             lease_until: None,
+            updated_at: created,
         };
         if let Err(e) = self.store.create_request(&request).await {
             return Message::text(format!(
@@ -333,6 +334,8 @@ impl Approvals {
     /// Runs an approved request once: the `approved → executing` compare-and-set admits
     /// exactly one caller, whatever the clicks, redeliveries or replicas.
     async fn execute(&self, id: &str) {
+        // Between the approval and the start: a crash here leaves the request approved.
+        crate::failpoint!("approvals.start");
         if !self
             .store
             .begin_execution(id, plus(now(), self.config.lease), now())
@@ -643,8 +646,9 @@ impl Approvals {
     }
 
     /// Marks requests whose executor died as interrupted and reports what the cluster
-    /// shows now; never re-runs them. Also expires pending requests past their time.
-    pub async fn recover(&self) {
+    /// shows now; never re-runs them. Also expires pending requests past their time, and
+    /// starts approved requests a dead process never started.
+    pub async fn recover(self: &Arc<Self>) {
         let at = now();
         // The store's queries narrow the candidates; the rule in the core decides.
         let mut candidates = match self.store.lapsed_executions(at).await {
@@ -654,32 +658,26 @@ impl Approvals {
                 Vec::new()
             }
         };
-        match self.store.requests_in(ApprovalState::Pending).await {
-            Ok(pending) => candidates.extend(pending),
-            Err(e) => warn!(error = %e, "cannot look for expired requests"),
+        for state in [ApprovalState::Pending, ApprovalState::Approved] {
+            match self.store.requests_in(state).await {
+                Ok(found) => candidates.extend(found),
+                Err(e) => warn!(error = %e, state = state.name(), "cannot sweep requests"),
+            }
         }
         for r in candidates {
-            let Some(sweep) = approval::sweep(&r, at) else {
+            let Some(sweep) = approval::sweep(&r, at, self.config.lease) else {
                 continue;
-            };
-            let done = match sweep {
-                Sweep::Interrupt => {
-                    self.store
-                        .finish_request(&r.id, r.state, sweep.to(), sweep.outcome(), at)
-                        .await
-                }
-                Sweep::Expire => {
-                    self.store
-                        .transition(&r, sweep.to(), &r.approvals, at)
-                        .await
-                }
             };
             // Another replica swept it first, or the store failed: the next sweep retries.
-            if !done.unwrap_or(false) {
-                continue;
-            }
             match sweep {
                 Sweep::Interrupt => {
+                    let done = self
+                        .store
+                        .finish_request(&r.id, r.state, sweep.to(), sweep.outcome(), at)
+                        .await;
+                    if !done.unwrap_or(false) {
+                        continue;
+                    }
                     self.audit("odorbot", "interrupted", &r.id, &r.command)
                         .await;
                     self.refresh_card(&r.id).await;
@@ -687,9 +685,21 @@ impl Approvals {
                     self.thread(&r, &format!("🔴 *Interrupted*: odorbot stopped while executing `{}`. It will not re-run it. What re-running would change now:\n{found}", escape(&r.command))).await;
                 }
                 Sweep::Expire => {
+                    let done = self
+                        .store
+                        .transition(&r, sweep.to(), &r.approvals, at)
+                        .await;
+                    if !done.unwrap_or(false) {
+                        continue;
+                    }
                     self.audit("odorbot", "expire", &r.id, sweep.outcome())
                         .await;
                     self.refresh_card(&r.id).await;
+                }
+                // `execute` starts it with the atomic step; a racing replica gets nothing.
+                Sweep::Resume => {
+                    let this = self.clone();
+                    self.tasks.spawn(async move { this.execute(&r.id).await });
                 }
             }
         }

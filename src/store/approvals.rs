@@ -11,7 +11,7 @@ use crate::domain::approval::{ApprovalState, Request, Verification};
 use crate::idgen::IdGen;
 
 const COLUMNS: &str = "id, state, verb, command, action, verification, requester, reason, preview, fingerprint, approvals, required, channel, \
-     message_ts, outcome, created_at_ms, expires_at_ms, lease_until_ms";
+     message_ts, outcome, created_at_ms, expires_at_ms, lease_until_ms, updated_at_ms";
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -47,6 +47,7 @@ fn row_to_request(r: &AnyRow) -> Result<Request, StoreError> {
             .as_deref()
             .and_then(Verification::from_text),
         lease_until: r.try_get::<Option<i64>, _>("lease_until_ms")?.map(ts),
+        updated_at: ts(r.try_get("updated_at_ms")?),
     })
 }
 

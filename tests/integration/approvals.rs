@@ -1231,3 +1231,61 @@ async fn a_request_interrupted_during_its_checks_is_not_executed() {
         "an interrupted request restarted the deployment"
     );
 }
+
+/// A process that dies between the approval and the start of execution leaves the request
+/// approved; the next sweep (here by a fresh process on the same store) starts it, once.
+#[tokio::test]
+async fn an_approved_request_a_crash_left_unstarted_is_started_by_the_sweep() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let first = start_env(
+        &fake,
+        &s,
+        &health,
+        Some(&url),
+        &approvals_yaml(60),
+        &[("ODORBOT_FAILPOINTS", "approvals.start=crash")],
+    )
+    .await;
+    let id = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
+    // The process may die before it answers the click.
+    fake.block_action(
+        "U0BOB",
+        CHANNEL,
+        &format!("approval:approve:{id}"),
+        "",
+        "1700000000.000100",
+    )
+    .await;
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
+        .await
+        .unwrap();
+    let (status, logs) = first
+        .wait_exit(WAIT)
+        .await
+        .expect("the failpoint crashed the first process");
+    assert!(!status.success(), "{logs}");
+    let r = store.request(&id).await.unwrap().unwrap();
+    assert_eq!(r.state, odorbot::domain::approval::ApprovalState::Approved);
+    let _second = start(&fake, &s, &health, Some(&url)).await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "the approved request was never started"
+    );
+    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    assert!(
+        d.spec
+            .unwrap()
+            .template
+            .metadata
+            .and_then(|m| m.annotations)
+            .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt")),
+        "restarted once the sweep started it"
+    );
+    let r = store.request(&id).await.unwrap().unwrap();
+    assert_eq!(r.state, odorbot::domain::approval::ApprovalState::Succeeded);
+}

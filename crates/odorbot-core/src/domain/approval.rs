@@ -84,6 +84,8 @@ pub struct Request {
     /// While executing: until when the executor holds it. A lapsed lease means the
     /// executor died.
     pub lease_until: Option<Timestamp>,
+    /// The last change of state (an approval, the start of execution, the outcome).
+    pub updated_at: Timestamp,
 }
 
 /// What the verification after a change found: the rollout, the health checks and the
@@ -284,6 +286,10 @@ pub enum Sweep {
     Interrupt,
     /// Pending past its expiry: it ends `expired` and can no longer be approved.
     Expire,
+    /// Approved but never started for longer than a lease (the process died between the
+    /// approval and the start): it is started now. Starting is the atomic
+    /// `approved → executing` step, so it still runs at most once.
+    Resume,
 }
 
 impl Sweep {
@@ -291,6 +297,7 @@ impl Sweep {
         match self {
             Self::Interrupt => ApprovalState::Interrupted,
             Self::Expire => ApprovalState::Expired,
+            Self::Resume => ApprovalState::Executing,
         }
     }
 
@@ -301,15 +308,23 @@ impl Sweep {
                 "interrupted: odorbot stopped while executing; it will not run this again by itself"
             }
             Self::Expire => "expired before approval",
+            Self::Resume => "approved but not started; started by the sweep",
         }
     }
 }
 
-/// The sweep's rule for one request at `now`.
-pub fn sweep(r: &Request, now: Timestamp) -> Option<Sweep> {
+/// The sweep's rule for one request at `now`; `lease` is how long an executor may take to
+/// start a request it was handed.
+pub fn sweep(r: &Request, now: Timestamp, lease: std::time::Duration) -> Option<Sweep> {
     match r.state {
         ApprovalState::Executing if r.lease_until.is_none_or(|l| l < now) => Some(Sweep::Interrupt),
         ApprovalState::Pending if r.expires_at <= now => Some(Sweep::Expire),
+        ApprovalState::Approved
+            if jiff::SignedDuration::try_from(lease)
+                .is_ok_and(|l| now.duration_since(r.updated_at) > l) =>
+        {
+            Some(Sweep::Resume)
+        }
         _ => None,
     }
 }
@@ -426,6 +441,7 @@ mod tests {
             outcome: None,
             verification: None,
             lease_until: None,
+            updated_at: t,
         }
     }
 
@@ -435,6 +451,7 @@ mod tests {
 
     #[test]
     fn the_sweep_interrupts_lapsed_executions_and_expires_late_requests() {
+        let sweep = |r: &Request, now| sweep(r, now, std::time::Duration::from_secs(30));
         let pending = request();
         assert_eq!(sweep(&pending, at("2026-11-27T10:14:59Z")), None);
         assert_eq!(
@@ -466,8 +483,18 @@ mod tests {
             sweep(&executing, at("2026-11-27T11:00:00Z")),
             Some(Sweep::Interrupt)
         );
+        // Approved and never started: resumed once a lease has passed, not before.
+        let approved = Request {
+            state: ApprovalState::Approved,
+            updated_at: at("2026-11-27T10:01:00Z"),
+            ..request()
+        };
+        assert_eq!(sweep(&approved, at("2026-11-27T10:01:30Z")), None);
+        assert_eq!(
+            sweep(&approved, at("2026-11-27T10:01:31Z")),
+            Some(Sweep::Resume)
+        );
         for state in [
-            ApprovalState::Approved,
             ApprovalState::Succeeded,
             ApprovalState::Failed,
             ApprovalState::Denied,
