@@ -216,17 +216,7 @@ async fn every_one_of_5000_envelopes_is_acknowledged_and_those_beyond_a_full_que
         .map(|c| c.body)
         .collect();
     assert!(stray.is_empty(), "busy commands got replies: {stray:?}");
-    let others: Vec<String> = fake
-        .calls()
-        .into_iter()
-        .map(|c| c.method)
-        .filter(|m| {
-            !matches!(
-                m.as_str(),
-                "response_url" | "auth.test" | "apps.connections.open"
-            )
-        })
-        .collect();
+    let others = fake.side_effects();
     assert!(others.is_empty(), "Web API calls: {others:?}");
 
     // And the busy answers are counted.

@@ -72,20 +72,6 @@ fn collect_text(v: &Value, out: &mut String) {
     }
 }
 
-/// Calls other than connecting and replying: what "changes nothing" rules out.
-fn side_effects(fake: &FakeSlack) -> Vec<String> {
-    fake.calls()
-        .into_iter()
-        .map(|c| c.method)
-        .filter(|m| {
-            !matches!(
-                m.as_str(),
-                "response_url" | "auth.test" | "apps.connections.open"
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn help_is_acknowledged_and_answered_through_the_web_api() {
     let (fake, bot) = running().await;
@@ -118,7 +104,7 @@ async fn help_is_acknowledged_and_answered_through_the_web_api() {
     assert!(text.contains("odorbot is healthy"), "{text}");
     assert!(text.contains("2 of 2 socket connections open"), "{text}");
     assert!(text.contains("sqlite reachable"), "{text}");
-    assert!(side_effects(&fake).is_empty(), "{:?}", side_effects(&fake));
+    assert!(fake.side_effects().is_empty(), "{:?}", fake.side_effects());
     drop(bot);
 }
 
@@ -158,7 +144,7 @@ async fn unknown_and_malformed_commands_get_specific_replies_and_change_nothing(
             "{input:?}: mention echoed raw: {text}"
         );
     }
-    assert!(side_effects(&fake).is_empty(), "{:?}", side_effects(&fake));
+    assert!(fake.side_effects().is_empty(), "{:?}", fake.side_effects());
 }
 
 #[tokio::test]

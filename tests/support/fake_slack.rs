@@ -475,6 +475,20 @@ impl FakeSlack {
         self.inner.st().calls.clone()
     }
 
+    /// Calls other than connecting and replying: what "changes nothing" rules out.
+    pub fn side_effects(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .map(|c| c.method)
+            .filter(|m| {
+                !matches!(
+                    m.as_str(),
+                    "response_url" | "auth.test" | "apps.connections.open"
+                )
+            })
+            .collect()
+    }
+
     pub fn calls_to(&self, method: &str) -> Vec<Call> {
         let st = self.inner.st();
         st.calls
