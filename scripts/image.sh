@@ -28,8 +28,10 @@ case "${1:-}" in
 esac
 
 # The container tool: podman (with runc and cgroupfs, which work on hosts where crun
-# and systemd cgroups do not), else buildah, else docker.
-if ! command -v podman >/dev/null && ! command -v buildah >/dev/null && ! command -v docker >/dev/null; then
+# and systemd cgroups do not), else buildah, else docker, but only a docker whose daemon
+# answers: a docker client alone (as on these machines) cannot build anything.
+docker_works() { command -v docker >/dev/null && docker info >/dev/null 2>&1; }
+if ! command -v podman >/dev/null && ! command -v buildah >/dev/null && ! docker_works; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y --no-install-recommends podman buildah \
