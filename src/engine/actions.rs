@@ -17,7 +17,7 @@ use crate::engine::failure::Failure;
 use crate::metrics::{KindLabel, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
-use crate::runbook::actions::{Action, Bound, Change, Classified, LogSource, Query};
+use crate::runbook::actions::{Action, Bound, Change, Classified, LogSource, Query, one_line};
 use crate::runbook::values::{ArgType, Backend, Backends};
 
 /// Runs actions against the cluster and the probes.
@@ -649,14 +649,7 @@ impl Runner {
                 Ok(Classified::Query(query)) => self.run(&query).await,
                 // Investigation steps only read (the catalog compiler sees to it).
                 Ok(Classified::Change(change)) => self.preview(&change, requested_by).await,
-                Err(errors) => Message::text(format!(
-                    "❔ needs {}",
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )),
+                Err(errors) => Message::text(format!("❔ needs {}", one_line(&errors))),
             }
         });
         let results = futures_util::future::join_all(runs).await;

@@ -24,6 +24,15 @@ fn approvals_yaml(expiry_secs: u32) -> String {
     )
 }
 
+/// Whether odordiff-api's pod template carries a restart stamp (a restart executed).
+async fn api_restarted(s: &Seeded) -> bool {
+    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    d.spec
+        .and_then(|spec| spec.template.metadata)
+        .and_then(|m| m.annotations)
+        .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"))
+}
+
 async fn image(s: &Seeded) -> String {
     let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
     d.spec.unwrap().template.spec.unwrap().containers[0]
@@ -1218,16 +1227,8 @@ async fn a_request_interrupted_during_its_checks_is_not_executed() {
         bot.logs()
     );
     assert!(!thread_has(&fake, "*succeeded*"));
-    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
-    let restarted = d
-        .spec
-        .unwrap()
-        .template
-        .metadata
-        .and_then(|m| m.annotations)
-        .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt"));
     assert!(
-        !restarted,
+        !api_restarted(&s).await,
         "an interrupted request restarted the deployment"
     );
 }
@@ -1276,14 +1277,8 @@ async fn an_approved_request_a_crash_left_unstarted_is_started_by_the_sweep() {
             .await,
         "the approved request was never started"
     );
-    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
     assert!(
-        d.spec
-            .unwrap()
-            .template
-            .metadata
-            .and_then(|m| m.annotations)
-            .is_some_and(|a| a.contains_key("kubectl.kubernetes.io/restartedAt")),
+        api_restarted(&s).await,
         "restarted once the sweep started it"
     );
     let r = store.request(&id).await.unwrap().unwrap();

@@ -860,6 +860,15 @@ pub struct BindError {
     pub message: String,
 }
 
+/// Binding (or compiling) errors on one line, as replies and stored-action errors show them.
+pub fn one_line(errors: &[impl ToString]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.param, self.message)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::actions::{Action, Bound, Change, Classified};
+use super::actions::{Action, Bound, Change, Classified, one_line};
 use super::compile::compile_action;
 use super::raw::RawAction;
 
@@ -64,13 +64,7 @@ pub fn to_stored(change: &Change) -> String {
 
 /// Every problem found, on one line.
 fn invalid(errors: &[impl ToString]) -> StoredActionError {
-    StoredActionError::Invalid(
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
+    StoredActionError::Invalid(one_line(errors))
 }
 
 /// Reads a stored action back, checking every value again.

@@ -10,7 +10,7 @@ use crate::domain::command::Intent;
 use crate::domain::ids::K8sName;
 
 use super::Catalog;
-use super::actions::{Action, ActionKind, Bound, LogSource};
+use super::actions::{Action, ActionKind, Bound, LogSource, one_line};
 use super::values::{ArgType, LabelSelector};
 
 /// Why a verb reaches no action.
@@ -180,15 +180,7 @@ fn verb_action(
             .find(|s| s.action.kind() == ActionKind::RotateSecret)
             .ok_or_else(|| VerbError::NotListed("the runbook has no secret rotation step".into()))?
             .bind(&BTreeMap::new())
-            .map_err(|errors| {
-                VerbError::Invalid(
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            })?,
+            .map_err(|errors| VerbError::Invalid(one_line(&errors)))?,
         Intent::CacheTtl { seconds } => A::PatchConfigmap {
             configmap: service.config.clone(),
             data: [(service.cache_ttl_key.clone(), val(&seconds.to_string())?)]
