@@ -23,8 +23,7 @@ use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
-use crate::runbook::actions::{Action, Classified};
-use crate::runbook::verbs::action_for;
+use crate::runbook::actions::Classified;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -200,8 +199,17 @@ impl Dispatcher {
     }
 
     async fn on_command(&self, cmd: &SlashCommand) {
-        let (verb, outcome, reply) = match command::parse(&cmd.text) {
+        let context = command::Context {
+            catalog: &self.catalog,
+            now_unix: unix_now(),
+        };
+        let (verb, outcome, reply) = match command::parse(&cmd.text, &context) {
             Ok(command) => (command.verb(), "ok", self.execute(command, cmd).await),
+            // The runbook refuses the action: one wording and one count with every failure.
+            Err(command::ParseError::Action { verb, error }) => {
+                info!(user = %cmd.user, error = %error, "command refused by the runbook");
+                (verb, "rejected", self.runner.failed(verb, &error.into()))
+            }
             Err(e) => {
                 info!(user = %cmd.user, error = %e, "command rejected");
                 let verb = match &e {
@@ -214,7 +222,8 @@ impl Dispatcher {
                     | command::ParseError::UnknownOption { verb, .. }
                     | command::ParseError::MissingOptionValue { verb, .. }
                     | command::ParseError::RepeatedOption { verb, .. } => verb.name,
-                    command::ParseError::Rule { verb, .. } => verb,
+                    command::ParseError::Rule { verb, .. }
+                    | command::ParseError::Action { verb, .. } => verb,
                 };
                 (verb, "rejected", Message::text(format!(":warning: {e}")))
             }
@@ -270,21 +279,18 @@ impl Dispatcher {
             Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
-            Command::Cluster { intent, reason } => {
-                match action_for(&intent, &self.catalog, unix_now()).map(Action::classify) {
-                    Ok(Classified::Query(query)) => self.runner.run(&query).await,
-                    // With a reason, a change becomes a request; without one, its preview.
-                    Ok(Classified::Change(change)) => match reason {
-                        Some(reason) => {
-                            self.approvals
-                                .request(&cmd.text, &change, &reason, user, channel)
-                                .await
-                        }
-                        None => self.runner.preview(&change, user.as_str()).await,
-                    },
-                    Err(why) => self.runner.failed(intent.verb(), &why.into()),
-                }
-            }
+            Command::Cluster { action, reason, .. } => match action.classify() {
+                Classified::Query(query) => self.runner.run(&query).await,
+                // With a reason, a change becomes a request; without one, its preview.
+                Classified::Change(change) => match reason {
+                    Some(reason) => {
+                        self.approvals
+                            .request(&cmd.text, &change, &reason, user, channel)
+                            .await
+                    }
+                    None => self.runner.preview(&change, user.as_str()).await,
+                },
+            },
             Command::Diagnose { alert } => self.diagnose(&alert).await,
             Command::Contacts => Message::text(self.desk.contacts()),
             Command::Checklist { name } => self

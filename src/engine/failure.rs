@@ -4,9 +4,9 @@
 use thiserror::Error;
 
 use crate::cluster::ClusterError;
+use crate::domain::command::VerbError;
 use crate::domain::view::{Message, escape};
 use crate::runbook::stored::StoredActionError;
-use crate::runbook::verbs::VerbError;
 
 #[derive(Debug, Error)]
 pub enum Failure {

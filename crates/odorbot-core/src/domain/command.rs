@@ -1,15 +1,17 @@
 //! The `/odor` language: one table of verbs drives parsing, help and error replies.
 //!
-//! Parsing is pure: text in, a typed [`Command`] or a [`ParseError`] out. Adding a verb
-//! means adding a [`VerbSpec`] row and a [`Command`] variant; help follows by itself.
+//! Parsing is pure: text in, a typed [`Command`] or a [`ParseError`] out. A Kubernetes or
+//! recovery verb is an alias for one of the runbook's typed actions: its row builds the
+//! [`Action`] itself, with the objects it leaves out taken from the catalog's `service`
+//! section and the objects it names held to the catalog's lists. Adding a verb means adding
+//! a [`VerbSpec`] row; help follows by itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use super::args::Filter;
 use super::args::{
     ArgKind, MAX_REPLICAS, MAX_REVISION, TokenizeError, Value, ValueError, tokenize,
 };
@@ -17,6 +19,9 @@ use super::escalation::Severity;
 use super::ids::K8sName;
 use super::signals::{SIGNAL_NAMES, Signal};
 use super::view::{code, code_span};
+use crate::runbook::Catalog;
+use crate::runbook::actions::{Action, ActionKind, Bound, LogSource, one_line};
+use crate::runbook::values::{ArgType, LabelSelector};
 
 /// How a verb behaves, which decides where it is listed and what it may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +76,8 @@ pub struct VerbSpec {
     pub options: &'static [OptSpec],
     pub examples: &'static [&'static str],
     /// Turns checked arguments into the typed command; fails only on checks that need
-    /// more than one argument's worth of context.
-    build: fn(&Args) -> Result<Command, ParseError>,
+    /// more than one argument's worth of context, or the runbook's.
+    build: fn(&Args, &Context<'_>) -> Result<Command, ParseError>,
 }
 
 impl VerbSpec {
@@ -98,6 +103,15 @@ impl VerbSpec {
         }
         out
     }
+}
+
+/// What a verb's row consults beyond its arguments: the runbook, for the objects a
+/// command leaves out and the lists the objects it names must be in, and the time, for the
+/// names a request fixes (a Job created by hand).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    pub now_unix: i64,
 }
 
 /// Checked arguments of one invocation, by name.
@@ -148,9 +162,11 @@ pub enum Command {
     Update { number: i64, text: String },
     /// Who is on call.
     Oncall,
-    /// A Kubernetes diagnostic or a destructive step, with the reason given for it.
+    /// One of the runbook's actions: a Kubernetes diagnostic runs at once; a change, with
+    /// the reason given for it, is previewed and waits for a second person.
     Cluster {
-        intent: Intent,
+        verb: &'static str,
+        action: Action<Bound>,
         reason: Option<String>,
     },
     /// Every investigation step of a runbook alert.
@@ -163,136 +179,6 @@ pub enum Command {
     Approvals,
     /// The audit log since `since`, as Markdown or JSON.
     Audit { since: Duration, json: bool },
-}
-
-/// What a Kubernetes or recovery verb asks for, in domain terms; the engine turns it into
-/// the runbook's typed action.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Intent {
-    Pods {
-        deployment: Option<K8sName>,
-    },
-    Describe {
-        deployment: K8sName,
-        all: bool,
-    },
-    Logs {
-        target: K8sName,
-        pod: bool,
-        since: Option<Duration>,
-        tail: Option<u32>,
-        grep: Option<Filter>,
-        previous: bool,
-    },
-    Events {
-        since: Option<Duration>,
-    },
-    Endpoints {
-        service: K8sName,
-    },
-    History {
-        name: K8sName,
-    },
-    Top,
-    Backups,
-    AccessReview,
-    Rollback {
-        target: K8sName,
-        revision: Option<u32>,
-    },
-    Restart {
-        deployment: K8sName,
-    },
-    Scale {
-        deployment: K8sName,
-        replicas: u32,
-    },
-    Hpa {
-        hpa: K8sName,
-        min: Option<u32>,
-        max: Option<u32>,
-        cpu: Option<u32>,
-    },
-    Deploy {
-        deployment: K8sName,
-        tag: String,
-    },
-    Maintenance {
-        on: bool,
-    },
-    PvcExpand {
-        pvc: K8sName,
-        size: String,
-    },
-    BackupTestRestore {
-        backup: Option<K8sName>,
-    },
-    CertRenew {
-        certificate: Option<K8sName>,
-    },
-    Contain,
-    Quarantine {
-        pod: K8sName,
-    },
-    SecretRotate,
-    CacheTtl {
-        seconds: u32,
-    },
-    CacheWarm,
-    DbTerminateLong {
-        older_than: Duration,
-    },
-    DbVacuum,
-    PgbouncerRestart,
-    LogsCleanup,
-}
-
-impl Intent {
-    /// The verb that asks for it, as a bounded metrics label.
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Self::Pods { .. } => "pods",
-            Self::Describe { .. } => "describe",
-            Self::Logs { .. } | Self::LogsCleanup => "logs",
-            Self::Events { .. } => "events",
-            Self::Endpoints { .. } => "endpoints",
-            Self::History { .. } => "history",
-            Self::Top => "top",
-            Self::Backups => "backups",
-            Self::AccessReview => "access-review",
-            Self::Rollback { .. } => "rollback",
-            Self::Restart { .. } => "restart",
-            Self::Scale { .. } => "scale",
-            Self::Hpa { .. } => "hpa",
-            Self::Deploy { .. } => "deploy",
-            Self::Maintenance { .. } => "maintenance",
-            Self::PvcExpand { .. } => "pvc",
-            Self::BackupTestRestore { .. } => "backup",
-            Self::CertRenew { .. } => "cert",
-            Self::Contain => "contain",
-            Self::Quarantine { .. } => "quarantine",
-            Self::SecretRotate => "secret",
-            Self::CacheTtl { .. } | Self::CacheWarm => "cache",
-            Self::DbTerminateLong { .. } | Self::DbVacuum => "db",
-            Self::PgbouncerRestart => "pgbouncer",
-        }
-    }
-
-    /// Destructive intents need a reason and, to execute, a second person.
-    pub fn is_destructive(&self) -> bool {
-        !matches!(
-            self,
-            Self::Pods { .. }
-                | Self::Describe { .. }
-                | Self::Logs { .. }
-                | Self::Events { .. }
-                | Self::Endpoints { .. }
-                | Self::History { .. }
-                | Self::Top
-                | Self::Backups
-                | Self::AccessReview
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +247,23 @@ pub enum ParseError {
     /// A rule spanning several arguments, e.g. a destructive verb without `--reason`.
     #[error("{message}")]
     Rule { verb: &'static str, message: String },
+    /// The runbook refuses the action the verb asks for.
+    #[error("{error}")]
+    Action {
+        verb: &'static str,
+        error: VerbError,
+    },
+}
+
+/// Why a verb reaches no action.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VerbError {
+    /// A value the action's types refuse.
+    #[error("{0}")]
+    Invalid(String),
+    /// An object the runbook does not list.
+    #[error("{0}")]
+    NotListed(String),
 }
 
 fn unknown_verb(given: &str, suggestion: Option<&str>) -> String {
@@ -408,7 +311,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor status"],
-        build: |_| Ok(Command::Status),
+        build: |_, _| Ok(Command::Status),
     },
     VerbSpec {
         name: "db",
@@ -487,7 +390,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor disk"],
-        build: |_| Ok(Command::Disk),
+        build: |_, _| Ok(Command::Disk),
     },
     VerbSpec {
         name: "certs",
@@ -496,7 +399,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor certs"],
-        build: |_| Ok(Command::Certs),
+        build: |_, _| Ok(Command::Certs),
     },
     VerbSpec {
         name: "metrics",
@@ -510,7 +413,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor metrics error_rate", "/odor metrics p95_latency"],
-        build: |args| match args.get("signal") {
+        build: |args, _| match args.get("signal") {
             Some(Value::Word(name)) => Ok(Command::Metrics {
                 signal: name.parse().expect("choices are signal names"),
             }),
@@ -528,9 +431,14 @@ pub static VERBS: &[VerbSpec] = &[
         )],
         options: &[],
         examples: &["/odor pods", "/odor pods odordiff-api"],
-        build: |args| {
-            read_only(Intent::Pods {
-                deployment: name(args, "deployment"),
+        build: |args, ctx| {
+            query("pods", ctx, || {
+                Ok(Action::Pods {
+                    selector: match name(args, "deployment") {
+                        Some(d) => app(&d)?,
+                        None => val("")?,
+                    },
+                })
             })
         },
     },
@@ -545,10 +453,12 @@ pub static VERBS: &[VerbSpec] = &[
             help: "every pod, not only the failing ones",
         }],
         examples: &["/odor describe odordiff-api"],
-        build: |args| {
-            read_only(Intent::Describe {
-                deployment: required_name(args, "deployment"),
-                all: args.get("all").is_some(),
+        build: |args, ctx| {
+            query("describe", ctx, || {
+                Ok(Action::DescribePods {
+                    selector: app(&required_name(args, "deployment"))?,
+                    only_failing: args.get("all").is_none(),
+                })
             })
         },
     },
@@ -590,22 +500,31 @@ pub static VERBS: &[VerbSpec] = &[
             "/odor logs odordiff-api --previous --tail 50",
             "/odor logs odordiff-api --tail 100",
         ],
-        build: |args| {
+        build: |args, ctx| {
             let target = required_name(args, "target");
             if target.as_str() == "cleanup" && args.get("pod").is_none() {
-                return destructive(args, "logs", Intent::LogsCleanup);
+                return change(args, "logs", ctx, || {
+                    Ok(Action::LogsCleanup {
+                        cronjob: ctx.catalog.service().logs_cleanup.clone(),
+                        job_name: None,
+                    })
+                });
             }
-            let grep = match args.get("grep") {
-                Some(Value::Regex(f)) => Some(f.clone()),
-                _ => None,
-            };
-            read_only(Intent::Logs {
-                target,
-                pod: args.get("pod").is_some(),
-                since: duration(args, "since"),
-                tail: int(args, "tail"),
-                grep,
-                previous: args.get("previous").is_some(),
+            query("logs", ctx, || {
+                Ok(Action::Logs {
+                    source: if args.get("pod").is_some() {
+                        LogSource::Pod(target)
+                    } else {
+                        LogSource::Selector(app(&target)?)
+                    },
+                    tail: int(args, "tail").map(number).transpose()?,
+                    since: duration(args, "since"),
+                    grep: match args.get("grep") {
+                        Some(Value::Regex(f)) => Some(f.clone()),
+                        _ => None,
+                    },
+                    previous: args.get("previous").is_some().then_some(true),
+                })
             })
         },
     },
@@ -616,9 +535,11 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[SINCE],
         examples: &["/odor events --since 1h"],
-        build: |args| {
-            read_only(Intent::Events {
-                since: duration(args, "since"),
+        build: |args, ctx| {
+            query("events", ctx, || {
+                Ok(Action::Events {
+                    since: duration(args, "since"),
+                })
             })
         },
     },
@@ -629,10 +550,12 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[name_arg("service", false, "the service")],
         options: &[],
         examples: &["/odor endpoints"],
-        build: |args| {
-            read_only(Intent::Endpoints {
-                service: name(args, "service")
-                    .unwrap_or_else(|| "odordiff-api".parse().expect("a valid name")),
+        build: |args, ctx| {
+            query("endpoints", ctx, || {
+                Ok(Action::Endpoints {
+                    service: name(args, "service")
+                        .unwrap_or_else(|| ctx.catalog.service().api.clone()),
+                })
             })
         },
     },
@@ -647,9 +570,14 @@ pub static VERBS: &[VerbSpec] = &[
         )],
         options: &[],
         examples: &["/odor history odordiff-api", "/odor history odordiff-2"],
-        build: |args| {
-            read_only(Intent::History {
-                name: required_name(args, "name"),
+        build: |args, ctx| {
+            let name = required_name(args, "name");
+            query("history", ctx, || {
+                Ok(if is_release(ctx, &name) {
+                    Action::HelmHistory { release: name }
+                } else {
+                    Action::RolloutHistory { deployment: name }
+                })
             })
         },
     },
@@ -660,7 +588,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor top"],
-        build: |_| read_only(Intent::Top),
+        build: |_, ctx| query("top", ctx, || Ok(Action::ResourceUsage { selector: None })),
     },
     VerbSpec {
         name: "backups",
@@ -669,7 +597,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor backups"],
-        build: |_| read_only(Intent::Backups),
+        build: |_, ctx| query("backups", ctx, || Ok(Action::Backups)),
     },
     VerbSpec {
         name: "access-review",
@@ -678,7 +606,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor access-review"],
-        build: |_| read_only(Intent::AccessReview),
+        build: |_, ctx| query("access-review", ctx, || Ok(Action::AccessReview)),
     },
     VerbSpec {
         name: "diagnose",
@@ -692,7 +620,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor diagnose api-service-down"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Diagnose {
                 alert: args.text("alert").unwrap_or_default().trim().to_owned(),
             })
@@ -718,15 +646,22 @@ pub static VERBS: &[VerbSpec] = &[
             "/odor rollback odordiff-2 --reason \"5xx since the 14:00 deploy\"",
             "/odor rollback odordiff-api --to 41 --reason \"…\"",
         ],
-        build: |args| {
-            destructive(
-                args,
-                "rollback",
-                Intent::Rollback {
-                    target: required_name(args, "target"),
-                    revision: int(args, "to"),
-                },
-            )
+        build: |args, ctx| {
+            let target = required_name(args, "target");
+            change(args, "rollback", ctx, || {
+                let revision = int(args, "to").map(number).transpose()?;
+                Ok(if is_release(ctx, &target) {
+                    Action::RollbackHelm {
+                        release: target,
+                        revision,
+                    }
+                } else {
+                    Action::RollbackDeployment {
+                        deployment: target,
+                        revision,
+                    }
+                })
+            })
         },
     },
     VerbSpec {
@@ -736,14 +671,13 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[name_arg("deployment", true, "the deployment")],
         options: &[REASON],
         examples: &["/odor restart pgbouncer --reason \"pool exhausted\""],
-        build: |args| {
-            destructive(
-                args,
-                "restart",
-                Intent::Restart {
+        build: |args, ctx| {
+            change(args, "restart", ctx, || {
+                Ok(Action::RolloutRestart {
                     deployment: required_name(args, "deployment"),
-                },
-            )
+                    restarted_at: None,
+                })
+            })
         },
     },
     VerbSpec {
@@ -764,15 +698,13 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[REASON],
         examples: &["/odor scale odordiff-api 5 --reason \"CPU at 95%\""],
-        build: |args| {
-            destructive(
-                args,
-                "scale",
-                Intent::Scale {
+        build: |args, ctx| {
+            change(args, "scale", ctx, || {
+                Ok(Action::Scale {
                     deployment: required_name(args, "deployment"),
-                    replicas: int(args, "replicas").unwrap_or(0),
-                },
-            )
+                    replicas: number(int(args, "replicas").unwrap_or(0))?,
+                })
+            })
         },
     },
     VerbSpec {
@@ -809,7 +741,7 @@ pub static VERBS: &[VerbSpec] = &[
             REASON,
         ],
         examples: &["/odor hpa odordiff-api-hpa --min 5 --reason \"p95 over 1s\""],
-        build: |args| {
+        build: |args, ctx| {
             let (min, max, cpu) = (int(args, "min"), int(args, "max"), int(args, "cpu"));
             if min.is_none() && max.is_none() && cpu.is_none() {
                 return Err(rule(
@@ -822,16 +754,14 @@ pub static VERBS: &[VerbSpec] = &[
             {
                 return Err(rule("hpa", &format!("`--min {lo}` is above `--max {hi}`.")));
             }
-            destructive(
-                args,
-                "hpa",
-                Intent::Hpa {
+            change(args, "hpa", ctx, || {
+                Ok(Action::PatchHpa {
                     hpa: required_name(args, "hpa"),
-                    min,
-                    max,
-                    cpu,
-                },
-            )
+                    min_replicas: min.map(number).transpose()?,
+                    max_replicas: max.map(number).transpose()?,
+                    target_cpu_percent: cpu.map(number).transpose()?,
+                })
+            })
         },
     },
     VerbSpec {
@@ -849,15 +779,15 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[REASON],
         examples: &["/odor deploy odordiff-api 1.6.0 --reason \"release 1.6\""],
-        build: |args| {
-            destructive(
-                args,
-                "deploy",
-                Intent::Deploy {
-                    deployment: required_name(args, "deployment"),
-                    tag: args.text("tag").unwrap_or_default().to_owned(),
-                },
-            )
+        build: |args, ctx| {
+            change(args, "deploy", ctx, || {
+                let deployment = required_name(args, "deployment");
+                Ok(Action::SetImage {
+                    container: deployment.clone(),
+                    deployment,
+                    tag: val(args.text("tag").unwrap_or_default())?,
+                })
+            })
         },
     },
     VerbSpec {
@@ -867,14 +797,15 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[choice("state", &["start", "end"], "start or end")],
         options: &[REASON],
         examples: &["/odor maintenance start --reason \"weekly vacuum\""],
-        build: |args| {
-            destructive(
-                args,
-                "maintenance",
-                Intent::Maintenance {
-                    on: matches!(args.get("state"), Some(Value::Word("start"))),
-                },
-            )
+        build: |args, ctx| {
+            change(args, "maintenance", ctx, || {
+                let on = matches!(args.get("state"), Some(Value::Word("start")));
+                Ok(Action::Annotate {
+                    deployment: ctx.catalog.service().api.clone(),
+                    key: val("maintenance")?,
+                    value: on.then(|| val("true")).transpose()?,
+                })
+            })
         },
     },
     VerbSpec {
@@ -893,15 +824,13 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[REASON],
         examples: &["/odor pvc expand postgres-data-postgres-0 200Gi --reason \"disk 95% full\""],
-        build: |args| {
-            destructive(
-                args,
-                "pvc",
-                Intent::PvcExpand {
+        build: |args, ctx| {
+            change(args, "pvc", ctx, || {
+                Ok(Action::ExpandPvc {
                     pvc: required_name(args, "pvc"),
-                    size: args.text("size").unwrap_or_default().to_owned(),
-                },
-            )
+                    size: val(args.text("size").unwrap_or_default())?,
+                })
+            })
         },
     },
     VerbSpec {
@@ -914,14 +843,13 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[REASON],
         examples: &["/odor backup test-restore --reason \"weekly backup verification\""],
-        build: |args| {
-            destructive(
-                args,
-                "backup",
-                Intent::BackupTestRestore {
+        build: |args, ctx| {
+            change(args, "backup", ctx, || {
+                Ok(Action::VeleroTestRestore {
                     backup: name(args, "backup"),
-                },
-            )
+                    restore: None,
+                })
+            })
         },
     },
     VerbSpec {
@@ -938,14 +866,15 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[REASON],
         examples: &["/odor cert renew --reason \"expires in 5 days\""],
-        build: |args| {
-            destructive(
-                args,
-                "cert",
-                Intent::CertRenew {
-                    certificate: name(args, "certificate"),
-                },
-            )
+        build: |args, ctx| {
+            change(args, "cert", ctx, || {
+                Ok(Action::RenewCertificate {
+                    certificate: name(args, "certificate")
+                        .unwrap_or_else(|| ctx.catalog.service().certificate.clone()),
+                    // The certificate's own secret, read and bound when the request is made.
+                    secret: None,
+                })
+            })
         },
     },
     VerbSpec {
@@ -955,7 +884,14 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[REASON],
         examples: &["/odor contain --reason \"suspected breach, see #security\""],
-        build: |args| destructive(args, "contain", Intent::Contain),
+        build: |args, ctx| {
+            change(args, "contain", ctx, || {
+                Ok(Action::Scale {
+                    deployment: ctx.catalog.service().api.clone(),
+                    replicas: val("0")?,
+                })
+            })
+        },
     },
     VerbSpec {
         name: "quarantine",
@@ -966,14 +902,13 @@ pub static VERBS: &[VerbSpec] = &[
         examples: &[
             "/odor quarantine odordiff-api-7d9f-abcde --reason \"unexpected outbound traffic\"",
         ],
-        build: |args| {
-            destructive(
-                args,
-                "quarantine",
-                Intent::Quarantine {
+        build: |args, ctx| {
+            change(args, "quarantine", ctx, || {
+                Ok(Action::QuarantinePod {
                     pod: required_name(args, "pod"),
-                },
-            )
+                    network_policy: ctx.catalog.service().quarantine_policy.clone(),
+                })
+            })
         },
     },
     VerbSpec {
@@ -983,7 +918,19 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[choice("action", &["rotate"], "rotate")],
         options: &[REASON],
         examples: &["/odor secret rotate --reason \"quarterly rotation\""],
-        build: |args| destructive(args, "secret", Intent::SecretRotate),
+        // The rotation is the runbook's procedure step, as the catalog writes it.
+        build: |args, ctx| {
+            change(args, "secret", ctx, || {
+                ctx.catalog
+                    .all_steps()
+                    .find(|s| s.action.kind() == ActionKind::RotateSecret)
+                    .ok_or_else(|| {
+                        VerbError::NotListed("the runbook has no secret rotation step".into())
+                    })?
+                    .bind(&BTreeMap::new())
+                    .map_err(|errors| VerbError::Invalid(one_line(&errors)))
+            })
+        },
     },
     VerbSpec {
         name: "pgbouncer",
@@ -992,7 +939,14 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[choice("action", &["restart"], "restart")],
         options: &[REASON],
         examples: &["/odor pgbouncer restart --reason \"clients waiting\""],
-        build: |args| destructive(args, "pgbouncer", Intent::PgbouncerRestart),
+        build: |args, ctx| {
+            change(args, "pgbouncer", ctx, || {
+                Ok(Action::RolloutRestart {
+                    deployment: ctx.catalog.service().pgbouncer.clone(),
+                    restarted_at: None,
+                })
+            })
+        },
     },
     VerbSpec {
         name: "incident",
@@ -1020,7 +974,7 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[],
         examples: &["/odor incident open high API p95 over 2s since the 14:00 deploy"],
-        build: |args| {
+        build: |args, _| {
             let severity = match args.get("severity") {
                 Some(Value::Word(w)) => w.parse().expect("choices are severities"),
                 _ => unreachable!("a required argument is bound"),
@@ -1043,7 +997,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor ack INC-7"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Incident {
                 verb: IncidentVerb::Ack,
                 number: incident_number(args),
@@ -1062,7 +1016,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor escalate INC-7"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Incident {
                 verb: IncidentVerb::Escalate,
                 number: incident_number(args),
@@ -1089,7 +1043,7 @@ pub static VERBS: &[VerbSpec] = &[
         ],
         options: &[],
         examples: &["/odor update INC-7 rolled back to r41, error rate falling"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Update {
                 number: incident_number(args).expect("a required argument is bound"),
                 text: args.text("text").unwrap_or_default().to_owned(),
@@ -1108,7 +1062,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor resolve INC-7"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Incident {
                 verb: IncidentVerb::Resolve,
                 number: incident_number(args),
@@ -1127,7 +1081,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor timeline INC-7"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Incident {
                 verb: IncidentVerb::Timeline,
                 number: incident_number(args),
@@ -1141,7 +1095,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor approvals"],
-        build: |_| Ok(Command::Approvals),
+        build: |_, _| Ok(Command::Approvals),
     },
     VerbSpec {
         name: "audit",
@@ -1164,7 +1118,7 @@ pub static VERBS: &[VerbSpec] = &[
             },
         ],
         examples: &["/odor audit --since 24h", "/odor audit --since 7d --json"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Audit {
                 since: duration(args, "since").unwrap_or(Duration::from_secs(86_400)),
                 json: args.get("json").is_some(),
@@ -1178,7 +1132,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor contacts"],
-        build: |_| Ok(Command::Contacts),
+        build: |_, _| Ok(Command::Contacts),
     },
     VerbSpec {
         name: "checklist",
@@ -1192,7 +1146,7 @@ pub static VERBS: &[VerbSpec] = &[
         }],
         options: &[],
         examples: &["/odor checklist pre-deployment"],
-        build: |args| {
+        build: |args, _| {
             Ok(Command::Checklist {
                 name: args.text("name").unwrap_or_default().trim().to_owned(),
             })
@@ -1205,7 +1159,7 @@ pub static VERBS: &[VerbSpec] = &[
         args: &[],
         options: &[],
         examples: &["/odor oncall"],
-        build: |_| Ok(Command::Oncall),
+        build: |_, _| Ok(Command::Oncall),
     },
 ];
 
@@ -1249,7 +1203,7 @@ fn incident_number(args: &Args) -> Option<i64> {
     }
 }
 
-fn build_db(args: &Args) -> Result<Command, ParseError> {
+fn build_db(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
     let older_than = match args.get("older-than") {
         Some(Value::Duration(d)) => *d,
         _ => DEFAULT_LONG_RUNNING,
@@ -1258,26 +1212,43 @@ fn build_db(args: &Args) -> Result<Command, ParseError> {
         Some(Value::Word("connections")) => DbView::Connections,
         Some(Value::Word("slow-queries")) => DbView::SlowQueries,
         Some(Value::Word("terminate-long")) => {
-            return destructive(args, "db", Intent::DbTerminateLong { older_than });
+            return change(args, "db", ctx, || {
+                Ok(Action::DbTerminateLong {
+                    older_than,
+                    sessions: None,
+                })
+            });
         }
-        Some(Value::Word("vacuum")) => return destructive(args, "db", Intent::DbVacuum),
+        Some(Value::Word("vacuum")) => return change(args, "db", ctx, || Ok(Action::DbVacuum)),
         _ => DbView::Pools,
     };
     Ok(Command::Db { view, older_than })
 }
 
-fn build_cache(args: &Args) -> Result<Command, ParseError> {
+fn build_cache(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
+    let service = ctx.catalog.service();
     match args.get("view") {
         Some(Value::Word("ttl")) => match args.get("seconds") {
-            Some(Value::Int(n)) => {
-                destructive(args, "cache", Intent::CacheTtl { seconds: *n as u32 })
-            }
+            Some(Value::Int(n)) => change(args, "cache", ctx, || {
+                Ok(Action::PatchConfigmap {
+                    configmap: service.config.clone(),
+                    data: [(service.cache_ttl_key.clone(), val(&n.to_string())?)]
+                        .into_iter()
+                        .collect(),
+                })
+            }),
             _ => Err(rule(
                 "cache",
                 "`cache ttl` needs the new TTL in seconds, e.g. `/odor cache ttl 7200 --reason \"…\"`",
             )),
         },
-        Some(Value::Word("warm")) => destructive(args, "cache", Intent::CacheWarm),
+        Some(Value::Word("warm")) => change(args, "cache", ctx, || {
+            Ok(Action::JobFromCronjob {
+                cronjob: service.cache_warming.clone(),
+                // Unique per request, so a second warming does not collide with the first.
+                job_name: val(&format!("manual-cache-warming-{}", ctx.now_unix))?,
+            })
+        }),
         _ => Ok(Command::Cache {
             pattern: args.text("pattern").map(str::to_owned),
         }),
@@ -1291,13 +1262,15 @@ fn rule(verb: &'static str, message: &str) -> ParseError {
     }
 }
 
-/// A destructive intent: refused without a reason, since every request says why.
-fn destructive(args: &Args, verb: &'static str, intent: Intent) -> Result<Command, ParseError> {
+/// A change: refused without a reason, since every request says why.
+fn change(
+    args: &Args,
+    verb: &'static str,
+    ctx: &Context<'_>,
+    action: impl FnOnce() -> Result<Action<Bound>, VerbError>,
+) -> Result<Command, ParseError> {
     match args.text("reason") {
-        Some(reason) => Ok(Command::Cluster {
-            intent,
-            reason: Some(reason.to_owned()),
-        }),
+        Some(reason) => cluster(verb, ctx, action(), Some(reason.to_owned())),
         None => Err(rule(
             verb,
             &format!(
@@ -1307,11 +1280,56 @@ fn destructive(args: &Args, verb: &'static str, intent: Intent) -> Result<Comman
     }
 }
 
-fn read_only(intent: Intent) -> Result<Command, ParseError> {
+/// A query: runs at once.
+fn query(
+    verb: &'static str,
+    ctx: &Context<'_>,
+    action: impl FnOnce() -> Result<Action<Bound>, VerbError>,
+) -> Result<Command, ParseError> {
+    cluster(verb, ctx, action(), None)
+}
+
+/// Every object a command names must be one the catalog lists: the same names the
+/// catalog's steps and the generated Role use.
+fn cluster(
+    verb: &'static str,
+    ctx: &Context<'_>,
+    action: Result<Action<Bound>, VerbError>,
+    reason: Option<String>,
+) -> Result<Command, ParseError> {
+    let action = action
+        .and_then(|a| match ctx.catalog.check_objects(&a) {
+            Ok(()) => Ok(a),
+            Err(why) => Err(VerbError::NotListed(why)),
+        })
+        .map_err(|error| ParseError::Action { verb, error })?;
     Ok(Command::Cluster {
-        intent,
-        reason: None,
+        verb,
+        action,
+        reason,
     })
+}
+
+/// A value as the action's type reads it, with that type's bound.
+fn val<T: ArgType>(text: &str) -> Result<T, VerbError> {
+    T::parse_arg(text).map_err(|e| VerbError::Invalid(format!("{text:?} {e}")))
+}
+
+fn number<T: ArgType>(n: u32) -> Result<T, VerbError> {
+    val(&n.to_string())
+}
+
+/// A deployment's pods, by its `app` label.
+fn app(deployment: &K8sName) -> Result<LabelSelector, VerbError> {
+    val(&format!("app={deployment}"))
+}
+
+/// Anything under `objects.helm_releases` is a release; every other name a deployment.
+fn is_release(ctx: &Context<'_>, name: &K8sName) -> bool {
+    ctx.catalog
+        .objects("helm_releases")
+        .iter()
+        .any(|r| r == name.as_str())
 }
 
 fn name(args: &Args, key: &str) -> Option<K8sName> {
@@ -1339,7 +1357,7 @@ fn required_name(args: &Args, key: &str) -> K8sName {
     name(args, key).expect("a required argument is bound")
 }
 
-fn build_help(args: &Args) -> Result<Command, ParseError> {
+fn build_help(args: &Args, _: &Context<'_>) -> Result<Command, ParseError> {
     let Some(topic) = args.text("command") else {
         return Ok(Command::Help { verb: None });
     };
@@ -1348,26 +1366,30 @@ fn build_help(args: &Args) -> Result<Command, ParseError> {
     Ok(Command::Help { verb: Some(verb) })
 }
 
-/// Parses the text after `/odor` with the standard table.
+/// Parses the text after `/odor` with the standard table, against the runbook.
 ///
 /// # Errors
 /// A [`ParseError`] describing the first problem found.
-pub fn parse(text: &str) -> Result<Command, ParseError> {
-    parse_with(VERBS, text)
+pub fn parse(text: &str, ctx: &Context<'_>) -> Result<Command, ParseError> {
+    parse_with(VERBS, text, ctx)
 }
 
 /// Parses against any table; tests use tables of their own.
 ///
 /// # Errors
 /// A [`ParseError`] describing the first problem found.
-pub fn parse_with(table: &'static [VerbSpec], text: &str) -> Result<Command, ParseError> {
+pub fn parse_with(
+    table: &'static [VerbSpec],
+    text: &str,
+    ctx: &Context<'_>,
+) -> Result<Command, ParseError> {
     let tokens = tokenize(text)?;
     let Some((first, rest)) = tokens.split_first() else {
         return Ok(Command::Help { verb: None });
     };
     let verb = find_verb(table, first).ok_or_else(|| unknown_verb_error(table, first))?;
     let args = bind_args(verb, rest)?;
-    (verb.build)(&args)
+    (verb.build)(&args, ctx)
 }
 
 fn find_verb(table: &'static [VerbSpec], word: &str) -> Option<&'static VerbSpec> {
@@ -1600,7 +1622,7 @@ impl Command {
             } => "timeline",
             Self::Update { .. } => "update",
             Self::Oncall => "oncall",
-            Self::Cluster { intent, .. } => intent.verb(),
+            Self::Cluster { verb, .. } => verb,
             Self::Diagnose { .. } => "diagnose",
             Self::Checklist { .. } => "checklist",
             Self::Contacts => "contacts",
@@ -1612,8 +1634,25 @@ impl Command {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::OnceLock;
+
     use super::*;
     use crate::domain::args::ArgKind;
+    use crate::runbook::actions::Classified;
+    use crate::runbook::{load_default, stored};
+
+    fn ctx() -> Context<'static> {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        Context {
+            catalog: CATALOG.get_or_init(|| load_default().unwrap()),
+            now_unix: 1_700_000_000,
+        }
+    }
+
+    fn shipped(text: &str) -> Result<Command, ParseError> {
+        parse(text, &ctx())
+    }
 
     /// A table exercising every argument kind, independent of the shipped verbs.
     static TEST_VERBS: &[VerbSpec] = &[VerbSpec {
@@ -1660,11 +1699,11 @@ mod tests {
             },
         ],
         examples: &[],
-        build: |_| Ok(Command::Status),
+        build: |_, _| Ok(Command::Status),
     }];
 
     fn err(text: &str) -> ParseError {
-        parse_with(TEST_VERBS, text).unwrap_err()
+        parse_with(TEST_VERBS, text, &ctx()).unwrap_err()
     }
 
     #[test]
@@ -1764,18 +1803,18 @@ mod tests {
 
     #[test]
     fn shipped_verbs_parse() {
-        assert!(matches!(parse(""), Ok(Command::Help { verb: None })));
-        assert!(matches!(parse("help"), Ok(Command::Help { verb: None })));
+        assert!(matches!(shipped(""), Ok(Command::Help { verb: None })));
+        assert!(matches!(shipped("help"), Ok(Command::Help { verb: None })));
         assert!(
-            matches!(parse("HELP Status"), Ok(Command::Help { verb: Some(v) }) if v.name == "status")
+            matches!(shipped("HELP Status"), Ok(Command::Help { verb: Some(v) }) if v.name == "status")
         );
-        assert!(matches!(parse("status"), Ok(Command::Status)));
+        assert!(matches!(shipped("status"), Ok(Command::Status)));
         assert!(matches!(
-            parse("help bogus"),
+            shipped("help bogus"),
             Err(ParseError::UnknownVerb { .. })
         ));
         assert!(matches!(
-            parse("status now"),
+            shipped("status now"),
             Err(ParseError::UnexpectedArgument { .. })
         ));
     }
@@ -1792,6 +1831,154 @@ mod tests {
         assert!(
             one.contains("`&lt;replicas&gt;` (optional): how many — a whole number from 1 to 20")
         );
+    }
+
+    /// Every action a `/odor` example asks for, as the parser builds it: the verb, whether
+    /// the grammar asked for a reason, and the action.
+    fn verb_actions() -> Vec<(String, &'static str, bool, Action<Bound>)> {
+        let mut out = Vec::new();
+        for spec in VERBS {
+            for example in spec.examples {
+                let text = example.trim_start_matches("/odor ").replace('…', "x");
+                match shipped(&text) {
+                    Ok(Command::Cluster {
+                        verb,
+                        action,
+                        reason,
+                    }) => out.push((text, verb, reason.is_some(), action)),
+                    Err(e @ ParseError::Action { .. }) => panic!("{text}: {e}"),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The table of every verb example and every catalog step: each reaches one typed
+    /// action whose kind agrees on whether it needs approval (the grammar asks for a
+    /// reason exactly for changes), whose stored form reads back unchanged (what an
+    /// approval executes), whose preview line renders, and whose policy verb is the verb
+    /// that asked for it.
+    #[test]
+    fn every_verb_and_step_reaches_one_action_with_the_same_meaning() {
+        let rows = verb_actions();
+        assert!(rows.len() > 20, "{} examples", rows.len());
+        for (text, verb, asked_reason, action) in &rows {
+            assert_eq!(
+                *asked_reason,
+                action.is_destructive(),
+                "{text}: approval needed by one and not the other"
+            );
+            // A change survives the store (what an approval executes); a query is run.
+            if let Classified::Change(change) = action.clone().classify() {
+                let fixed = change.with_names_fixed(1_700_000_000);
+                assert_eq!(
+                    stored::from_stored(&stored::to_stored(&fixed)).as_ref(),
+                    Ok(&fixed),
+                    "{text}"
+                );
+            }
+            assert!(!action.describe().is_empty(), "{text}");
+            if action.is_destructive() {
+                let aliased = match *verb {
+                    "pgbouncer" => "restart",
+                    "contain" => "scale",
+                    other => other,
+                };
+                assert_eq!(action.kind().policy_verb(), aliased, "{text}");
+            }
+        }
+        let reached: BTreeSet<ActionKind> = rows
+            .iter()
+            .map(|(.., a)| a.kind())
+            .chain(ctx().catalog.all_steps().map(|s| s.action.kind()))
+            .collect();
+        // No change is defined that neither a verb nor a runbook step can ask for.
+        for kind in ActionKind::ALL.iter().filter(|k| k.is_destructive()) {
+            assert!(reached.contains(kind), "{kind} is reached by nothing");
+        }
+    }
+
+    /// Objects a command leaves out are the catalog's; objects it names must be listed.
+    #[test]
+    fn objects_come_from_the_catalog() {
+        let service = ctx().catalog.service();
+        match shipped("endpoints") {
+            Ok(Command::Cluster {
+                action: Action::Endpoints { service: s },
+                ..
+            }) => assert_eq!(s, service.api),
+            other => panic!("{other:?}"),
+        }
+        match shipped("logs cleanup --reason r") {
+            Ok(Command::Cluster {
+                action: Action::LogsCleanup { cronjob, .. },
+                ..
+            }) => assert_eq!(cronjob, service.logs_cleanup),
+            other => panic!("{other:?}"),
+        }
+        let e = shipped("restart no-such-thing --reason r").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ParseError::Action {
+                    verb: "restart",
+                    error: VerbError::NotListed(_)
+                }
+            ),
+            "{e:?}"
+        );
+        let e = shipped("deploy odordiff-api 'a b' --reason r").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ParseError::Action {
+                    error: VerbError::Invalid(_),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // The grammar's rule comes first: no reason, no action built.
+        assert!(matches!(
+            shipped("restart no-such-thing"),
+            Err(ParseError::Rule { .. })
+        ));
+    }
+
+    /// One bound per value: the grammar, the value type and the catalog agree on the
+    /// largest replica count and revision, and the catalog may narrow them, never widen.
+    #[test]
+    fn bounds_are_the_one_bound() {
+        use crate::domain::args::{MAX_REPLICAS, MAX_REVISION};
+        use crate::runbook::values::{Replicas, Revision};
+        let reach = |text: &str| match shipped(&format!("{text} --reason r")) {
+            Ok(Command::Cluster { .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        };
+        assert_eq!(reach(&format!("scale odordiff-api {MAX_REPLICAS}")), Ok(()));
+        assert!(reach(&format!("scale odordiff-api {}", MAX_REPLICAS + 1)).is_err());
+        assert_eq!(
+            reach(&format!("rollback odordiff-api --to {MAX_REVISION}")),
+            Ok(())
+        );
+        assert!(reach(&format!("rollback odordiff-api --to {}", MAX_REVISION + 1)).is_err());
+        assert!(Replicas::parse_arg(&MAX_REPLICAS.to_string()).is_ok());
+        assert!(Replicas::parse_arg(&(MAX_REPLICAS + 1).to_string()).is_err());
+        assert!(Revision::parse_arg(&MAX_REVISION.to_string()).is_ok());
+        assert!(Revision::parse_arg(&(MAX_REVISION + 1).to_string()).is_err());
+        // The catalog narrows (20 here) and cannot widen: its bounds are values of the type.
+        let shipped = include_str!("../../../../runbooks/odordiff-2.yaml");
+        let narrow = "replicas: {param: replicas, min: 1, max: 20, default: 5}";
+        assert!(shipped.contains(narrow));
+        let wide = shipped.replace(
+            narrow,
+            &narrow.replace("20", &(MAX_REPLICAS + 1).to_string()),
+        );
+        let errors = crate::runbook::load_str("t.yaml", &wide)
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("max"), "{errors}");
     }
 
     mod properties {
@@ -1827,14 +2014,14 @@ mod tests {
 
             #[test]
             fn arbitrary_text_never_panics(text in any::<String>()) {
-                let _ = parse(&text);
-                let _ = parse_with(TEST_VERBS, &text);
+                let _ = shipped(&text);
+                let _ = parse_with(TEST_VERBS, &text, &ctx());
             }
 
             #[test]
             fn word_salad_never_panics_and_replies_stay_safe(words in prop::collection::vec(word(), 0..12)) {
                 let text = words.join(" ");
-                for result in [parse(&text), parse_with(TEST_VERBS, &text)] {
+                for result in [shipped(&text), parse_with(TEST_VERBS, &text, &ctx())] {
                     if let Err(e) = result {
                         let reply = e.to_string();
                         prop_assert!(!reply.contains("<!"), "unescaped mention in {reply:?}");

@@ -18,7 +18,6 @@ pub mod rbac;
 pub mod render;
 pub mod stored;
 pub mod values;
-pub mod verbs;
 
 #[cfg(test)]
 mod seed_tests;
