@@ -9,8 +9,8 @@
 //! Flow of `/odor rollback`: [`slack::socket`] translates the envelope into a
 //! [`domain::inbound::Inbound`], enqueues it on the [`engine`] and acknowledges at once. The
 //! engine's dispatcher claims its idempotency key in the [`store`] and parses it
-//! ([`domain::command`]); [`engine::actions::action_for`] turns the verb into the runbook's
-//! typed action; [`engine::approvals`] checks the policy, fixes what the action takes from
+//! ([`domain::command`]): the verb's row builds the runbook's typed action, with the
+//! catalog's objects; [`engine::approvals`] checks the policy, fixes what the action takes from
 //! the clock or the live system, runs the dry run and stores the typed action
 //! ([`runbook::stored`]) with the card. A second person's click passes
 //! [`domain::approval::decide`]; the executor reads the stored action back, checks the
