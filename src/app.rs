@@ -16,6 +16,7 @@ use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::Desk;
 use crate::engine::outbox::Outbox;
+use crate::engine::people::People;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
@@ -92,6 +93,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     });
     let outbox = Arc::new(Outbox::new(store.clone(), api.clone()));
+    let people = Arc::new(People::new(
+        api.clone(),
+        config.approvals.roles.clone(),
+        config.incidents.roster.clone(),
+        config.approvals.group_cache_ttl,
+    ));
     let approvals = Arc::new(Approvals::new(
         store.clone(),
         api.clone(),
@@ -99,6 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.approvals.clone(),
         tasks.clone(),
         outbox.clone(),
+        people.clone(),
     ));
     let desk = Arc::new(Desk::new(
         store.clone(),
@@ -117,6 +125,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             runner,
             approvals: approvals.clone(),
             catalog,
+            people,
+            access: config.access.clone(),
             metrics: metrics.clone(),
             socket: socket_state.clone(),
             connections_wanted: config.slack.connections,

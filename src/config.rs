@@ -15,6 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use crate::cluster::KubernetesConfig;
+use crate::domain::access::{Grantee, Policy, Scope};
 use crate::domain::args::parse_duration;
 use crate::domain::calendar::Calendar;
 use crate::domain::escalation::{Deadline, PolicyOverrides, RuleOverride, Severity};
@@ -22,6 +23,7 @@ use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::roster::{Role, Roster, Target};
 use crate::domain::signals::{Links, Thresholds};
 pub use crate::probes::ProbesConfig;
+use crate::runbook::actions::ActionKind;
 pub use crate::slack::api::SlackConfig;
 
 /// Slack's public Web API endpoint.
@@ -39,6 +41,8 @@ pub struct Config {
     pub probes: ProbesConfig,
     pub incidents: IncidentsConfig,
     pub approvals: ApprovalsConfig,
+    /// Who may use which command (changes: `approvals`), and in which channels.
+    pub access: Policy,
     pub runbook: RunbookConfig,
     pub log: LogConfig,
 }
@@ -188,6 +192,8 @@ struct Raw {
     #[serde(default)]
     approvals: RawApprovals,
     #[serde(default)]
+    access: RawAccess,
+    #[serde(default)]
     runbook: RawRunbook,
     #[serde(default)]
     log: RawLog,
@@ -211,6 +217,15 @@ struct RawApprovals {
     watch_every: Option<String>,
     lease: Option<String>,
     group_cache_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    scopes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -653,6 +668,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
     let probes = compile_probes(c, raw.probes);
     let incidents = compile_incidents(c, raw.incidents);
     let approvals = compile_approvals(c, raw.approvals);
+    let access = compile_access(c, raw.access);
     // The file itself is compiled by `runbook::load`, which reports its own problems.
     let runbook = RunbookConfig {
         path: c
@@ -686,9 +702,56 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
         probes,
         incidents,
         approvals,
+        access,
         runbook,
         log: LogConfig { format, filter },
     }
+}
+
+fn compile_access(c: &mut Compiler<'_>, raw: RawAccess) -> Policy {
+    let mut policy = Policy {
+        channels: channel_list(c, "access.channels", &raw.channels),
+        ..Policy::default()
+    };
+    for (key, names) in raw.scopes {
+        let at = format!("access.scopes.{key}");
+        let scope = match key.parse::<Scope>() {
+            Ok(s) => s,
+            Err(e) => {
+                c.error(c.at(&at), e);
+                continue;
+            }
+        };
+        if names.is_empty() {
+            c.error(
+                c.at(&at),
+                "is empty, so nobody could use these commands; list `anyone` or roles",
+            );
+        }
+        let grantees = names
+            .iter()
+            .filter_map(|n| match n.parse::<Grantee>() {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    c.error(c.at(&at), e);
+                    None
+                }
+            })
+            .collect();
+        policy.scopes.insert(scope, grantees);
+    }
+    policy
+}
+
+fn channel_list(c: &mut Compiler<'_>, key: &str, raw: &[String]) -> Vec<ChannelId> {
+    let mut channels = Vec::new();
+    for (i, ch) in raw.iter().enumerate() {
+        match ch.parse::<ChannelId>() {
+            Ok(id) => channels.push(id),
+            Err(e) => c.error(c.at(&format!("{key}[{i}]")), format!("{ch:?} {e}")),
+        }
+    }
+    channels
 }
 
 fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig {
@@ -704,8 +767,32 @@ fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig
         let parsed = c.targets(&format!("approvals.roles.{role}"), &targets);
         roles.insert(role, parsed);
     }
+    // A key that names no change would leave that change on the defaults without a word.
+    let changes = change_verbs();
+    let known = |c: &mut Compiler<'_>, section: &str, verb: &str| {
+        let ok = changes.contains(&verb);
+        if !ok {
+            c.error(
+                c.at(&format!("approvals.{section}.{verb}")),
+                format!(
+                    "{verb:?} is not a verb that changes anything; one of {}",
+                    changes.join(", ")
+                ),
+            );
+        }
+        ok
+    };
     let mut actions = BTreeMap::new();
     for (verb, policy) in raw.actions {
+        if !known(c, "actions", &verb) {
+            continue;
+        }
+        if policy.approve.as_ref().is_some_and(Vec::is_empty) {
+            c.error(
+                c.at(&format!("approvals.actions.{verb}.approve")),
+                "is empty; a change needs a second person with an approving role",
+            );
+        }
         let mut check = |list: Option<Vec<String>>, what: &str, default: &[&str]| -> Vec<String> {
             let list = list.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect());
             for r in &list {
@@ -722,19 +809,13 @@ fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig
         let approve = check(policy.approve, "approve", &DEFAULT_APPROVERS);
         actions.insert(verb, (request, approve));
     }
-    let mut channels = Vec::new();
-    for (i, ch) in raw.channels.iter().enumerate() {
-        match ch.parse::<ChannelId>() {
-            Ok(id) => channels.push(id),
-            Err(e) => c.error(
-                c.at(&format!("approvals.channels[{i}]")),
-                format!("{ch:?} {e}"),
-            ),
-        }
-    }
+    let channels = channel_list(c, "approvals.channels", &raw.channels);
     let mut cooldowns = BTreeMap::new();
     cooldowns.insert("rollback".to_owned(), Duration::from_secs(600));
     for (verb, d) in raw.cooldowns {
+        if !known(c, "cooldowns", &verb) {
+            continue;
+        }
         let key = format!("approvals.cooldowns.{verb}");
         // `off` turns a cooldown off (durations are never zero).
         let d = if d == "off" {
@@ -790,6 +871,18 @@ fn compile_approvals(c: &mut Compiler<'_>, raw: RawApprovals) -> ApprovalsConfig
 }
 
 /// Who may request a destructive step when the configuration does not say.
+/// The verbs whose policy governs a change (`ActionKind::policy_verb`), sorted.
+fn change_verbs() -> Vec<&'static str> {
+    let mut verbs: Vec<&str> = ActionKind::ALL
+        .iter()
+        .filter(|k| k.is_destructive())
+        .map(|k| k.policy_verb())
+        .collect();
+    verbs.sort_unstable();
+    verbs.dedup();
+    verbs
+}
+
 pub const DEFAULT_REQUESTERS: [&str; 3] = ["operator", "approver", "incident_commander"];
 /// Who may approve one when the configuration does not say.
 pub const DEFAULT_APPROVERS: [&str; 2] = ["approver", "incident_commander"];
@@ -1251,6 +1344,41 @@ mod tests {
         }
         assert_eq!(errs.0.len(), 9, "{text}");
         assert!(!text.contains("nope"), "a token value leaked: {text}");
+    }
+
+    /// Policy is strict: a typo or an empty list is an error with its location, never a
+    /// silent fall back to the defaults.
+    #[test]
+    fn policy_typos_and_empty_lists_are_errors() {
+        let f = file(
+            "approvals:\n  actions:\n    rolback: {approve: [approver]}\n    restart: {approve: []}\n  cooldowns: {scal: 5m}\naccess:\n  channels: [nope]\n  scopes:\n    reads: [anyone]\n    sensitive: [operators]\n    respond: []\n",
+        );
+        let errs = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap_err();
+        let text = errs.to_string();
+        for want in [
+            "approvals.actions.rolback: \"rolback\" is not a verb that changes anything; one of",
+            "approvals.actions.restart.approve: is empty",
+            "approvals.cooldowns.scal: \"scal\" is not a verb",
+            "access.channels[0]: \"nope\"",
+            "access.scopes.reads: \"reads\" is not a scope",
+            "access.scopes.sensitive: \"operators\" is not a role",
+            "access.scopes.respond: is empty",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert_eq!(errs.0.len(), 7, "{text}");
+        let f =
+            file("access:\n  channels: [C0OPS]\n  scopes:\n    sensitive: [operator, viewer]\n");
+        let c = Config::load(Some(f.path()), &env_from(TOKENS)).unwrap();
+        assert_eq!(
+            c.access.grantees(Scope::Sensitive),
+            [Grantee::Operator, Grantee::Viewer]
+        );
+        assert_eq!(
+            c.access.grantees(Scope::Resolve),
+            Scope::Resolve.default_grantees()
+        );
+        assert_eq!(c.access.channels[0].as_str(), "C0OPS");
     }
 
     #[test]

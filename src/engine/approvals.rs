@@ -2,8 +2,7 @@
 //! a second person approves; odorbot executes exactly once, refusing if the cluster
 //! drifted from what the approver saw; then verifies and watches.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -16,12 +15,12 @@ use crate::domain::approval::{
 };
 use crate::domain::diagnostics::{HealthCheck, verdict_line};
 use crate::domain::ids::{ChannelId, K8sName, UserId};
-use crate::domain::roster::Target;
 use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
 use crate::engine::outbox::Outbox;
+use crate::engine::people::People;
 use crate::runbook::actions::{Action, Bound, Change};
 use crate::runbook::stored;
 use crate::slack::api::SlackApi;
@@ -45,8 +44,7 @@ pub struct Approvals {
     runner: Arc<Runner>,
     outbox: Arc<Outbox>,
     config: ApprovalsConfig,
-    /// User-group members, cached: `group → (fetched, members)`.
-    groups: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+    people: Arc<People>,
 }
 
 impl Approvals {
@@ -57,6 +55,7 @@ impl Approvals {
         config: ApprovalsConfig,
         tasks: tokio_util::task::TaskTracker,
         outbox: Arc<Outbox>,
+        people: Arc<People>,
     ) -> Self {
         Self {
             tasks,
@@ -65,7 +64,7 @@ impl Approvals {
             api,
             runner,
             config,
-            groups: Mutex::new(HashMap::new()),
+            people,
         }
     }
 
@@ -80,56 +79,6 @@ impl Approvals {
             .iter()
             .map(|s| (*s).to_owned())
             .collect(),
-        }
-    }
-
-    /// Whether `user` holds one of `roles`, directly or through a user group.
-    async fn has_role(&self, user: &str, roles: &[String]) -> bool {
-        for role in roles {
-            for target in self.config.roles.get(role).map_or(&[][..], Vec::as_slice) {
-                match target {
-                    Target::User(u) if u.as_str() == user => return true,
-                    Target::User(_) => {}
-                    Target::Group(g) => {
-                        if self
-                            .group_members(g.as_str())
-                            .await
-                            .iter()
-                            .any(|m| m == user)
-                        {
-                            return true;
-                        }
-                    }
-                }
-            }
-        }
-        false
-    }
-
-    async fn group_members(&self, group: &str) -> Vec<String> {
-        let ttl = self.config.group_cache_ttl;
-        if let Some((at, members)) = self
-            .groups
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(group)
-            && at.elapsed() < ttl
-        {
-            return members.clone();
-        }
-        match self.api.usergroup_members(group).await {
-            Ok(members) => {
-                self.groups
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(group.to_owned(), (Instant::now(), members.clone()));
-                members
-            }
-            Err(e) => {
-                // Unknown membership grants nothing.
-                warn!(group, error = %e, "user group members not readable");
-                Vec::new()
-            }
         }
     }
 
@@ -158,6 +107,7 @@ impl Approvals {
             ));
         }
         if !self
+            .people
             .has_role(user.as_str(), &self.roles_for(verb, false))
             .await
         {
@@ -270,6 +220,7 @@ impl Approvals {
             Err(e) => return Message::text(format!(":x: {e}")),
         };
         let is_approver = self
+            .people
             .has_role(user.as_str(), &self.roles_for(&request.verb, true))
             .await;
         let decision = match verb {

@@ -8,8 +8,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::domain::access::{self, Policy, Scope};
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
+use crate::domain::ids::{ChannelId, UserId};
 
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
 use crate::domain::signals::Signal;
@@ -19,6 +21,7 @@ use crate::domain::view::{Message, code_span};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::{Desk, DeskError};
+use crate::engine::people::People;
 use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
@@ -60,6 +63,8 @@ pub struct Parts {
     pub runner: Arc<Runner>,
     pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
+    pub people: Arc<People>,
+    pub access: Policy,
     pub metrics: Metrics,
     pub socket: Arc<dyn Connection>,
     /// Socket connections configured, for `/odor status`.
@@ -185,6 +190,18 @@ impl Dispatcher {
         if text.is_empty() {
             return;
         }
+        // The button that opened the modal was checked in its channel; a submission has none.
+        let anywhere = Policy {
+            channels: Vec::new(),
+            ..self.access.clone()
+        };
+        if self
+            .allowed(&anywhere, Scope::Respond, "update", &view.user, None)
+            .await
+            .is_err()
+        {
+            return;
+        }
         let incident = match self.store.incident_by_id(&view.private_metadata).await {
             Ok(Some(i)) => i,
             Ok(None) => return,
@@ -204,7 +221,20 @@ impl Dispatcher {
             now_unix: unix_now(),
         };
         let (verb, outcome, reply) = match command::parse(&cmd.text, &context) {
-            Ok(command) => (command.verb(), "ok", self.execute(command, cmd).await),
+            Ok(command) => {
+                let verb = command.verb();
+                let allowed = match command.scope() {
+                    Some(scope) => {
+                        self.allowed(&self.access, scope, verb, &cmd.user, Some(&cmd.channel))
+                            .await
+                    }
+                    None => Ok(()),
+                };
+                match allowed {
+                    Ok(()) => (verb, "ok", self.execute(command, cmd).await),
+                    Err(denied) => (verb, "denied", denied),
+                }
+            }
             // The runbook refuses the action: one wording and one count with every failure.
             Err(command::ParseError::Action { verb, error }) => {
                 info!(user = %cmd.user, error = %error, "command refused by the runbook");
@@ -502,6 +532,23 @@ impl Dispatcher {
             Ok(None) => return Message::text(":warning: That incident no longer exists."),
             Err(e) => return desk_error(&DeskError::Store(e)),
         };
+        let scope = if verb == "resolve" {
+            Scope::Resolve
+        } else {
+            Scope::Respond
+        };
+        if let Err(denied) = self
+            .allowed(
+                &self.access,
+                scope,
+                verb,
+                &action.user,
+                action.channel.as_ref(),
+            )
+            .await
+        {
+            return denied;
+        }
         let user = action.user.as_str();
         let result = match verb {
             "ack" => self.desk.ack(&incident, user).await,
@@ -535,6 +582,40 @@ impl Dispatcher {
             )),
         };
         result.map_or_else(|e| desk_error(&e), Message::text)
+    }
+
+    /// Whether `user` may use `scope` here; a refusal is audited and is the reply, naming
+    /// the role or channel needed.
+    async fn allowed(
+        &self,
+        policy: &Policy,
+        scope: Scope,
+        verb: &str,
+        user: &UserId,
+        channel: Option<&ChannelId>,
+    ) -> Result<(), Message> {
+        let wanted = policy.grantees(scope);
+        let held = self.people.which(user.as_str(), wanted).await;
+        let Err(denial) = access::check(policy, scope, channel, |g| held.contains(&g)) else {
+            return Ok(());
+        };
+        info!(user = %user, verb, scope = scope.key(), "command denied");
+        let place = channel.map_or_else(String::new, |c| format!(" in {c}"));
+        let detail = format!("{verb}{place}: {}", denial.audit_line());
+        if let Err(e) = self
+            .store
+            .audit(
+                jiff::Timestamp::now(),
+                user.as_str(),
+                "denied",
+                verb,
+                &detail,
+            )
+            .await
+        {
+            warn!(error = %e, "audit entry for a denial not written");
+        }
+        Err(Message::text(denial.reply(verb)))
     }
 
     /// Answers the person who acted, through the event's `response_url`.

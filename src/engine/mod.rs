@@ -7,6 +7,7 @@ mod dispatcher;
 pub mod failure;
 pub mod incidents;
 pub mod outbox;
+pub mod people;
 
 pub use dispatcher::{Dispatcher, EngineHandle, Parts};
 

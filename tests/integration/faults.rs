@@ -15,7 +15,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn incidents_yaml() -> String {
     format!(
-        "incidents:\n  channel: {CHANNEL}\n  timezone: Europe/London\n  scheduler_poll: 1s\n\
+        "approvals:\n  roles:\n    operator: [U0OPENER]\n\
+         incidents:\n  channel: {CHANNEL}\n  timezone: Europe/London\n  scheduler_poll: 1s\n\
          \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n"
     )
 }

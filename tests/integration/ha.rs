@@ -39,7 +39,7 @@ fn workspace(health: &str) -> Value {
         "probes": {"health_url": health, "tls_host": "127.0.0.1:9", "timeout": "1s", "deadline": "2s",
                    "prometheus_url": null, "metrics_url": null},
         "approvals": {
-            "roles": {"operator": ["U0ALICE"], "approver": ["U0BOB", "U0CAROL"]},
+            "roles": {"operator": ["U0ALICE", "U0OPENER"], "approver": ["U0BOB", "U0CAROL"]},
             "expiry": "60s", "watch": "3s", "watch_every": "1s", "rollout_timeout": "60s",
             "lease": "3s", "cooldowns": {"rollback": "off"},
         },

@@ -17,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Incident settings with the escalation and cadence in seconds.
 fn incidents_yaml(ack_secs: u32, status_secs: u32) -> String {
     format!(
-        "incidents:\n  channel: {CHANNEL}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: {status_secs}s\n\
+        "approvals:\n  roles:\n    operator: [U0OPENER]\n\
+         incidents:\n  channel: {CHANNEL}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: {status_secs}s\n\
          \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n    platform_lead: [S0PLATFORM]\n    incident_commander: [U0COMMANDER]\n\
          \x20 escalation:\n    critical: {{ack_within: {ack_secs}s}}\n    high: {{ack_within: {ack_secs}s, escalate_unresolved: {}s}}\n",
         ack_secs * 2

@@ -432,7 +432,7 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
     let metrics = format!("http://{target}/metrics");
     let tls_host = format!("localhost:{}", tls.port());
     let pgbouncer = pgbouncer_admin_url();
-    let bot = Bot::start_with(
+    let bot = Bot::start_config(
         &fake,
         None,
         &[
@@ -442,6 +442,8 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
             ("ODORBOT_REDIS_URL", "redis://127.0.0.1:6379"),
             ("ODORBOT_TLS_HOST", &tls_host),
         ],
+        // Statement text and key samples are for operators.
+        "approvals:\n  roles:\n    operator: [U111]\n",
     )
     .await;
     assert!(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::access::Scope;
 use super::args::{
     ArgKind, MAX_REPLICAS, MAX_REVISION, TokenizeError, Value, ValueError, tokenize,
 };
@@ -1593,6 +1594,56 @@ impl fmt::Display for Command {
 }
 
 impl Command {
+    /// Who may use it: the scope of what it reveals or does. `None` for a change, which
+    /// the approval policy governs (who may request, who may approve).
+    pub fn scope(&self) -> Option<Scope> {
+        Some(match self {
+            Self::Help { .. }
+            | Self::Status
+            | Self::Disk
+            | Self::Certs
+            | Self::Metrics { .. }
+            | Self::Oncall
+            | Self::Contacts
+            | Self::Checklist { .. }
+            | Self::Approvals
+            | Self::Incident {
+                verb: IncidentVerb::Timeline,
+                ..
+            } => Scope::Read,
+            // Counts and pools are the state; statement text is not.
+            Self::Db {
+                view: DbView::Connections | DbView::Pools,
+                ..
+            } => Scope::Read,
+            Self::Db {
+                view: DbView::SlowQueries,
+                ..
+            } => Scope::Sensitive,
+            // A key sample can hold session ids.
+            Self::Cache { pattern } => match pattern {
+                None => Scope::Read,
+                Some(_) => Scope::Sensitive,
+            },
+            // The investigation steps include logs, SQL and configuration values.
+            Self::Diagnose { .. } | Self::Audit { .. } => Scope::Sensitive,
+            Self::IncidentOpen { .. }
+            | Self::Update { .. }
+            | Self::Incident {
+                verb: IncidentVerb::Ack | IncidentVerb::Escalate,
+                ..
+            } => Scope::Respond,
+            Self::Incident {
+                verb: IncidentVerb::Resolve,
+                ..
+            } => Scope::Resolve,
+            Self::Cluster {
+                reason: Some(_), ..
+            } => return None,
+            Self::Cluster { action, .. } => action.kind().scope()?,
+        })
+    }
+
     /// The verb's name, used as a metrics label (bounded cardinality).
     pub fn verb(&self) -> &'static str {
         match self {
@@ -1896,6 +1947,53 @@ mod tests {
         // No change is defined that neither a verb nor a runbook step can ask for.
         for kind in ActionKind::ALL.iter().filter(|k| k.is_destructive()) {
             assert!(reached.contains(kind), "{kind} is reached by nothing");
+        }
+    }
+
+    /// Every command has an access rule: a scope, or (a change) the approval policy.
+    #[test]
+    fn every_command_has_an_access_rule() {
+        for spec in VERBS {
+            for example in spec.examples {
+                let text = example.trim_start_matches("/odor ").replace('…', "x");
+                let Ok(command) = shipped(&text) else {
+                    continue;
+                };
+                let is_change = matches!(
+                    &command,
+                    Command::Cluster {
+                        reason: Some(_),
+                        ..
+                    }
+                );
+                assert_eq!(command.scope().is_none(), is_change, "{text}");
+            }
+        }
+        for (text, scope) in [
+            ("help", Scope::Read),
+            ("status", Scope::Read),
+            ("pods", Scope::Read),
+            ("events", Scope::Read),
+            ("endpoints", Scope::Read),
+            ("history odordiff-api", Scope::Read),
+            ("contacts", Scope::Read),
+            ("oncall", Scope::Read),
+            ("db connections", Scope::Read),
+            ("cache stats", Scope::Read),
+            ("logs odordiff-api", Scope::Sensitive),
+            ("describe odordiff-api", Scope::Sensitive),
+            ("db slow-queries", Scope::Sensitive),
+            ("cache stats --pattern 'session:*'", Scope::Sensitive),
+            ("diagnose api-service-down", Scope::Sensitive),
+            ("access-review", Scope::Sensitive),
+            ("audit --json", Scope::Sensitive),
+            ("incident open high slow", Scope::Respond),
+            ("ack INC-1", Scope::Respond),
+            ("escalate", Scope::Respond),
+            ("update INC-1 rolled back", Scope::Respond),
+            ("resolve INC-1", Scope::Resolve),
+        ] {
+            assert_eq!(shipped(text).unwrap().scope(), Some(scope), "{text}");
         }
     }
 

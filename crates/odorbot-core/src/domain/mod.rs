@@ -1,6 +1,7 @@
 //! The pure core: no I/O, no async, no clients. Parsing, decisions and the message model
 //! live here and are tested as plain functions.
 
+pub mod access;
 pub mod alert;
 pub mod approval;
 pub mod args;

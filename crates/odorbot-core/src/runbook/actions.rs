@@ -7,6 +7,7 @@
 //! probe layers execute. Both forms are one enum, generic over the [`Stage`], so the set
 //! of actions and their parameters is written down exactly once.
 
+use crate::domain::access::Scope;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -241,6 +242,26 @@ action_kinds! {
 impl ActionKind {
     pub fn from_tag(tag: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.tag() == tag)
+    }
+
+    /// Who may run a query (its access rule); `None` for a change, which the approval
+    /// policy governs. What can hold secrets or personal data is sensitive: log lines,
+    /// pod specs and events, configuration values, statement text, cache keys, who holds
+    /// which role.
+    pub fn scope(self) -> Option<Scope> {
+        use ActionKind as K;
+        if self.is_destructive() {
+            return None;
+        }
+        Some(match self {
+            K::DescribePods
+            | K::Logs
+            | K::ConfigmapKeys
+            | K::DbSlowQueries
+            | K::CacheKeys
+            | K::AccessReview => Scope::Sensitive,
+            _ => Scope::Read,
+        })
     }
 
     /// The `/odor` verb whose policy (who may request and approve, the cooldown) governs
