@@ -631,8 +631,9 @@ impl Dispatcher {
 /// The `callback_id` of the "Post update" modal.
 const UPDATE_MODAL: &str = "incident-update";
 
+/// Incident errors echo what was asked for (an incident, a checklist name): escaped.
 fn desk_error(e: &DeskError) -> Message {
-    Message::text(format!(":warning: {e}"))
+    Message::text(format!(":warning: {}", escape(&e.to_string())))
 }
 
 fn response_url(event: &InboundEvent) -> Option<&str> {

@@ -613,6 +613,14 @@ async fn checklists_and_contacts_on_demand() {
         "{}",
         text(&reply)
     );
+    // A name that is not found is echoed escaped: it notifies nobody, reorders nothing.
+    let d = fake
+        .slash_command("U0ASKER", "C0TEAM", "checklist <!channel>\u{202e}x")
+        .await;
+    let reply = text(&fake.reply_to(&d, WAIT).await.expect("a reply"));
+    assert!(reply.contains("&lt;!channel&gt;"), "{reply}");
+    assert!(!reply.contains("<!channel>"), "{reply}");
+    assert!(!reply.contains('\u{202e}'), "{reply}");
 }
 
 #[tokio::test]

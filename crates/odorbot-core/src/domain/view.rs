@@ -11,7 +11,9 @@ pub const MAX_BLOCKS: usize = 50;
 /// Longest echo of user input inside a reply.
 const ECHO_MAX_CHARS: usize = 60;
 
-/// Escapes the three characters Slack's mrkdwn treats as control characters.
+/// Escapes the three characters Slack's mrkdwn treats as control characters, and drops
+/// bidirectional controls and zero-width characters, so an echo can neither notify anyone
+/// nor visually reorder the text around it.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -19,6 +21,7 @@ pub fn escape(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            c if is_format_char(c) => {}
             c => out.push(c),
         }
     }
@@ -130,6 +133,14 @@ fn fallback_of(mrkdwn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_drops_bidi_controls_and_zero_width_characters() {
+        assert_eq!(
+            escape("rollback \u{202e}kcab\u{202c} ok\u{200b}\u{2066}x\u{2069}\u{feff}"),
+            "rollback kcab okx"
+        );
+    }
 
     #[test]
     fn escape_neutralises_mentions() {
