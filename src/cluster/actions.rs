@@ -746,84 +746,76 @@ impl Cluster {
         Ok(report("expand_pvc", mode, changes))
     }
 
-    /// `quarantine_pod {pod, network_policy}`: labels the pod `quarantine=true` and makes
-    /// the NetworkPolicy select exactly that label, as the runbook's patch does.
+    /// `quarantine_pod {pod, network_policy}`: labels the pod `quarantine=true`, which the
+    /// installed quarantine NetworkPolicy isolates. The policy is read, never changed: it
+    /// must select exactly that label and deny both directions, or nothing is done.
     ///
     /// # Errors
-    /// [`ClusterError::NotFound`] for the pod or policy; [`ClusterError::Partial`] when
-    /// the policy change fails after the pod was labelled; the calls' errors.
+    /// [`ClusterError::NotFound`] for the pod or policy; [`ClusterError::Refused`] when the
+    /// policy would not isolate the pod; the calls' errors.
     pub async fn quarantine_pod(
         &self,
         pod: &K8sName,
         network_policy: &K8sName,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
-        let pods: Api<Pod> = self.api();
         let policies: Api<NetworkPolicy> = self.api();
-        let pod_before = self
-            .call(
-                Op::new("get", "pods").named(pod.as_str()),
-                pods.get(pod.as_str()),
-            )
-            .await?;
-        let np_before = self
+        let policy = self
             .call(
                 Op::new("get", "networkpolicies").named(network_policy.as_str()),
                 policies.get(network_policy.as_str()),
             )
             .await?;
-        let label_patch = json!({"metadata": {"labels": {QUARANTINE_LABEL: "true"}}});
-        // A merge patch merges matchLabels: clear the other keys so the selector is exact.
-        let mut match_labels = serde_json::Map::new();
-        let current = np_before
-            .spec
-            .as_ref()
-            .and_then(|s| s.pod_selector.as_ref())
-            .and_then(|s| s.match_labels.clone())
-            .unwrap_or_default();
-        for k in current.keys().filter(|k| *k != QUARANTINE_LABEL) {
-            match_labels.insert(k.clone(), Value::Null);
+        if let Some(why) = not_a_quarantine(&policy) {
+            return Err(ClusterError::Refused(format!(
+                "NetworkPolicy {network_policy} {why}; install manifests/base/quarantine-policy.yaml"
+            )));
         }
-        match_labels.insert(QUARANTINE_LABEL.into(), json!("true"));
-        let selector_patch = json!({"spec": {"podSelector": {
-            "matchLabels": match_labels, "matchExpressions": null
-        }}});
-        let steps = |m: Mode| {
-            let label_patch = label_patch.clone();
-            let selector_patch = selector_patch.clone();
-            let (pod_before, np_before) = (&pod_before, &np_before);
-            let (pods, policies) = (&pods, &policies);
-            async move {
-                let mut done = self
-                    .patch_known(pods, "pods", pod_before, Patch::Merge(label_patch), m)
-                    .await?;
-                let more = self
-                    .patch_known(
-                        policies,
-                        "networkpolicies",
-                        np_before,
-                        Patch::Merge(selector_patch),
-                        m,
-                    )
-                    .await
-                    .map_err(|e| after(&done, e))?;
-                done.extend(more);
-                Ok::<_, ClusterError>(done)
-            }
-        };
-        let mut preview = steps(Mode::DryRun).await.map_err(|e| match e {
-            ClusterError::Partial { failed, .. } => *failed,
-            e => e,
-        })?;
-        if mode == Mode::Execute {
-            preview = steps(Mode::Execute).await?;
-        }
-        let mut r = report("quarantine_pod", mode, preview);
+        let mut r = self
+            .label_pod(pod, json!("true"), "quarantine_pod", mode)
+            .await?;
         r.notes.push(format!(
-            "NetworkPolicy {network_policy} now selects only pods labelled {QUARANTINE_LABEL}=true; \
-             pods it selected before are no longer covered by it"
+            "NetworkPolicy {network_policy} denies all ingress and egress of pods labelled \
+             {QUARANTINE_LABEL}=true; no other policy is changed. `/odor unquarantine {pod}` \
+             removes the label"
         ));
         Ok(r)
+    }
+
+    /// `unquarantine_pod {pod}`: removes the pod's `quarantine` label, so the quarantine
+    /// policy no longer selects it.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotFound`] for the pod; the calls' errors.
+    pub async fn unquarantine_pod(
+        &self,
+        pod: &K8sName,
+        mode: Mode,
+    ) -> Result<ChangeReport, ClusterError> {
+        self.label_pod(pod, Value::Null, "unquarantine_pod", mode)
+            .await
+    }
+
+    /// Sets (or, with `null`, removes) the pod's quarantine label.
+    async fn label_pod(
+        &self,
+        pod: &K8sName,
+        value: Value,
+        action: &'static str,
+        mode: Mode,
+    ) -> Result<ChangeReport, ClusterError> {
+        let pods: Api<Pod> = self.api();
+        let before = self
+            .call(
+                Op::new("get", "pods").named(pod.as_str()),
+                pods.get(pod.as_str()),
+            )
+            .await?;
+        let patch = json!({"metadata": {"labels": {QUARANTINE_LABEL: value}}});
+        let changes = self
+            .patch_known(&pods, "pods", &before, Patch::Merge(patch), mode)
+            .await?;
+        Ok(report(action, mode, changes))
     }
 
     /// `rotate_secret {deployment, container, env, new_secret, key, old_secret}`: creates
@@ -1240,4 +1232,38 @@ fn random_hex(bytes: usize) -> Result<SecretString, ClusterError> {
     }
     buf.fill(0);
     Ok(SecretString::from(hex))
+}
+
+/// Why a NetworkPolicy would not isolate quarantined pods, or `None` when it would: it
+/// selects exactly `quarantine=true` and, for both directions, allows nothing.
+fn not_a_quarantine(policy: &NetworkPolicy) -> Option<&'static str> {
+    let Some(spec) = &policy.spec else {
+        return Some("has no spec");
+    };
+    let labels = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.as_ref());
+    let exact = labels.is_some_and(|l| {
+        l.len() == 1 && l.get(QUARANTINE_LABEL).map(String::as_str) == Some("true")
+    });
+    let expressions = spec
+        .pod_selector
+        .as_ref()
+        .and_then(|s| s.match_expressions.as_ref())
+        .is_some_and(|e| !e.is_empty());
+    if !exact || expressions {
+        return Some("does not select exactly quarantine=true");
+    }
+    let types = spec.policy_types.clone().unwrap_or_default();
+    if !(types.iter().any(|t| t == "Ingress") && types.iter().any(|t| t == "Egress")) {
+        return Some("does not cover both ingress and egress");
+    }
+    let allows = |rules: usize| rules > 0;
+    if allows(spec.ingress.as_ref().map_or(0, Vec::len))
+        || allows(spec.egress.as_ref().map_or(0, Vec::len))
+    {
+        return Some("allows some traffic");
+    }
+    None
 }

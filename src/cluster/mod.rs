@@ -75,6 +75,9 @@ pub enum ClusterError {
     Rejected { what: String, message: String },
     #[error("the API server did not accept odorbot's credentials: {0}")]
     Unauthorized(String),
+    /// The live objects are not what the action relies on; nothing was changed.
+    #[error("refused: {0}; nothing was changed")]
+    Refused(String),
     /// A multi-step action failed part-way; `done` lists what had already changed.
     #[error("{failed} (already done: {})", done.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Partial {

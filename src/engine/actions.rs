@@ -573,11 +573,12 @@ impl Runner {
             Action::ExpandPvc { pvc, size } => c.expand_pvc(pvc, size, mode).await.map_err(err),
             Action::QuarantinePod {
                 pod,
-                network_policy,
+                quarantine_policy,
             } => c
-                .quarantine_pod(pod, network_policy, mode)
+                .quarantine_pod(pod, quarantine_policy, mode)
                 .await
                 .map_err(err),
+            Action::UnquarantinePod { pod } => c.unquarantine_pod(pod, mode).await.map_err(err),
             Action::RotateSecret {
                 deployment,
                 container,

@@ -1284,3 +1284,82 @@ async fn an_approved_request_a_crash_left_unstarted_is_started_by_the_sweep() {
     let r = store.request(&id).await.unwrap().unwrap();
     assert_eq!(r.state, odorbot::domain::approval::ApprovalState::Succeeded);
 }
+
+/// Quarantine through the two-person flow labels the pod and changes no policy:
+/// default-deny-all keeps covering every other pod and the installed quarantine policy
+/// selects the suspect; unquarantine, approved the same way, takes the label off.
+#[tokio::test]
+async fn quarantine_and_unquarantine_change_only_the_pods_label() {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use kube::ResourceExt;
+
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let bot = start(&fake, &s, &health, None).await;
+    let suspect = s.pods("app=odordiff-api", 3).await[0].name_any();
+    let pods: kube::Api<Pod> = s.api();
+    let policies: kube::Api<NetworkPolicy> = s.api();
+    let version = |p: &NetworkPolicy| p.metadata.resource_version.clone();
+    let deny_all = version(&policies.get("default-deny-all").await.unwrap());
+    let label = |want: Option<&'static str>| {
+        let (pods, suspect) = (&pods, &suspect);
+        async move {
+            wait_for(&format!("quarantine label {want:?}"), 60, || async {
+                let pod = pods.get(suspect).await.ok()?;
+                (pod.labels().get("quarantine").map(String::as_str) == want).then_some(pod)
+            })
+            .await
+        }
+    };
+
+    let id = request(
+        &fake,
+        &format!("quarantine {suspect} --reason \"unexpected outbound traffic\""),
+    )
+    .await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded"),
+        "{}",
+        bot.logs()
+    );
+    let isolated = label(Some("true")).await;
+    let quarantine = policies.get("odorbot-quarantine").await.unwrap();
+    let selector = quarantine
+        .spec
+        .unwrap()
+        .pod_selector
+        .unwrap()
+        .match_labels
+        .unwrap();
+    assert!(
+        selector
+            .iter()
+            .all(|(k, v)| isolated.labels().get(k) == Some(v)),
+        "odorbot-quarantine selects the pod"
+    );
+    assert_eq!(
+        version(&policies.get("default-deny-all").await.unwrap()),
+        deny_all,
+        "default-deny-all is untouched"
+    );
+
+    let id = request(
+        &fake,
+        &format!("unquarantine {suspect} --reason \"false alarm\""),
+    )
+    .await;
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    label(None).await;
+    assert_eq!(
+        version(&policies.get("default-deny-all").await.unwrap()),
+        deny_all
+    );
+}

@@ -903,63 +903,72 @@ async fn jobs_from_cronjobs_carry_the_template_owner_and_manual_mark() {
     assert_eq!(made.len(), 1, "{made:?}");
 }
 
+/// Quarantine labels the pod and nothing else: the installed quarantine policy isolates it,
+/// default-deny-all keeps covering every other pod, and unquarantine takes the label off.
 #[tokio::test]
-async fn quarantine_labels_the_pod_and_narrows_the_network_policy() {
+async fn quarantine_labels_the_pod_and_changes_no_policy() {
     let s = seed().await;
     let bot = s.bot().await;
     let pods = s.pods("app=odordiff-api", 3).await;
     let suspect = pods[0].name_any();
     let policies: Api<NetworkPolicy> = s.api();
     let pod_api: Api<Pod> = s.api();
-    let np_before = policies.get("default-deny-all").await.unwrap();
+    let deny_all = policies.get("default-deny-all").await.unwrap();
+    let quarantine = policies.get("odorbot-quarantine").await.unwrap();
+    let labelled = |p: &Pod| p.labels().get("quarantine").cloned();
 
     let dry = bot
-        .quarantine_pod(&n(&suspect), &n("default-deny-all"), Mode::DryRun)
+        .quarantine_pod(&n(&suspect), &n("odorbot-quarantine"), Mode::DryRun)
         .await
         .unwrap();
     assert_eq!(
         lines(&dry),
-        [
-            format!("Pod/{suspect} metadata.labels.quarantine: (none) → true"),
-            "NetworkPolicy/default-deny-all spec.podSelector.matchLabels.quarantine: (none) → true"
-                .into(),
-        ]
-    );
-    assert!(dry.notes[0].contains("no longer covered"));
-    assert_eq!(
-        rv(&policies.get("default-deny-all").await.unwrap()),
-        rv(&np_before)
+        [format!(
+            "Pod/{suspect} metadata.labels.quarantine: (none) → true"
+        )]
     );
     assert!(
-        !pod_api
-            .get(&suspect)
-            .await
-            .unwrap()
-            .labels()
-            .contains_key("quarantine")
+        dry.notes[0].contains("no other policy is changed"),
+        "{:?}",
+        dry.notes
+    );
+    assert_eq!(labelled(&pod_api.get(&suspect).await.unwrap()), None);
+
+    bot.quarantine_pod(&n(&suspect), &n("odorbot-quarantine"), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        labelled(&pod_api.get(&suspect).await.unwrap()).as_deref(),
+        Some("true")
+    );
+    for (name, before) in [
+        ("default-deny-all", &deny_all),
+        ("odorbot-quarantine", &quarantine),
+    ] {
+        assert_eq!(rv(&policies.get(name).await.unwrap()), rv(before), "{name}");
+    }
+    // A policy that would not isolate the pod (this one selects every pod) is refused.
+    let refused = bot
+        .quarantine_pod(
+            &n(&pods[1].name_any()),
+            &n("default-deny-all"),
+            Mode::DryRun,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("does not select exactly quarantine=true"),
+        "{refused}"
     );
 
-    bot.quarantine_pod(&n(&suspect), &n("default-deny-all"), Mode::Execute)
+    bot.unquarantine_pod(&n(&suspect), Mode::Execute)
         .await
         .unwrap();
+    assert_eq!(labelled(&pod_api.get(&suspect).await.unwrap()), None);
     assert_eq!(
-        pod_api.get(&suspect).await.unwrap().labels()["quarantine"],
-        "true"
-    );
-    let selector = policies
-        .get("default-deny-all")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .pod_selector
-        .unwrap();
-    assert_eq!(
-        selector.match_labels,
-        Some(BTreeMap::from([(
-            "quarantine".to_owned(),
-            "true".to_owned()
-        )]))
+        rv(&policies.get("default-deny-all").await.unwrap()),
+        rv(&deny_all)
     );
 }
 

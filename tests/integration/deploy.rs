@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::support::bot::Bot;
 use crate::support::cluster_seed::{admin_client, wait_for};
 use crate::support::fake_slack::FakeSlack;
-use crate::support::manifests::{kinds, one, render, repo_path};
+use crate::support::manifests::{kinds, named, one, render, repo_path};
 
 /// The tag scripts/image.sh gives the image it builds.
 const IMAGE: &str = concat!("ghcr.io/odordiff/odorbot:", env!("CARGO_PKG_VERSION"));
@@ -187,6 +187,7 @@ fn the_base_runs_the_built_image_behind_the_admin_service_and_its_network_policy
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
+            "NetworkPolicy",
             "PersistentVolumeClaim",
             "Role",
             "RoleBinding",
@@ -250,7 +251,7 @@ fn the_base_runs_the_built_image_behind_the_admin_service_and_its_network_policy
 
     // The NetworkPolicy: odorbot's pods, ingress only to the admin port, egress to DNS,
     // HTTPS (Slack, the API server's Service) and the probed services.
-    let policy = one(&base, "NetworkPolicy");
+    let policy = named(&base, "NetworkPolicy", "odorbot");
     assert_eq!(
         policy["spec"]["podSelector"]["matchLabels"],
         *pod_labels(deployment)
@@ -295,6 +296,7 @@ fn the_ha_overlay_runs_two_replicas_on_postgres_with_a_disruption_budget() {
         [
             "ConfigMap",
             "Deployment",
+            "NetworkPolicy",
             "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
@@ -345,7 +347,7 @@ fn the_ha_overlay_runs_two_replicas_on_postgres_with_a_disruption_budget() {
     );
 
     // odorbot's own PostgreSQL may be outside the namespace: 5432 anywhere.
-    let policy = one(&ha, "NetworkPolicy");
+    let policy = named(&ha, "NetworkPolicy", "odorbot");
     assert!(
         policy["spec"]["egress"]
             .as_array()

@@ -755,6 +755,11 @@ pub async fn seed() -> Seeded {
                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
     )
     .await;
+    // odorbot's quarantine policy, exactly as shipped.
+    let quarantine: serde_json::Value =
+        serde_yaml_ng::from_str(include_str!("../../manifests/base/quarantine-policy.yaml"))
+            .unwrap();
+    apply(&admin, &ns, quarantine).await;
     let pdb_version = if admin.list_api_group_resources("policy/v1").await.is_ok() {
         "policy/v1"
     } else {

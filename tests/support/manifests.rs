@@ -43,6 +43,16 @@ pub fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     found[0]
 }
 
+/// The one object of `kind` called `name`.
+pub fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    let found: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} {name} expected in {objects:#?}");
+    found[0]
+}
+
 pub fn kinds(objects: &[Value]) -> Vec<String> {
     let mut k: Vec<String> = objects
         .iter()

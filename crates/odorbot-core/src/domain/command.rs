@@ -896,7 +896,7 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "quarantine",
-        summary: "Label a pod quarantine=true and point the quarantine NetworkPolicy at it.",
+        summary: "Label a pod quarantine=true: the installed quarantine NetworkPolicy (odorbot-quarantine) cuts all its traffic; no other policy changes.",
         group: Group::Recovery,
         args: &[name_arg("pod", true, "the suspicious pod")],
         options: &[REASON],
@@ -907,7 +907,24 @@ pub static VERBS: &[VerbSpec] = &[
             change(args, "quarantine", ctx, || {
                 Ok(Action::QuarantinePod {
                     pod: required_name(args, "pod"),
-                    network_policy: ctx.catalog.service().quarantine_policy.clone(),
+                    quarantine_policy: ctx.catalog.service().quarantine_policy.clone(),
+                })
+            })
+        },
+    },
+    VerbSpec {
+        name: "unquarantine",
+        summary: "Remove a pod's quarantine label, so the quarantine NetworkPolicy no longer isolates it.",
+        group: Group::Recovery,
+        args: &[name_arg("pod", true, "the quarantined pod")],
+        options: &[REASON],
+        examples: &[
+            "/odor unquarantine odordiff-api-7d9f-abcde --reason \"false alarm, see #security\"",
+        ],
+        build: |args, ctx| {
+            change(args, "unquarantine", ctx, || {
+                Ok(Action::UnquarantinePod {
+                    pod: required_name(args, "pod"),
                 })
             })
         },

@@ -229,7 +229,8 @@ action_kinds! {
     JobFromCronjob = "job_from_cronjob", true, "start a Job from a CronJob";
     Annotate = "annotate", true, "set or remove an annotation on a deployment";
     ExpandPvc = "expand_pvc", true, "grow a PersistentVolumeClaim";
-    QuarantinePod = "quarantine_pod", true, "label a pod and isolate it with a NetworkPolicy";
+    QuarantinePod = "quarantine_pod", true, "label a pod so the quarantine NetworkPolicy isolates it";
+    UnquarantinePod = "unquarantine_pod", true, "remove a pod's quarantine label";
     RotateSecret = "rotate_secret", true, "point a container at a new secret and delete the old";
     RenewCertificate = "renew_certificate", true, "force cert-manager to reissue a certificate";
     VeleroTestRestore = "velero_test_restore", true, "restore a backup as a test";
@@ -299,6 +300,7 @@ impl ActionKind {
             K::Annotate => "maintenance",
             K::ExpandPvc => "pvc",
             K::QuarantinePod => "quarantine",
+            K::UnquarantinePod => "unquarantine",
             K::RotateSecret => "secret",
             K::LogsCleanup => "logs",
         }
@@ -473,8 +475,12 @@ pub enum Action<S: Stage> {
     },
     QuarantinePod {
         pod: S::Val<K8sName>,
-        /// The NetworkPolicy whose pod selector is pointed at the quarantine label.
-        network_policy: S::Val<K8sName>,
+        /// The NetworkPolicy installed to deny all traffic of pods labelled
+        /// `quarantine=true`; it is read, never changed.
+        quarantine_policy: S::Val<K8sName>,
+    },
+    UnquarantinePod {
+        pod: S::Val<K8sName>,
     },
     RotateSecret {
         deployment: S::Val<K8sName>,
@@ -586,6 +592,7 @@ impl<S: Stage> Action<S> {
             Self::Annotate { .. } => K::Annotate,
             Self::ExpandPvc { .. } => K::ExpandPvc,
             Self::QuarantinePod { .. } => K::QuarantinePod,
+            Self::UnquarantinePod { .. } => K::UnquarantinePod,
             Self::RotateSecret { .. } => K::RotateSecret,
             Self::RenewCertificate { .. } => K::RenewCertificate,
             Self::VeleroTestRestore { .. } => K::VeleroTestRestore,
@@ -809,10 +816,13 @@ impl<S: Stage> Action<S> {
             },
             Self::QuarantinePod {
                 pod,
-                network_policy,
+                quarantine_policy,
             } => A::QuarantinePod {
                 pod: m.field("pod", pod)?,
-                network_policy: m.field("network_policy", network_policy)?,
+                quarantine_policy: m.field("quarantine_policy", quarantine_policy)?,
+            },
+            Self::UnquarantinePod { pod } => A::UnquarantinePod {
+                pod: m.field("pod", pod)?,
             },
             Self::RotateSecret {
                 deployment,
@@ -1263,7 +1273,7 @@ mod tests {
             .iter()
             .filter(|k| !k.is_destructive())
             .count();
-        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (28, 19));
+        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (28, 20));
         for kind in ActionKind::ALL {
             assert_eq!(ActionKind::from_tag(kind.tag()), Some(*kind));
             // Parameters may be missing here, but the tag itself must be known.

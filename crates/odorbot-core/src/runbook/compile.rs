@@ -161,7 +161,7 @@ pub(super) fn object_key(field: &str) -> Option<&'static str> {
         "pvc" => "persistentvolumeclaims",
         "hpa" => "horizontalpodautoscalers",
         "cronjob" => "cronjobs",
-        "network_policy" => "networkpolicies",
+        "quarantine_policy" => "quarantine_policies",
         "certificate" => "certificates",
         "release" => "helm_releases",
         "secret" | "new_secret" | "old_secret" => "secrets",
@@ -293,7 +293,7 @@ impl Compiler {
         let logs_cleanup = name("logs_cleanup", "cronjobs", &raw.logs_cleanup);
         let quarantine_policy = name(
             "quarantine_policy",
-            "networkpolicies",
+            "quarantine_policies",
             &raw.quarantine_policy,
         );
         let certificate = name("certificate", "certificates", &raw.certificate);
@@ -1639,15 +1639,18 @@ impl Compiler {
             }
             R::QuarantinePod {
                 pod,
-                network_policy,
+                quarantine_policy,
             } => {
                 let pod = self.req(p, "pod", &pod);
-                let network_policy = self.req(p, "network_policy", &network_policy);
+                let quarantine_policy = self.req(p, "quarantine_policy", &quarantine_policy);
                 A::QuarantinePod {
                     pod: pod?,
-                    network_policy: network_policy?,
+                    quarantine_policy: quarantine_policy?,
                 }
             }
+            R::UnquarantinePod { pod } => A::UnquarantinePod {
+                pod: self.req(p, "pod", &pod)?,
+            },
             R::RotateSecret {
                 deployment,
                 container,

@@ -521,7 +521,10 @@ pub enum RawAction {
     },
     QuarantinePod {
         pod: RawArg,
-        network_policy: RawArg,
+        quarantine_policy: RawArg,
+    },
+    UnquarantinePod {
+        pod: RawArg,
     },
     RotateSecret {
         deployment: RawArg,

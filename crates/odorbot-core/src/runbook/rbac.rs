@@ -71,6 +71,10 @@ pub const OBJECT_KINDS: &[(&str, &str)] = &[
     ("horizontalpodautoscalers", "HorizontalPodAutoscalers"),
     ("cronjobs", "CronJobs"),
     ("networkpolicies", "NetworkPolicies"),
+    (
+        "quarantine_policies",
+        "NetworkPolicies odorbot installs for quarantine (only read)",
+    ),
     ("certificates", "cert-manager Certificates"),
     ("helm_releases", "Helm releases"),
 ];
@@ -167,16 +171,18 @@ impl ActionKind {
                 need!("batch", "jobs", &["create"], Any),
             ],
             K::ExpandPvc => &[need!("", "persistentvolumeclaims", GET_PATCH, PVCS)],
-            // The pod's name is generated; the label is the change.
+            // The pod's name is generated; the label is the change. The quarantine policy
+            // is installed once and only read: default-deny-all is never touched.
             K::QuarantinePod => &[
                 need!("", "pods", GET_PATCH, Any),
                 need!(
                     "networking.k8s.io",
                     "networkpolicies",
-                    GET_PATCH,
-                    Objects("networkpolicies"),
+                    &["get"],
+                    Objects("quarantine_policies"),
                 ),
             ],
+            K::UnquarantinePod => &[need!("", "pods", GET_PATCH, Any)],
             K::RotateSecret => &[
                 need!("", "secrets", &["create"], Any),
                 need!("", "secrets", &["delete"], Objects("secrets")),
