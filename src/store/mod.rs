@@ -167,11 +167,12 @@ impl Store {
     /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until
     /// `now + lease_ms`: one replica gets each row (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
     /// SQLite has a single writer). The table needs `id`, `due_at_ms`, `claimed_by` and
-    /// `claimed_until_ms`.
+    /// `claimed_until_ms`; `filter` is a constant SQL condition on its rows (`1 = 1` for all).
     #[allow(clippy::too_many_arguments)]
     async fn claim_due_rows(
         &self,
         table: &str,
+        filter: &str,
         order: &str,
         returning: &str,
         owner: &str,
@@ -185,7 +186,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE {table} SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
-             SELECT id FROM {table} WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
+             SELECT id FROM {table} WHERE {filter} AND due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
              ORDER BY {order} LIMIT $4 {lock}) RETURNING {returning}"
         );
         let now_ms = now.as_millisecond();

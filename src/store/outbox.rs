@@ -64,6 +64,7 @@ impl Store {
         let rows = self
             .claim_due_rows(
                 "outbox",
+                "1 = 1",
                 "id",
                 "id, channel, thread_ts, message, attempts, created_at_ms",
                 owner,

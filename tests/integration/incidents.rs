@@ -719,3 +719,63 @@ async fn escalations_due_while_slack_is_down_arrive_after_a_restart_exactly_once
         "{msgs:?}"
     );
 }
+
+/// Messages in the thread under the root message whose text contains `name`.
+fn thread_of(fake: &FakeSlack, name: &str) -> Vec<Call> {
+    let Some(ts) = fake.message_ts(|m| {
+        m.get("thread_ts").is_none() && m["text"].as_str().is_some_and(|t| t.contains(name))
+    }) else {
+        return Vec::new();
+    };
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200 && c.body["thread_ts"] == ts.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_due_escalation_is_not_held_up_by_another_incidents_slow_root_message() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake, None, 2, 600).await;
+    fake.slash_command("U0OPENER", "C111", "incident open critical payments down")
+        .await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_of(f, "payments down")
+            .iter()
+            .any(|c| text(c).contains("Page:*")))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let first_opened = std::time::Instant::now();
+    // The second incident's root message takes eight seconds.
+    fake.slow_next_roots(1, Duration::from_secs(8));
+    fake.slash_command("U0OPENER", "C111", "incident open critical search down")
+        .await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_of(f, "payments down")
+            .iter()
+            .any(|c| text(c).contains("Escalated to Secondary")))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let escalated_after = first_opened.elapsed();
+    assert!(
+        escalated_after < Duration::from_secs(5),
+        "escalated {escalated_after:?} after it was due in about 2 s"
+    );
+    assert_eq!(
+        roots(&fake).len(),
+        1,
+        "escalated while the other root message was still being posted"
+    );
+    // The slow root itself comes once.
+    assert!(
+        fake.wait_until(WAIT, |f| roots(f).len() == 2).await,
+        "{}",
+        bot.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(roots(&fake).len(), 2);
+}
