@@ -811,10 +811,26 @@ impl Desk {
         self.thread_msg(incident, &Message::text(text)).await;
     }
 
+    /// Queues `message` for the incident's thread. Before its root message exists the
+    /// outbox holds it and sends it into the thread once the root is there: what the
+    /// timeline records as posted is never dropped for want of a thread.
     async fn thread_msg(&self, incident: &Incident, message: &Message) {
-        if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) {
-            self.post(channel, Some(ts), message).await;
-        }
+        let Some(channel) = incident
+            .channel
+            .clone()
+            .or_else(|| self.config.channel.clone())
+        else {
+            warn!(incident = %incident.name(), "no incident channel; thread message not queued");
+            return;
+        };
+        self.outbox
+            .send_in_thread(
+                &channel,
+                &incident.id,
+                incident.thread_ts.as_deref(),
+                message,
+            )
+            .await;
     }
 
     async fn refresh_root(&self, incident: &Incident) {

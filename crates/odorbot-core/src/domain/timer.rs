@@ -1,5 +1,6 @@
 //! The scheduler's decisions, as values: which timers it takes on first and how many, how
-//! often it renews a timer's lease, and how long it sleeps.
+//! often it renews a timer's lease, how long it sleeps, and where a message meant for an
+//! incident's thread goes when that thread may not exist yet.
 //!
 //! Each claimed timer has its own lease, renewed while its firing runs; pages
 //! (announcements, escalations) never wait for free room behind routine timers (status
@@ -7,7 +8,7 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// The root message and the opening page of a new incident.
 pub const ANNOUNCE: &str = "announce";
@@ -79,6 +80,65 @@ pub fn sleep_for(next_claimable: Option<Timestamp>, now: Timestamp, poll: Durati
     }
 }
 
+/// What the incident behind a queued thread message looks like at send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadState<'a> {
+    /// The root message's `ts`, once it is posted.
+    pub root: Option<&'a str>,
+    /// Resolved incidents post no root any more.
+    pub resolved: bool,
+}
+
+/// Where a queued message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Post now, in this thread (`None`: in the channel itself).
+    Post { thread: Option<String> },
+    /// The incident's root message is not posted yet: try again at this time.
+    AwaitRoot { retry_at: Timestamp },
+}
+
+/// How often a message waiting for its incident's root looks again.
+pub const ROOT_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long a message waits for its incident's root before it goes into the channel
+/// itself: a page is never dropped because the root could not be posted.
+pub const ROOT_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Routes a queued message. `stored` is the thread it was queued with; `incident` is its
+/// incident's state now (`None`: the message belongs to no incident, or the incident is
+/// gone). A message for an incident whose root is not there yet waits for it — up to
+/// [`ROOT_PATIENCE`] after it was queued — and then goes into that thread.
+pub fn route(
+    stored: Option<&str>,
+    incident: Option<ThreadState<'_>>,
+    queued_at: Timestamp,
+    now: Timestamp,
+) -> Route {
+    if let Some(thread) = stored {
+        return Route::Post {
+            thread: Some(thread.to_owned()),
+        };
+    }
+    let Some(state) = incident else {
+        return Route::Post { thread: None };
+    };
+    if let Some(root) = state.root {
+        return Route::Post {
+            thread: Some(root.to_owned()),
+        };
+    }
+    let waited = now.duration_since(queued_at);
+    let patience = SignedDuration::try_from(ROOT_PATIENCE).unwrap_or(SignedDuration::MAX);
+    if state.resolved || waited >= patience {
+        return Route::Post { thread: None };
+    }
+    let recheck = SignedDuration::try_from(ROOT_RECHECK).unwrap_or(SignedDuration::MAX);
+    Route::AwaitRoot {
+        retry_at: now.checked_add(recheck).unwrap_or(Timestamp::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +207,70 @@ mod tests {
         assert_eq!(sleep_for(Some(at(2)), at(0), poll), Duration::from_secs(2));
         assert_eq!(sleep_for(Some(at(60)), at(0), poll), poll);
         assert_eq!(sleep_for(Some(at(-3)), at(0), poll), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_message_queued_with_its_thread_goes_there() {
+        let open = ThreadState {
+            root: Some("9.9"),
+            resolved: false,
+        };
+        assert_eq!(
+            route(Some("1.1"), Some(open), at(0), at(0)),
+            Route::Post {
+                thread: Some("1.1".into())
+            }
+        );
+        assert_eq!(
+            route(None, None, at(0), at(0)),
+            Route::Post { thread: None }
+        );
+    }
+
+    #[test]
+    fn a_message_for_an_incident_without_a_root_waits_for_it_then_goes_into_its_thread() {
+        let pending = ThreadState {
+            root: None,
+            resolved: false,
+        };
+        assert_eq!(
+            route(None, Some(pending), at(0), at(5)),
+            Route::AwaitRoot { retry_at: at(6) }
+        );
+        let posted = ThreadState {
+            root: Some("1700000000.000100"),
+            resolved: false,
+        };
+        assert_eq!(
+            route(None, Some(posted), at(0), at(7)),
+            Route::Post {
+                thread: Some("1700000000.000100".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_message_whose_root_never_comes_is_posted_in_the_channel_not_dropped() {
+        let pending = ThreadState {
+            root: None,
+            resolved: false,
+        };
+        let patience = ROOT_PATIENCE.as_secs() as i64;
+        assert!(matches!(
+            route(None, Some(pending), at(0), at(patience - 1)),
+            Route::AwaitRoot { .. }
+        ));
+        assert_eq!(
+            route(None, Some(pending), at(0), at(patience)),
+            Route::Post { thread: None }
+        );
+        let resolved = ThreadState {
+            root: None,
+            resolved: true,
+        };
+        assert_eq!(
+            route(None, Some(resolved), at(0), at(1)),
+            Route::Post { thread: None }
+        );
     }
 }
