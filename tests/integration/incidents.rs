@@ -720,6 +720,15 @@ async fn escalations_due_while_slack_is_down_arrive_after_a_restart_exactly_once
     );
 }
 
+/// A sample's value in a `/metrics` scrape.
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Messages in the thread under the root message whose text contains `name`.
 fn thread_of(fake: &FakeSlack, name: &str) -> Vec<Call> {
     let Some(ts) = fake.message_ts(|m| {
@@ -770,12 +779,44 @@ async fn a_due_escalation_is_not_held_up_by_another_incidents_slow_root_message(
         1,
         "escalated while the other root message was still being posted"
     );
-    // The slow root itself comes once.
+    // Meanwhile the slow incident's escalation waits in the outbox for its root, and the
+    // backlog gauges say so.
+    let mut waiting = None;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while waiting.is_none() && std::time::Instant::now() < until && roots(&fake).len() == 1 {
+        let (_, body) = bot.get("/metrics").await.unwrap_or_default();
+        let pending = sample(&body, "odorbot_outbox_pending").unwrap_or(0.0);
+        let oldest = sample(&body, "odorbot_outbox_oldest_pending_seconds").unwrap_or(0.0);
+        let overdue = sample(&body, "odorbot_timers_overdue");
+        if pending >= 1.0 && oldest > 0.0 {
+            waiting = Some((pending, oldest, overdue));
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let (_, _, overdue) = waiting.expect("the waiting escalation shows in odorbot_outbox_pending");
+    assert_eq!(overdue, Some(0.0), "a timer in flight is not overdue");
+    // The slow incident's page and its own escalation, due before its root existed, go
+    // into its thread once the root is there.
     assert!(
-        fake.wait_until(WAIT, |f| roots(f).len() == 2).await,
-        "{}",
+        fake.wait_until(WAIT, |f| {
+            let t = thread_of(f, "search down");
+            t.iter().any(|c| text(c).contains("Page:*"))
+                && t.iter().any(|c| text(c).contains("Escalated to Secondary"))
+        })
+        .await,
+        "{:?}\n{}",
+        thread(&fake),
         bot.logs()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let slow = thread_of(&fake, "search down");
+    assert_eq!(
+        slow.iter()
+            .filter(|c| text(c).contains("Escalated to Secondary"))
+            .count(),
+        1,
+        "{slow:?}"
+    );
     assert_eq!(roots(&fake).len(), 2);
 }
