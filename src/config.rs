@@ -89,6 +89,10 @@ pub struct IncidentsConfig {
     pub escalation: PolicyOverrides,
     /// How often the scheduler looks for due timers set by other replicas.
     pub scheduler_poll: Duration,
+    /// How long a claimed timer stays this replica's without a renewal. Each firing renews
+    /// its own lease three times per term while it runs, so a slow Slack never hands the
+    /// timer to another replica; a replica that dies loses its timers after one lease.
+    pub timer_lease: Duration,
     /// Bearer token Alertmanager must send to `POST /alerts`; without one the webhook
     /// answers 503, never unauthenticated.
     pub alerts_token: Option<SecretString>,
@@ -247,6 +251,7 @@ struct RawIncidents {
     roster: BTreeMap<String, Vec<String>>,
     status_every: Option<String>,
     scheduler_poll: Option<String>,
+    timer_lease: Option<String>,
     #[serde(default)]
     escalation: BTreeMap<String, RawRule>,
     alerts_token_file: Option<PathBuf>,
@@ -1015,6 +1020,12 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
             raw.scheduler_poll,
             Duration::from_secs(5),
             (1, 300),
+        ),
+        timer_lease: c.duration(
+            "incidents.timer_lease",
+            raw.timer_lease,
+            Duration::from_secs(30),
+            (1, 600),
         ),
         alerts_token,
         alerts_max_body: c.number(

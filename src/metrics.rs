@@ -182,7 +182,7 @@ impl Metrics {
         let timers_overdue = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "timers_overdue",
-            "Timers (escalations, status updates, reminders) more than a minute past due",
+            "Timers (escalations, status updates, reminders) more than a minute past due and held by no replica",
             timers_overdue.clone(),
         );
         let approvals = Family::<StateLabel, Gauge<i64, AtomicI64>>::default();

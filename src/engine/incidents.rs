@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use thiserror::Error;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -27,6 +28,9 @@ use crate::domain::incident::{
 use crate::domain::intake::{self, AlertStep, EntryFacts};
 use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, judge};
+use crate::domain::timer::{
+    ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, free_slots, renew_every, sleep_for,
+};
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::Runner;
 use crate::engine::outbox::Outbox;
@@ -39,12 +43,16 @@ use crate::store::timers::Timer;
 use crate::store::{Store, StoreError};
 use jiff::civil::Weekday;
 
-const ANNOUNCE: &str = "announce";
-const MAINTENANCE: &str = "maintenance";
-const ESCALATE: &str = "escalate";
-const STATUS: &str = "status";
-/// How long a claimed timer is ours; its Slack posts are bounded well inside it.
-const LEASE: Duration = Duration::from_secs(120);
+/// Timers fired at once by one replica; routine ones leave a reserve for pages
+/// ([`free_slots`]).
+const FIRING_BOUND: usize = 8;
+/// A failed firing is tried again this much later (by any replica).
+const RETRY: Duration = Duration::from_secs(5);
+/// One attempt at the root message; after it the announcement is retried, its lease
+/// renewed all the while, so no other replica posts a second root meanwhile.
+const ROOT_ATTEMPT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for firings in flight before it leaves them to their leases.
+const DRAIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Error)]
 pub enum DeskError {
@@ -58,6 +66,9 @@ pub enum DeskError {
     Ambiguous(String),
     #[error("Slack: {0}")]
     Slack(String),
+    /// The timer's lease was lost (moved, finished or taken over): stop, post nothing.
+    #[error("the timer's lease was lost")]
+    LeaseLost,
     #[cfg(debug_assertions)]
     #[error(transparent)]
     Injected(#[from] crate::failpoint::Injected),
@@ -327,8 +338,10 @@ impl Desk {
         self.schedule(incident).await
     }
 
-    /// Posts the root message (once) and the opening ping (once).
-    async fn post_announcement(&self, incident: &Incident) -> Result<(), DeskError> {
+    /// Posts the root message (once) and the opening ping (once), under the announcement
+    /// timer's lease: `held` is confirmed before each effect, and a lease lost while the
+    /// root is being posted stops the firing.
+    async fn post_announcement(&self, incident: &Incident, held: &Held) -> Result<(), DeskError> {
         let channel = incident
             .channel
             .clone()
@@ -337,15 +350,28 @@ impl Desk {
         let ts = match &incident.thread_ts {
             Some(ts) => ts.clone(),
             None => {
-                let ts = self
-                    .api
-                    .post_message(&channel, None, &root_message(incident, now()))
-                    .await
-                    .map_err(|e| DeskError::Slack(e.to_string()))?;
-                self.store
+                held.confirm().await?;
+                let root = root_message(incident, now());
+                let posted = tokio::select! {
+                    r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT) => r,
+                    () = held.lost.cancelled() => return Err(DeskError::LeaseLost),
+                };
+                let ts = posted.map_err(|e| DeskError::Slack(e.to_string()))?;
+                if self
+                    .store
                     .set_thread(&incident.id, channel.as_str(), &ts)
-                    .await?;
-                ts
+                    .await?
+                {
+                    ts
+                } else {
+                    // Another firing's root got there first; the thread is its.
+                    warn!(incident = %incident.name(), "a second root message was posted; using the first");
+                    self.store
+                        .incident_by_id(&incident.id)
+                        .await?
+                        .and_then(|i| i.thread_ts)
+                        .unwrap_or(ts)
+                }
             }
         };
         let pinged = self
@@ -355,6 +381,7 @@ impl Desk {
             .iter()
             .any(|e| e.kind == "ping");
         if !pinged {
+            held.confirm().await?;
             let page = self.policy.rule(incident.severity).page_at_once;
             let ping = opening_ping(incident, &self.config.roster, page);
             self.post(&channel, Some(&ts), &ping).await;
@@ -395,6 +422,7 @@ impl Desk {
         {
             // The runbook's investigation steps, run at once; their findings in the thread.
             let findings = self.runner.diagnose(entry, "odorbot").await;
+            held.confirm().await?;
             self.post(&channel, Some(&ts), &findings).await;
             self.post(&channel, Some(&ts), &recovery_offer(incident, entry))
                 .await;
@@ -783,10 +811,26 @@ impl Desk {
         self.thread_msg(incident, &Message::text(text)).await;
     }
 
+    /// Queues `message` for the incident's thread. Before its root message exists the
+    /// outbox holds it and sends it into the thread once the root is there: what the
+    /// timeline records as posted is never dropped for want of a thread.
     async fn thread_msg(&self, incident: &Incident, message: &Message) {
-        if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) {
-            self.post(channel, Some(ts), message).await;
-        }
+        let Some(channel) = incident
+            .channel
+            .clone()
+            .or_else(|| self.config.channel.clone())
+        else {
+            warn!(incident = %incident.name(), "no incident channel; thread message not queued");
+            return;
+        };
+        self.outbox
+            .send_in_thread(
+                &channel,
+                &incident.id,
+                incident.thread_ts.as_deref(),
+                message,
+            )
+            .await;
     }
 
     async fn refresh_root(&self, incident: &Incident) {
@@ -810,47 +854,107 @@ impl Desk {
         self.outbox.send(channel, thread, message).await;
     }
 
-    /// Runs due timers until cancelled: sleeps until the earliest due time, a local
-    /// change, or the poll interval (other replicas' timers).
+    /// Runs due timers until cancelled. Each claimed timer fires in its own task under its
+    /// own lease, renewed while it runs, at most [`FIRING_BOUND`] at once; escalations and
+    /// announcements are claimed first and always find a slot, so a slow post never holds
+    /// up a page. Sleeps until the earliest claimable time, a local change, a firing's end
+    /// or the poll interval (other replicas' timers).
     pub async fn run_scheduler(
         self: Arc<Self>,
         cancel: CancellationToken,
         beat: crate::supervisor::Beat,
     ) {
+        let mut urgent: JoinSet<()> = JoinSet::new();
+        let mut routine: JoinSet<()> = JoinSet::new();
+        let lease_ms = self.config.timer_lease.as_millis() as i64;
         loop {
             crate::failpoint!("scheduler.tick");
-            match self
-                .store
-                .claim_due(&self.owner, now(), LEASE.as_millis() as i64, 16)
-                .await
-            {
-                Ok(timers) => {
-                    for timer in timers {
-                        if let Err(e) = self.fire(&timer).await {
-                            warn!(kind = %timer.kind, subject = %timer.subject, error = %e, "timer failed; retried after its lease");
+            while let Some(done) = urgent.try_join_next() {
+                reaped(done);
+            }
+            while let Some(done) = routine.try_join_next() {
+                reaped(done);
+            }
+            for class in [Class::Urgent, Class::Routine] {
+                let slots = free_slots(FIRING_BOUND, urgent.len(), routine.len());
+                let (room, set) = match class {
+                    Class::Urgent => (slots.urgent, &mut urgent),
+                    Class::Routine => (slots.routine, &mut routine),
+                };
+                if room == 0 {
+                    continue;
+                }
+                match self
+                    .store
+                    .claim_due(&self.owner, now(), lease_ms, room as i64, class)
+                    .await
+                {
+                    Ok(timers) => {
+                        for timer in timers {
+                            set.spawn(self.clone().run_timer(timer));
                         }
                     }
+                    Err(e) => warn!(error = %e, "cannot claim timers"),
                 }
-                Err(e) => warn!(error = %e, "cannot claim timers"),
             }
             let poll = self.config.scheduler_poll;
-            let sleep = match self.store.next_due().await {
-                Ok(Some(due)) => {
-                    let ms = (due.as_millisecond() - now().as_millisecond()).max(0) as u64;
-                    Duration::from_millis(ms).min(poll)
+            let slots = free_slots(FIRING_BOUND, urgent.len(), routine.len());
+            let mut next = None;
+            for (class, room) in [
+                (Class::Urgent, slots.urgent),
+                (Class::Routine, slots.routine),
+            ] {
+                // A class without room waits for a firing to end, not for its due times.
+                if room > 0
+                    && let Ok(Some(at)) = self.store.next_due(class).await
+                {
+                    next = Some(next.map_or(at, |n: Timestamp| n.min(at)));
                 }
-                _ => poll,
-            };
+            }
+            let sleep = sleep_for(next, now(), poll);
             beat.alive();
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => {
+                    drain(urgent, routine).await;
+                    return;
+                }
                 () = tokio::time::sleep(sleep) => {}
                 () = self.wake.notified() => {}
+                Some(done) = urgent.join_next(), if !urgent.is_empty() => reaped(done),
+                Some(done) = routine.join_next(), if !routine.is_empty() => reaped(done),
             }
         }
     }
 
-    async fn fire(&self, timer: &Timer) -> Result<(), DeskError> {
+    /// One timer's firing, holding its lease until it ends. A failure leaves the timer
+    /// to be claimed again after [`RETRY`]; a lost lease ends it without a word more.
+    async fn run_timer(self: Arc<Self>, timer: Timer) {
+        let held = Held::start(
+            self.store.clone(),
+            timer.clone(),
+            self.owner.clone(),
+            self.config.timer_lease,
+        );
+        let result = self.fire(&timer, &held).await;
+        drop(held);
+        match result {
+            Ok(()) => {}
+            Err(DeskError::LeaseLost) => {
+                warn!(kind = %timer.kind, subject = %timer.subject, "lost the timer's lease; another replica fires it")
+            }
+            Err(e) => {
+                warn!(kind = %timer.kind, subject = %timer.subject, error = %e, retry_in_s = RETRY.as_secs(), "timer failed; it is retried");
+                let at = now()
+                    .checked_add(jiff::SignedDuration::try_from(RETRY).unwrap_or_default())
+                    .unwrap_or(Timestamp::MAX);
+                if let Err(e) = self.store.retry_timer(&timer, &self.owner, at).await {
+                    warn!(error = %e, "cannot set the retry; the timer is retried after its lease");
+                }
+            }
+        }
+    }
+
+    async fn fire(&self, timer: &Timer, held: &Held) -> Result<(), DeskError> {
         if timer.kind == MAINTENANCE {
             let Some(m) = self
                 .catalog
@@ -862,6 +966,7 @@ impl Desk {
                 return Ok(());
             };
             if let Some(channel) = &self.config.maintenance_channel {
+                held.confirm().await?;
                 self.post_checklist(m.id.as_str(), channel, None, None)
                     .await?;
             }
@@ -881,7 +986,7 @@ impl Desk {
         }
         match timer.kind.as_str() {
             ANNOUNCE => {
-                self.post_announcement(&incident).await?;
+                self.post_announcement(&incident, held).await?;
                 self.store.complete(timer, &self.owner).await?;
             }
             ESCALATE => {
@@ -897,6 +1002,7 @@ impl Desk {
                             Why::NotAcknowledged => "not acknowledged in time",
                             Why::NotResolved => "not resolved in time",
                         };
+                        held.confirm().await?;
                         self.escalate(&incident, "odorbot", why).await?;
                     }
                     // The clock moved (acknowledged, escalated by hand): just re-arm.
@@ -906,7 +1012,10 @@ impl Desk {
             STATUS => {
                 // Due by the incident as it is now, not as whoever armed the timer read it.
                 match next_status_update(&incident.clock(), incident.last_status_at, &self.policy) {
-                    Some(due) if due <= now() => self.status_update(&incident).await?,
+                    Some(due) if due <= now() => {
+                        held.confirm().await?;
+                        self.status_update(&incident).await?
+                    }
                     _ => self.schedule(&incident).await?,
                 }
             }
@@ -1015,5 +1124,111 @@ impl Desk {
             .await?
             .unwrap_or_else(|| incident.clone());
         self.schedule(&refreshed).await
+    }
+}
+
+/// A claimed timer's lease, renewed in the background while its firing runs (three
+/// times per term); the renewal stops when this is dropped. A renewal that finds the
+/// timer no longer ours marks the lease lost.
+struct Held {
+    store: Store,
+    timer: Timer,
+    owner: String,
+    lease: Duration,
+    /// Cancelled once a renewal found the lease lost.
+    lost: CancellationToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+fn lease_end(lease: Duration) -> Timestamp {
+    now()
+        .checked_add(jiff::SignedDuration::try_from(lease).unwrap_or_default())
+        .unwrap_or(Timestamp::MAX)
+}
+
+impl Held {
+    fn start(store: Store, timer: Timer, owner: String, lease: Duration) -> Self {
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn({
+            let (store, timer, owner, lost) =
+                (store.clone(), timer.clone(), owner.clone(), lost.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(renew_every(lease)).await;
+                    match store.renew(&timer, &owner, lease_end(lease)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.cancel();
+                            return;
+                        }
+                        // The next renewal may still come in time; a lapsed lease that
+                        // another replica took shows as lost then.
+                        Err(e) => {
+                            warn!(kind = %timer.kind, subject = %timer.subject, error = %e, "cannot renew a timer's lease")
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            store,
+            timer,
+            owner,
+            lease,
+            lost,
+            renewer,
+        }
+    }
+
+    /// Renews the lease now: the fence before each of a firing's effects, so nothing is
+    /// posted for a timer another replica may be firing.
+    ///
+    /// # Errors
+    /// [`DeskError::LeaseLost`], or the store's error.
+    async fn confirm(&self) -> Result<(), DeskError> {
+        if self.lost.is_cancelled() {
+            return Err(DeskError::LeaseLost);
+        }
+        if self
+            .store
+            .renew(&self.timer, &self.owner, lease_end(self.lease))
+            .await?
+        {
+            Ok(())
+        } else {
+            self.lost.cancel();
+            Err(DeskError::LeaseLost)
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
+fn reaped(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        warn!(error = %e, "a timer's firing ended abnormally; it is retried after its lease");
+    }
+}
+
+/// Shutdown: firings in flight get [`DRAIN`] to finish; the rest are left to their
+/// leases, which lapse, and fire again on a replica that runs.
+async fn drain(mut urgent: JoinSet<()>, mut routine: JoinSet<()>) {
+    let all = async {
+        while let Some(done) = urgent.join_next().await {
+            reaped(done);
+        }
+        while let Some(done) = routine.join_next().await {
+            reaped(done);
+        }
+    };
+    if tokio::time::timeout(DRAIN, all).await.is_err() {
+        warn!(
+            unfinished = urgent.len() + routine.len(),
+            "timer firings still running at shutdown; their leases lapse and they fire again"
+        );
     }
 }

@@ -7,13 +7,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::domain::ids::ChannelId;
+use crate::domain::incident::IncidentState;
+use crate::domain::timer::{Route, ThreadState, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
+use crate::store::outbox::Outgoing;
 use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
@@ -58,6 +61,56 @@ impl Outbox {
         }
     }
 
+    /// Queues a message for `incident`'s thread. Without `thread` (its root message is not
+    /// posted yet) it waits in the outbox until the root exists, then goes into its thread.
+    pub async fn send_in_thread(
+        &self,
+        channel: &ChannelId,
+        incident: &str,
+        thread: Option<&str>,
+        message: &Message,
+    ) {
+        match self
+            .store
+            .enqueue_for(
+                channel.as_str(),
+                Some(incident),
+                thread,
+                message,
+                Timestamp::now(),
+            )
+            .await
+        {
+            Ok(()) => self.wake.notify_one(),
+            Err(e) => {
+                // No store, so no waiting for the root either: the channel beats nothing.
+                warn!(error = %e, incident, "outbox unavailable; sending directly");
+                if let Err(e) = self.api.post_message(channel, thread, message).await {
+                    error!(error = %e, incident, "message lost: neither the outbox nor Slack took it");
+                }
+            }
+        }
+    }
+
+    /// Where a claimed message goes now: its own thread, or its incident's once the root
+    /// message exists.
+    async fn route(&self, out: &Outgoing) -> Result<Route, crate::store::StoreError> {
+        let incident = match (&out.thread_ts, &out.incident_id) {
+            (None, Some(id)) => self.store.incident_by_id(id).await?,
+            _ => None,
+        };
+        let state = incident.as_ref().map(|i| ThreadState {
+            root: i.thread_ts.as_deref(),
+            resolved: i.state == IncidentState::Resolved,
+        });
+        Ok(route(
+            out.thread_ts.as_deref(),
+            state,
+            out.created_at,
+            Timestamp::now(),
+        ))
+    }
+
     /// Sends due messages until cancelled; `beat` hears of every completed round.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken, beat: Beat) {
         loop {
@@ -80,9 +133,25 @@ impl Outbox {
                     let _ = self.store.sent(&out.id).await;
                     continue;
                 };
+                let thread = match self.route(&out).await {
+                    Ok(Route::Post { thread }) => thread,
+                    Ok(Route::AwaitRoot { retry_at }) => {
+                        debug!(incident = ?out.incident_id, "message waits for its incident's root message");
+                        let _ = self.store.await_root(&out.id, retry_at).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        // Its lease lapses and it is tried again; nothing is lost.
+                        warn!(error = %e, "cannot look up the message's incident thread");
+                        continue;
+                    }
+                };
+                if out.thread_ts.is_none() && out.incident_id.is_some() && thread.is_none() {
+                    warn!(incident = ?out.incident_id, "the incident has no root message; posting in the channel");
+                }
                 match self
                     .api
-                    .post_message_within(&channel, out.thread_ts.as_deref(), &out.message, ATTEMPT)
+                    .post_message_within(&channel, thread.as_deref(), &out.message, ATTEMPT)
                     .await
                 {
                     Ok(_) => {

@@ -172,7 +172,7 @@ impl Store {
         rows.iter().map(row_to_incident).collect()
     }
 
-    /// Records where the incident's thread is.
+    /// Records where the incident's thread is, once: `false` when it already had one.
     ///
     /// # Errors
     /// The database error.
@@ -181,8 +181,8 @@ impl Store {
         id: &str,
         channel: &str,
         thread_ts: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "UPDATE incidents SET channel = $2, thread_ts = $3 WHERE id = $1 AND thread_ts IS NULL",
         )
         .bind(id)
@@ -190,7 +190,7 @@ impl Store {
         .bind(thread_ts)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Acknowledges an open, unacknowledged incident; `None` when it already was (or is

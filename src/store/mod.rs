@@ -70,7 +70,8 @@ pub struct Backlog {
     pub outbox_pending: i64,
     /// How long the oldest of them has waited; zero when the outbox is empty.
     pub outbox_oldest_age: Duration,
-    /// Timers past their due time by more than the grace the caller gave.
+    /// Timers past their due time by more than the grace the caller gave, and unclaimed
+    /// (or their claim lapsed): no replica is firing them.
     pub timers_overdue: i64,
     /// Approval requests by stored state name.
     pub approvals: Vec<(String, i64)>,
@@ -167,11 +168,12 @@ impl Store {
     /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until
     /// `now + lease_ms`: one replica gets each row (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
     /// SQLite has a single writer). The table needs `id`, `due_at_ms`, `claimed_by` and
-    /// `claimed_until_ms`.
+    /// `claimed_until_ms`; `filter` is a constant SQL condition on its rows (`1 = 1` for all).
     #[allow(clippy::too_many_arguments)]
     async fn claim_due_rows(
         &self,
         table: &str,
+        filter: &str,
         order: &str,
         returning: &str,
         owner: &str,
@@ -185,7 +187,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE {table} SET claimed_by = $1, claimed_until_ms = $2 WHERE id IN (\
-             SELECT id FROM {table} WHERE due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
+             SELECT id FROM {table} WHERE {filter} AND due_at_ms <= $3 AND (claimed_until_ms IS NULL OR claimed_until_ms < $3) \
              ORDER BY {order} LIMIT $4 {lock}) RETURNING {returning}"
         );
         let now_ms = now.as_millisecond();
@@ -279,7 +281,7 @@ impl Store {
     /// What waits in the store, for odorbot's own metrics: the outbox, overdue timers,
     /// approval requests by state and unresolved incidents. A timer counts as overdue
     /// once it is `overdue_after` past its due time (the scheduler normally fires it
-    /// within a second).
+    /// within a second) and no replica holds it under a live lease.
     ///
     /// # Errors
     /// The database error, which the metrics show as the store being unreachable.
@@ -293,11 +295,15 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM outbox")
                 .fetch_one(&self.pool)
                 .await?;
-        let (timers_overdue,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM timers WHERE due_at_ms < $1")
-                .bind(now_ms - overdue_after.as_millis() as i64)
-                .fetch_one(&self.pool)
-                .await?;
+        // A timer whose firing runs holds a live, renewed lease: late, but being handled.
+        let (timers_overdue,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM timers WHERE due_at_ms < $1 \
+             AND (claimed_until_ms IS NULL OR claimed_until_ms < $2)",
+        )
+        .bind(now_ms - overdue_after.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
         let approvals: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM approvals GROUP BY state")
                 .fetch_all(&self.pool)

@@ -18,6 +18,9 @@ pub struct Outgoing {
     pub message: Message,
     pub attempts: i64,
     pub created_at: Timestamp,
+    /// The incident whose thread it belongs in, when it was queued before that thread's
+    /// root message existed (`thread_ts` is then `None` and found at send time).
+    pub incident_id: Option<String>,
 }
 
 impl Store {
@@ -32,19 +35,38 @@ impl Store {
         message: &Message,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.enqueue_for(channel, None, thread_ts, message, now)
+            .await
+    }
+
+    /// Queues a message for `incident`'s thread, due now. Without `thread_ts` (the root
+    /// message is not posted yet) the sender finds the thread when it sends, and waits
+    /// for it meanwhile.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn enqueue_for(
+        &self,
+        channel: &str,
+        incident: Option<&str>,
+        thread_ts: Option<&str>,
+        message: &Message,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         // Sorts by creation, which is the order claim_outgoing sends in.
         let id = IdGen::process().next("", now);
         let body =
             serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms) \
-             VALUES ($1, $2, $3, $4, 0, $5, $5)",
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6)",
         )
         .bind(id)
         .bind(channel)
         .bind(thread_ts)
         .bind(body)
         .bind(ms(now))
+        .bind(incident)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -64,8 +86,9 @@ impl Store {
         let rows = self
             .claim_due_rows(
                 "outbox",
+                "1 = 1",
                 "id",
-                "id, channel, thread_ts, message, attempts, created_at_ms",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id",
                 owner,
                 now,
                 lease_ms,
@@ -85,6 +108,7 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     created_at: Timestamp::from_millisecond(r.try_get("created_at_ms")?)
                         .unwrap_or(Timestamp::UNIX_EPOCH),
+                    incident_id: r.try_get("incident_id")?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -111,6 +135,20 @@ impl Store {
     /// The database error.
     pub async fn retry_at(&self, id: &str, due: Timestamp) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, due_at_ms = $2, claimed_by = NULL, claimed_until_ms = NULL WHERE id = $1")
+            .bind(id)
+            .bind(ms(due))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The message waits for its incident's root message: it is looked at again at `due`,
+    /// without counting as a failed attempt.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn await_root(&self, id: &str, due: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET due_at_ms = $2, claimed_by = NULL, claimed_until_ms = NULL WHERE id = $1")
             .bind(id)
             .bind(ms(due))
             .execute(&self.pool)

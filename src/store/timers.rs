@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::incidents::ms;
 use super::{Store, StoreError};
+use crate::domain::timer::{Class, URGENT_KINDS};
 
 /// A claimed timer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,19 @@ fn row_to_timer(r: &sqlx::any::AnyRow) -> Result<Timer, StoreError> {
         subject: r.try_get("subject")?,
         due: Timestamp::from_millisecond(r.try_get("due_at_ms")?).unwrap_or(Timestamp::UNIX_EPOCH),
     })
+}
+
+/// The SQL condition for a class's kinds: constants of the core, never user input.
+fn class_filter(class: Class) -> String {
+    let kinds = URGENT_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match class {
+        Class::Urgent => format!("kind IN ({kinds})"),
+        Class::Routine => format!("kind NOT IN ({kinds})"),
+    }
 }
 
 fn timer_id(kind: &str, subject: &str) -> String {
@@ -68,7 +82,9 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` due timers for `owner` until `now + lease_ms`.
+    /// Claims up to `limit` due timers of `class` for `owner` until `now + lease_ms`,
+    /// earliest due first. Each claimed row carries its own lease, which the firing renews
+    /// ([`Store::renew`]) for as long as it runs.
     ///
     /// # Errors
     /// The database error.
@@ -78,10 +94,12 @@ impl Store {
         now: Timestamp,
         lease_ms: i64,
         limit: i64,
+        class: Class,
     ) -> Result<Vec<Timer>, StoreError> {
         let rows = self
             .claim_due_rows(
                 "timers",
+                &class_filter(class),
                 "due_at_ms",
                 "kind, subject, due_at_ms",
                 owner,
@@ -91,6 +109,45 @@ impl Store {
             )
             .await?;
         rows.iter().map(row_to_timer).collect()
+    }
+
+    /// Extends `owner`'s lease on `timer` to `until`. `false` means the lease is lost:
+    /// the timer was moved, finished, or taken over after the lease lapsed, and the
+    /// firing must stop without posting.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn renew(
+        &self,
+        timer: &Timer,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE timers SET claimed_until_ms = $4 \
+             WHERE id = $1 AND claimed_by = $2 AND due_at_ms = $3",
+        )
+        .bind(timer_id(&timer.kind, &timer.subject))
+        .bind(owner)
+        .bind(ms(timer.due))
+        .bind(ms(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A firing failed: the timer stays `owner`'s until `at`, then any replica may claim
+    /// it again (sooner than a whole lease).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn retry_timer(
+        &self,
+        timer: &Timer,
+        owner: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.renew(timer, owner, at).await.map(drop)
     }
 
     /// Finishes a claimed timer that has no next occurrence. A timer rescheduled in the
@@ -108,12 +165,18 @@ impl Store {
         Ok(())
     }
 
-    /// The earliest due time of any timer, for the scheduler's sleep.
+    /// The earliest time any timer of `class` can be claimed: its due time, or the end of
+    /// the lease it is held under. The scheduler sleeps until then.
     ///
     /// # Errors
     /// The database error.
-    pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let (next,): (Option<i64>,) = sqlx::query_as("SELECT MIN(due_at_ms) FROM timers")
+    pub async fn next_due(&self, class: Class) -> Result<Option<Timestamp>, StoreError> {
+        let sql = format!(
+            "SELECT MIN(CASE WHEN claimed_until_ms IS NOT NULL AND claimed_until_ms >= due_at_ms \
+             THEN claimed_until_ms + 1 ELSE due_at_ms END) FROM timers WHERE {}",
+            class_filter(class)
+        );
+        let (next,): (Option<i64>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .fetch_one(&self.pool)
             .await?;
         Ok(next.and_then(|n| Timestamp::from_millisecond(n).ok()))

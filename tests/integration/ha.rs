@@ -347,3 +347,130 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
     }
     db.drop_db().await;
 }
+
+/// The incident settings of the slow-root test: a lease far shorter than the root post.
+fn slow_root_yaml() -> String {
+    format!(
+        "incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  timer_lease: 1s\n  status_every: 2s\n\
+         \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n    platform_lead: [U0LEAD]\n    incident_commander: [U0COMMANDER]\n\
+         \x20 escalation:\n    critical: {{ack_within: 2s}}\n"
+    )
+}
+
+/// Root messages in the incident channel (no thread).
+fn roots(fake: &FakeSlack) -> Vec<Call> {
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| {
+            c.status == 200
+                && c.body["channel"] == INCIDENTS
+                && c.body.get("thread_ts").is_none_or(Value::is_null)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_and_every_firing_once_in_its_thread()
+ {
+    let db = TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let bot = Bot::start_config(&fake, Some(&db.url), &[], &slow_root_yaml()).await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bots.push(bot);
+    }
+    let logs = || {
+        bots.iter()
+            .map(Bot::logs)
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    };
+    // Five seconds for the root: five leases, two escalations and two status periods.
+    fake.slow_next_roots(2, Duration::from_secs(5));
+    let opened = std::time::Instant::now();
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(
+        fake.wait_until(WAIT, |f| {
+            !posts_containing(f, "Escalated to Platform lead").is_empty()
+                && posts_containing(f, "Status of INC-1").len() >= 3
+        })
+        .await,
+        "{:?}\n{}",
+        fake.calls_to("chat.postMessage"),
+        logs()
+    );
+    let resolve = fake
+        .slash_command("U0PRIMARY", "C111", "resolve INC-1")
+        .await;
+    assert!(fake.reply_to(&resolve, WAIT).await.is_some());
+    assert!(
+        fake.wait_until(WAIT, |f| !posts_containing(f, "resolved INC-1").is_empty())
+            .await,
+        "{}",
+        logs()
+    );
+    // Whatever was queued is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let roots = roots(&fake);
+    assert_eq!(roots.len(), 1, "one root message\n{}", logs());
+    assert!(
+        roots[0].at.duration_since(opened) >= Duration::from_secs(5),
+        "the root was slow"
+    );
+    let threads: std::collections::BTreeSet<String> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .filter_map(|c| c.body["thread_ts"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        threads.len(),
+        1,
+        "every message in the one thread: {threads:?}"
+    );
+    assert_eq!(posts_containing(&fake, "Page:*").len(), 1, "{}", logs());
+    for escalation in [
+        "⏫ *Escalated to Secondary",
+        "⏫ *Escalated to Platform lead",
+    ] {
+        assert_eq!(
+            posts_containing(&fake, escalation).len(),
+            1,
+            "{escalation} once\n{}",
+            logs()
+        );
+    }
+    let times: Vec<std::time::Instant> = posts_containing(&fake, "Status of INC-1")
+        .into_iter()
+        .map(|c| c.at)
+        .collect();
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
+        .await
+        .unwrap();
+    let incident = store.incident_by_number(1).await.unwrap().unwrap();
+    let timeline = store.timeline(&incident.id).await.unwrap();
+    let recorded = |kind: &str| timeline.iter().filter(|e| e.kind == kind).count();
+    // Every firing the timeline records was delivered, the ones due before the root too.
+    assert_eq!(recorded("status"), times.len(), "{timeline:?}");
+    assert_eq!(recorded("escalated"), 2, "{timeline:?}");
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    let before_root = timeline
+        .iter()
+        .filter(|e| e.kind == "status" || e.kind == "escalated")
+        .filter(|e| e.at < incident.opened_at + jiff::SignedDuration::from_secs(4))
+        .count();
+    assert!(
+        before_root >= 2,
+        "firings fell due while the root was being posted: {timeline:?}"
+    );
+    store.close().await;
+    drop(bots);
+    db.drop_db().await;
+}

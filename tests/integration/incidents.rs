@@ -728,3 +728,104 @@ async fn escalations_due_while_slack_is_down_arrive_after_a_restart_exactly_once
         "{msgs:?}"
     );
 }
+
+/// A sample's value in a `/metrics` scrape.
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Messages in the thread under the root message whose text contains `name`.
+fn thread_of(fake: &FakeSlack, name: &str) -> Vec<Call> {
+    let Some(ts) = fake.message_ts(|m| {
+        m.get("thread_ts").is_none() && m["text"].as_str().is_some_and(|t| t.contains(name))
+    }) else {
+        return Vec::new();
+    };
+    fake.calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200 && c.body["thread_ts"] == ts.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_due_escalation_is_not_held_up_by_another_incidents_slow_root_message() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake, None, 2, 600).await;
+    fake.slash_command("U0OPENER", "C111", "incident open critical payments down")
+        .await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_of(f, "payments down")
+            .iter()
+            .any(|c| text(c).contains("Page:*")))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let first_opened = std::time::Instant::now();
+    // The second incident's root message takes eight seconds.
+    fake.slow_next_roots(1, Duration::from_secs(8));
+    fake.slash_command("U0OPENER", "C111", "incident open critical search down")
+        .await;
+    assert!(
+        fake.wait_until(WAIT, |f| thread_of(f, "payments down")
+            .iter()
+            .any(|c| text(c).contains("Escalated to Secondary")))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let escalated_after = first_opened.elapsed();
+    assert!(
+        escalated_after < Duration::from_secs(5),
+        "escalated {escalated_after:?} after it was due in about 2 s"
+    );
+    assert_eq!(
+        roots(&fake).len(),
+        1,
+        "escalated while the other root message was still being posted"
+    );
+    // Meanwhile the slow incident's escalation waits in the outbox for its root, and the
+    // backlog gauges say so.
+    let mut waiting = None;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while waiting.is_none() && std::time::Instant::now() < until && roots(&fake).len() == 1 {
+        let (_, body) = bot.get("/metrics").await.unwrap_or_default();
+        let pending = sample(&body, "odorbot_outbox_pending").unwrap_or(0.0);
+        let oldest = sample(&body, "odorbot_outbox_oldest_pending_seconds").unwrap_or(0.0);
+        let overdue = sample(&body, "odorbot_timers_overdue");
+        if pending >= 1.0 && oldest > 0.0 {
+            waiting = Some((pending, oldest, overdue));
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let (_, _, overdue) = waiting.expect("the waiting escalation shows in odorbot_outbox_pending");
+    assert_eq!(overdue, Some(0.0), "a timer in flight is not overdue");
+    // The slow incident's page and its own escalation, due before its root existed, go
+    // into its thread once the root is there.
+    assert!(
+        fake.wait_until(WAIT, |f| {
+            let t = thread_of(f, "search down");
+            t.iter().any(|c| text(c).contains("Page:*"))
+                && t.iter().any(|c| text(c).contains("Escalated to Secondary"))
+        })
+        .await,
+        "{:?}\n{}",
+        thread(&fake),
+        bot.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let slow = thread_of(&fake, "search down");
+    assert_eq!(
+        slow.iter()
+            .filter(|c| text(c).contains("Escalated to Secondary"))
+            .count(),
+        1,
+        "{slow:?}"
+    );
+    assert_eq!(roots(&fake).len(), 2);
+}

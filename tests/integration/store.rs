@@ -5,6 +5,7 @@ use std::future::Future;
 
 use odorbot::domain::escalation::Severity;
 use odorbot::domain::incident::NewIncident;
+use odorbot::domain::timer::Class;
 use odorbot::store::{Backend, Store};
 use secrecy::SecretString;
 
@@ -132,6 +133,66 @@ async fn the_backlog_counts_the_outbox_and_overdue_timers(a: Store, b: Store) {
     assert_eq!(backlog.timers_overdue, 1, "only the one 5 minutes late");
     assert_eq!(backlog.incidents_open, 0);
     assert!(backlog.approvals.is_empty());
+    // Claimed under a live lease it is being fired, not overdue; once the lease lapsed it is.
+    let lease_ms = 30_000;
+    let claimed = a
+        .claim_due("replica-a", now, lease_ms, 8, Class::Urgent)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let held = b.backlog(now, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(held.timers_overdue, 0, "held under a live lease");
+    let later = now + jiff::SignedDuration::from_secs(31);
+    let lapsed = b.backlog(later, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(lapsed.timers_overdue, 1, "its lease lapsed");
+}
+
+/// Each timer's lease is its own: claimed by class, renewed only by its holder while the
+/// timer is unchanged, and the scheduler's next wake-up counts it.
+async fn each_timer_has_its_own_renewable_lease(a: Store, b: Store) {
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let secs = |s: i64| now + jiff::SignedDuration::from_secs(s);
+    a.schedule("status", "inc-1", secs(-5)).await.unwrap();
+    a.schedule("escalate", "inc-1", secs(-1)).await.unwrap();
+    a.schedule("announce", "inc-2", secs(-2)).await.unwrap();
+    let urgent = a
+        .claim_due("replica-a", now, 2_000, 8, Class::Urgent)
+        .await
+        .unwrap();
+    let mut kinds: Vec<&str> = urgent.iter().map(|t| t.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["announce", "escalate"],
+        "pages are claimed on their own"
+    );
+    // The routine timer is still due; the pages are held for 2 s.
+    assert_eq!(b.next_due(Class::Routine).await.unwrap(), Some(secs(-5)));
+    assert_eq!(
+        b.next_due(Class::Urgent).await.unwrap(),
+        Some(now + jiff::SignedDuration::from_millis(2_001))
+    );
+    let escalate = urgent.iter().find(|t| t.kind == "escalate").unwrap();
+    // Renewed by its holder it stays held past the first lease; nobody else can renew it.
+    assert!(a.renew(escalate, "replica-a", secs(10)).await.unwrap());
+    assert!(!b.renew(escalate, "replica-b", secs(20)).await.unwrap());
+    assert!(
+        b.claim_due("replica-b", secs(5), 2_000, 8, Class::Urgent)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.kind != "escalate"),
+        "a renewed lease is not taken over"
+    );
+    // Moved by a reschedule, the claim is gone and the holder's renewal says so.
+    a.schedule("escalate", "inc-1", secs(60)).await.unwrap();
+    assert!(!a.renew(escalate, "replica-a", secs(30)).await.unwrap());
+    let routine = b
+        .claim_due("replica-b", now, 2_000, 8, Class::Routine)
+        .await
+        .unwrap();
+    assert_eq!(routine.len(), 1);
+    assert_eq!(routine[0].kind, "status");
 }
 
 /// A status update's period is taken once: two replicas (or a timer re-armed from a stale
@@ -178,6 +239,16 @@ async fn sqlite_backlog_for_the_metrics() {
 #[tokio::test]
 async fn postgres_backlog_for_the_metrics() {
     on_postgres(the_backlog_counts_the_outbox_and_overdue_timers).await;
+}
+
+#[tokio::test]
+async fn sqlite_timer_leases() {
+    on_sqlite(each_timer_has_its_own_renewable_lease).await;
+}
+
+#[tokio::test]
+async fn postgres_timer_leases() {
+    on_postgres(each_timer_has_its_own_renewable_lease).await;
 }
 
 #[tokio::test]

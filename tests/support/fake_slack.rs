@@ -200,6 +200,8 @@ struct State {
     faults: HashMap<String, VecDeque<Fault>>,
     usergroups: HashMap<String, Vec<String>>,
     response_posts: HashMap<String, usize>,
+    /// Delays for the next root messages (`chat.postMessage` without `thread_ts`), one each.
+    root_delays: VecDeque<Duration>,
     /// Posted messages by ts, (channel, message), so that a button click can carry its message.
     messages: HashMap<String, (String, Value)>,
 }
@@ -563,6 +565,25 @@ impl FakeSlack {
     /// `method` may also be "response_url".
     pub fn fail_next(&self, method: &str, times: usize, status: u16) {
         self.inner.push_fault(method, times, Fault::Status(status));
+    }
+
+    /// The next `times` root messages (`chat.postMessage` without `thread_ts`) are answered
+    /// `delay` late: a slow Slack for exactly the post an incident's thread hangs on. Each is
+    /// recorded, and gets its `ts`, when it is answered.
+    pub fn slow_next_roots(&self, times: usize, delay: Duration) {
+        self.inner
+            .st()
+            .root_delays
+            .extend(std::iter::repeat_n(delay, times));
+    }
+
+    /// The `ts` of a message the fake holds (as posted, or as last updated) that `matches`.
+    pub fn message_ts(&self, matches: impl Fn(&Value) -> bool) -> Option<String> {
+        let st = self.inner.st();
+        st.messages
+            .iter()
+            .find(|(_, (_, m))| matches(m))
+            .map(|(ts, _)| ts.clone())
     }
 
     /// Members of user group `id` for `usergroups.users.list`.
@@ -948,6 +969,19 @@ async fn web_api(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
+    let root = method == "chat.postMessage"
+        && args
+            .get("thread_ts")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+    let delay = if root {
+        inner.st().root_delays.pop_front()
+    } else {
+        None
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = inner.st();
     let fault = st.take_fault(&method);
     let response = match fault {

@@ -19,4 +19,5 @@ pub mod k8s_view;
 pub mod roster;
 pub mod signals;
 pub mod status;
+pub mod timer;
 pub mod view;
