@@ -351,7 +351,8 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
 /// The incident settings of the slow-root test: a lease far shorter than the root post.
 fn slow_root_yaml() -> String {
     format!(
-        "incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  timer_lease: 1s\n  status_every: 2s\n\
+        "approvals:\n  roles:\n    operator: [U0OPENER]\n\
+         incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  timer_lease: 1s\n  status_every: 2s\n\
          \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n    platform_lead: [U0LEAD]\n    incident_commander: [U0COMMANDER]\n\
          \x20 escalation:\n    critical: {{ack_within: 2s}}\n"
     )
