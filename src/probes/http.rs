@@ -9,6 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::{Limit, ProbeError};
+
 /// Largest body a probe reads (a `/metrics` page of a busy service fits easily).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
@@ -28,10 +30,10 @@ pub struct Answer {
 impl HttpClient {
     /// # Errors
     /// When the system's TLS roots cannot be loaded.
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, ProbeError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| format!("cannot load TLS roots: {e}"))?
+            .map_err(|e| ProbeError::Tls(format!("cannot load TLS roots: {e}")))?
             .https_or_http()
             .enable_http1()
             .build();
@@ -45,28 +47,27 @@ impl HttpClient {
     /// # Errors
     /// A short reason: unreachable, timed out, or an unreadable body. Never the URL's
     /// query, which may carry a PromQL expression or a token.
-    pub async fn get(&self, url: &url::Url, timeout: Duration) -> Result<Answer, String> {
+    pub async fn get(&self, url: &url::Url, limit: Limit) -> Result<Answer, ProbeError> {
         let started = Instant::now();
         let uri: http::Uri = url
             .as_str()
             .parse()
-            .map_err(|_| "not a valid URL".to_owned())?;
+            .map_err(|_| ProbeError::Protocol("not a valid URL".into()))?;
         let work = async {
             let res = self.client.get(uri).await.map_err(|e| describe(&e))?;
             let status = res.status().as_u16();
             let body = Limited::new(res.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|_| format!("body unreadable or over {} MiB", MAX_BODY >> 20))?
+                .map_err(|_| {
+                    ProbeError::Protocol(format!("body unreadable or over {} MiB", MAX_BODY >> 20))
+                })?
                 .to_bytes();
-            Ok::<_, String>((status, body))
+            Ok::<_, ProbeError>((status, body))
         };
-        let (status, body) = tokio::time::timeout(timeout, work).await.map_err(|_| {
-            format!(
-                "no answer within {}",
-                crate::domain::args::format_duration(timeout)
-            )
-        })??;
+        let (status, body) = tokio::time::timeout(limit.after, work)
+            .await
+            .map_err(|_| limit.expired())??;
         Ok(Answer {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
@@ -75,10 +76,10 @@ impl HttpClient {
     }
 }
 
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+fn describe(e: &hyper_util::client::legacy::Error) -> ProbeError {
     if e.is_connect() {
-        "connection refused or unreachable".into()
+        ProbeError::Unreachable
     } else {
-        "request failed".into()
+        ProbeError::Protocol("request failed".into())
     }
 }

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::{Limit, ProbeError, TIMEOUT_KEY};
 use crate::domain::diagnostics::CacheStats;
 
 /// Longest reply accepted (an `INFO` section is a few KiB).
@@ -30,37 +31,38 @@ pub struct Redis {
     username: Option<String>,
     password: Option<SecretString>,
     db: Option<u32>,
-    timeout: Duration,
+    limit: Limit,
 }
 
 impl Redis {
     /// # Errors
     /// When the URL is not a usable `redis://` URL.
-    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
-        let url = url::Url::parse(url.expose_secret())
-            .map_err(|_| "the Redis URL cannot be parsed".to_owned())?;
-        let host = url.host_str().ok_or("the Redis URL has no host")?;
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
+        let bad = |why: &str| ProbeError::BadConfig {
+            what: "Redis",
+            key: "ODORBOT_REDIS_URL",
+            why: why.into(),
+        };
+        let url = url::Url::parse(url.expose_secret()).map_err(|_| bad("not a URL"))?;
+        let host = url.host_str().ok_or_else(|| bad("no host"))?;
         let addr = format!("{host}:{}", url.port().unwrap_or(6379));
         let db = match url.path().trim_start_matches('/') {
             "" => None,
-            n => Some(
-                n.parse()
-                    .map_err(|_| "the Redis URL's database is not a number".to_owned())?,
-            ),
+            n => Some(n.parse().map_err(|_| bad("the database is not a number"))?),
         };
         Ok(Self {
             addr,
             username: (!url.username().is_empty()).then(|| url.username().to_owned()),
             password: url.password().map(|p| SecretString::from(p.to_owned())),
             db,
-            timeout,
+            limit: Limit::new(timeout, TIMEOUT_KEY),
         })
     }
 
-    async fn connect(&self) -> Result<Conn, String> {
+    async fn connect(&self) -> Result<Conn, ProbeError> {
         let stream = TcpStream::connect(&self.addr)
             .await
-            .map_err(|_| "connection refused or unreachable".to_owned())?;
+            .map_err(|_| ProbeError::Unreachable)?;
         let mut conn = Conn {
             stream: BufReader::new(stream),
         };
@@ -72,7 +74,7 @@ impl Redis {
             args.push(password.expose_secret().as_bytes());
             match conn.call(&args).await? {
                 Resp::Simple(_) => {}
-                _ => return Err("credentials refused".into()),
+                _ => return Err(ProbeError::Auth),
             }
         }
         if let Some(db) = self.db {
@@ -85,24 +87,26 @@ impl Redis {
     ///
     /// # Errors
     /// A short reason.
-    pub async fn stats(&self) -> Result<CacheStats, String> {
+    pub async fn stats(&self) -> Result<CacheStats, ProbeError> {
         let work = async {
             let mut conn = self.connect().await?;
             let stats = conn.info("stats").await?;
             let memory = conn.info("memory").await?;
-            Ok::<_, String>((stats, memory))
+            Ok::<_, ProbeError>((stats, memory))
         };
-        let (stats, memory) = tokio::time::timeout(self.timeout, work)
+        let (stats, memory) = tokio::time::timeout(self.limit.after, work)
             .await
-            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))??;
+            .map_err(|_| self.limit.expired())??;
         let field = |text: &str, key: &str| -> Option<u64> {
             text.lines()
                 .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
                 .and_then(|v| v.trim().parse().ok())
         };
         Ok(CacheStats {
-            hits: field(&stats, "keyspace_hits").ok_or("INFO stats has no keyspace_hits")?,
-            misses: field(&stats, "keyspace_misses").ok_or("INFO stats has no keyspace_misses")?,
+            hits: field(&stats, "keyspace_hits")
+                .ok_or_else(|| ProbeError::Protocol("INFO stats has no keyspace_hits".into()))?,
+            misses: field(&stats, "keyspace_misses")
+                .ok_or_else(|| ProbeError::Protocol("INFO stats has no keyspace_misses".into()))?,
             evicted: field(&stats, "evicted_keys").unwrap_or(0),
             expired: field(&stats, "expired_keys").unwrap_or(0),
             used_memory: field(&memory, "used_memory").unwrap_or(0),
@@ -114,7 +118,11 @@ impl Redis {
     ///
     /// # Errors
     /// A short reason.
-    pub async fn sample_keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>, String> {
+    pub async fn sample_keys(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, ProbeError> {
         let work = async {
             let mut conn = self.connect().await?;
             let mut keys = Vec::new();
@@ -131,12 +139,12 @@ impl Redis {
                     ])
                     .await?;
                 let Resp::Array(mut parts) = reply else {
-                    return Err("unexpected SCAN reply".into());
+                    return Err(ProbeError::Protocol("unexpected SCAN reply".into()));
                 };
                 let (Some(Resp::Array(batch)), Some(Resp::Bulk(Some(next)))) =
                     (parts.pop(), parts.pop())
                 else {
-                    return Err("unexpected SCAN reply".into());
+                    return Err(ProbeError::Protocol("unexpected SCAN reply".into()));
                 };
                 keys.extend(batch.into_iter().filter_map(|k| match k {
                     Resp::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
@@ -150,9 +158,9 @@ impl Redis {
             keys.truncate(limit);
             Ok(keys)
         };
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.limit.after, work)
             .await
-            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))?
+            .map_err(|_| self.limit.expired())?
     }
 }
 
@@ -161,7 +169,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn call(&mut self, args: &[&[u8]]) -> Result<Resp, String> {
+    async fn call(&mut self, args: &[&[u8]]) -> Result<Resp, ProbeError> {
         let mut frame = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             frame.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
@@ -172,32 +180,35 @@ impl Conn {
             .get_mut()
             .write_all(&frame)
             .await
-            .map_err(|_| "connection lost".to_owned())?;
+            .map_err(|_| ProbeError::Protocol("connection lost".into()))?;
         match read_reply(&mut self.stream).await? {
-            Resp::Error(e) => Err(format!(
-                "Redis: {}",
-                e.chars().take(120).collect::<String>()
-            )),
+            Resp::Error(e) if e.starts_with("WRONGPASS") || e.starts_with("NOAUTH") => {
+                Err(ProbeError::Auth)
+            }
+            Resp::Error(e) => Err(ProbeError::Server {
+                server: "Redis",
+                message: e.chars().take(120).collect(),
+            }),
             other => Ok(other),
         }
     }
 
-    async fn info(&mut self, section: &str) -> Result<String, String> {
+    async fn info(&mut self, section: &str) -> Result<String, ProbeError> {
         match self.call(&[b"INFO", section.as_bytes()]).await? {
             Resp::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            _ => Err("unexpected INFO reply".into()),
+            _ => Err(ProbeError::Protocol("unexpected INFO reply".into())),
         }
     }
 }
 
-async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, String> {
+async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, ProbeError> {
     let mut line = String::new();
     let n = r
         .read_line(&mut line)
         .await
-        .map_err(|_| "connection lost".to_owned())?;
+        .map_err(|_| ProbeError::Protocol("connection lost".into()))?;
     if n == 0 || !line.ends_with("\r\n") {
-        return Err("connection closed mid-reply".into());
+        return Err(ProbeError::Protocol("connection closed mid-reply".into()));
     }
     line.truncate(line.len() - 2);
     Ok(line)
@@ -205,45 +216,55 @@ async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, String> {
 
 /// Reads one reply; arrays nest one level at most here (SCAN), which a loop handles
 /// without recursion.
-async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Resp, String> {
+async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Resp, ProbeError> {
     let mut stack: Vec<(usize, Vec<Resp>)> = Vec::new();
     loop {
         let line = read_line(r).await?;
-        let (kind, rest) = line.split_at_checked(1).ok_or("empty reply line")?;
+        let (kind, rest) = line
+            .split_at_checked(1)
+            .ok_or_else(|| ProbeError::Protocol("empty reply line".into()))?;
         let item = match kind {
             "+" => Resp::Simple(rest.to_owned()),
             "-" => Resp::Error(rest.to_owned()),
-            ":" => Resp::Int(rest.parse().map_err(|_| "bad integer reply")?),
+            ":" => Resp::Int(
+                rest.parse()
+                    .map_err(|_| ProbeError::Protocol("bad integer reply".into()))?,
+            ),
             "$" => {
-                let len: i64 = rest.parse().map_err(|_| "bad bulk length")?;
+                let len: i64 = rest
+                    .parse()
+                    .map_err(|_| ProbeError::Protocol("bad bulk length".into()))?;
                 if len < 0 {
                     Resp::Bulk(None)
                 } else {
-                    let len = usize::try_from(len).map_err(|_| "bad bulk length")?;
+                    let len = usize::try_from(len)
+                        .map_err(|_| ProbeError::Protocol("bad bulk length".into()))?;
                     if len > MAX_BULK {
-                        return Err("reply too large".into());
+                        return Err(ProbeError::Protocol("reply too large".into()));
                     }
                     let mut buf = vec![0; len + 2];
                     r.read_exact(&mut buf)
                         .await
-                        .map_err(|_| "connection lost".to_owned())?;
+                        .map_err(|_| ProbeError::Protocol("connection lost".into()))?;
                     buf.truncate(len);
                     Resp::Bulk(Some(buf))
                 }
             }
             "*" => {
-                let n: i64 = rest.parse().map_err(|_| "bad array length")?;
+                let n: i64 = rest
+                    .parse()
+                    .map_err(|_| ProbeError::Protocol("bad array length".into()))?;
                 if n <= 0 {
                     Resp::Array(Vec::new())
                 } else {
                     if stack.len() > 4 || n > 100_000 {
-                        return Err("reply too deep or too large".into());
+                        return Err(ProbeError::Protocol("reply too deep or too large".into()));
                     }
                     stack.push((n as usize, Vec::new()));
                     continue;
                 }
             }
-            _ => return Err("not a Redis reply".into()),
+            _ => return Err(ProbeError::Protocol("not a Redis reply".into())),
         };
         let mut item = item;
         loop {

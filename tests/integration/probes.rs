@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use odorbot::config::{Config, env_from};
 use odorbot::domain::signals::{Signal, Verdict, judge, judge_cache_hit_rate};
-use odorbot::probes::Probes;
+use odorbot::probes::{Limit, ProbeError, Probes};
 use sqlx::{Connection, PgConnection};
 
 use crate::support::pg::{TempDb, session};
@@ -80,9 +80,7 @@ async fn promql_answers_match_the_exporters_known_values() {
     assert!((80.0..=120.0).contains(&rate), "{rate}");
     // The exporter serves no kubelet volume stats: Prometheus says so, no fallback.
     assert!(
-        value(Signal::VolumeUsage)
-            .unwrap_err()
-            .starts_with("no data"),
+        matches!(value(Signal::VolumeUsage), Err(ProbeError::NoData(_))),
         "{:?}",
         value(Signal::VolumeUsage)
     );
@@ -111,7 +109,14 @@ async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
     assert!(close(error_rate.unwrap(), 0.02));
     assert!(source.contains("/metrics scrape"), "{source}");
     let (rate, _) = p.signal(Signal::RequestRate).await;
-    assert!(rate.unwrap_err().contains("needs Prometheus"));
+    let why = rate.unwrap_err();
+    assert!(
+        matches!(&why, ProbeError::Fallback { primary, scrape }
+            if *primary.as_ref() == ProbeError::Unreachable
+                && matches!(scrape.as_ref(), ProbeError::Unsupported(_))),
+        "{why:?}"
+    );
+    assert!(why.to_string().contains("needs Prometheus"), "{why}");
 }
 
 #[tokio::test]
@@ -366,22 +371,20 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         took < p.deadline + Duration::from_secs(1),
         "the picture came within its deadline ({took:?})"
     );
+    // Each reason names the bound that applied: Prometheus has 60% of probes.timeout (2s).
+    let prometheus_limit = Limit::new(Duration::from_millis(1200), "60% of probes.timeout");
     for (signal, reading, _) in &picture.signals {
-        assert!(
-            reading.as_ref().unwrap_err().contains("no answer within"),
+        assert_eq!(
+            reading.as_ref().unwrap_err(),
+            &prometheus_limit.expired(),
             "{signal}: {reading:?}"
         );
     }
-    assert!(
-        picture
-            .cache
-            .as_ref()
-            .unwrap_err()
-            .contains("no answer within"),
-        "{:?}",
-        picture.cache
+    assert_eq!(
+        picture.cache.as_ref().unwrap_err(),
+        &Limit::new(Duration::from_secs(2), "probes.timeout").expired()
     );
-    assert_eq!(picture.db.as_ref().unwrap_err(), "credentials refused");
+    assert_eq!(picture.db.as_ref().unwrap_err(), &ProbeError::Auth);
     assert!(
         picture
             .health
@@ -391,7 +394,7 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         picture.health
     );
     let pools = p.pgbouncer_pools().await.unwrap_err();
-    assert_eq!(pools, "connection refused or unreachable");
+    assert_eq!(pools, ProbeError::Unreachable);
     let text = picture
         .render(&p.thresholds, &p.links)
         .blocks
@@ -399,6 +402,14 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         .map(|b| format!("{b:?}"))
         .collect::<String>();
     assert!(text.contains("unknown: credentials refused"), "{text}");
+    assert!(
+        text.contains("unknown: no answer within 1.2s (60% of probes.timeout)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unknown: no answer within 2s (probes.timeout)"),
+        "{text}"
+    );
     assert!(!text.contains("wrong"), "a password leaked: {text}");
     db.drop_db().await;
 }
