@@ -46,6 +46,26 @@ pub async fn bounded<T>(
 /// The setting every probe's own bound comes from.
 const TIMEOUT_KEY: &str = "probes.timeout";
 
+/// The TLS error somewhere in `e`'s chain of causes, if any, in a few words. rustls' errors
+/// travel inside `std::io::Error`s, whose `source()` skips them, so those are opened too.
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use tokio_rustls::rustls::Error as TlsError;
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<TlsError>() {
+            return Some(tls.to_string().chars().take(160).collect());
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 /// Settings of the probes, built by the configuration.
 /// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
 #[derive(Debug, Clone)]

@@ -546,3 +546,38 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
     drop(bot);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn http_probes_bound_the_body_and_name_tls_failures() {
+    // Over the 8 MiB bound: refused, not read to the end.
+    let big = "x".repeat(9 * 1024 * 1024);
+    let router = Router::new()
+        .route("/metrics", get(move || async move { big.clone() }))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ok" }));
+    let (addr, _server) = serve(router).await;
+    let metrics = format!("http://{addr}/metrics");
+    let p = probes(&[("ODORBOT_METRICS_URL", &metrics)]);
+    let (reading, _) = p.signal(Signal::ErrorRate).await;
+    match reading {
+        Err(ProbeError::Fallback { scrape, .. }) => {
+            assert!(
+                matches!(scrape.as_ref(), ProbeError::Protocol(why) if why.contains("8 MiB")),
+                "{scrape:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A certificate no root vouches for is a TLS failure, not "unreachable".
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, _tls) = tls_server(dir.path(), 30).await;
+    let p = probes(&[(
+        "ODORBOT_HEALTH_URL",
+        &format!("https://localhost:{}/", tls.port()),
+    )]);
+    for check in p.health().await {
+        assert!(matches!(check, Err(ProbeError::Tls(_))), "{check:?}");
+    }
+    let p = probes(&[("ODORBOT_HEALTH_URL", &format!("http://{addr}/"))]);
+    assert!(p.health().await.iter().all(|h| h.is_ok()));
+}
