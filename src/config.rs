@@ -256,6 +256,7 @@ struct RawProbes {
     postgres_url_file: Option<PathBuf>,
     pgbouncer_url_file: Option<PathBuf>,
     redis_url_file: Option<PathBuf>,
+    redis_ca_file: Option<String>,
     health_url: Option<String>,
     tls_host: Option<String>,
     timeout: Option<String>,
@@ -344,7 +345,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ODORBOT_PGBOUNCER_URL",
         "PgBouncer admin console URL (or _FILE)",
     ),
-    ("ODORBOT_REDIS_URL", "Redis URL for the probes (or _FILE)"),
+    (
+        "ODORBOT_REDIS_URL",
+        "Redis URL for the probes, redis:// or rediss:// (or _FILE)",
+    ),
+    ("ODORBOT_REDIS_CA_FILE", "probes.redis_ca_file"),
     ("ODORBOT_HEALTH_URL", "probes.health_url"),
     ("ODORBOT_TLS_HOST", "probes.tls_host"),
     ("ODORBOT_INCIDENT_CHANNEL", "incidents.channel"),
@@ -1025,7 +1030,18 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             raw.pgbouncer_url_file,
             &["postgres", "postgresql"],
         ),
-        redis_url: c.secret_url("ODORBOT_REDIS_URL", raw.redis_url_file, &["redis"]),
+        redis_url: c.secret_url(
+            "ODORBOT_REDIS_URL",
+            raw.redis_url_file,
+            &["redis", "rediss"],
+        ),
+        redis_ca_file: c
+            .layered(
+                "ODORBOT_REDIS_CA_FILE",
+                "probes.redis_ca_file",
+                raw.redis_ca_file,
+            )
+            .map(|(path, _)| PathBuf::from(path)),
         health_url,
         tls_host,
         timeout: c.duration(

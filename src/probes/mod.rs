@@ -47,20 +47,26 @@ pub async fn bounded<T>(
 const TIMEOUT_KEY: &str = "probes.timeout";
 
 /// The TLS error somewhere in `e`'s chain of causes, if any, in a few words. rustls' errors
-/// travel inside `std::io::Error`s, whose `source()` skips them, so those are opened too.
+/// travel inside `std::io::Error`s, whose `source()` skips them, and the redis crate shares
+/// its causes in an `Arc<dyn Error>`, whose `source()` skips them too: both are opened.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::error::Error;
     use tokio_rustls::rustls::Error as TlsError;
+    type Shared = std::sync::Arc<dyn Error + Send + Sync>;
     let mut next = Some(e);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<TlsError>() {
             return Some(tls.to_string().chars().take(160).collect());
         }
-        next = match e
+        next = if let Some(shared) = e.downcast_ref::<Shared>() {
+            Some(&**shared as &(dyn Error + 'static))
+        } else if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
         {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => e.source(),
+            Some(inner as &(dyn Error + 'static))
+        } else {
+            e.source()
         };
     }
     None
@@ -82,7 +88,10 @@ pub struct ProbesConfig {
     pub postgres_url: Option<SecretString>,
     /// PgBouncer's admin console (`…/pgbouncer`).
     pub pgbouncer_url: Option<SecretString>,
+    /// `redis://` or `rediss://` (TLS), with `user:password@` for an ACL user.
     pub redis_url: Option<SecretString>,
+    /// PEM roots that vouch for a `rediss://` server instead of the system's.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// The service's base URL; `/health` and `/ready` are appended.
     pub health_url: Option<Url>,
     /// `host:port` whose TLS certificate is inspected.
@@ -141,7 +150,7 @@ impl Probes {
             redis: config
                 .redis_url
                 .as_ref()
-                .map(|u| Redis::new(u, timeout))
+                .map(|u| Redis::new(u, config.redis_ca_file.as_deref(), timeout))
                 .transpose()?,
             health_url: config.health_url.clone(),
             tls_host: config.tls_host.clone(),

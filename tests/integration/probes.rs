@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection};
 use crate::support::pg::{TempDb, session};
 use crate::support::probe_servers::{
     Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url, redis_cmds,
-    serve, tls_server,
+    redis_tls, serve, tls_server,
 };
 
 /// Probes configured from environment-style pairs, with test timeouts.
@@ -580,4 +580,69 @@ async fn http_probes_bound_the_body_and_name_tls_failures() {
     }
     let p = probes(&[("ODORBOT_HEALTH_URL", &format!("http://{addr}/"))]);
     assert!(p.health().await.iter().all(|h| h.is_ok()));
+}
+
+#[tokio::test]
+async fn redis_over_tls_with_an_acl_user_and_its_failures_by_cause() {
+    let (port, ca) = redis_tls();
+    let ca_file = ca.to_str().unwrap();
+    // The tests' admin user writes the keys; the probe's user may only INFO and SCAN.
+    let prefix = format!("odorbot-tls-test-{}", std::process::id());
+    let admin = redis::Client::build_with_tls(
+        format!("rediss://admin:odorbot-admin-password@localhost:{port}"),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&ca).expect("scripts/probe-servers-up.sh made the CA")),
+        },
+    )
+    .unwrap();
+    let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..9 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg("v")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let url = format!("rediss://odorbot:odorbot-probe-password@localhost:{port}");
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", &url),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    let stats = p.cache_stats().await.unwrap();
+    assert!(stats.used_memory > 0, "{stats:?}");
+    let keys = p.cache_keys(&format!("{prefix}:*"), 5).await.unwrap();
+    assert_eq!(keys.len(), 5, "bounded sample: {keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with(&prefix)), "{keys:?}");
+
+    // A wrong password is refused credentials, and the password is in no reason.
+    let wrong = format!("rediss://odorbot:not-the-password@localhost:{port}");
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", &wrong),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    assert_eq!(p.cache_stats().await, Err(ProbeError::Auth));
+    // Without the CA no root vouches for the server: a TLS failure, not "unreachable".
+    let p = probes(&[("ODORBOT_REDIS_URL", &url)]);
+    let why = p.cache_stats().await.unwrap_err();
+    assert!(matches!(why, ProbeError::Tls(_)), "{why:?}");
+    assert!(!why.to_string().contains("odorbot-probe-password"), "{why}");
+    // TLS asked of the plain Redis: it reads the handshake as an unfinished command and
+    // never answers, so the reason is the bound that applied.
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", "rediss://localhost:6379"),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    assert_eq!(
+        p.cache_stats().await,
+        Err(Limit::new(Duration::from_secs(2), "probes.timeout").expired())
+    );
+
+    let mut del = redis::cmd("DEL");
+    for i in 0..9 {
+        del.arg(format!("{prefix}:{i}"));
+    }
+    let _: () = del.query_async(&mut conn).await.unwrap();
 }
