@@ -970,8 +970,9 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             defaults.cache_hit_min,
         ),
     };
+    // Unset means not configured: nothing is probed, and the reply says which key to set.
     let tls_host = match c.layered("ODORBOT_TLS_HOST", "probes.tls_host", raw.tls_host) {
-        None => Some("api.odordiff.ai:443".to_owned()),
+        None => None,
         Some((v, location)) => {
             let host = v.rsplit_once(':').map_or(v.as_str(), |(h, _)| h);
             if host.is_empty()
@@ -996,12 +997,7 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             format!("{job:?} is not a job label value"),
         );
     }
-    let default_url = |url: &str| Some(Url::parse(url).expect("default URL parses"));
-    let health_url = if raw.health_url.is_none() && (c.env)("ODORBOT_HEALTH_URL").is_none() {
-        default_url("https://api.odordiff.ai")
-    } else {
-        c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url)
-    };
+    let health_url = c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url);
     let link = |c: &mut Compiler<'_>, key: &str, raw: Option<String>, default: Option<&str>| {
         let raw = raw.or(default.map(str::to_owned))?;
         c.url("", key, Some(raw)).map(String::from)

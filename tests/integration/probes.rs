@@ -646,3 +646,57 @@ async fn redis_over_tls_with_an_acl_user_and_its_failures_by_cause() {
     }
     let _: () = del.query_async(&mut conn).await.unwrap();
 }
+
+#[tokio::test]
+async fn unconfigured_probes_say_so_by_key_and_reach_out_to_nothing() {
+    let env = [
+        ("SLACK_APP_TOKEN", "xapp-1-test-x"),
+        ("SLACK_BOT_TOKEN", "xoxb-1-test-x"),
+    ];
+    let config = Config::load(None, &env_from(&env)).unwrap();
+    assert_eq!(config.probes.health_url, None);
+    assert_eq!(config.probes.tls_host, None);
+    let p = Probes::new(&config.probes).unwrap();
+    let started = Instant::now();
+    let health = p.health().await;
+    assert_eq!(
+        health,
+        [Err(ProbeError::not_configured(
+            "The service URL",
+            "probes.health_url"
+        ))]
+    );
+    let (host, cert) = p.tls().await;
+    assert_eq!(host, "");
+    assert_eq!(
+        cert,
+        Err(ProbeError::not_configured(
+            "The TLS host",
+            "probes.tls_host"
+        ))
+    );
+    let picture = p.picture(self_status(), Vec::new()).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "nothing was waited for"
+    );
+    let text = picture
+        .render(&p.thresholds, &p.links)
+        .blocks
+        .iter()
+        .map(|b| format!("{b:?}"))
+        .collect::<String>();
+    for want in [
+        "unknown: The service URL is not configured (probes.health_url)",
+        "unknown: PostgreSQL is not configured (ODORBOT_POSTGRES_URL)",
+        "unknown: Redis is not configured (ODORBOT_REDIS_URL)",
+        "unknown: Prometheus is not configured (probes.prometheus_url)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    let certs = odorbot::domain::diagnostics::render_tls(&host, &cert, &p.links);
+    assert!(
+        format!("{:?}", certs.blocks).contains("The TLS host is not configured (probes.tls_host)"),
+        "{certs:?}"
+    );
+}
