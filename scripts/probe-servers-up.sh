@@ -2,21 +2,25 @@
 # Starts the servers the probe tests use, on loopback, with state in $ODORBOT_PROBES_DIR:
 # a dedicated PostgreSQL instance (port 55432, pg_stat_statements preloaded, trust for
 # `postgres`, a password for `app` so refused credentials can be shown) and PgBouncer in
-# front of it (port 56432, admin console as `pgbouncer`). Prometheus, Alertmanager and Redis
-# come from Debian too: the tests start Prometheus and Alertmanager themselves and use the
-# machine's Redis.
+# front of it (port 56432, admin console as `pgbouncer`), and a second Redis with TLS only
+# (port 56379, a throwaway CA and server certificate made here with openssl, in
+# $ODORBOT_PROBES_DIR/redis-tls) whose ACL user `odorbot` may run only what the probe sends.
+# Prometheus, Alertmanager and Redis come from Debian too: the tests start Prometheus and
+# Alertmanager themselves and use the machine's Redis on 6379 as well.
 # Idempotent: what already answers is left alone.
 set -euo pipefail
 
 DIR=${ODORBOT_PROBES_DIR:-/tmp/odorbot-probes}
 PG_PORT=${ODORBOT_PROBE_PG_PORT:-55432}
 PGB_PORT=${ODORBOT_PROBE_PGBOUNCER_PORT:-56432}
+REDIS_TLS_PORT=${ODORBOT_PROBE_REDIS_TLS_PORT:-56379}
 
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v openssl >/dev/null || need+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
@@ -37,8 +41,46 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
 
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 mkdir -p "$DIR"
+
+# The TLS Redis. Its certificates are made once and kept; the server is started when
+# nothing answers a TLS PING on its port.
+tls=$DIR/redis-tls
+if ! redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$REDIS_TLS_PORT" \
+  --user odorbot --pass odorbot-probe-password --no-auth-warning ping 2>/dev/null | grep -q PONG; then
+  mkdir -p "$tls"
+  if [[ ! -s $tls/server.crt ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=odorbot-test-redis-ca" \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$tls/server.ext" -out "$tls/server.crt" 2>/dev/null
+  fi
+  # The default user is off; `odorbot` may run INFO and SCAN (and PING), nothing else;
+  # `admin` is the tests', to write the keys the probe then samples. AUTH
+  # and HELLO are always allowed; Debian's Redis 7.0 has no CLIENT SETINFO to grant, and the
+  # client library ignores its refusal.
+  cat >"$tls/users.acl" <<'ACL'
+user default off
+user odorbot on >odorbot-probe-password ~* resetchannels -@all +info +scan +ping
+user admin on >odorbot-admin-password ~* &* +@all
+ACL
+  redis-server --daemonize yes --bind 127.0.0.1 --port 0 --tls-port "$REDIS_TLS_PORT" \
+    --tls-cert-file "$tls/server.crt" --tls-key-file "$tls/server.key" \
+    --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no --aclfile "$tls/users.acl" \
+    --save "" --appendonly no --dir "$tls" --pidfile "$tls/redis.pid" --logfile "$tls/redis.log"
+  for _ in $(seq 1 40); do
+    redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$REDIS_TLS_PORT" --user odorbot \
+      --pass odorbot-probe-password --no-auth-warning ping 2>/dev/null | grep -q PONG && break
+    sleep 0.25
+  done
+  redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$REDIS_TLS_PORT" --user odorbot \
+    --pass odorbot-probe-password --no-auth-warning ping | grep -q PONG
+fi
+
+bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 chown postgres: "$DIR"
 as_pg() { runuser -u postgres -- "$@"; }
 
@@ -81,4 +123,4 @@ INI
   for _ in $(seq 1 40); do "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT" && break; sleep 0.25; done
   "$bin/pg_isready" -h 127.0.0.1 -p "$PGB_PORT" >/dev/null
 fi
-echo "probe servers: PostgreSQL 127.0.0.1:$PG_PORT, PgBouncer 127.0.0.1:$PGB_PORT" >&2
+echo "probe servers: PostgreSQL 127.0.0.1:$PG_PORT, PgBouncer 127.0.0.1:$PGB_PORT, Redis with TLS 127.0.0.1:$REDIS_TLS_PORT (CA $tls/ca.crt)" >&2

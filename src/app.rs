@@ -77,7 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         runbook::load_from(config.runbook.path.as_deref())
             .map_err(|e| anyhow::anyhow!("the runbook catalog is invalid:\n{e}"))?,
     );
-    let probes = Arc::new(Probes::new(&config.probes).map_err(anyhow::Error::msg)?);
+    let probes = Arc::new(Probes::new(&config.probes)?);
     // Without Kubernetes credentials odorbot still serves Slack; cluster verbs say why.
     let cluster = match Cluster::connect(&config.kubernetes).await {
         Ok(c) => Ok(Arc::new(c)),

@@ -276,6 +276,7 @@ struct RawProbes {
     postgres_url_file: Option<PathBuf>,
     pgbouncer_url_file: Option<PathBuf>,
     redis_url_file: Option<PathBuf>,
+    redis_ca_file: Option<String>,
     health_url: Option<String>,
     tls_host: Option<String>,
     timeout: Option<String>,
@@ -364,7 +365,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ODORBOT_PGBOUNCER_URL",
         "PgBouncer admin console URL (or _FILE)",
     ),
-    ("ODORBOT_REDIS_URL", "Redis URL for the probes (or _FILE)"),
+    (
+        "ODORBOT_REDIS_URL",
+        "Redis URL for the probes, redis:// or rediss:// (or _FILE)",
+    ),
+    ("ODORBOT_REDIS_CA_FILE", "probes.redis_ca_file"),
     ("ODORBOT_HEALTH_URL", "probes.health_url"),
     ("ODORBOT_TLS_HOST", "probes.tls_host"),
     ("ODORBOT_INCIDENT_CHANNEL", "incidents.channel"),
@@ -1069,8 +1074,9 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             defaults.cache_hit_min,
         ),
     };
+    // Unset means not configured: nothing is probed, and the reply says which key to set.
     let tls_host = match c.layered("ODORBOT_TLS_HOST", "probes.tls_host", raw.tls_host) {
-        None => Some("api.odordiff.ai:443".to_owned()),
+        None => None,
         Some((v, location)) => {
             let host = v.rsplit_once(':').map_or(v.as_str(), |(h, _)| h);
             if host.is_empty()
@@ -1095,12 +1101,7 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             format!("{job:?} is not a job label value"),
         );
     }
-    let default_url = |url: &str| Some(Url::parse(url).expect("default URL parses"));
-    let health_url = if raw.health_url.is_none() && (c.env)("ODORBOT_HEALTH_URL").is_none() {
-        default_url("https://api.odordiff.ai")
-    } else {
-        c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url)
-    };
+    let health_url = c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url);
     let link = |c: &mut Compiler<'_>, key: &str, raw: Option<String>, default: Option<&str>| {
         let raw = raw.or(default.map(str::to_owned))?;
         c.url("", key, Some(raw)).map(String::from)
@@ -1129,7 +1130,18 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             raw.pgbouncer_url_file,
             &["postgres", "postgresql"],
         ),
-        redis_url: c.secret_url("ODORBOT_REDIS_URL", raw.redis_url_file, &["redis"]),
+        redis_url: c.secret_url(
+            "ODORBOT_REDIS_URL",
+            raw.redis_url_file,
+            &["redis", "rediss"],
+        ),
+        redis_ca_file: c
+            .layered(
+                "ODORBOT_REDIS_CA_FILE",
+                "probes.redis_ca_file",
+                raw.redis_ca_file,
+            )
+            .map(|(path, _)| PathBuf::from(path)),
         health_url,
         tls_host,
         timeout: c.duration(

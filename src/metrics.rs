@@ -144,7 +144,7 @@ impl Metrics {
             "Actions that could not be carried out, by kind of failure",
             failures.clone(),
         );
-        for kind in crate::engine::failure::Failure::KINDS {
+        for kind in crate::engine::failure::Failure::kinds() {
             // Every kind shows from the first scrape, at zero.
             drop(failures.get_or_create(&KindLabel { kind }));
         }

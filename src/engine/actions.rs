@@ -291,7 +291,7 @@ impl Runner {
                         Err(why) => diagnostics::verdict_line(
                             &want,
                             "",
-                            &crate::domain::signals::Verdict::Unknown(why.clone()),
+                            &crate::domain::signals::Verdict::Unknown(why.to_string()),
                         ),
                     })
                     .collect();
@@ -344,11 +344,7 @@ impl Runner {
                 older_than,
                 sessions: None,
             } => {
-                let running = self
-                    .probes
-                    .db_long_running(older_than)
-                    .await
-                    .map_err(Failure::Probe)?;
+                let running = self.probes.db_long_running(older_than).await?;
                 let sessions = Backends::new(
                     running
                         .iter()
@@ -416,8 +412,7 @@ impl Runner {
                 let killed = self
                     .probes
                     .db_terminate_sessions(&wanted, *older_than)
-                    .await
-                    .map_err(Failure::Probe)?;
+                    .await?;
                 let mut report = ChangeReport::new("db terminate-long", mode);
                 for b in bound.get() {
                     report
@@ -432,8 +427,7 @@ impl Runner {
             Action::DbVacuum if executing => {
                 self.probes
                     .db_vacuum(std::time::Duration::from_secs(3600))
-                    .await
-                    .map_err(Failure::Probe)?;
+                    .await?;
                 let mut report = ChangeReport::new("db vacuum", mode);
                 report.notes.push("VACUUM ANALYZE completed".into());
                 return Ok(report);
@@ -442,11 +436,7 @@ impl Runner {
                 older_than,
                 sessions,
             } => {
-                let mut running = self
-                    .probes
-                    .db_long_running(*older_than)
-                    .await
-                    .map_err(Failure::Probe)?;
+                let mut running = self.probes.db_long_running(*older_than).await?;
                 // With sessions bound, only those are previewed: the rest would be left.
                 if let Some(bound) = sessions {
                     running.retain(|s| {

@@ -15,6 +15,7 @@ use crate::domain::approval::{
 };
 use crate::domain::diagnostics::{HealthCheck, verdict_line};
 use crate::domain::ids::{ChannelId, K8sName, UserId};
+use crate::domain::probe::ProbeError;
 use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
@@ -591,7 +592,7 @@ impl Approvals {
             .iter()
             .map(|h| match h {
                 Ok(h) => verdict_line(&h.path, "", &h.verdict()),
-                Err(why) => verdict_line("Health", "", &Verdict::Unknown(why.clone())),
+                Err(why) => verdict_line("Health", "", &Verdict::Unknown(why.to_string())),
             })
             .collect()
     }
@@ -808,9 +809,12 @@ fn verified_deployment(action: &Action<Bound>, api: &K8sName) -> Option<K8sName>
     }
 }
 
-/// A health probe that failed or answered outside 2xx.
-fn health_failing(h: &Result<HealthCheck, String>) -> bool {
-    h.as_ref().map_or(true, |h| !(200..300).contains(&h.status))
+/// A health probe that failed or answered outside 2xx; an unconfigured one says nothing.
+fn health_failing(h: &Result<HealthCheck, ProbeError>) -> bool {
+    match h {
+        Ok(h) => !(200..300).contains(&h.status),
+        Err(e) => !e.is_not_configured(),
+    }
 }
 
 fn capitalise(text: &str) -> String {

@@ -431,17 +431,15 @@ impl Dispatcher {
                     .collect();
             }
         };
-        let limit = self.probes.timeout;
+        let limit = crate::probes::Limit::new(self.probes.timeout, "probes.timeout");
         let checks = deployments.iter().map(|d| async move {
             // The catalog checked every name when it compiled.
             let name: crate::domain::ids::K8sName = d.parse().expect("a valid name");
-            let status = crate::probes::bounded(limit, async {
-                cluster
-                    .rollout_status(&name)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
+            let status =
+                match tokio::time::timeout(limit.after, cluster.rollout_status(&name)).await {
+                    Ok(status) => status.map_err(|e| e.to_string()),
+                    Err(_) => Err(limit.expired().to_string()),
+                };
             (d.clone(), status.map(|s| (s.ready, s.desired)))
         });
         futures_util::future::join_all(checks).await

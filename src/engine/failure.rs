@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use crate::cluster::ClusterError;
 use crate::domain::command::VerbError;
+use crate::domain::probe::ProbeError;
 use crate::domain::view::{Message, escape};
 use crate::runbook::stored::StoredActionError;
 
@@ -16,8 +17,8 @@ pub enum Failure {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// A probe (PostgreSQL, Redis, Prometheus, HTTP) could not answer.
-    #[error("{0}")]
-    Probe(String),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
     /// A value the action's types refuse.
     #[error("{0}")]
     Invalid(String),
@@ -41,12 +42,12 @@ impl From<VerbError> for Failure {
 }
 
 impl Failure {
-    /// The metric label: a small fixed set.
+    /// The metric label: a small fixed set, every member of which [`Failure::kinds`] lists.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NoCluster(_) => "no_cluster",
             Self::Cluster(_) => "cluster",
-            Self::Probe(_) => "probe",
+            Self::Probe(e) => e.kind(),
             Self::Invalid(_) => "invalid",
             Self::NotListed(_) => "not_listed",
             Self::Unbound(_) => "unbound",
@@ -54,15 +55,32 @@ impl Failure {
         }
     }
 
-    pub const KINDS: [&'static str; 7] = [
-        "no_cluster",
-        "cluster",
-        "probe",
-        "invalid",
-        "not_listed",
-        "unbound",
-        "stored",
-    ];
+    /// One value of every variant (and of every probe cause); a test checks it is
+    /// exhaustive, so the labels below cannot drift from [`Failure::kind`].
+    pub fn samples() -> Vec<Failure> {
+        let mut all = vec![
+            Failure::NoCluster("no credentials".into()),
+            Failure::Cluster(ClusterError::InvalidInput("x".into())),
+            Failure::Invalid("\"a b\" is not a tag".into()),
+            Failure::NotListed("\"x\" is not one of the runbook's certificates".into()),
+            Failure::Unbound("the clean-up Job has no name"),
+            Failure::Stored(StoredActionError::Json("eof".into())),
+        ];
+        all.extend(ProbeError::samples().into_iter().map(Failure::Probe));
+        all
+    }
+
+    /// Every metric label [`Failure::kind`] gives, each once, for counters that show at zero
+    /// from the first scrape.
+    pub fn kinds() -> Vec<&'static str> {
+        let mut kinds: Vec<&'static str> = Vec::new();
+        for kind in Self::samples().iter().map(Self::kind) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
 
     /// The reply for a person: what could not be done, and why, in one wording.
     pub fn reply(&self, what: &str) -> Message {
@@ -78,26 +96,58 @@ impl Failure {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_kind_is_listed_and_replies_escape_the_reason() {
-        let all = [
-            Failure::NoCluster("no credentials".into()),
-            Failure::Probe("timed out after 2s".into()),
-            Failure::Invalid("\"a b\" is not a tag".into()),
-            Failure::NotListed("\"x\" is not one of the runbook's certificates".into()),
-            Failure::Unbound("the clean-up Job has no name"),
-            Failure::Stored(StoredActionError::Json("eof".into())),
-        ];
-        for f in &all {
-            assert!(Failure::KINDS.contains(&f.kind()), "{f:?}");
+    /// Adding a variant breaks this match; the samples then have to follow.
+    fn index(f: &Failure) -> usize {
+        match f {
+            Failure::NoCluster(_) => 0,
+            Failure::Cluster(_) => 1,
+            Failure::Probe(_) => 2,
+            Failure::Invalid(_) => 3,
+            Failure::NotListed(_) => 4,
+            Failure::Unbound(_) => 5,
+            Failure::Stored(_) => 6,
         }
-        let reply = Failure::Probe("<!channel> down".into()).reply("Cache");
+    }
+
+    #[test]
+    fn the_samples_cover_every_variant_and_the_kinds_are_bounded() {
+        let samples = Failure::samples();
+        let mut seen: Vec<usize> = samples.iter().map(index).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        let kinds = Failure::kinds();
+        for f in &samples {
+            assert!(kinds.contains(&f.kind()), "{f:?}");
+        }
+        // Every probe cause has its own label; a fallback counts as the scrape that failed.
+        assert_eq!(
+            kinds.len(),
+            6 + ProbeError::samples().len() - 1,
+            "{kinds:?}"
+        );
+        assert!(kinds.iter().all(|k| k.len() <= 24 && k.is_ascii()));
+    }
+
+    #[test]
+    fn replies_name_the_cause_and_escape_it() {
+        let reply = Failure::Probe(ProbeError::Server {
+            server: "Redis",
+            message: "<!channel> down".into(),
+        })
+        .reply("Cache");
         assert_eq!(
             reply.blocks,
             [crate::domain::view::Block::Section(
-                "❔ *Cache*: &lt;!channel&gt; down".into()
+                "❔ *Cache*: Redis: &lt;!channel&gt; down".into()
             )]
         );
+        let timeout = Failure::from(
+            crate::domain::probe::Limit::new(std::time::Duration::from_secs(2), "probes.timeout")
+                .expired(),
+        );
+        assert_eq!(timeout.kind(), "probe_timeout");
+        assert_eq!(timeout.to_string(), "no answer within 2s (probes.timeout)");
         assert_eq!(
             Failure::Unbound("no sessions were bound").to_string(),
             "no sessions were bound; nothing was done"

@@ -25,6 +25,7 @@ use crate::domain::diagnostics::{
     CacheStats, CertInfo, ConnectionCounts, HealthCheck, Picture, PoolStats, SlowStatement,
     TopStatements,
 };
+pub use crate::domain::probe::{Limit, ProbeError};
 use crate::domain::signals::{Links, Reading, Signal, Thresholds};
 use crate::domain::status::SelfStatus;
 
@@ -34,16 +35,41 @@ pub const STATUS_SIGNALS: [Signal; 3] =
 
 /// Runs `work` within `limit`; a timeout becomes a reason like any other failure.
 pub async fn bounded<T>(
-    limit: Duration,
-    work: impl Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    tokio::time::timeout(limit, work)
+    limit: Limit,
+    work: impl Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(limit.after, work)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {}", format_duration(limit))))
+        .unwrap_or_else(|_| Err(limit.expired()))
 }
 
-fn not_configured(what: &str, key: &str) -> String {
-    format!("{what} is not configured ({key})")
+/// The setting every probe's own bound comes from.
+const TIMEOUT_KEY: &str = "probes.timeout";
+
+/// The TLS error somewhere in `e`'s chain of causes, if any, in a few words. rustls' errors
+/// travel inside `std::io::Error`s, whose `source()` skips them, and the redis crate shares
+/// its causes in an `Arc<dyn Error>`, whose `source()` skips them too: both are opened.
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::error::Error;
+    use tokio_rustls::rustls::Error as TlsError;
+    type Shared = std::sync::Arc<dyn Error + Send + Sync>;
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<TlsError>() {
+            return Some(tls.to_string().chars().take(160).collect());
+        }
+        next = if let Some(shared) = e.downcast_ref::<Shared>() {
+            Some(&**shared as &(dyn Error + 'static))
+        } else if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner as &(dyn Error + 'static))
+        } else {
+            e.source()
+        };
+    }
+    None
 }
 
 /// Settings of the probes, built by the configuration.
@@ -62,7 +88,10 @@ pub struct ProbesConfig {
     pub postgres_url: Option<SecretString>,
     /// PgBouncer's admin console (`…/pgbouncer`).
     pub pgbouncer_url: Option<SecretString>,
+    /// `redis://` or `rediss://` (TLS), with `user:password@` for an ACL user.
     pub redis_url: Option<SecretString>,
+    /// PEM roots that vouch for a `rediss://` server instead of the system's.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// The service's base URL; `/health` and `/ready` are appended.
     pub health_url: Option<Url>,
     /// `host:port` whose TLS certificate is inspected.
@@ -97,7 +126,7 @@ impl Probes {
     ///
     /// # Errors
     /// When TLS roots cannot be loaded or a URL cannot be used.
-    pub fn new(config: &ProbesConfig) -> Result<Self, String> {
+    pub fn new(config: &ProbesConfig) -> Result<Self, ProbeError> {
         let http = HttpClient::new()?;
         let timeout = config.timeout;
         Ok(Self {
@@ -121,7 +150,7 @@ impl Probes {
             redis: config
                 .redis_url
                 .as_ref()
-                .map(|u| Redis::new(u, timeout))
+                .map(|u| Redis::new(u, config.redis_ca_file.as_deref(), timeout))
                 .transpose()?,
             health_url: config.health_url.clone(),
             tls_host: config.tls_host.clone(),
@@ -138,7 +167,7 @@ impl Probes {
     pub async fn signal(&self, signal: Signal) -> (Reading, String) {
         let mut readings = self.signals(&[signal]).await;
         readings.pop().map_or_else(
-            || (Err("no reading".into()), String::new()),
+            || (Err(ProbeError::NoData("no reading".into())), String::new()),
             |(_, r, s)| (r, s),
         )
     }
@@ -146,7 +175,11 @@ impl Probes {
     /// Several signals at once; the scrape fallback, when needed, is fetched once.
     pub async fn signals(&self, wanted: &[Signal]) -> Vec<(Signal, Reading, String)> {
         // Prometheus gets most of the budget; what remains is for the fallback.
-        let prom_budget = self.timeout.mul_f64(0.6);
+        let prom_budget = Limit::new(self.timeout.mul_f64(0.6), "60% of probes.timeout");
+        let scrape_budget = Limit::new(
+            self.timeout - prom_budget.after,
+            "the rest of probes.timeout",
+        );
         let mut out: Vec<(Signal, Reading, String)> = match &self.prometheus {
             Some(prom) => {
                 let queries = wanted.iter().map(|s| {
@@ -170,7 +203,10 @@ impl Probes {
                 .map(|s| {
                     (
                         *s,
-                        Err(not_configured("Prometheus", "probes.prometheus_url")),
+                        Err(ProbeError::not_configured(
+                            "Prometheus",
+                            "probes.prometheus_url",
+                        )),
                         String::new(),
                     )
                 })
@@ -178,24 +214,29 @@ impl Probes {
         };
         // Fall back only where Prometheus could not reach or answer, not where it
         // answered that there is no data.
-        let needs_scrape = |r: &Reading| r.as_ref().is_err_and(|e| !e.starts_with("no data"));
+        let needs_scrape = |r: &Reading| r.as_ref().is_err_and(|e| !e.is_no_data());
         if out.iter().any(|(_, r, _)| needs_scrape(r))
             && let Some(url) = &self.metrics_url
         {
-            let scrape = bounded(self.timeout - prom_budget, async {
-                let answer = self.http.get(url, self.timeout - prom_budget).await?;
+            let scrape = bounded(scrape_budget, async {
+                let answer = self.http.get(url, scrape_budget).await?;
                 if answer.status != 200 {
-                    return Err(format!("/metrics answered HTTP {}", answer.status));
+                    return Err(ProbeError::HttpStatus(answer.status));
                 }
                 Ok(prometheus::parse_text(&answer.body))
             })
             .await;
             for (signal, reading, source) in out.iter_mut().filter(|(_, r, _)| needs_scrape(r)) {
-                let prom_error = reading.as_ref().err().cloned().unwrap_or_default();
+                let Err(prom_error) = std::mem::replace(reading, Ok(f64::NAN)) else {
+                    continue;
+                };
+                let fallback = |scrape: ProbeError| ProbeError::Fallback {
+                    primary: Box::new(prom_error.clone()),
+                    scrape: Box::new(scrape),
+                };
                 *reading = match &scrape {
-                    Ok(samples) => prometheus::from_scrape(*signal, samples)
-                        .map_err(|e| format!("{prom_error}; {e}")),
-                    Err(e) => Err(format!("{prom_error}; /metrics scrape: {e}")),
+                    Ok(samples) => prometheus::from_scrape(*signal, samples).map_err(fallback),
+                    Err(e) => Err(fallback(e.clone())),
                 };
                 *source = "a /metrics scrape (cumulative since the service started)".into();
             }
@@ -204,13 +245,20 @@ impl Probes {
     }
 
     /// `/health` and `/ready` of the service.
-    pub async fn health(&self) -> Vec<Result<HealthCheck, String>> {
+    pub async fn health(&self) -> Vec<Result<HealthCheck, ProbeError>> {
         let Some(base) = &self.health_url else {
-            return vec![Err(not_configured("The service URL", "probes.health_url"))];
+            return vec![Err(ProbeError::not_configured(
+                "The service URL",
+                "probes.health_url",
+            ))];
         };
         let check = |path: &'static str| async move {
-            let url = base.join(path).map_err(|e| e.to_string())?;
-            let answer = self.http.get(&url, self.timeout).await?;
+            let url = base.join(path).map_err(|e| ProbeError::BadConfig {
+                what: "The service URL",
+                key: "probes.health_url",
+                why: e.to_string(),
+            })?;
+            let answer = self.http.get(&url, self.limit()).await?;
             Ok(HealthCheck {
                 path: format!("/{path}"),
                 status: answer.status,
@@ -221,18 +269,24 @@ impl Probes {
         vec![health, ready]
     }
 
-    fn postgres(&self) -> Result<&Postgres, String> {
-        self.postgres
-            .as_ref()
-            .ok_or_else(|| not_configured("PostgreSQL", "ODORBOT_POSTGRES_URL"))
+    /// The bound of one probe.
+    fn limit(&self) -> Limit {
+        Limit::new(self.timeout, TIMEOUT_KEY)
     }
 
-    pub async fn db_connections(&self) -> Result<ConnectionCounts, String> {
-        bounded(self.timeout, async { self.postgres()?.connections().await }).await
+    fn postgres(&self) -> Result<&Postgres, ProbeError> {
+        self.postgres.as_ref().ok_or(ProbeError::not_configured(
+            "PostgreSQL",
+            "ODORBOT_POSTGRES_URL",
+        ))
     }
 
-    pub async fn db_size(&self) -> Result<i64, String> {
-        bounded(self.timeout, async {
+    pub async fn db_connections(&self) -> Result<ConnectionCounts, ProbeError> {
+        bounded(self.limit(), async { self.postgres()?.connections().await }).await
+    }
+
+    pub async fn db_size(&self) -> Result<i64, ProbeError> {
+        bounded(self.limit(), async {
             self.postgres()?.database_size().await
         })
         .await
@@ -241,15 +295,15 @@ impl Probes {
     pub async fn db_long_running(
         &self,
         older_than: Duration,
-    ) -> Result<Vec<SlowStatement>, String> {
-        bounded(self.timeout, async {
+    ) -> Result<Vec<SlowStatement>, ProbeError> {
+        bounded(self.limit(), async {
             self.postgres()?.long_running(older_than).await
         })
         .await
     }
 
-    pub async fn db_top_statements(&self, limit: i64) -> Result<TopStatements, String> {
-        bounded(self.timeout, async {
+    pub async fn db_top_statements(&self, limit: i64) -> Result<TopStatements, ProbeError> {
+        bounded(self.limit(), async {
             self.postgres()?.top_statements(limit).await
         })
         .await
@@ -261,8 +315,8 @@ impl Probes {
         &self,
         sessions: &[(i32, i64)],
         older_than: Duration,
-    ) -> Result<Vec<SlowStatement>, String> {
-        bounded(self.timeout, async {
+    ) -> Result<Vec<SlowStatement>, ProbeError> {
+        bounded(self.limit(), async {
             self.postgres()?
                 .terminate_sessions(sessions, older_than)
                 .await
@@ -272,45 +326,51 @@ impl Probes {
 
     /// Destructive: only ever called for an approved request. Vacuum takes its time, so it
     /// is bounded by minutes rather than the probe timeout.
-    pub async fn db_vacuum(&self, limit: Duration) -> Result<(), String> {
-        bounded(limit, async { self.postgres()?.vacuum_analyze().await }).await
+    pub async fn db_vacuum(&self, limit: Duration) -> Result<(), ProbeError> {
+        bounded(Limit::new(limit, "the vacuum limit"), async {
+            self.postgres()?.vacuum_analyze().await
+        })
+        .await
     }
 
-    pub async fn pgbouncer_pools(&self) -> Result<Vec<PoolStats>, String> {
+    pub async fn pgbouncer_pools(&self) -> Result<Vec<PoolStats>, ProbeError> {
         let Some(pgb) = &self.pgbouncer else {
-            return Err(not_configured("PgBouncer", "ODORBOT_PGBOUNCER_URL"));
+            return Err(ProbeError::not_configured(
+                "PgBouncer",
+                "ODORBOT_PGBOUNCER_URL",
+            ));
         };
-        bounded(self.timeout, pgb.pools()).await
+        bounded(self.limit(), pgb.pools()).await
     }
 
-    fn redis(&self) -> Result<&Redis, String> {
+    fn redis(&self) -> Result<&Redis, ProbeError> {
         self.redis
             .as_ref()
-            .ok_or_else(|| not_configured("Redis", "ODORBOT_REDIS_URL"))
+            .ok_or(ProbeError::not_configured("Redis", "ODORBOT_REDIS_URL"))
     }
 
-    pub async fn cache_stats(&self) -> Result<CacheStats, String> {
-        bounded(self.timeout, async { self.redis()?.stats().await }).await
+    pub async fn cache_stats(&self) -> Result<CacheStats, ProbeError> {
+        bounded(self.limit(), async { self.redis()?.stats().await }).await
     }
 
-    pub async fn cache_keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>, String> {
-        bounded(self.timeout, async {
+    pub async fn cache_keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>, ProbeError> {
+        bounded(self.limit(), async {
             self.redis()?.sample_keys(pattern, limit).await
         })
         .await
     }
 
     /// The public endpoint's certificate; returns the host it looked at.
-    pub async fn tls(&self) -> (String, Result<CertInfo, String>) {
+    pub async fn tls(&self) -> (String, Result<CertInfo, ProbeError>) {
         match &self.tls_host {
             None => (
                 String::new(),
-                Err(not_configured("The TLS host", "probes.tls_host")),
+                Err(ProbeError::not_configured(
+                    "The TLS host",
+                    "probes.tls_host",
+                )),
             ),
-            Some(host) => (
-                host.clone(),
-                bounded(self.timeout, tls::inspect(host, self.timeout)).await,
-            ),
+            Some(host) => (host.clone(), tls::inspect(host, self.limit()).await),
         }
     }
 
@@ -320,11 +380,14 @@ impl Probes {
         odorbot: SelfStatus,
         deployments: Vec<crate::domain::diagnostics::Readiness>,
     ) -> Picture {
-        let limit = self.timeout.min(self.deadline);
+        let deadline = Limit::new(self.deadline, "probes.deadline");
+        let limit = if self.timeout <= self.deadline {
+            self.limit()
+        } else {
+            deadline
+        };
         let (signals, health, db, cache) = tokio::join!(
-            bounded(self.deadline, async {
-                Ok(self.signals(&STATUS_SIGNALS).await)
-            }),
+            bounded(deadline, async { Ok(self.signals(&STATUS_SIGNALS).await) }),
             bounded(limit, async { Ok(self.health().await) }),
             self.db_connections(),
             self.cache_stats(),
@@ -348,7 +411,7 @@ impl Probes {
 
 impl Prometheus {
     /// An owned-argument form of [`Prometheus::instant`] for use inside `join_all`.
-    async fn instant_owned(&self, promql: String, timeout: Duration) -> Reading {
+    async fn instant_owned(&self, promql: String, timeout: Limit) -> Reading {
         self.instant(&promql, timeout).await
     }
 }

@@ -8,25 +8,42 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
+use super::{Limit, ProbeError, TIMEOUT_KEY};
 use crate::domain::diagnostics::{ConnectionCounts, PoolStats, SlowStatement, TopStatements};
 
 /// odorbot's sessions carry this name, so it never terminates its own backends.
 pub const APPLICATION_NAME: &str = "odorbot";
 
-/// Reasons stay short and never include the URL (it may hold a password).
-fn reason(e: &sqlx::Error) -> String {
+/// The cause, short and never with the URL (it may hold a password). `limit` is the
+/// bound a pool waits for a connection.
+fn reason(e: &sqlx::Error, limit: Limit) -> ProbeError {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             match code.as_ref() {
-                "28P01" | "28000" => "credentials refused".into(),
-                _ => format!("{} ({code})", db.message()),
+                "28P01" | "28000" => ProbeError::Auth,
+                _ => ProbeError::Server {
+                    server: "PostgreSQL",
+                    message: format!(
+                        "{} ({code})",
+                        db.message().chars().take(160).collect::<String>()
+                    ),
+                },
             }
         }
-        sqlx::Error::Io(_) => "connection refused or unreachable".into(),
-        sqlx::Error::PoolTimedOut => "no connection within the timeout".into(),
-        sqlx::Error::Tls(_) => "TLS handshake failed".into(),
-        other => other.to_string().chars().take(160).collect(),
+        sqlx::Error::Io(_) => ProbeError::Unreachable,
+        sqlx::Error::PoolTimedOut => limit.expired(),
+        sqlx::Error::Tls(e) => ProbeError::Tls(e.to_string().chars().take(160).collect()),
+        sqlx::Error::Protocol(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::TypeNotFound { .. } => {
+            ProbeError::Protocol(e.to_string().chars().take(160).collect())
+        }
+        other => ProbeError::Server {
+            server: "PostgreSQL",
+            message: other.to_string().chars().take(160).collect(),
+        },
     }
 }
 
@@ -34,6 +51,7 @@ fn reason(e: &sqlx::Error) -> String {
 #[derive(Clone)]
 pub struct Postgres {
     pool: PgPool,
+    limit: Limit,
 }
 
 impl Postgres {
@@ -41,34 +59,37 @@ impl Postgres {
     ///
     /// # Errors
     /// When the URL cannot be parsed.
-    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
         let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| "the PostgreSQL URL cannot be parsed".to_owned())?
+            .map_err(|_| unparsable("PostgreSQL", "ODORBOT_POSTGRES_URL"))?
             .application_name(APPLICATION_NAME);
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(timeout)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            limit: Limit::new(timeout, TIMEOUT_KEY),
+        })
     }
 
     /// Connections by state against `max_connections`.
     ///
     /// # Errors
     /// A short reason.
-    pub async fn connections(&self) -> Result<ConnectionCounts, String> {
+    pub async fn connections(&self) -> Result<ConnectionCounts, ProbeError> {
         let rows = sqlx::query(
             "SELECT COALESCE(state, 'background'), count(*)::bigint FROM pg_stat_activity \
              WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC",
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| reason(&e))?;
+        .map_err(|e| reason(&e, self.limit))?;
         let (max,): (i32,) =
             sqlx::query_as("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'")
                 .fetch_one(&self.pool)
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, self.limit))?;
         Ok(ConnectionCounts {
             by_state: rows
                 .iter()
@@ -83,7 +104,10 @@ impl Postgres {
     ///
     /// # Errors
     /// A short reason.
-    pub async fn long_running(&self, older_than: Duration) -> Result<Vec<SlowStatement>, String> {
+    pub async fn long_running(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<SlowStatement>, ProbeError> {
         let rows = sqlx::query(
             "SELECT pid, COALESCE(usename, ''), COALESCE(state, ''), \
              EXTRACT(EPOCH FROM now() - query_start)::float8, left(query, 200), \
@@ -97,7 +121,7 @@ impl Postgres {
         .bind(older_than.as_secs_f64())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| reason(&e))?;
+        .map_err(|e| reason(&e, self.limit))?;
         Ok(rows.iter().map(slow_statement).collect())
     }
 
@@ -105,7 +129,7 @@ impl Postgres {
     ///
     /// # Errors
     /// A short reason; a missing extension is said plainly.
-    pub async fn top_statements(&self, limit: i64) -> Result<TopStatements, String> {
+    pub async fn top_statements(&self, limit: i64) -> Result<TopStatements, ProbeError> {
         let result = sqlx::query(
             // The service's database only: pg_stat_statements covers the whole server,
             // where other databases' statements would crowd out the service's own.
@@ -129,7 +153,7 @@ impl Postgres {
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55000") => Ok(TopStatements::Missing(
                 "pg_stat_statements is installed but not loaded (add it to shared_preload_libraries)".into(),
             )),
-            Err(e) => Err(reason(&e)),
+            Err(e) => Err(reason(&e, self.limit)),
         }
     }
 
@@ -137,11 +161,11 @@ impl Postgres {
     ///
     /// # Errors
     /// A short reason.
-    pub async fn database_size(&self) -> Result<i64, String> {
+    pub async fn database_size(&self) -> Result<i64, ProbeError> {
         let (size,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
             .fetch_one(&self.pool)
             .await
-            .map_err(|e| reason(&e))?;
+            .map_err(|e| reason(&e, self.limit))?;
         Ok(size)
     }
 
@@ -156,7 +180,7 @@ impl Postgres {
         &self,
         sessions: &[(i32, i64)],
         older_than: Duration,
-    ) -> Result<Vec<SlowStatement>, String> {
+    ) -> Result<Vec<SlowStatement>, ProbeError> {
         let (pids, starts): (Vec<i32>, Vec<i64>) = sessions.iter().copied().unzip();
         let rows = sqlx::query(
             // The call sits in the select list, which runs only for rows the WHERE kept:
@@ -177,7 +201,7 @@ impl Postgres {
         .bind(starts)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| reason(&e))?;
+        .map_err(|e| reason(&e, self.limit))?;
         Ok(rows
             .iter()
             .filter(|r| r.get::<bool, _>(6))
@@ -189,11 +213,11 @@ impl Postgres {
     ///
     /// # Errors
     /// A short reason.
-    pub async fn vacuum_analyze(&self) -> Result<(), String> {
+    pub async fn vacuum_analyze(&self) -> Result<(), ProbeError> {
         sqlx::raw_sql("VACUUM ANALYZE")
             .execute(&self.pool)
             .await
-            .map_err(|e| reason(&e))?;
+            .map_err(|e| reason(&e, self.limit))?;
         Ok(())
     }
 }
@@ -214,44 +238,47 @@ fn slow_statement(r: &PgRow) -> SlowStatement {
 #[derive(Clone)]
 pub struct PgBouncer {
     options: PgConnectOptions,
-    timeout: Duration,
+    limit: Limit,
 }
 
 impl PgBouncer {
     /// # Errors
     /// When the URL cannot be parsed.
-    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
         let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| "the PgBouncer URL cannot be parsed".to_owned())?
+            .map_err(|_| unparsable("PgBouncer", "ODORBOT_PGBOUNCER_URL"))?
             .extra_float_digits(None)
             .statement_cache_capacity(0)
             .application_name(APPLICATION_NAME);
-        Ok(Self { options, timeout })
+        Ok(Self {
+            options,
+            limit: Limit::new(timeout, TIMEOUT_KEY),
+        })
     }
 
     /// `SHOW POOLS` and `SHOW STATS`, summarised per database.
     ///
     /// # Errors
     /// A short reason.
-    pub async fn pools(&self) -> Result<Vec<PoolStats>, String> {
+    pub async fn pools(&self) -> Result<Vec<PoolStats>, ProbeError> {
         let work = async {
             let mut conn = PgConnection::connect_with(&self.options)
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, self.limit))?;
             let pools = sqlx::raw_sql("SHOW POOLS")
                 .fetch_all(&mut conn)
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, self.limit))?;
             let stats = sqlx::raw_sql("SHOW STATS")
                 .fetch_all(&mut conn)
                 .await
-                .map_err(|e| reason(&e))?;
+                .map_err(|e| reason(&e, self.limit))?;
             let _ = conn.close().await;
-            Ok::<_, String>((pools, stats))
+            Ok::<_, ProbeError>((pools, stats))
         };
-        let (pools, stats) = tokio::time::timeout(self.timeout, work)
+        let (pools, stats) = tokio::time::timeout(self.limit.after, work)
             .await
-            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))??;
+            .map_err(|_| self.limit.expired())??;
         let text = |r: &PgRow, col: &str| r.try_get_unchecked::<String, _>(col).unwrap_or_default();
         let num = |r: &PgRow, col: &str| text(r, col).parse::<i64>().unwrap_or(0);
         let mut out: Vec<PoolStats> = Vec::new();
@@ -274,5 +301,13 @@ impl PgBouncer {
             });
         }
         Ok(out)
+    }
+}
+
+fn unparsable(what: &'static str, key: &'static str) -> ProbeError {
+    ProbeError::BadConfig {
+        what,
+        key,
+        why: "the URL cannot be parsed".into(),
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::http::HttpClient;
+use super::{Limit, ProbeError};
 use crate::domain::signals::{Reading, Signal};
 
 /// The PromQL expression for a signal, for OdorDiff-2's API `job`, with rates over
@@ -70,52 +71,58 @@ impl Prometheus {
         Self { base, http }
     }
 
-    fn url(&self, path: &str, params: &[(&str, &str)]) -> Result<Url, String> {
-        let mut url = self
-            .base
-            .join(path)
-            .map_err(|e| format!("bad Prometheus URL: {e}"))?;
+    fn url(&self, path: &str, params: &[(&str, &str)]) -> Result<Url, ProbeError> {
+        let mut url = self.base.join(path).map_err(|e| ProbeError::BadConfig {
+            what: "Prometheus",
+            key: "probes.prometheus_url",
+            why: e.to_string(),
+        })?;
         url.query_pairs_mut().extend_pairs(params);
         Ok(url)
     }
 
-    async fn call(&self, url: &Url, timeout: Duration) -> Result<ApiData, String> {
-        let answer = self
-            .http
-            .get(url, timeout)
-            .await
-            .map_err(|e| format!("Prometheus: {e}"))?;
-        let parsed: ApiAnswer = serde_json::from_str(&answer.body).map_err(|_| {
-            format!(
-                "Prometheus answered HTTP {} without a readable body",
-                answer.status
-            )
-        })?;
+    async fn call(&self, url: &Url, limit: Limit) -> Result<ApiData, ProbeError> {
+        let answer = self.http.get(url, limit).await?;
+        let Ok(parsed) = serde_json::from_str::<ApiAnswer>(&answer.body) else {
+            return Err(if answer.status == 200 {
+                ProbeError::Protocol("not a Prometheus API answer".into())
+            } else {
+                ProbeError::HttpStatus(answer.status)
+            });
+        };
         if parsed.status != "success" {
-            return Err(format!(
-                "Prometheus: {}",
-                parsed.error.unwrap_or_else(|| "query failed".into())
-            ));
+            return Err(ProbeError::Server {
+                server: "Prometheus",
+                message: parsed
+                    .error
+                    .unwrap_or_else(|| "query failed".into())
+                    .chars()
+                    .take(160)
+                    .collect(),
+            });
         }
         parsed
             .data
-            .ok_or_else(|| "Prometheus answered without data".into())
+            .ok_or_else(|| ProbeError::Protocol("a Prometheus answer without data".into()))
     }
 
     /// An instant query reduced to one number.
     ///
     /// # Errors
     /// Why there is no number: unreachable, an error from Prometheus, or no series.
-    pub async fn instant(&self, promql: &str, timeout: Duration) -> Reading {
+    pub async fn instant(&self, promql: &str, limit: Limit) -> Reading {
         let url = self.url("api/v1/query", &[("query", promql)])?;
-        match self.call(&url, timeout).await? {
+        match self.call(&url, limit).await? {
             ApiData::Vector(samples) => match samples.as_slice() {
-                [] => Err("no data (no matching series)".into()),
+                [] => Err(ProbeError::NoData("no matching series".into())),
                 [one] => parse_value(&one.value.1),
-                _ => Err(format!("{} series where one was expected", samples.len())),
+                _ => Err(ProbeError::Protocol(format!(
+                    "{} series where one was expected",
+                    samples.len()
+                ))),
             },
             ApiData::Scalar((_, v)) => parse_value(&v),
-            _ => Err("unexpected result type".into()),
+            _ => Err(unexpected_type()),
         }
     }
 
@@ -128,11 +135,11 @@ impl Prometheus {
         promql: &str,
         span: Duration,
         step: Duration,
-        timeout: Duration,
-    ) -> Result<Vec<(f64, f64)>, String> {
+        limit: Limit,
+    ) -> Result<Vec<(f64, f64)>, ProbeError> {
         let end = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| "clock before 1970".to_owned())?
+            .unwrap_or_default()
             .as_secs_f64();
         let start = (end - span.as_secs_f64()).to_string();
         let (end, step) = (end.to_string(), step.as_secs().max(1).to_string());
@@ -145,24 +152,28 @@ impl Prometheus {
                 ("step", &step),
             ],
         )?;
-        match self.call(&url, timeout).await? {
+        match self.call(&url, limit).await? {
             ApiData::Matrix(series) => match series.into_iter().next() {
-                None => Err("no data (no matching series)".into()),
+                None => Err(ProbeError::NoData("no matching series".into())),
                 Some(s) => s
                     .values
                     .iter()
                     .map(|(t, v)| parse_value(v).map(|v| (*t, v)))
                     .collect(),
             },
-            _ => Err("unexpected result type".into()),
+            _ => Err(unexpected_type()),
         }
     }
+}
+
+fn unexpected_type() -> ProbeError {
+    ProbeError::Protocol("unexpected result type".into())
 }
 
 fn parse_value(v: &str) -> Reading {
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("no data ({v})")),
+        _ => Err(ProbeError::NoData(v.chars().take(40).collect())),
     }
 }
 
@@ -247,7 +258,7 @@ pub fn from_scrape(signal: Signal, samples: &[Sample]) -> Reading {
         (!found.is_empty()).then(|| found.iter().sum())
     };
     let all = |_: &Sample| true;
-    let missing = |name: &str| format!("no {name} in the scrape");
+    let missing = |name: &str| ProbeError::NoData(format!("no {name} in the scrape"));
     match signal {
         Signal::ErrorRate => {
             let total =
@@ -297,7 +308,9 @@ pub fn from_scrape(signal: Signal, samples: &[Sample]) -> Reading {
             .reduce(f64::max)
             .ok_or_else(|| missing("odordiff_daily_active_users")),
         Signal::RequestRate | Signal::GenerationRequests | Signal::VolumeUsage => {
-            Err("needs Prometheus (a single scrape has no rate or volume data)".into())
+            Err(ProbeError::Unsupported(
+                "Prometheus (a single scrape has no rate or volume data)".into(),
+            ))
         }
     }
 }
@@ -306,8 +319,12 @@ fn ratio(part: f64, total: f64) -> Reading {
     if total > 0.0 {
         Ok(part / total)
     } else {
-        Err("no requests recorded yet".into())
+        Err(no_requests())
     }
+}
+
+fn no_requests() -> ProbeError {
+    ProbeError::NoData("no requests recorded yet".into())
 }
 
 /// Prometheus' `histogram_quantile` on cumulative buckets `(le, count)`: linear
@@ -316,10 +333,14 @@ pub fn quantile(q: f64, buckets: &mut [(f64, f64)]) -> Reading {
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total = match buckets.last() {
         Some((le, count)) if le.is_infinite() => *count,
-        _ => return Err("histogram without a +Inf bucket".into()),
+        _ => {
+            return Err(ProbeError::Protocol(
+                "a histogram without a +Inf bucket".into(),
+            ));
+        }
     };
     if total <= 0.0 {
-        return Err("no requests recorded yet".into());
+        return Err(no_requests());
     }
     let rank = q * total;
     let mut prev = (0.0, 0.0);
@@ -339,7 +360,7 @@ pub fn quantile(q: f64, buckets: &mut [(f64, f64)]) -> Reading {
         }
         prev = (le, count);
     }
-    Err("histogram has no data".into())
+    Err(ProbeError::NoData("an empty histogram".into()))
 }
 
 #[cfg(test)]
@@ -382,15 +403,15 @@ broken{line 3
         assert_eq!(from_scrape(Signal::ActiveConnections, &s), Ok(42.0));
         assert_eq!(from_scrape(Signal::DailyActiveUsers, &s), Ok(1234.0));
         assert_eq!(from_scrape(Signal::GenerationSuccess, &s), Ok(0.95));
-        assert!(
-            from_scrape(Signal::RequestRate, &s)
-                .unwrap_err()
-                .contains("needs Prometheus")
-        );
-        assert!(
-            from_scrape(Signal::ErrorRate, &[])
-                .unwrap_err()
-                .contains("no http_requests_total")
+        assert!(matches!(
+            from_scrape(Signal::RequestRate, &s),
+            Err(ProbeError::Unsupported(why)) if why.starts_with("Prometheus")
+        ));
+        assert_eq!(
+            from_scrape(Signal::ErrorRate, &[]),
+            Err(ProbeError::NoData(
+                "no http_requests_total in the scrape".into()
+            ))
         );
     }
 

@@ -1,108 +1,147 @@
-//! Redis over RESP2 with the three commands the runbook needs (`AUTH`, `INFO`, `SCAN`):
-//! small enough to own, and it never sends `KEYS`.
+//! Redis through the `redis` crate: plain or TLS (`rediss://`, rustls), a password or an
+//! ACL user from the URL, and only the commands the runbook needs (`INFO`, `SCAN`; never
+//! `KEYS`), each reply and the number of calls bounded.
 
+use std::path::Path;
 use std::time::Duration;
 
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, TlsCertificates};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
+use super::{Limit, ProbeError, TIMEOUT_KEY, tls_cause};
 use crate::domain::diagnostics::CacheStats;
 
-/// Longest reply accepted (an `INFO` section is a few KiB).
-const MAX_BULK: usize = 1024 * 1024;
+/// Longest `INFO` section accepted (one is a few KiB).
+const MAX_INFO: usize = 1024 * 1024;
 /// `SCAN` calls made for one sample, whatever the keyspace size.
 const MAX_SCAN_CALLS: usize = 20;
+/// Longest key kept in a sample; longer keys are cut.
+const MAX_KEY: usize = 1024;
 
-#[derive(Debug, PartialEq)]
-enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Resp>),
-}
-
-/// Where and how to reach Redis, from a `redis://[:password@]host:port[/db]` URL.
+/// Where and how to reach Redis, from a `redis://` or `rediss://` URL.
 #[derive(Clone)]
 pub struct Redis {
-    addr: String,
-    username: Option<String>,
-    password: Option<SecretString>,
-    db: Option<u32>,
-    timeout: Duration,
+    client: Client,
+    limit: Limit,
 }
 
 impl Redis {
+    /// `ca_file` holds PEM roots for a `rediss://` server signed by a private CA.
+    ///
     /// # Errors
-    /// When the URL is not a usable `redis://` URL.
-    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, String> {
-        let url = url::Url::parse(url.expose_secret())
-            .map_err(|_| "the Redis URL cannot be parsed".to_owned())?;
-        let host = url.host_str().ok_or("the Redis URL has no host")?;
-        let addr = format!("{host}:{}", url.port().unwrap_or(6379));
-        let db = match url.path().trim_start_matches('/') {
-            "" => None,
-            n => Some(
-                n.parse()
-                    .map_err(|_| "the Redis URL's database is not a number".to_owned())?,
-            ),
+    /// When the URL is not a usable Redis URL or the CA file cannot be read.
+    pub fn new(
+        url: &SecretString,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Self, ProbeError> {
+        let bad = |key: &'static str, why: String| ProbeError::BadConfig {
+            what: "Redis",
+            key,
+            why,
         };
+        // The crate's own error would quote the URL, password included: never shown.
+        let url = url.expose_secret();
+        let client = match ca_file {
+            None => Client::open(url),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    bad(
+                        "probes.redis_ca_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                Client::build_with_tls(
+                    url,
+                    TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        }
+        .map_err(|e| {
+            bad(
+                "ODORBOT_REDIS_URL",
+                format!("not a usable Redis URL ({:?})", e.kind()),
+            )
+        })?;
         Ok(Self {
-            addr,
-            username: (!url.username().is_empty()).then(|| url.username().to_owned()),
-            password: url.password().map(|p| SecretString::from(p.to_owned())),
-            db,
-            timeout,
+            client,
+            limit: Limit::new(timeout, TIMEOUT_KEY),
         })
     }
 
-    async fn connect(&self) -> Result<Conn, String> {
-        let stream = TcpStream::connect(&self.addr)
+    async fn connect(&self) -> Result<redis::aio::MultiplexedConnection, ProbeError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.limit.after))
+            .set_response_timeout(Some(self.limit.after));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|_| "connection refused or unreachable".to_owned())?;
-        let mut conn = Conn {
-            stream: BufReader::new(stream),
-        };
-        if let Some(password) = &self.password {
-            let mut args = vec!["AUTH".as_bytes()];
-            if let Some(user) = &self.username {
-                args.push(user.as_bytes());
+            .map_err(|e| self.reason(&e))
+    }
+
+    /// The cause, short; never the URL.
+    fn reason(&self, e: &RedisError) -> ProbeError {
+        if e.kind() == ErrorKind::AuthenticationFailed {
+            ProbeError::Auth
+        } else if let Some(tls) = tls_cause(e) {
+            ProbeError::Tls(tls)
+        } else if e.is_timeout() {
+            self.limit.expired()
+        } else if e.is_connection_refusal() || e.is_io_error() {
+            ProbeError::Unreachable
+        } else if let Some(code) = e.code() {
+            let detail = e.detail().unwrap_or_default();
+            ProbeError::Server {
+                server: "Redis",
+                message: format!("{code} {detail}").chars().take(160).collect(),
             }
-            args.push(password.expose_secret().as_bytes());
-            match conn.call(&args).await? {
-                Resp::Simple(_) => {}
-                _ => return Err("credentials refused".into()),
-            }
+        } else {
+            ProbeError::Protocol(format!("{:?}", e.kind()))
         }
-        if let Some(db) = self.db {
-            conn.call(&[b"SELECT", db.to_string().as_bytes()]).await?;
+    }
+
+    async fn info(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        section: &str,
+    ) -> Result<String, ProbeError> {
+        let text: Vec<u8> = redis::cmd("INFO")
+            .arg(section)
+            .query_async(conn)
+            .await
+            .map_err(|e| self.reason(&e))?;
+        if text.len() > MAX_INFO {
+            return Err(ProbeError::Protocol("an INFO reply over 1 MiB".into()));
         }
-        Ok(conn)
+        Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
     /// Hits, misses, evictions and memory from `INFO`.
     ///
     /// # Errors
-    /// A short reason.
-    pub async fn stats(&self) -> Result<CacheStats, String> {
+    /// The cause.
+    pub async fn stats(&self) -> Result<CacheStats, ProbeError> {
         let work = async {
             let mut conn = self.connect().await?;
-            let stats = conn.info("stats").await?;
-            let memory = conn.info("memory").await?;
-            Ok::<_, String>((stats, memory))
+            let stats = self.info(&mut conn, "stats").await?;
+            let memory = self.info(&mut conn, "memory").await?;
+            Ok::<_, ProbeError>((stats, memory))
         };
-        let (stats, memory) = tokio::time::timeout(self.timeout, work)
+        let (stats, memory) = tokio::time::timeout(self.limit.after, work)
             .await
-            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))??;
+            .map_err(|_| self.limit.expired())??;
         let field = |text: &str, key: &str| -> Option<u64> {
             text.lines()
                 .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
                 .and_then(|v| v.trim().parse().ok())
         };
+        let missing = |key: &str| ProbeError::Protocol(format!("INFO stats has no {key}"));
         Ok(CacheStats {
-            hits: field(&stats, "keyspace_hits").ok_or("INFO stats has no keyspace_hits")?,
-            misses: field(&stats, "keyspace_misses").ok_or("INFO stats has no keyspace_misses")?,
+            hits: field(&stats, "keyspace_hits").ok_or_else(|| missing("keyspace_hits"))?,
+            misses: field(&stats, "keyspace_misses").ok_or_else(|| missing("keyspace_misses"))?,
             evicted: field(&stats, "evicted_keys").unwrap_or(0),
             expired: field(&stats, "expired_keys").unwrap_or(0),
             used_memory: field(&memory, "used_memory").unwrap_or(0),
@@ -113,149 +152,41 @@ impl Redis {
     /// Up to `limit` keys matching `pattern`, by `SCAN` with a bounded number of calls.
     ///
     /// # Errors
-    /// A short reason.
-    pub async fn sample_keys(&self, pattern: &str, limit: usize) -> Result<Vec<String>, String> {
+    /// The cause.
+    pub async fn sample_keys(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, ProbeError> {
         let work = async {
             let mut conn = self.connect().await?;
             let mut keys = Vec::new();
-            let mut cursor = "0".to_owned();
+            let mut cursor: u64 = 0;
             for _ in 0..MAX_SCAN_CALLS {
-                let reply = conn
-                    .call(&[
-                        b"SCAN",
-                        cursor.as_bytes(),
-                        b"MATCH",
-                        pattern.as_bytes(),
-                        b"COUNT",
-                        b"100",
-                    ])
-                    .await?;
-                let Resp::Array(mut parts) = reply else {
-                    return Err("unexpected SCAN reply".into());
-                };
-                let (Some(Resp::Array(batch)), Some(Resp::Bulk(Some(next)))) =
-                    (parts.pop(), parts.pop())
-                else {
-                    return Err("unexpected SCAN reply".into());
-                };
-                keys.extend(batch.into_iter().filter_map(|k| match k {
-                    Resp::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
-                    _ => None,
-                }));
-                cursor = String::from_utf8_lossy(&next).into_owned();
-                if keys.len() >= limit || cursor == "0" {
+                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(100)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.reason(&e))?;
+                keys.extend(
+                    batch
+                        .into_iter()
+                        .take(limit.saturating_sub(keys.len()))
+                        .map(|k| String::from_utf8_lossy(&k[..k.len().min(MAX_KEY)]).into_owned()),
+                );
+                cursor = next;
+                if keys.len() >= limit || cursor == 0 {
                     break;
                 }
             }
-            keys.truncate(limit);
             Ok(keys)
         };
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.limit.after, work)
             .await
-            .map_err(|_| format!("no answer within {}s", self.timeout.as_secs()))?
-    }
-}
-
-struct Conn {
-    stream: BufReader<TcpStream>,
-}
-
-impl Conn {
-    async fn call(&mut self, args: &[&[u8]]) -> Result<Resp, String> {
-        let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            frame.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            frame.extend_from_slice(a);
-            frame.extend_from_slice(b"\r\n");
-        }
-        self.stream
-            .get_mut()
-            .write_all(&frame)
-            .await
-            .map_err(|_| "connection lost".to_owned())?;
-        match read_reply(&mut self.stream).await? {
-            Resp::Error(e) => Err(format!(
-                "Redis: {}",
-                e.chars().take(120).collect::<String>()
-            )),
-            other => Ok(other),
-        }
-    }
-
-    async fn info(&mut self, section: &str) -> Result<String, String> {
-        match self.call(&[b"INFO", section.as_bytes()]).await? {
-            Resp::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            _ => Err("unexpected INFO reply".into()),
-        }
-    }
-}
-
-async fn read_line(r: &mut BufReader<TcpStream>) -> Result<String, String> {
-    let mut line = String::new();
-    let n = r
-        .read_line(&mut line)
-        .await
-        .map_err(|_| "connection lost".to_owned())?;
-    if n == 0 || !line.ends_with("\r\n") {
-        return Err("connection closed mid-reply".into());
-    }
-    line.truncate(line.len() - 2);
-    Ok(line)
-}
-
-/// Reads one reply; arrays nest one level at most here (SCAN), which a loop handles
-/// without recursion.
-async fn read_reply(r: &mut BufReader<TcpStream>) -> Result<Resp, String> {
-    let mut stack: Vec<(usize, Vec<Resp>)> = Vec::new();
-    loop {
-        let line = read_line(r).await?;
-        let (kind, rest) = line.split_at_checked(1).ok_or("empty reply line")?;
-        let item = match kind {
-            "+" => Resp::Simple(rest.to_owned()),
-            "-" => Resp::Error(rest.to_owned()),
-            ":" => Resp::Int(rest.parse().map_err(|_| "bad integer reply")?),
-            "$" => {
-                let len: i64 = rest.parse().map_err(|_| "bad bulk length")?;
-                if len < 0 {
-                    Resp::Bulk(None)
-                } else {
-                    let len = usize::try_from(len).map_err(|_| "bad bulk length")?;
-                    if len > MAX_BULK {
-                        return Err("reply too large".into());
-                    }
-                    let mut buf = vec![0; len + 2];
-                    r.read_exact(&mut buf)
-                        .await
-                        .map_err(|_| "connection lost".to_owned())?;
-                    buf.truncate(len);
-                    Resp::Bulk(Some(buf))
-                }
-            }
-            "*" => {
-                let n: i64 = rest.parse().map_err(|_| "bad array length")?;
-                if n <= 0 {
-                    Resp::Array(Vec::new())
-                } else {
-                    if stack.len() > 4 || n > 100_000 {
-                        return Err("reply too deep or too large".into());
-                    }
-                    stack.push((n as usize, Vec::new()));
-                    continue;
-                }
-            }
-            _ => return Err("not a Redis reply".into()),
-        };
-        let mut item = item;
-        loop {
-            let Some((want, items)) = stack.last_mut() else {
-                return Ok(item);
-            };
-            items.push(item);
-            if items.len() < *want {
-                break;
-            }
-            let (_, done) = stack.pop().expect("non-empty");
-            item = Resp::Array(done);
-        }
+            .map_err(|_| self.limit.expired())?
     }
 }

@@ -3,7 +3,7 @@
 //! one is still reported rather than hidden behind a handshake error.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -17,6 +17,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::{Limit, ProbeError};
 use crate::domain::diagnostics::CertInfo;
 
 /// Accepts any certificate chain but still checks the handshake signatures, so the peer
@@ -73,47 +74,51 @@ impl ServerCertVerifier for InspectOnly {
 ///
 /// # Errors
 /// A short reason: unreachable, handshake failed, no or unreadable certificate.
-pub async fn inspect(host_port: &str, timeout: Duration) -> Result<CertInfo, String> {
+pub async fn inspect(host_port: &str, limit: Limit) -> Result<CertInfo, ProbeError> {
+    let bad = |why: &str| ProbeError::BadConfig {
+        what: "The TLS host",
+        key: "probes.tls_host",
+        why: why.into(),
+    };
     let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "bad port".to_owned())?),
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("not a port"))?),
         None => (host_port, 443),
     };
     let provider = Arc::new(ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ProbeError::Tls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(InspectOnly(provider)))
         .with_no_client_auth();
-    let name =
-        ServerName::try_from(host.to_owned()).map_err(|_| "not a valid host name".to_owned())?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| bad("not a valid host name"))?;
     let work = async {
         let tcp = TcpStream::connect((host, port))
             .await
-            .map_err(|_| "connection refused or unreachable".to_owned())?;
+            .map_err(|_| ProbeError::Unreachable)?;
         let tls = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            .map_err(|e| ProbeError::Tls(format!("handshake: {e}")))?;
         let (_, session) = tls.get_ref();
         let leaf = session
             .peer_certificates()
             .and_then(|c| c.first())
-            .ok_or("the server sent no certificate")?;
+            .ok_or_else(|| ProbeError::Tls("the server sent no certificate".into()))?;
         describe(leaf.as_ref())
     };
-    tokio::time::timeout(timeout, work)
+    tokio::time::timeout(limit.after, work)
         .await
-        .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+        .map_err(|_| limit.expired())?
 }
 
 /// Reads expiry, issuer and names from a DER certificate.
 ///
 /// # Errors
 /// When the certificate cannot be parsed.
-pub fn describe(der: &[u8]) -> Result<CertInfo, String> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|_| "unreadable certificate".to_owned())?;
+pub fn describe(der: &[u8]) -> Result<CertInfo, ProbeError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| ProbeError::Protocol("an unreadable certificate".into()))?;
     let not_after = cert.validity().not_after.timestamp();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use odorbot::config::{Config, env_from};
 use odorbot::domain::signals::{Signal, Verdict, judge, judge_cache_hit_rate};
-use odorbot::probes::Probes;
+use odorbot::probes::{Limit, ProbeError, Probes};
 use sqlx::{Connection, PgConnection};
 
 use crate::support::pg::{TempDb, session};
 use crate::support::probe_servers::{
     Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url, redis_cmds,
-    serve, tls_server,
+    redis_tls, serve, tls_server,
 };
 
 /// Probes configured from environment-style pairs, with test timeouts.
@@ -80,9 +80,7 @@ async fn promql_answers_match_the_exporters_known_values() {
     assert!((80.0..=120.0).contains(&rate), "{rate}");
     // The exporter serves no kubelet volume stats: Prometheus says so, no fallback.
     assert!(
-        value(Signal::VolumeUsage)
-            .unwrap_err()
-            .starts_with("no data"),
+        matches!(value(Signal::VolumeUsage), Err(ProbeError::NoData(_))),
         "{:?}",
         value(Signal::VolumeUsage)
     );
@@ -111,7 +109,14 @@ async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
     assert!(close(error_rate.unwrap(), 0.02));
     assert!(source.contains("/metrics scrape"), "{source}");
     let (rate, _) = p.signal(Signal::RequestRate).await;
-    assert!(rate.unwrap_err().contains("needs Prometheus"));
+    let why = rate.unwrap_err();
+    assert!(
+        matches!(&why, ProbeError::Fallback { primary, scrape }
+            if *primary.as_ref() == ProbeError::Unreachable
+                && matches!(scrape.as_ref(), ProbeError::Unsupported(_))),
+        "{why:?}"
+    );
+    assert!(why.to_string().contains("needs Prometheus"), "{why}");
 }
 
 #[tokio::test]
@@ -366,22 +371,20 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         took < p.deadline + Duration::from_secs(1),
         "the picture came within its deadline ({took:?})"
     );
+    // Each reason names the bound that applied: Prometheus has 60% of probes.timeout (2s).
+    let prometheus_limit = Limit::new(Duration::from_millis(1200), "60% of probes.timeout");
     for (signal, reading, _) in &picture.signals {
-        assert!(
-            reading.as_ref().unwrap_err().contains("no answer within"),
+        assert_eq!(
+            reading.as_ref().unwrap_err(),
+            &prometheus_limit.expired(),
             "{signal}: {reading:?}"
         );
     }
-    assert!(
-        picture
-            .cache
-            .as_ref()
-            .unwrap_err()
-            .contains("no answer within"),
-        "{:?}",
-        picture.cache
+    assert_eq!(
+        picture.cache.as_ref().unwrap_err(),
+        &Limit::new(Duration::from_secs(2), "probes.timeout").expired()
     );
-    assert_eq!(picture.db.as_ref().unwrap_err(), "credentials refused");
+    assert_eq!(picture.db.as_ref().unwrap_err(), &ProbeError::Auth);
     assert!(
         picture
             .health
@@ -391,7 +394,7 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         picture.health
     );
     let pools = p.pgbouncer_pools().await.unwrap_err();
-    assert_eq!(pools, "connection refused or unreachable");
+    assert_eq!(pools, ProbeError::Unreachable);
     let text = picture
         .render(&p.thresholds, &p.links)
         .blocks
@@ -399,6 +402,14 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         .map(|b| format!("{b:?}"))
         .collect::<String>();
     assert!(text.contains("unknown: credentials refused"), "{text}");
+    assert!(
+        text.contains("unknown: no answer within 1.2s (60% of probes.timeout)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unknown: no answer within 2s (probes.timeout)"),
+        "{text}"
+    );
     assert!(!text.contains("wrong"), "a password leaked: {text}");
     db.drop_db().await;
 }
@@ -536,4 +547,158 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
     }
     drop(bot);
     db.drop_db().await;
+}
+
+#[tokio::test]
+async fn http_probes_bound_the_body_and_name_tls_failures() {
+    // Over the 8 MiB bound: refused, not read to the end.
+    let big = "x".repeat(9 * 1024 * 1024);
+    let router = Router::new()
+        .route("/metrics", get(move || async move { big.clone() }))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ok" }));
+    let (addr, _server) = serve(router).await;
+    let metrics = format!("http://{addr}/metrics");
+    let p = probes(&[("ODORBOT_METRICS_URL", &metrics)]);
+    let (reading, _) = p.signal(Signal::ErrorRate).await;
+    match reading {
+        Err(ProbeError::Fallback { scrape, .. }) => {
+            assert!(
+                matches!(scrape.as_ref(), ProbeError::Protocol(why) if why.contains("8 MiB")),
+                "{scrape:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A certificate no root vouches for is a TLS failure, not "unreachable".
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, _tls) = tls_server(dir.path(), 30).await;
+    let p = probes(&[(
+        "ODORBOT_HEALTH_URL",
+        &format!("https://localhost:{}/", tls.port()),
+    )]);
+    for check in p.health().await {
+        assert!(matches!(check, Err(ProbeError::Tls(_))), "{check:?}");
+    }
+    let p = probes(&[("ODORBOT_HEALTH_URL", &format!("http://{addr}/"))]);
+    assert!(p.health().await.iter().all(|h| h.is_ok()));
+}
+
+#[tokio::test]
+async fn redis_over_tls_with_an_acl_user_and_its_failures_by_cause() {
+    let (port, ca) = redis_tls();
+    let ca_file = ca.to_str().unwrap();
+    // The tests' admin user writes the keys; the probe's user may only INFO and SCAN.
+    let prefix = format!("odorbot-tls-test-{}", std::process::id());
+    let admin = redis::Client::build_with_tls(
+        format!("rediss://admin:odorbot-admin-password@localhost:{port}"),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(&ca).expect("scripts/probe-servers-up.sh made the CA")),
+        },
+    )
+    .unwrap();
+    let mut conn = admin.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..9 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg("v")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    let url = format!("rediss://odorbot:odorbot-probe-password@localhost:{port}");
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", &url),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    let stats = p.cache_stats().await.unwrap();
+    assert!(stats.used_memory > 0, "{stats:?}");
+    let keys = p.cache_keys(&format!("{prefix}:*"), 5).await.unwrap();
+    assert_eq!(keys.len(), 5, "bounded sample: {keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with(&prefix)), "{keys:?}");
+
+    // A wrong password is refused credentials, and the password is in no reason.
+    let wrong = format!("rediss://odorbot:not-the-password@localhost:{port}");
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", &wrong),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    assert_eq!(p.cache_stats().await, Err(ProbeError::Auth));
+    // Without the CA no root vouches for the server: a TLS failure, not "unreachable".
+    let p = probes(&[("ODORBOT_REDIS_URL", &url)]);
+    let why = p.cache_stats().await.unwrap_err();
+    assert!(matches!(why, ProbeError::Tls(_)), "{why:?}");
+    assert!(!why.to_string().contains("odorbot-probe-password"), "{why}");
+    // TLS asked of the plain Redis: it reads the handshake as an unfinished command and
+    // never answers, so the reason is the bound that applied.
+    let p = probes(&[
+        ("ODORBOT_REDIS_URL", "rediss://localhost:6379"),
+        ("ODORBOT_REDIS_CA_FILE", ca_file),
+    ]);
+    assert_eq!(
+        p.cache_stats().await,
+        Err(Limit::new(Duration::from_secs(2), "probes.timeout").expired())
+    );
+
+    let mut del = redis::cmd("DEL");
+    for i in 0..9 {
+        del.arg(format!("{prefix}:{i}"));
+    }
+    let _: () = del.query_async(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn unconfigured_probes_say_so_by_key_and_reach_out_to_nothing() {
+    let env = [
+        ("SLACK_APP_TOKEN", "xapp-1-test-x"),
+        ("SLACK_BOT_TOKEN", "xoxb-1-test-x"),
+    ];
+    let config = Config::load(None, &env_from(&env)).unwrap();
+    assert_eq!(config.probes.health_url, None);
+    assert_eq!(config.probes.tls_host, None);
+    let p = Probes::new(&config.probes).unwrap();
+    let started = Instant::now();
+    let health = p.health().await;
+    assert_eq!(
+        health,
+        [Err(ProbeError::not_configured(
+            "The service URL",
+            "probes.health_url"
+        ))]
+    );
+    let (host, cert) = p.tls().await;
+    assert_eq!(host, "");
+    assert_eq!(
+        cert,
+        Err(ProbeError::not_configured(
+            "The TLS host",
+            "probes.tls_host"
+        ))
+    );
+    let picture = p.picture(self_status(), Vec::new()).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "nothing was waited for"
+    );
+    let text = picture
+        .render(&p.thresholds, &p.links)
+        .blocks
+        .iter()
+        .map(|b| format!("{b:?}"))
+        .collect::<String>();
+    for want in [
+        "unknown: The service URL is not configured (probes.health_url)",
+        "unknown: PostgreSQL is not configured (ODORBOT_POSTGRES_URL)",
+        "unknown: Redis is not configured (ODORBOT_REDIS_URL)",
+        "unknown: Prometheus is not configured (probes.prometheus_url)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    let certs = odorbot::domain::diagnostics::render_tls(&host, &cert, &p.links);
+    assert!(
+        format!("{:?}", certs.blocks).contains("The TLS host is not configured (probes.tls_host)"),
+        "{certs:?}"
+    );
 }

@@ -267,3 +267,14 @@ pub async fn redis_cmds(addr: &str, cmds: &[&[&str]]) -> Vec<String> {
     }
     replies
 }
+
+/// The Redis with TLS and ACL users that scripts/probe-servers-up.sh starts: its port and
+/// the CA that signed its certificate.
+pub fn redis_tls() -> (u16, std::path::PathBuf) {
+    let port = std::env::var("ODORBOT_PROBE_REDIS_TLS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(56379);
+    let dir = std::env::var("ODORBOT_PROBES_DIR").unwrap_or_else(|_| "/tmp/odorbot-probes".into());
+    (port, std::path::Path::new(&dir).join("redis-tls/ca.crt"))
+}

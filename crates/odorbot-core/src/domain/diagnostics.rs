@@ -1,9 +1,11 @@
 //! Diagnostics results as plain data, and their replies with the runbook's verdicts.
 //! Every part may be unknown with a reason; a missing part never hides the others.
 
+use std::fmt;
 use std::time::Duration;
 
 use super::args::format_duration;
+use super::probe::ProbeError;
 use super::signals::{Links, Reading, Signal, Thresholds, Verdict, judge, judge_cache_hit_rate};
 use super::status::SelfStatus;
 use super::view::{Block, Message, code_span, escape, truncate};
@@ -131,8 +133,8 @@ pub fn verdict_line(what: &str, value: &str, verdict: &Verdict) -> String {
     format!("{} *{what}*: {value}{detail}", verdict.mark())
 }
 
-fn unknown_line(what: &str, why: &str) -> String {
-    verdict_line(what, "", &Verdict::Unknown(why.to_owned()))
+fn unknown_line(what: &str, why: &impl fmt::Display) -> String {
+    verdict_line(what, "", &Verdict::Unknown(why.to_string()))
 }
 
 fn with_links(mut blocks: Vec<Block>, links: &Links) -> Vec<Block> {
@@ -176,8 +178,8 @@ pub fn render_signal(
 
 /// `/odor db connections`.
 pub fn render_connections(
-    result: &Result<ConnectionCounts, String>,
-    size: &Result<i64, String>,
+    result: &Result<ConnectionCounts, ProbeError>,
+    size: &Result<i64, ProbeError>,
     links: &Links,
 ) -> Message {
     let mut lines = match result {
@@ -198,16 +200,16 @@ pub fn render_connections(
     };
     lines.push(match size {
         Ok(bytes) => format!("Database size: {}", human_bytes(*bytes as u64)),
-        Err(why) => format!("Database size unknown: {}", escape(why)),
+        Err(why) => format!("Database size unknown: {}", escape(&why.to_string())),
     });
     message("PostgreSQL connections", lines, links)
 }
 
 /// `/odor db slow-queries`.
 pub fn render_slow_queries(
-    running: &Result<Vec<SlowStatement>, String>,
+    running: &Result<Vec<SlowStatement>, ProbeError>,
     older_than: Duration,
-    top: &Result<TopStatements, String>,
+    top: &Result<TopStatements, ProbeError>,
     links: &Links,
 ) -> Message {
     let mut lines = vec![format!(
@@ -243,7 +245,7 @@ pub fn render_slow_queries(
 }
 
 /// `/odor db pools`: PgBouncer's pools with a verdict.
-pub fn render_pools(result: &Result<Vec<PoolStats>, String>, links: &Links) -> Message {
+pub fn render_pools(result: &Result<Vec<PoolStats>, ProbeError>, links: &Links) -> Message {
     let lines = match result {
         Err(why) => vec![unknown_line("PgBouncer pools", why)],
         Ok(pools) if pools.is_empty() => vec!["PgBouncer reports no pools yet.".into()],
@@ -279,8 +281,8 @@ pub fn render_pools(result: &Result<Vec<PoolStats>, String>, links: &Links) -> M
 
 /// `/odor cache stats`.
 pub fn render_cache(
-    result: &Result<CacheStats, String>,
-    keys: Option<&Result<Vec<String>, String>>,
+    result: &Result<CacheStats, ProbeError>,
+    keys: Option<&Result<Vec<String>, ProbeError>>,
     t: &Thresholds,
     links: &Links,
 ) -> Message {
@@ -346,7 +348,7 @@ pub fn render_disk(reading: &Reading, t: &Thresholds, links: &Links) -> Message 
 }
 
 /// The TLS side of `/odor certs`.
-pub fn render_tls(host: &str, result: &Result<CertInfo, String>, links: &Links) -> Message {
+pub fn render_tls(host: &str, result: &Result<CertInfo, ProbeError>, links: &Links) -> Message {
     let lines = match result {
         Err(why) => vec![unknown_line(
             &format!("TLS certificate of {}", escape(host)),
@@ -375,9 +377,9 @@ pub struct Picture {
     pub deployments: Vec<Readiness>,
     /// `(signal, reading, source)` for the signals the status shows.
     pub signals: Vec<(Signal, Reading, String)>,
-    pub health: Vec<Result<HealthCheck, String>>,
-    pub db: Result<ConnectionCounts, String>,
-    pub cache: Result<CacheStats, String>,
+    pub health: Vec<Result<HealthCheck, ProbeError>>,
+    pub db: Result<ConnectionCounts, ProbeError>,
+    pub cache: Result<CacheStats, ProbeError>,
     pub odorbot: SelfStatus,
 }
 
@@ -572,7 +574,10 @@ mod tests {
                 (Signal::ErrorRate, Ok(0.02), "Prometheus".into()),
                 (
                     Signal::P95Latency,
-                    Err("Prometheus: no answer within 3s".into()),
+                    Err(ProbeError::Timeout(crate::domain::probe::Limit::new(
+                        Duration::from_millis(1800),
+                        "60% of probes.timeout",
+                    ))),
                     "Prometheus".into(),
                 ),
             ],
@@ -581,7 +586,7 @@ mod tests {
                 status: 200,
                 latency: Duration::from_millis(12),
             })],
-            db: Err("connection refused or unreachable".into()),
+            db: Err(ProbeError::Unreachable),
             cache: Ok(CacheStats {
                 hits: 80,
                 misses: 20,
@@ -623,7 +628,7 @@ mod tests {
         let t = text(&m);
         assert!(t.contains("🔴 *Error rate (5xx)*: 2.00%"), "{t}");
         assert!(
-            t.contains("❔ *p95 latency*: unknown: Prometheus: no answer within 3s"),
+            t.contains("❔ *p95 latency*: unknown: no answer within 1.8s (60% of probes.timeout)"),
             "{t}"
         );
         assert!(

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::probe::ProbeError;
+
 /// A service signal the runbook watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
@@ -156,14 +158,14 @@ impl Verdict {
 }
 
 /// A signal's reading: a value, or why there is none.
-pub type Reading = Result<f64, String>;
+pub type Reading = Result<f64, ProbeError>;
 
 /// Judges a service signal against the thresholds.
 pub fn judge(signal: Signal, reading: &Reading, t: &Thresholds) -> Verdict {
     let value = match reading {
         Ok(v) if v.is_finite() => *v,
         Ok(_) => return Verdict::Unknown("no data (not a number)".into()),
-        Err(why) => return Verdict::Unknown(why.clone()),
+        Err(why) => return Verdict::Unknown(why.to_string()),
     };
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
     match signal {
@@ -266,8 +268,8 @@ mod tests {
         ));
         assert_eq!(judge(Signal::RequestRate, &Ok(12.0), &t), Verdict::Info);
         assert_eq!(
-            judge(Signal::ErrorRate, &Err("timed out".into()), &t),
-            Verdict::Unknown("timed out".into())
+            judge(Signal::ErrorRate, &Err(ProbeError::Unreachable), &t),
+            Verdict::Unknown("connection refused or unreachable".into())
         );
         assert!(matches!(
             judge(Signal::ErrorRate, &Ok(f64::NAN), &t),
