@@ -177,6 +177,24 @@ fn text(c: &Call) -> String {
     c.body.to_string()
 }
 
+/// Each escalation of INC-1 posted once; the times its status updates were posted.
+fn escalated_once_and_status_times(fake: &FakeSlack, logs: &str) -> Vec<std::time::Instant> {
+    for escalation in [
+        "⏫ *Escalated to Secondary",
+        "⏫ *Escalated to Platform lead",
+    ] {
+        assert_eq!(
+            posts_containing(fake, escalation).len(),
+            1,
+            "{escalation} once\n{logs}"
+        );
+    }
+    posts_containing(fake, "Status of INC-1")
+        .into_iter()
+        .map(|c| c.at)
+        .collect()
+}
+
 fn posts_containing(fake: &FakeSlack, what: &str) -> Vec<Call> {
     fake.calls_to("chat.postMessage")
         .into_iter()
@@ -319,21 +337,7 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
         deployment.spec.unwrap().template.spec.unwrap().containers[0].image,
         Some(format!("{API_IMAGE}:1.5.0"))
     );
-    for escalation in [
-        "⏫ *Escalated to Secondary",
-        "⏫ *Escalated to Platform lead",
-    ] {
-        assert_eq!(
-            posts_containing(&fake, escalation).len(),
-            1,
-            "{escalation} once\n{}",
-            logs()
-        );
-    }
-    let times: Vec<std::time::Instant> = posts_containing(&fake, "Status of INC-1")
-        .into_iter()
-        .map(|c| c.at)
-        .collect();
+    let times = escalated_once_and_status_times(&fake, &logs());
     for pair in times.windows(2) {
         assert!(
             pair[1].duration_since(pair[0]) >= Duration::from_millis(1500),
@@ -360,14 +364,7 @@ fn slow_root_yaml() -> String {
 
 /// Root messages in the incident channel (no thread).
 fn roots(fake: &FakeSlack) -> Vec<Call> {
-    fake.calls_to("chat.postMessage")
-        .into_iter()
-        .filter(|c| {
-            c.status == 200
-                && c.body["channel"] == INCIDENTS
-                && c.body.get("thread_ts").is_none_or(Value::is_null)
-        })
-        .collect()
+    fake.roots_in(INCIDENTS)
 }
 
 #[tokio::test]
@@ -437,21 +434,7 @@ async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_
         "every message in the one thread: {threads:?}"
     );
     assert_eq!(posts_containing(&fake, "Page:*").len(), 1, "{}", logs());
-    for escalation in [
-        "⏫ *Escalated to Secondary",
-        "⏫ *Escalated to Platform lead",
-    ] {
-        assert_eq!(
-            posts_containing(&fake, escalation).len(),
-            1,
-            "{escalation} once\n{}",
-            logs()
-        );
-    }
-    let times: Vec<std::time::Instant> = posts_containing(&fake, "Status of INC-1")
-        .into_iter()
-        .map(|c| c.at)
-        .collect();
+    let times = escalated_once_and_status_times(&fake, &logs());
     let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
         .await
         .unwrap();

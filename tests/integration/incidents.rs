@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::alertmanager::Alertmanager;
 use crate::support::bot::Bot;
 use crate::support::fake_slack::{Call, FakeSlack};
@@ -43,14 +41,7 @@ fn text(call: &Call) -> String {
 
 /// Root messages posted in the incident channel (not in a thread).
 fn roots(fake: &FakeSlack) -> Vec<Call> {
-    fake.calls_to("chat.postMessage")
-        .into_iter()
-        .filter(|c| {
-            c.status == 200
-                && c.body["channel"] == CHANNEL
-                && c.body.get("thread_ts").is_none_or(Value::is_null)
-        })
-        .collect()
+    fake.roots_in(CHANNEL)
 }
 
 /// Messages posted in threads (each test has one incident, so one thread).

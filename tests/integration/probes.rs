@@ -23,6 +23,16 @@ fn probes(pairs: &[(&str, &str)]) -> Probes {
     probes_with(pairs, "")
 }
 
+/// The picture as `/odor status` renders it, every block's text in one string.
+fn rendered(picture: &odorbot::domain::diagnostics::Picture, p: &Probes) -> String {
+    picture
+        .render(&p.thresholds, &p.links)
+        .blocks
+        .iter()
+        .map(|b| format!("{b:?}"))
+        .collect()
+}
+
 fn probes_with(pairs: &[(&str, &str)], extra_yaml: &str) -> Probes {
     let mut all = vec![
         ("SLACK_APP_TOKEN", "xapp-1-test-x"),
@@ -395,12 +405,7 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
     );
     let pools = p.pgbouncer_pools().await.unwrap_err();
     assert_eq!(pools, ProbeError::Unreachable);
-    let text = picture
-        .render(&p.thresholds, &p.links)
-        .blocks
-        .iter()
-        .map(|b| format!("{b:?}"))
-        .collect::<String>();
+    let text = rendered(&picture, &p);
     assert!(text.contains("unknown: credentials refused"), "{text}");
     assert!(
         text.contains("unknown: no answer within 1.2s (60% of probes.timeout)"),
@@ -682,12 +687,7 @@ async fn unconfigured_probes_say_so_by_key_and_reach_out_to_nothing() {
         started.elapsed() < Duration::from_millis(500),
         "nothing was waited for"
     );
-    let text = picture
-        .render(&p.thresholds, &p.links)
-        .blocks
-        .iter()
-        .map(|b| format!("{b:?}"))
-        .collect::<String>();
+    let text = rendered(&picture, &p);
     for want in [
         "unknown: The service URL is not configured (probes.health_url)",
         "unknown: PostgreSQL is not configured (ODORBOT_POSTGRES_URL)",

@@ -491,6 +491,18 @@ impl FakeSlack {
             .collect()
     }
 
+    /// Root messages Slack took in `channel` (not in a thread).
+    pub fn roots_in(&self, channel: &str) -> Vec<Call> {
+        self.calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|c| {
+                c.status == 200
+                    && c.body["channel"] == channel
+                    && c.body.get("thread_ts").is_none_or(Value::is_null)
+            })
+            .collect()
+    }
+
     pub fn calls_to(&self, method: &str) -> Vec<Call> {
         let st = self.inner.st();
         st.calls
