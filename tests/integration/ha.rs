@@ -177,6 +177,26 @@ fn text(c: &Call) -> String {
     c.body.to_string()
 }
 
+/// Opens a critical incident and waits for its last escalation and three status updates.
+async fn open_critical_until_escalated(fake: &FakeSlack, logs: &dyn Fn() -> String) {
+    fake.slash_command(
+        "U0OPENER",
+        "C111",
+        "incident open critical checkout is down",
+    )
+    .await;
+    assert!(
+        fake.wait_until(WAIT, |f| {
+            !posts_containing(f, "Escalated to Platform lead").is_empty()
+                && posts_containing(f, "Status of INC-1").len() >= 3
+        })
+        .await,
+        "{:?}\n{}",
+        fake.calls_to("chat.postMessage"),
+        logs()
+    );
+}
+
 /// Each escalation of INC-1 posted once; the times its status updates were posted.
 fn escalated_once_and_status_times(fake: &FakeSlack, logs: &str) -> Vec<std::time::Instant> {
     for escalation in [
@@ -303,21 +323,7 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
     );
 
     // One critical incident: its escalations and status updates are timers in the store.
-    fake.slash_command(
-        "U0OPENER",
-        "C111",
-        "incident open critical checkout is down",
-    )
-    .await;
-    assert!(
-        fake.wait_until(WAIT, |f| {
-            !posts_containing(f, "Escalated to Platform lead").is_empty()
-                && posts_containing(f, "Status of INC-1").len() >= 3
-        })
-        .await,
-        "{}",
-        logs()
-    );
+    open_critical_until_escalated(&fake, &logs).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
@@ -387,22 +393,7 @@ async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_
     // Five seconds for the root: five leases, two escalations and two status periods.
     fake.slow_next_roots(2, Duration::from_secs(5));
     let opened = std::time::Instant::now();
-    fake.slash_command(
-        "U0OPENER",
-        "C111",
-        "incident open critical checkout is down",
-    )
-    .await;
-    assert!(
-        fake.wait_until(WAIT, |f| {
-            !posts_containing(f, "Escalated to Platform lead").is_empty()
-                && posts_containing(f, "Status of INC-1").len() >= 3
-        })
-        .await,
-        "{:?}\n{}",
-        fake.calls_to("chat.postMessage"),
-        logs()
-    );
+    open_critical_until_escalated(&fake, &logs).await;
     let resolve = fake
         .slash_command("U0PRIMARY", "C111", "resolve INC-1")
         .await;
