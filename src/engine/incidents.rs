@@ -351,7 +351,7 @@ impl Desk {
             Some(ts) => ts.clone(),
             None => {
                 held.confirm().await?;
-                let root = root_message(incident, now());
+                let root = root_message(incident, &self.policy, now());
                 let posted = tokio::select! {
                     r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT) => r,
                     () = held.lost.cancelled() => return Err(DeskError::LeaseLost),
@@ -383,7 +383,7 @@ impl Desk {
         if !pinged {
             held.confirm().await?;
             let page = self.policy.rule(incident.severity).page_at_once;
-            let ping = opening_ping(incident, &self.config.roster, page);
+            let ping = opening_ping(incident, &self.config.roster, &self.policy, page);
             self.post(&channel, Some(&ts), &ping).await;
             let who = self
                 .config
@@ -837,7 +837,7 @@ impl Desk {
         if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts)
             && let Err(e) = self
                 .api
-                .update_message(channel, ts, &root_message(incident, now()))
+                .update_message(channel, ts, &root_message(incident, &self.policy, now()))
                 .await
         {
             warn!(incident = %incident.name(), error = %e, "root message not updated");

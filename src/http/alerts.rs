@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use secrecy::ExposeSecret;
 use tracing::{info, warn};
@@ -21,7 +22,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub async fn receive(
     State(state): State<AdminState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> (StatusCode, String) {
     let Some(token) = &state.alerts_token else {
         return (
@@ -41,6 +42,20 @@ pub async fn receive(
         }
         Some(_) => {}
     }
+    let body = match body {
+        Ok(b) => b,
+        // The only limit the body meets is incidents.alerts_max_body_bytes: say it.
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return (
+                e.status(),
+                format!(
+                    "the body is larger than {} bytes (incidents.alerts_max_body_bytes)\n",
+                    state.alerts_max_body
+                ),
+            );
+        }
+        Err(e) => return (e.status(), format!("{}\n", e.body_text())),
+    };
     let notification = match alert::parse(&body) {
         Ok(n) => n,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),

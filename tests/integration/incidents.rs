@@ -413,7 +413,12 @@ async fn the_webhook_refuses_bad_input_with_reasons_and_writes_nothing() {
             403,
             "wrong bearer token",
         ),
-        (vec![("authorization", &bearer)], vec![b' '; 4096], 413, ""),
+        (
+            vec![("authorization", &bearer)],
+            vec![b' '; 4096],
+            413,
+            "larger than 2048 bytes (incidents.alerts_max_body_bytes)",
+        ),
         (
             vec![("authorization", &bearer)],
             b"{not json".to_vec(),

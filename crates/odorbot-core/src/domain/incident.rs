@@ -2,7 +2,8 @@
 
 use jiff::Timestamp;
 
-use super::escalation::{IncidentClock, Severity};
+use super::args::format_duration;
+use super::escalation::{IncidentClock, Policy, Severity};
 use super::ids::ChannelId;
 use super::roster::{ESCALATION_PATH, Role, Roster};
 use super::view::{Block, Button, ButtonStyle, Message, escape};
@@ -132,7 +133,7 @@ pub fn button_id(verb: &str, incident: &Incident) -> String {
 }
 
 /// The root message of an incident's thread.
-pub fn root_message(i: &Incident, now: Timestamp) -> Message {
+pub fn root_message(i: &Incident, policy: &Policy, now: Timestamp) -> Message {
     let title = format!(
         "{} {} {} — {}",
         severity_mark(i.severity),
@@ -196,8 +197,9 @@ pub fn root_message(i: &Incident, now: Timestamp) -> Message {
         ));
         blocks.push(Block::Actions(buttons));
         blocks.push(Block::Context(format!(
-            "Updates: `/odor update {} <text>` · status every few minutes in this thread",
-            i.name()
+            "Updates: `/odor update {} <text>` · status every {} in this thread",
+            i.name(),
+            format_duration(policy.status_every)
         )));
     }
     Message {
@@ -207,12 +209,13 @@ pub fn root_message(i: &Incident, now: Timestamp) -> Message {
 }
 
 /// The ping when an incident opens: a page for critical, a mention otherwise.
-pub fn opening_ping(i: &Incident, roster: &Roster, page: bool) -> Message {
+pub fn opening_ping(i: &Incident, roster: &Roster, policy: &Policy, page: bool) -> Message {
     let whom = roster.mention(Role::Primary);
     let text = if page {
         format!(
-            "🚨 *Page:* {whom} — {} is critical. Acknowledge within minutes or it escalates.",
-            i.name()
+            "🚨 *Page:* {whom} — {} is critical. Acknowledge within {} or it escalates.",
+            i.name(),
+            format_duration(policy.rule(i.severity).ack_within)
         )
     } else {
         format!(
@@ -341,8 +344,17 @@ mod tests {
     fn the_root_message_shows_state_and_buttons() {
         let i = incident();
         let now: Timestamp = "2026-11-27T10:04:00Z".parse().unwrap();
-        let m = root_message(&i, now);
+        let policy = Policy::runbook_example();
+        let m = root_message(&i, &policy, now);
         assert_eq!(m.text, "🔴 INC-7 CRITICAL — API &lt;down&gt;");
+        // The cadence and the deadline are the configured ones, not "every few minutes".
+        assert!(format!("{:?}", m.blocks).contains("status every 15m in this thread"));
+        let page = opening_ping(&i, &Roster::default(), &policy, true);
+        assert!(
+            page.text.contains("Acknowledge within 5m or it escalates"),
+            "{}",
+            page.text
+        );
         let Block::Actions(buttons) = &m.blocks[2] else {
             panic!("{:?}", m.blocks)
         };
@@ -359,7 +371,7 @@ mod tests {
         let mut resolved = incident();
         resolved.state = IncidentState::Resolved;
         assert!(
-            !root_message(&resolved, now)
+            !root_message(&resolved, &Policy::runbook_example(), now)
                 .blocks
                 .iter()
                 .any(|b| matches!(b, Block::Actions(_)))

@@ -124,10 +124,26 @@ impl Message {
     }
 }
 
-/// Plain, short notification text from mrkdwn: the first line, without markup.
+/// Plain, short notification text from mrkdwn: the first line, without markup. An
+/// underscore is markup only at the edge of a word (`_italic_`); inside one it is text
+/// (`:no_entry:`, `odordiff_api`) and stays.
 fn fallback_of(mrkdwn: &str) -> String {
-    let first = mrkdwn.lines().next().unwrap_or_default();
-    truncate(&first.replace(['*', '`', '_'], ""), 150)
+    let first: Vec<char> = mrkdwn.lines().next().unwrap_or_default().chars().collect();
+    let word = |i: Option<usize>| {
+        i.and_then(|i| first.get(i))
+            .is_some_and(|c| c.is_alphanumeric())
+    };
+    let plain: String = first
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| match c {
+            '*' | '`' => false,
+            '_' => word(i.checked_sub(1)) && word(Some(i + 1)),
+            _ => true,
+        })
+        .map(|(_, c)| *c)
+        .collect();
+    truncate(&plain, 150)
 }
 
 #[cfg(test)]
@@ -164,5 +180,7 @@ mod tests {
     fn text_messages_have_a_plain_fallback() {
         let m = Message::text("*Status*: `ok`\nmore");
         assert_eq!(m.text, "Status: ok");
+        let m = Message::text(":no_entry: _not_ for `snake_case` names");
+        assert_eq!(m.text, ":no_entry: not for snake_case names");
     }
 }
