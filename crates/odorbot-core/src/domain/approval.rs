@@ -188,8 +188,9 @@ pub enum ApprovalError {
     NotApprover(String),
     #[error("only the requester (or an approver) can cancel it")]
     NotRequester,
-    #[error("this request is {0} and can no longer be decided")]
-    Closed(&'static str),
+    /// Decided already: what became of it, so a late clicker learns whether it ran.
+    #[error("this request can no longer be decided: {0}")]
+    Closed(String),
     #[error("this request expired; ask again")]
     Expired,
     #[error("you already approved this request")]
@@ -220,6 +221,39 @@ pub fn cooldown_left(
         .flatten()
 }
 
+/// What became of a request that is no longer pending, in a sentence: who approved it
+/// and when, and whether it ran.
+pub fn what_became_of(r: &Request) -> String {
+    let approved = || {
+        let who: Vec<String> = r.approvals.iter().map(|u| format!("<@{u}>")).collect();
+        format!(
+            "approved by {} ({} UTC)",
+            if who.is_empty() {
+                "nobody".to_owned()
+            } else {
+                who.join(", ")
+            },
+            r.updated_at.strftime("%H:%M")
+        )
+    };
+    match r.state {
+        ApprovalState::Pending => "it is waiting for approval".into(),
+        ApprovalState::Approved => format!("it was {} and is about to run", approved()),
+        ApprovalState::Executing => format!("it was {} and is running now", approved()),
+        ApprovalState::Succeeded => {
+            format!("it was {} and has already run: it succeeded", approved())
+        }
+        ApprovalState::Failed => format!("it was {} and has already run: it failed", approved()),
+        ApprovalState::Interrupted => format!(
+            "it was {} and was interrupted: it is not re-run by itself",
+            approved()
+        ),
+        ApprovalState::Denied => "it was denied".into(),
+        ApprovalState::Cancelled => "it was cancelled".into(),
+        ApprovalState::Expired => "it expired without enough approvals; ask again".into(),
+    }
+}
+
 /// Applies `decision` to `request` at `now`.
 ///
 /// # Errors
@@ -230,7 +264,7 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Transition, ApprovalError> {
     if request.state != ApprovalState::Pending {
-        return Err(ApprovalError::Closed(request.state.name()));
+        return Err(ApprovalError::Closed(what_became_of(request)));
     }
     if now >= request.expires_at {
         return Err(ApprovalError::Expired);
@@ -623,6 +657,23 @@ mod tests {
     }
 
     #[test]
+    fn a_late_click_learns_who_approved_and_whether_it_ran() {
+        let mut r = request();
+        r.approvals = vec!["UB".into()];
+        r.updated_at = "2026-11-27T14:02:00Z".parse().unwrap();
+        r.state = ApprovalState::Succeeded;
+        let late = decide(&r, &approve("UC", true), r.updated_at)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            late,
+            "this request can no longer be decided: it was approved by <@UB> (14:02 UTC) and has already run: it succeeded"
+        );
+        r.state = ApprovalState::Executing;
+        assert!(what_became_of(&r).ends_with("is running now"));
+    }
+
+    #[test]
     fn non_approvers_and_late_or_closed_decisions_are_refused() {
         let now = at("2026-11-27T10:01:00Z");
         assert_eq!(
@@ -644,7 +695,7 @@ mod tests {
             r.state = state;
             assert_eq!(
                 decide(&r, &approve("UB", true), now),
-                Err(ApprovalError::Closed(state.name())),
+                Err(ApprovalError::Closed(what_became_of(&r))),
                 "{state:?}"
             );
         }
