@@ -803,7 +803,7 @@ impl Desk {
         self.store
             .add_timeline(&incident.id, now(), kind, actor, text)
             .await?;
-        self.thread(incident, text).await;
+        self.thread(incident, &escape(text)).await;
         Ok(())
     }
 

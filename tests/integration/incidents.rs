@@ -97,7 +97,7 @@ async fn alertmanager_opens_one_incident_per_group_and_notes_the_resolution() {
     assert_eq!(roots(&fake).len(), 1, "{:?}", roots(&fake));
     am.alert(&labels, "API Service Down", true).await;
     assert!(
-        wait_thread(&fake, "reports *OdorDiffApiDown* resolved", 1).await,
+        wait_thread(&fake, "reports OdorDiffApiDown resolved", 1).await,
         "{:?}\n{}",
         thread(&fake),
         bot.logs()
@@ -824,4 +824,38 @@ async fn a_due_escalation_is_not_held_up_by_another_incidents_slow_root_message(
         "{slow:?}"
     );
     assert_eq!(roots(&fake).len(), 2);
+}
+
+/// An alert's name is escaped once wherever it is shown: in the thread's note and in the
+/// status update that lists it (the timeline keeps it as plain text).
+#[tokio::test]
+async fn alert_names_are_escaped_once_in_notes_and_status_updates() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake, None, 300, 2).await;
+    let am = Alertmanager::start(bot.admin, TOKEN).await;
+    let labels = [("alertname", "<!channel> & co"), ("severity", "high")];
+    am.alert(&labels, "hostile name", false).await;
+    assert!(
+        wait_thread(&fake, "needs an owner", 1).await,
+        "{}",
+        bot.logs()
+    );
+    am.alert(&labels, "hostile name", true).await;
+    let note = "Alertmanager reports &lt;!channel&gt; &amp; co resolved";
+    assert!(
+        wait_thread(&fake, note, 1).await,
+        "{:?}\n{}",
+        thread(&fake),
+        bot.logs()
+    );
+    // The status update after it lists the note, escaped once.
+    assert!(
+        wait_thread(&fake, &format!("alert alertmanager — ✅ {note}"), 1).await,
+        "{:?}",
+        thread(&fake)
+    );
+    for line in thread(&fake) {
+        assert!(!line.contains("&amp;lt;"), "escaped twice: {line}");
+        assert!(!line.contains("<!channel>"), "not escaped: {line}");
+    }
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use super::alert::{Alert, AlertStatus, Notification};
 use super::escalation::Severity;
 use super::incident::NewIncident;
-use super::view::escape;
 
 /// The runbook entry an alert's labels select: its id and default severity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +27,8 @@ pub struct AlertPlan {
 #[derive(Debug, Clone)]
 pub enum AlertStep {
     /// Open an incident for the group, or, when one is open already (the store decides
-    /// that atomically), note the alert in it.
+    /// that atomically), note the alert in it. Notes are plain text, stored as such in
+    /// the timeline and escaped once wherever they are shown.
     Fire { new: NewIncident, note: String },
     /// Note the resolution in the group's open incident, if there is one.
     Resolve { note: String },
@@ -81,18 +81,11 @@ pub fn plan(
                             group_key: Some(n.group_key.clone()),
                             opened_by: "alertmanager".into(),
                         },
-                        note: format!(
-                            "🔔 Alert *{}* firing ({}).",
-                            escape(alert.name()),
-                            escape(&alert.fingerprint)
-                        ),
+                        note: format!("🔔 Alert {} firing ({}).", alert.name(), alert.fingerprint),
                     }
                 }
                 AlertStatus::Resolved => AlertStep::Resolve {
-                    note: format!(
-                        "✅ Alertmanager reports *{}* resolved.",
-                        escape(alert.name())
-                    ),
+                    note: format!("✅ Alertmanager reports {} resolved.", alert.name()),
                 },
             };
             AlertPlan {
@@ -200,16 +193,16 @@ mod tests {
     }
 
     #[test]
-    fn a_resolution_is_noted_and_names_are_escaped() {
+    fn a_resolution_is_noted_in_plain_text() {
         let n = notification(vec![alert(
             AlertStatus::Resolved,
             "2026-11-27T07:00:00Z",
             &[("alertname", "<!channel>")],
         )]);
         match &plan(&n, api_entry)[0].step {
+            // Plain: escaped once, where it is shown (the thread, a status update).
             AlertStep::Resolve { note } => {
-                assert!(note.contains("&lt;!channel&gt;"), "{note}");
-                assert!(!note.contains("<!channel>"), "{note}");
+                assert_eq!(note, "✅ Alertmanager reports <!channel> resolved.");
             }
             AlertStep::Fire { .. } => panic!("expected a resolution"),
         }
