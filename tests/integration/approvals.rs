@@ -240,7 +240,10 @@ async fn denied_cancelled_and_expired_requests_cannot_be_approved() {
             .contains("Recorded: deny")
     );
     let late = click(&fake, "U0CAROL", "approve", &denied).await;
-    assert!(late.contains("this request is denied"), "{late}");
+    assert!(
+        late.contains("can no longer be decided: it was denied"),
+        "{late}"
+    );
 
     let cancelled = request(&fake, "scale odordiff-worker 2 --reason \"load\"").await;
     assert!(
@@ -256,7 +259,7 @@ async fn denied_cancelled_and_expired_requests_cannot_be_approved() {
     assert!(
         click(&fake, "U0BOB", "approve", &cancelled)
             .await
-            .contains("this request is cancelled")
+            .contains("can no longer be decided: it was cancelled")
     );
 
     tokio::time::sleep(Duration::from_secs(11)).await;
