@@ -242,20 +242,11 @@ impl Dispatcher {
             }
             Err(e) => {
                 info!(user = %cmd.user, error = %e, "command rejected");
-                let verb = match &e {
-                    command::ParseError::UnknownVerb { .. } | command::ParseError::Tokenize(_) => {
-                        "unknown"
-                    }
-                    command::ParseError::MissingArgument { verb, .. }
-                    | command::ParseError::UnexpectedArgument { verb, .. }
-                    | command::ParseError::InvalidArgument { verb, .. }
-                    | command::ParseError::UnknownOption { verb, .. }
-                    | command::ParseError::MissingOptionValue { verb, .. }
-                    | command::ParseError::RepeatedOption { verb, .. } => verb.name,
-                    command::ParseError::Rule { verb, .. }
-                    | command::ParseError::Action { verb, .. } => verb,
-                };
-                (verb, "rejected", Message::text(format!(":warning: {e}")))
+                (
+                    e.verb(),
+                    "rejected",
+                    Message::text(format!(":warning: {e}")),
+                )
             }
         };
         self.metrics

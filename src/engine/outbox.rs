@@ -46,19 +46,7 @@ impl Outbox {
     /// Queues a message for `channel` (in `thread` when given) and wakes the sender.
     /// Falls back to sending at once if the store cannot take it.
     pub async fn send(&self, channel: &ChannelId, thread: Option<&str>, message: &Message) {
-        match self
-            .store
-            .enqueue(channel.as_str(), thread, message, Timestamp::now())
-            .await
-        {
-            Ok(()) => self.wake.notify_one(),
-            Err(e) => {
-                warn!(error = %e, "outbox unavailable; sending directly");
-                if let Err(e) = self.api.post_message(channel, thread, message).await {
-                    error!(error = %e, "message lost: neither the outbox nor Slack took it");
-                }
-            }
-        }
+        self.queue(channel, None, thread, message).await;
     }
 
     /// Queues a message for `incident`'s thread. Without `thread` (its root message is not
@@ -70,11 +58,23 @@ impl Outbox {
         thread: Option<&str>,
         message: &Message,
     ) {
+        self.queue(channel, Some(incident), thread, message).await;
+    }
+
+    /// Stores the message and wakes the sender; if the store cannot take it, sends it at
+    /// once (without a store there is no waiting for a root either).
+    async fn queue(
+        &self,
+        channel: &ChannelId,
+        incident: Option<&str>,
+        thread: Option<&str>,
+        message: &Message,
+    ) {
         match self
             .store
             .enqueue_for(
                 channel.as_str(),
-                Some(incident),
+                incident,
                 thread,
                 message,
                 Timestamp::now(),
@@ -83,10 +83,9 @@ impl Outbox {
         {
             Ok(()) => self.wake.notify_one(),
             Err(e) => {
-                // No store, so no waiting for the root either: the channel beats nothing.
-                warn!(error = %e, incident, "outbox unavailable; sending directly");
+                warn!(error = %e, ?incident, "outbox unavailable; sending directly");
                 if let Err(e) = self.api.post_message(channel, thread, message).await {
-                    error!(error = %e, incident, "message lost: neither the outbox nor Slack took it");
+                    error!(error = %e, ?incident, "message lost: neither the outbox nor Slack took it");
                 }
             }
         }

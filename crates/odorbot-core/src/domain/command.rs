@@ -256,6 +256,23 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    /// The verb the error concerns, as a bounded metrics label (`unknown` when none was
+    /// recognised).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::UnknownVerb { .. } | Self::Tokenize(_) => "unknown",
+            Self::MissingArgument { verb, .. }
+            | Self::UnexpectedArgument { verb, .. }
+            | Self::InvalidArgument { verb, .. }
+            | Self::UnknownOption { verb, .. }
+            | Self::MissingOptionValue { verb, .. }
+            | Self::RepeatedOption { verb, .. } => verb.name,
+            Self::Rule { verb, .. } | Self::Action { verb, .. } => verb,
+        }
+    }
+}
+
 /// Why a verb reaches no action.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VerbError {
