@@ -276,10 +276,16 @@ pub async fn check_online(config: &Config) -> Vec<CheckLine> {
     };
     let slack = match SlackApi::new(&config.slack, Metrics::new()) {
         Ok(api) => api
-            .auth_test(Duration::from_secs(10))
+            .auth_test(Duration::from_secs(5))
             .await
             .map(|me| format!("auth.test ok: team {}, bot user {}", me.team_id, me.user_id))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| {
+                if e.is_auth() {
+                    format!("auth: {e} (the bot token is not accepted)")
+                } else {
+                    e.to_string()
+                }
+            }),
         Err(e) => Err(e.to_string()),
     };
     let kube = match cluster::connect(&config.kubernetes).await {

@@ -14,6 +14,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+#[cfg(test)]
+mod keys;
 pub use crate::cluster::KubernetesConfig;
 use crate::domain::access::{Grantee, Policy, Scope};
 use crate::domain::args::parse_duration;
@@ -476,6 +478,26 @@ impl Compiler<'_> {
         }
     }
 
+    /// A path the configuration names, which must be a readable file: a typo is found by
+    /// `odorbot check`, not by the first call that needs the file.
+    fn file(&mut self, path: Option<(String, String)>) -> Option<PathBuf> {
+        let (path, location) = path?;
+        let path = PathBuf::from(path);
+        if let Err(e) = std::fs::File::open(&path)
+            .and_then(|f| f.metadata())
+            .and_then(|m| {
+                if m.is_file() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other("not a file"))
+                }
+            })
+        {
+            self.error(location, format!("{}: cannot be read: {e}", path.display()));
+        }
+        Some(path)
+    }
+
     /// A Slack token, required, with the prefix its kind must have.
     fn token(&mut self, var: &str, key: &str, file: Option<PathBuf>, prefix: &str) -> SecretString {
         let (value, location) = match self.secret(var, file) {
@@ -673,7 +695,11 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
     };
     let kubernetes = KubernetesConfig {
         namespace,
-        kubeconfig: raw.kubernetes.kubeconfig,
+        kubeconfig: c.file(
+            raw.kubernetes
+                .kubeconfig
+                .map(|p| (p.display().to_string(), c.at("kubernetes.kubeconfig"))),
+        ),
     };
     let probes = compile_probes(c, raw.probes);
     let incidents = compile_incidents(c, raw.incidents);
@@ -1135,13 +1161,14 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             raw.redis_url_file,
             &["redis", "rediss"],
         ),
-        redis_ca_file: c
-            .layered(
+        redis_ca_file: {
+            let path = c.layered(
                 "ODORBOT_REDIS_CA_FILE",
                 "probes.redis_ca_file",
                 raw.redis_ca_file,
-            )
-            .map(|(path, _)| PathBuf::from(path)),
+            );
+            c.file(path)
+        },
         health_url,
         tls_host,
         timeout: c.duration(
@@ -1367,6 +1394,43 @@ mod tests {
         }
         assert_eq!(errs.0.len(), 9, "{text}");
         assert!(!text.contains("nope"), "a token value leaked: {text}");
+    }
+
+    /// Every path the configuration names must be a readable file, found by `check`.
+    #[test]
+    fn paths_that_name_no_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = file(&format!(
+            "kubernetes:\n  kubeconfig: {d}/kube-config\nprobes:\n  redis_ca_file: {d}\n  redis_url_file: {d}/redis-url\n",
+            d = dir.path().display()
+        ));
+        let text = Config::load(Some(f.path()), &env_from(TOKENS))
+            .unwrap_err()
+            .to_string();
+        let name = f.path().display().to_string();
+        for want in [
+            format!(
+                "{name}: kubernetes.kubeconfig: {}/kube-config: cannot be read",
+                dir.path().display()
+            ),
+            // A directory is not a file.
+            format!(
+                "{name}: probes.redis_ca_file: {}: cannot be read",
+                dir.path().display()
+            ),
+            format!(
+                "secret file {}/redis-url: cannot be read",
+                dir.path().display()
+            ),
+        ] {
+            assert!(text.contains(&want), "missing {want:?} in\n{text}");
+        }
+        std::fs::write(dir.path().join("kube-config"), "apiVersion: v1\n").unwrap();
+        let f = file(&format!(
+            "kubernetes:\n  kubeconfig: {}/kube-config\n",
+            dir.path().display()
+        ));
+        assert!(Config::load(Some(f.path()), &env_from(TOKENS)).is_ok());
     }
 
     /// Policy is strict: a typo or an empty list is an error with its location, never a

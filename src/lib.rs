@@ -47,6 +47,7 @@ macro_rules! failpoint {
 pub mod http;
 pub mod idgen;
 pub mod metrics;
+pub mod netcause;
 pub mod probes;
 pub mod slack;
 pub mod store;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use super::{Limit, ProbeError, tls_cause};
+use super::{Limit, ProbeError};
+use crate::netcause::tls as tls_cause;
 
 /// Largest body a probe reads (a `/metrics` page of a busy service fits easily).
 const MAX_BODY: usize = 8 * 1024 * 1024;

@@ -46,32 +46,6 @@ pub async fn bounded<T>(
 /// The setting every probe's own bound comes from.
 const TIMEOUT_KEY: &str = "probes.timeout";
 
-/// The TLS error somewhere in `e`'s chain of causes, if any, in a few words. rustls' errors
-/// travel inside `std::io::Error`s, whose `source()` skips them, and the redis crate shares
-/// its causes in an `Arc<dyn Error>`, whose `source()` skips them too: both are opened.
-fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use std::error::Error;
-    use tokio_rustls::rustls::Error as TlsError;
-    type Shared = std::sync::Arc<dyn Error + Send + Sync>;
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<TlsError>() {
-            return Some(tls.to_string().chars().take(160).collect());
-        }
-        next = if let Some(shared) = e.downcast_ref::<Shared>() {
-            Some(&**shared as &(dyn Error + 'static))
-        } else if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner as &(dyn Error + 'static))
-        } else {
-            e.source()
-        };
-    }
-    None
-}
-
 /// Settings of the probes, built by the configuration.
 /// Where the diagnostics probes look, how long each may take, and the runbook's thresholds.
 #[derive(Debug, Clone)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, TlsCertificates};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Limit, ProbeError, TIMEOUT_KEY, tls_cause};
+use super::{Limit, ProbeError, TIMEOUT_KEY};
 use crate::domain::diagnostics::CacheStats;
+use crate::netcause::tls as tls_cause;
 
 /// Longest `INFO` section accepted (one is a few KiB).
 const MAX_INFO: usize = 1024 * 1024;

@@ -41,6 +41,27 @@ pub enum ApiError {
     Setup(String),
 }
 
+/// Slack's error codes for a token it does not accept.
+const AUTH_CODES: &[&str] = &[
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+];
+
+impl ApiError {
+    /// Whether Slack refused the token itself (not the request).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Self::Refused { code, .. } if AUTH_CODES.contains(&code.as_str()))
+    }
+}
+
+/// An attempt that got no answer in its time.
+#[derive(Debug, thiserror::Error)]
+#[error("timeout: no answer within {}s", .0.as_secs_f64())]
+struct NoAnswer(Duration);
+
 /// What to do after a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 enum Retry {
@@ -93,7 +114,10 @@ fn describe(err: &SlackClientError) -> String {
         SlackClientError::RateLimitError(e) => {
             format!("rate limited, retry after {:?}", e.retry_after)
         }
-        SlackClientError::HttpProtocolError(_) => "connection failed".into(),
+        SlackClientError::HttpProtocolError(e) => match &e.cause {
+            Some(cause) => crate::netcause::describe(&**cause),
+            None => "connection failed".into(),
+        },
         SlackClientError::ProtocolError(_) => "unreadable answer".into(),
         other => format!("{other}").chars().take(120).collect(),
     }
@@ -193,6 +217,12 @@ impl SlackApi {
         Fut: std::future::Future<Output = ClientResult<T>>,
     {
         let give_up_at = Instant::now() + deadline;
+        // A short deadline bounds each attempt too (a single attempt has no deadline).
+        let per_call = if deadline.is_zero() {
+            CALL_TIMEOUT
+        } else {
+            CALL_TIMEOUT.min(deadline)
+        };
         let mut backoff = Duration::from_millis(250);
         let mut attempts = 0;
         loop {
@@ -203,10 +233,10 @@ impl SlackApi {
                 }
             }
             attempts += 1;
-            let outcome = match tokio::time::timeout(CALL_TIMEOUT, call()).await {
+            let outcome = match tokio::time::timeout(per_call, call()).await {
                 Ok(r) => r,
                 Err(_) => Err(SlackClientError::HttpProtocolError(
-                    SlackClientHttpProtocolError::new(),
+                    SlackClientHttpProtocolError::new().with_cause(Box::new(NoAnswer(per_call))),
                 )),
             };
             let status = status_label(&outcome.as_ref().map(|_| ()));

@@ -124,13 +124,48 @@ async fn check_online_reaches_slack_the_store_and_kubernetes() {
     assert_eq!(fake.calls_to("auth.test").len(), 1);
 }
 
+/// Each failure names its cause: no answer, a refused connection, a failed TLS handshake.
+#[tokio::test]
+async fn check_online_names_the_cause_when_slack_cannot_be_reached() {
+    // Accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            open.push(s);
+        }
+    });
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    // HTTPS to a server that speaks plain HTTP.
+    let fake = crate::support::fake_slack::FakeSlack::start().await;
+    let tls_url = fake.api_url().replacen("http://", "https://", 1);
+    for (url, cause) in [
+        (silent_url.as_str(), "timeout: no answer within 5s"),
+        (closed_url.as_str(), "connection refused"),
+        (tls_url.as_str(), "TLS failed"),
+    ] {
+        let (code, out) = check_online(url, crate::support::fake_slack::BOT_TOKEN).await;
+        assert_eq!(code, 1, "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("slack: FAILED"))
+            .unwrap_or_default();
+        assert!(line.contains(cause), "{url}: {cause} in {out}");
+    }
+    held.abort();
+}
+
 #[tokio::test]
 async fn check_online_fails_when_slack_refuses_the_token() {
     let fake = crate::support::fake_slack::FakeSlack::start().await;
     let (code, out) = check_online(&fake.api_url(), "xoxb-wrong-token").await;
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("slack: FAILED: Slack refused auth.test: invalid_auth"),
+        out.contains("slack: FAILED: auth: Slack refused auth.test: invalid_auth"),
         "{out}"
     );
     assert!(!out.contains("xoxb-wrong-token"), "{out}");
