@@ -278,22 +278,16 @@ impl Runner {
             Action::HttpMetric { signal } => {
                 let signal: Signal = signal.render().parse().map_err(Failure::Invalid)?;
                 let (reading, source) = p.signal(signal).await;
-                diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
+                diagnostics::render_signal(signal, &reading, source, &p.thresholds, &p.links)
             }
             Action::HttpHealth { path } => {
                 let checks = p.health().await;
                 let want = path.render();
+                // Unconfigured, the one row names the key to set.
                 let lines: Vec<String> = checks
                     .iter()
-                    .filter(|c| c.as_ref().map_or(true, |h| h.path == want))
-                    .map(|c| match c {
-                        Ok(h) => diagnostics::verdict_line(&h.path, "", &h.verdict()),
-                        Err(why) => diagnostics::verdict_line(
-                            &want,
-                            "",
-                            &crate::domain::signals::Verdict::Unknown(why.to_string()),
-                        ),
-                    })
+                    .filter(|c| c.path == want || checks.len() == 1)
+                    .map(diagnostics::HealthCheck::line)
                     .collect();
                 Message::text(lines.join("\n"))
             }

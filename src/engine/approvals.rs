@@ -13,10 +13,8 @@ use crate::domain::approval::{
     self, ApprovalError, ApprovalState, Decision, Request, Sweep, Verification, WatchReading, card,
     cooldown_left, decide, watch_post,
 };
-use crate::domain::diagnostics::{HealthCheck, verdict_line};
+use crate::domain::diagnostics::HealthCheck;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
-use crate::domain::probe::ProbeError;
-use crate::domain::signals::Verdict;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
@@ -506,7 +504,7 @@ impl Approvals {
             findings.push(finding);
         }
         let health = self.runner.probes.health().await;
-        if health.iter().any(health_failing) {
+        if health.iter().any(HealthCheck::failing) {
             findings.push("health checks failing after the change".into());
         }
         let health = self.health_lines().await;
@@ -538,7 +536,13 @@ impl Approvals {
                         .collect(),
                     Err(e) => vec![e.to_string()],
                 },
-                health_failing: self.runner.probes.health().await.iter().any(health_failing),
+                health_failing: self
+                    .runner
+                    .probes
+                    .health()
+                    .await
+                    .iter()
+                    .any(HealthCheck::failing),
             };
             if !reading.is_healthy() {
                 problems += 1;
@@ -590,10 +594,7 @@ impl Approvals {
             .health()
             .await
             .iter()
-            .map(|h| match h {
-                Ok(h) => verdict_line(&h.path, "", &h.verdict()),
-                Err(why) => verdict_line("Health", "", &Verdict::Unknown(why.to_string())),
-            })
+            .map(HealthCheck::line)
             .collect()
     }
 
@@ -806,14 +807,6 @@ fn verified_deployment(action: &Action<Bound>, api: &K8sName) -> Option<K8sName>
             replicas,
         } if replicas.get() > 0 => Some(deployment.clone()),
         _ => None,
-    }
-}
-
-/// A health probe that failed or answered outside 2xx; an unconfigured one says nothing.
-fn health_failing(h: &Result<HealthCheck, ProbeError>) -> bool {
-    match h {
-        Ok(h) => !(200..300).contains(&h.status),
-        Err(e) => !e.is_not_configured(),
     }
 }
 

@@ -382,7 +382,7 @@ impl Dispatcher {
             }
             Command::Metrics { signal } => {
                 let (reading, source) = p.signal(signal).await;
-                diagnostics::render_signal(signal, &reading, &source, &p.thresholds, &p.links)
+                diagnostics::render_signal(signal, &reading, source, &p.thresholds, &p.links)
             }
         }
     }

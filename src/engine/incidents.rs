@@ -27,7 +27,7 @@ use crate::domain::incident::{
 };
 use crate::domain::intake::{self, AlertStep, EntryFacts};
 use crate::domain::roster::{ESCALATION_PATH, Role};
-use crate::domain::signals::{Verdict, judge};
+use crate::domain::signals::{Verdict, signal_row};
 use crate::domain::timer::{
     ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, free_slots, renew_every, sleep_for,
 };
@@ -1093,16 +1093,10 @@ impl Desk {
             .collect();
         let mut signals = self.readiness_lines(incident).await;
         signals.extend(self.probes.signals(&STATUS_SIGNALS).await.into_iter().map(
-            |(signal, reading, _)| {
-                let value = reading
-                    .as_ref()
-                    .map(|v| signal.format(*v))
-                    .unwrap_or_default();
-                verdict_line(
-                    signal.title(),
-                    &value,
-                    &judge(signal, &reading, &self.probes.thresholds),
-                )
+            |(signal, reading, source)| {
+                let (verdict, value) =
+                    signal_row(signal, &reading, source, &self.probes.thresholds);
+                verdict_line(signal.title(), &value, &verdict)
             },
         ));
         let nudge = needs_nudge(incident.last_human_update_at, period_start)

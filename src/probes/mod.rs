@@ -22,11 +22,11 @@ use self::prometheus::Prometheus;
 use self::redis::Redis;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
-    CacheStats, CertInfo, ConnectionCounts, HealthCheck, Picture, PoolStats, SlowStatement,
-    TopStatements,
+    CacheStats, CertInfo, ConnectionCounts, HealthAnswer, HealthCheck, Picture, PoolStats,
+    SlowStatement, TopStatements,
 };
 pub use crate::domain::probe::{Limit, ProbeError};
-use crate::domain::signals::{Links, Reading, Signal, Thresholds};
+use crate::domain::signals::{Links, Reading, Signal, Source, Thresholds};
 use crate::domain::status::SelfStatus;
 
 /// The signals `/odor status` shows.
@@ -138,23 +138,28 @@ impl Probes {
 
     /// One signal: from Prometheus when it answers, else from a `/metrics` scrape.
     /// Returns the reading and where it came from.
-    pub async fn signal(&self, signal: Signal) -> (Reading, String) {
+    pub async fn signal(&self, signal: Signal) -> (Reading, Source) {
         let mut readings = self.signals(&[signal]).await;
         readings.pop().map_or_else(
-            || (Err(ProbeError::NoData("no reading".into())), String::new()),
+            || {
+                (
+                    Err(ProbeError::NoData("no reading".into())),
+                    Source::Prometheus,
+                )
+            },
             |(_, r, s)| (r, s),
         )
     }
 
     /// Several signals at once; the scrape fallback, when needed, is fetched once.
-    pub async fn signals(&self, wanted: &[Signal]) -> Vec<(Signal, Reading, String)> {
+    pub async fn signals(&self, wanted: &[Signal]) -> Vec<(Signal, Reading, Source)> {
         // Prometheus gets most of the budget; what remains is for the fallback.
         let prom_budget = Limit::new(self.timeout.mul_f64(0.6), "60% of probes.timeout");
         let scrape_budget = Limit::new(
             self.timeout - prom_budget.after,
             "the rest of probes.timeout",
         );
-        let mut out: Vec<(Signal, Reading, String)> = match &self.prometheus {
+        let mut out: Vec<(Signal, Reading, Source)> = match &self.prometheus {
             Some(prom) => {
                 let queries = wanted.iter().map(|s| {
                     let promql =
@@ -169,7 +174,7 @@ impl Probes {
                 futures_util::future::join_all(queries)
                     .await
                     .into_iter()
-                    .map(|(s, r)| (s, r, "Prometheus".to_owned()))
+                    .map(|(s, r)| (s, r, Source::Prometheus))
                     .collect()
             }
             None => wanted
@@ -181,7 +186,7 @@ impl Probes {
                             "Prometheus",
                             "probes.prometheus_url",
                         )),
-                        String::new(),
+                        Source::Prometheus,
                     )
                 })
                 .collect(),
@@ -212,32 +217,42 @@ impl Probes {
                     Ok(samples) => prometheus::from_scrape(*signal, samples).map_err(fallback),
                     Err(e) => Err(fallback(e.clone())),
                 };
-                *source = "a /metrics scrape (cumulative since the service started)".into();
+                if reading.is_ok() {
+                    *source = Source::Scrape;
+                }
             }
         }
         out
     }
 
     /// `/health` and `/ready` of the service.
-    pub async fn health(&self) -> Vec<Result<HealthCheck, ProbeError>> {
+    pub async fn health(&self) -> Vec<HealthCheck> {
         let Some(base) = &self.health_url else {
-            return vec![Err(ProbeError::not_configured(
-                "The service URL",
-                "probes.health_url",
-            ))];
+            return vec![HealthCheck {
+                path: "Health".into(),
+                answer: Err(ProbeError::not_configured(
+                    "The service URL",
+                    "probes.health_url",
+                )),
+            }];
         };
         let check = |path: &'static str| async move {
-            let url = base.join(path).map_err(|e| ProbeError::BadConfig {
-                what: "The service URL",
-                key: "probes.health_url",
-                why: e.to_string(),
-            })?;
-            let answer = self.http.get(&url, self.limit()).await?;
-            Ok(HealthCheck {
+            let answer = async {
+                let url = base.join(path).map_err(|e| ProbeError::BadConfig {
+                    what: "The service URL",
+                    key: "probes.health_url",
+                    why: e.to_string(),
+                })?;
+                let answer = self.http.get(&url, self.limit()).await?;
+                Ok(HealthAnswer {
+                    status: answer.status,
+                    latency: answer.latency,
+                })
+            };
+            HealthCheck {
                 path: format!("/{path}"),
-                status: answer.status,
-                latency: answer.latency,
-            })
+                answer: answer.await,
+            }
         };
         let (health, ready) = tokio::join!(check("health"), check("ready"));
         vec![health, ready]
@@ -369,13 +384,20 @@ impl Probes {
         let signals = signals.unwrap_or_else(|why| {
             STATUS_SIGNALS
                 .iter()
-                .map(|s| (*s, Err(why.clone()), String::new()))
+                .map(|s| (*s, Err(why.clone()), Source::Prometheus))
                 .collect()
         });
         Picture {
             deployments,
             signals,
-            health: health.unwrap_or_else(|why| vec![Err(why)]),
+            health: health.unwrap_or_else(|why| {
+                ["/health", "/ready"]
+                    .map(|path| HealthCheck {
+                        path: path.into(),
+                        answer: Err(why.clone()),
+                    })
+                    .into()
+            }),
             db,
             cache,
             odorbot,

@@ -8,7 +8,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use odorbot::config::{Config, env_from};
-use odorbot::domain::signals::{Signal, Verdict, judge, judge_cache_hit_rate};
+use odorbot::domain::diagnostics::HealthCheck;
+use odorbot::domain::signals::{Signal, Source, Verdict, judge, judge_cache_hit_rate};
 use odorbot::probes::{Limit, ProbeError, Probes};
 use sqlx::{Connection, PgConnection};
 
@@ -94,7 +95,10 @@ async fn promql_answers_match_the_exporters_known_values() {
         "{:?}",
         value(Signal::VolumeUsage)
     );
-    assert!(got.iter().all(|(_, _, source)| source == "Prometheus"));
+    assert!(
+        got.iter()
+            .all(|(_, _, source)| *source == Source::Prometheus)
+    );
     let t = p.thresholds;
     assert!(matches!(
         judge(Signal::ErrorRate, &value(Signal::ErrorRate), &t),
@@ -117,7 +121,7 @@ async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
     ]);
     let (error_rate, source) = p.signal(Signal::ErrorRate).await;
     assert!(close(error_rate.unwrap(), 0.02));
-    assert!(source.contains("/metrics scrape"), "{source}");
+    assert_eq!(source, Source::Scrape);
     let (rate, _) = p.signal(Signal::RequestRate).await;
     let why = rate.unwrap_err();
     assert!(
@@ -331,11 +335,19 @@ async fn health_endpoints_and_tls_expiry_are_read() {
         ("ODORBOT_TLS_HOST", &format!("localhost:{}", tls.port())),
     ]);
     let checks = p.health().await;
-    let health = checks[0].as_ref().unwrap();
-    let ready = checks[1].as_ref().unwrap();
-    assert_eq!((health.path.as_str(), health.status), ("/health", 200));
-    assert_eq!((ready.path.as_str(), ready.status), ("/ready", 503));
-    assert!(matches!(ready.verdict(), Verdict::Breach(_)));
+    let status = |i: usize| {
+        let c: &HealthCheck = &checks[i];
+        (c.path.as_str(), c.answer.as_ref().unwrap().status)
+    };
+    assert_eq!(status(0), ("/health", 200));
+    assert_eq!(status(1), ("/ready", 503));
+    assert!(matches!(checks[1].verdict(), Verdict::Breach(_)));
+    // Each row is named by its path, so a failing one says which it is.
+    assert!(
+        checks[1].line().contains("*/ready*"),
+        "{}",
+        checks[1].line()
+    );
     let (host, cert) = p.tls().await;
     let cert = cert.unwrap();
     assert!(host.starts_with("localhost:"));
@@ -399,7 +411,7 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         picture
             .health
             .iter()
-            .all(|h| h.as_ref().is_ok_and(|h| h.status == 200)),
+            .all(|h| h.answer.as_ref().is_ok_and(|a| a.status == 200)),
         "{:?}",
         picture.health
     );
@@ -472,7 +484,7 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
         (
             "metrics error_rate",
             &[
-                "🔴 *Error rate (5xx)*: 2.00% (threshold 1%)",
+                "🔴 *Error rate (5xx)*: 2.00% since start, from /metrics (threshold 1%)",
                 "/metrics scrape",
             ],
         ),
@@ -582,11 +594,16 @@ async fn http_probes_bound_the_body_and_name_tls_failures() {
         "ODORBOT_HEALTH_URL",
         &format!("https://localhost:{}/", tls.port()),
     )]);
-    for check in p.health().await {
-        assert!(matches!(check, Err(ProbeError::Tls(_))), "{check:?}");
+    let checks = p.health().await;
+    assert_eq!(
+        checks.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+        ["/health", "/ready"]
+    );
+    for check in &checks {
+        assert!(matches!(check.answer, Err(ProbeError::Tls(_))), "{check:?}");
     }
     let p = probes(&[("ODORBOT_HEALTH_URL", &format!("http://{addr}/"))]);
-    assert!(p.health().await.iter().all(|h| h.is_ok()));
+    assert!(p.health().await.iter().all(|h| h.answer.is_ok()));
 }
 
 #[tokio::test]
@@ -668,10 +685,13 @@ async fn unconfigured_probes_say_so_by_key_and_reach_out_to_nothing() {
     let health = p.health().await;
     assert_eq!(
         health,
-        [Err(ProbeError::not_configured(
-            "The service URL",
-            "probes.health_url"
-        ))]
+        [HealthCheck {
+            path: "Health".into(),
+            answer: Err(ProbeError::not_configured(
+                "The service URL",
+                "probes.health_url"
+            ))
+        }]
     );
     let (host, cert) = p.tls().await;
     assert_eq!(host, "");

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::args::format_duration;
 use super::probe::ProbeError;
-use super::signals::{Links, Reading, Signal, Thresholds, Verdict, judge, judge_cache_hit_rate};
+use super::signals::{
+    Links, Reading, Signal, Source, Thresholds, Verdict, judge, judge_cache_hit_rate, signal_row,
+};
 use super::status::SelfStatus;
 use super::view::{Block, Message, code_span, escape, truncate};
 
@@ -104,21 +106,44 @@ impl CertInfo {
     }
 }
 
-/// One `/health` or `/ready` check.
+/// One `/health` or `/ready` check: the path asked, and its answer or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     pub path: String,
+    pub answer: Result<HealthAnswer, ProbeError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthAnswer {
     pub status: u16,
     pub latency: Duration,
 }
 
 impl HealthCheck {
     pub fn verdict(&self) -> Verdict {
-        let detail = format!("HTTP {} in {} ms", self.status, self.latency.as_millis());
-        if (200..300).contains(&self.status) {
-            Verdict::Ok(detail)
-        } else {
-            Verdict::Breach(detail)
+        match &self.answer {
+            Ok(a) => {
+                let detail = format!("HTTP {} in {} ms", a.status, a.latency.as_millis());
+                if (200..300).contains(&a.status) {
+                    Verdict::Ok(detail)
+                } else {
+                    Verdict::Breach(detail)
+                }
+            }
+            Err(why) => Verdict::Unknown(why.to_string()),
+        }
+    }
+
+    /// Its row, named by its path, so two failing checks say which is which.
+    pub fn line(&self) -> String {
+        verdict_line(&self.path, "", &self.verdict())
+    }
+
+    /// Answered outside 2xx, or could not be asked; an unconfigured check says nothing.
+    pub fn failing(&self) -> bool {
+        match &self.answer {
+            Ok(a) => !(200..300).contains(&a.status),
+            Err(e) => !e.is_not_configured(),
         }
     }
 }
@@ -162,17 +187,15 @@ fn message(title: &str, lines: Vec<String>, links: &Links) -> Message {
 pub fn render_signal(
     signal: Signal,
     reading: &Reading,
-    source: &str,
+    source: Source,
     t: &Thresholds,
     links: &Links,
 ) -> Message {
-    let verdict = judge(signal, reading, t);
-    let value = reading
-        .as_ref()
-        .map(|v| signal.format(*v))
-        .unwrap_or_default();
+    let (verdict, value) = signal_row(signal, reading, source, t);
     let mut lines = vec![verdict_line(signal.title(), &value, &verdict)];
-    lines.push(format!("_Source: {}_", escape(source)));
+    if reading.is_ok() {
+        lines.push(format!("_Source: {}_", source.describe()));
+    }
     message(&format!("{} — OdorDiff-2", signal.title()), lines, links)
 }
 
@@ -376,8 +399,8 @@ pub struct Picture {
     /// `(deployment, (ready, desired) or why unknown)` for OdorDiff-2's deployments.
     pub deployments: Vec<Readiness>,
     /// `(signal, reading, source)` for the signals the status shows.
-    pub signals: Vec<(Signal, Reading, String)>,
-    pub health: Vec<Result<HealthCheck, ProbeError>>,
+    pub signals: Vec<(Signal, Reading, Source)>,
+    pub health: Vec<HealthCheck>,
     pub db: Result<ConnectionCounts, ProbeError>,
     pub cache: Result<CacheStats, ProbeError>,
     pub odorbot: SelfStatus,
@@ -385,13 +408,7 @@ pub struct Picture {
 
 impl Picture {
     pub fn render(&self, t: &Thresholds, links: &Links) -> Message {
-        let mut lines = Vec::new();
-        let mut breaches = 0;
-        let mut tally = |v: &Verdict| {
-            if matches!(v, Verdict::Breach(_)) {
-                breaches += 1;
-            }
-        };
+        let mut rows = Rows::default();
         for (name, readiness) in &self.deployments {
             match readiness {
                 Ok((ready, desired)) => {
@@ -402,78 +419,103 @@ impl Picture {
                     } else {
                         Verdict::Breach(format!("{} not ready", desired - ready))
                     };
-                    tally(&v);
-                    lines.push(verdict_line(
-                        name,
-                        &format!("{ready}/{desired} pods ready"),
-                        &v,
-                    ));
+                    rows.push(name, &format!("{ready}/{desired} pods ready"), v);
                 }
-                Err(why) => lines.push(unknown_line(name, why)),
+                Err(why) => rows.push(name, "", Verdict::Unknown(why.clone())),
             }
         }
-        for (signal, reading, _) in &self.signals {
-            let verdict = judge(*signal, reading, t);
-            tally(&verdict);
-            let value = reading
-                .as_ref()
-                .map(|v| signal.format(*v))
-                .unwrap_or_default();
-            lines.push(verdict_line(signal.title(), &value, &verdict));
+        for (signal, reading, source) in &self.signals {
+            let (verdict, value) = signal_row(*signal, reading, *source, t);
+            rows.push(signal.title(), &value, verdict);
         }
         for check in &self.health {
-            match check {
-                Ok(h) => {
-                    let v = h.verdict();
-                    tally(&v);
-                    lines.push(verdict_line(&h.path, "", &v));
-                }
-                Err(why) => lines.push(unknown_line("Health", why)),
-            }
+            rows.push(&check.path, "", check.verdict());
         }
         match &self.db {
-            Ok(c) => {
-                let v = c.verdict();
-                tally(&v);
-                lines.push(verdict_line(
-                    "Database connections",
-                    &c.total().to_string(),
-                    &v,
-                ));
-            }
-            Err(why) => lines.push(unknown_line("Database connections", why)),
+            Ok(c) => rows.push("Database connections", &c.total().to_string(), c.verdict()),
+            Err(why) => rows.push(
+                "Database connections",
+                "",
+                Verdict::Unknown(why.to_string()),
+            ),
         }
         match &self.cache {
             Ok(s) => {
-                let v = judge_cache_hit_rate(s.hits, s.misses, t);
-                tally(&v);
                 let lookups = (s.hits + s.misses).max(1);
-                lines.push(verdict_line(
+                rows.push(
                     "Cache hit rate",
                     &format!("{:.2}%", s.hits as f64 / lookups as f64 * 100.0),
-                    &v,
-                ));
+                    judge_cache_hit_rate(s.hits, s.misses, t),
+                );
             }
-            Err(why) => lines.push(unknown_line("Cache hit rate", why)),
+            Err(why) => rows.push("Cache hit rate", "", Verdict::Unknown(why.to_string())),
         }
-        let sources: Vec<&str> = self.signals.iter().map(|(_, _, s)| s.as_str()).collect();
-        let headline = match breaches {
-            0 => "OdorDiff-2: no threshold breached".to_owned(),
-            1 => "OdorDiff-2: 1 threshold breached".to_owned(),
-            n => format!("OdorDiff-2: {n} thresholds breached"),
-        };
+        let headline = rows.headline();
         let mut blocks = vec![
             Block::Header(headline.clone()),
-            Block::Section(lines.join("\n")),
+            Block::Section(rows.lines.join("\n")),
         ];
-        if let Some(source) = sources.first() {
-            blocks.push(Block::Context(format!("Signals from {}", escape(source))));
+        if !rows.unknown.is_empty() {
+            blocks.push(Block::Context(format!(
+                "Could not read: {}",
+                escape(&rows.unknown.join(", "))
+            )));
+        }
+        // Only the sources that gave a reading are named.
+        let mut sources: Vec<&str> = self
+            .signals
+            .iter()
+            .filter(|(_, r, _)| r.is_ok())
+            .map(|(_, _, s)| s.describe())
+            .collect();
+        sources.dedup();
+        if !sources.is_empty() {
+            blocks.push(Block::Context(format!(
+                "Signals from {}",
+                sources.join(" and ")
+            )));
         }
         blocks.push(Block::Divider);
         blocks.extend(self.odorbot.render().blocks);
         Message {
             text: headline,
             blocks: with_links(blocks, links),
+        }
+    }
+}
+
+/// The status rows, with what was breached and what could not be read.
+#[derive(Default)]
+struct Rows {
+    lines: Vec<String>,
+    breaches: usize,
+    unknown: Vec<String>,
+}
+
+impl Rows {
+    fn push(&mut self, what: &str, value: &str, verdict: Verdict) {
+        match &verdict {
+            Verdict::Breach(_) => self.breaches += 1,
+            Verdict::Unknown(_) => self.unknown.push(what.to_owned()),
+            Verdict::Ok(_) | Verdict::Info => {}
+        }
+        self.lines.push(verdict_line(what, value, &verdict));
+    }
+
+    /// "No threshold breached" only says something about what could be read: the
+    /// headline says how much could not.
+    fn headline(&self) -> String {
+        let breached = match self.breaches {
+            0 => "no threshold breached".to_owned(),
+            1 => "1 threshold breached".to_owned(),
+            n => format!("{n} thresholds breached"),
+        };
+        match self.unknown.len() {
+            0 => format!("OdorDiff-2: {breached}"),
+            n => format!(
+                "OdorDiff-2: {breached}; {n} of {} readings unknown",
+                self.lines.len()
+            ),
         }
     }
 }
@@ -562,30 +604,31 @@ mod tests {
         assert!(matches!(cert(-2).verdict(), Verdict::Breach(d) if d.contains("expired")));
     }
 
-    #[test]
-    fn the_picture_counts_breaches_and_shows_unknowns() {
-        let picture = Picture {
+    fn sample_picture() -> Picture {
+        Picture {
             deployments: vec![
                 ("odordiff-api".into(), Ok((3, 3))),
                 ("redis".into(), Ok((0, 1))),
                 ("postgres".into(), Err("Kubernetes is not available".into())),
             ],
             signals: vec![
-                (Signal::ErrorRate, Ok(0.02), "Prometheus".into()),
+                (Signal::ErrorRate, Ok(0.02), Source::Prometheus),
                 (
                     Signal::P95Latency,
                     Err(ProbeError::Timeout(crate::domain::probe::Limit::new(
                         Duration::from_millis(1800),
                         "60% of probes.timeout",
                     ))),
-                    "Prometheus".into(),
+                    Source::Prometheus,
                 ),
             ],
-            health: vec![Ok(HealthCheck {
+            health: vec![HealthCheck {
                 path: "/health".into(),
-                status: 200,
-                latency: Duration::from_millis(12),
-            })],
+                answer: Ok(HealthAnswer {
+                    status: 200,
+                    latency: Duration::from_millis(12),
+                }),
+            }],
             db: Err(ProbeError::Unreachable),
             cache: Ok(CacheStats {
                 hits: 80,
@@ -607,9 +650,21 @@ mod tests {
                 }),
                 queue_depth: 0,
             },
-        };
-        let m = picture.render(&Thresholds::default(), &Links::default());
-        assert_eq!(m.text, "OdorDiff-2: 3 thresholds breached");
+        }
+    }
+
+    #[test]
+    fn the_picture_counts_breaches_and_shows_unknowns() {
+        let m = sample_picture().render(&Thresholds::default(), &Links::default());
+        assert_eq!(
+            m.text,
+            "OdorDiff-2: 3 thresholds breached; 3 of 8 readings unknown"
+        );
+        assert!(
+            text(&m).contains("Could not read: postgres, p95 latency, Database connections"),
+            "{}",
+            text(&m)
+        );
         assert!(
             text(&m).contains("✅ *odordiff-api*: 3/3 pods ready (all ready)"),
             "{}",
@@ -637,5 +692,65 @@ mod tests {
         );
         assert!(t.contains("🔴 *Cache hit rate*: 80.00%"), "{t}");
         assert!(t.contains("2 of 2 socket connections open"), "{t}");
+    }
+
+    /// A scrape's figures cover the time since the service started: each row says so, and
+    /// the scrape is named as a source only when it gave a reading.
+    #[test]
+    fn scrape_rows_are_marked_and_a_failed_scrape_is_no_source() {
+        let mut picture = sample_picture();
+        picture.signals = vec![
+            (Signal::ErrorRate, Ok(0.001), Source::Scrape),
+            (
+                Signal::P95Latency,
+                Err(ProbeError::Unreachable),
+                Source::Prometheus,
+            ),
+        ];
+        let t = text(&picture.render(&Thresholds::default(), &Links::default()));
+        assert!(
+            t.contains("✅ *Error rate (5xx)*: 0.10% since start, from /metrics"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Signals from a /metrics scrape (cumulative since the service started)"),
+            "{t}"
+        );
+        picture.signals[0] = (
+            Signal::ErrorRate,
+            Err(ProbeError::Unreachable),
+            Source::Prometheus,
+        );
+        let t = text(&picture.render(&Thresholds::default(), &Links::default()));
+        assert!(!t.contains("Signals from"), "{t}");
+        assert!(!t.contains("from /metrics"), "{t}");
+    }
+
+    #[test]
+    fn the_headline_says_nothing_was_breached_only_when_everything_was_read() {
+        let mut picture = sample_picture();
+        picture.deployments = vec![("odordiff-api".into(), Ok((3, 3)))];
+        picture.signals.clear();
+        picture.db = Ok(ConnectionCounts {
+            by_state: vec![("active".into(), 3)],
+            max: 100,
+        });
+        picture.cache = Err(ProbeError::Unreachable);
+        let m = picture.render(&Thresholds::default(), &Links::default());
+        assert_eq!(
+            m.text,
+            "OdorDiff-2: no threshold breached; 1 of 4 readings unknown"
+        );
+        picture.cache = Ok(CacheStats {
+            hits: 99,
+            misses: 1,
+            evicted: 0,
+            expired: 0,
+            used_memory: 1,
+            max_memory: 0,
+        });
+        let m = picture.render(&Thresholds::default(), &Links::default());
+        assert_eq!(m.text, "OdorDiff-2: no threshold breached");
+        assert!(!text(&m).contains("Could not read"));
     }
 }

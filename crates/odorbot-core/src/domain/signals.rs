@@ -160,6 +160,46 @@ impl Verdict {
 /// A signal's reading: a value, or why there is none.
 pub type Reading = Result<f64, ProbeError>;
 
+/// Where a reading came from. A scrape's ratios and percentiles cover the time since the
+/// service started, not the rate window, so every row read from one says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Prometheus,
+    Scrape,
+}
+
+impl Source {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Prometheus => "Prometheus",
+            Self::Scrape => "a /metrics scrape (cumulative since the service started)",
+        }
+    }
+
+    /// What a row read from this source adds to its value.
+    fn row_mark(self) -> &'static str {
+        match self {
+            Self::Prometheus => "",
+            Self::Scrape => " since start, from /metrics",
+        }
+    }
+}
+
+/// A signal's verdict and its value as a row shows it, marked when it is a scrape's.
+pub fn signal_row(
+    signal: Signal,
+    reading: &Reading,
+    source: Source,
+    t: &Thresholds,
+) -> (Verdict, String) {
+    let verdict = judge(signal, reading, t);
+    let value = match reading {
+        Ok(v) => format!("{}{}", signal.format(*v), source.row_mark()),
+        Err(_) => String::new(),
+    };
+    (verdict, value)
+}
+
 /// Judges a service signal against the thresholds.
 pub fn judge(signal: Signal, reading: &Reading, t: &Thresholds) -> Verdict {
     let value = match reading {
