@@ -30,9 +30,22 @@ use crate::supervisor::{Beat, Supervisor};
 /// Idempotency keys are kept this long; Slack redelivers within minutes.
 const KEEP_EVENT_KEYS: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// kube's HTTP layer logs every failed call as an ERROR of its own, without saying what
+/// odorbot was doing; odorbot logs the failure once, with that context. A filter that
+/// names kube's layer itself is left as it is.
+const KUBE_HTTP_LAYER: &str = "kube_client::client::builder";
+
+fn log_filter(configured: &str) -> String {
+    if configured.contains(KUBE_HTTP_LAYER) {
+        configured.to_owned()
+    } else {
+        format!("{configured},{KUBE_HTTP_LAYER}=off")
+    }
+}
+
 /// Installs the global tracing subscriber (stderr; JSON or text).
 pub fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&config.log.filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -55,6 +55,10 @@ impl Runner {
     /// The one place a failure becomes a reply: counted by kind, worded by [`Failure`].
     pub fn failed(&self, what: &str, failure: &Failure) -> Message {
         self.count(failure);
+        // A failed call to the cluster is logged here, once, with what it was for.
+        if let Failure::Cluster(e) = failure {
+            tracing::warn!(action = what, error = %e, "Kubernetes call failed");
+        }
         failure.reply(what)
     }
 

@@ -126,3 +126,39 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
     assert_eq!(before.spec, after.spec, "dry runs changed the deployment");
     drop(bot);
 }
+
+/// A failed Kubernetes call is logged once, by odorbot, with what it was for; kube's HTTP
+/// layer does not add an ERROR of its own for every call.
+#[tokio::test]
+async fn a_failed_kubernetes_call_is_logged_once_with_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: test-token\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: odordiff}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_with(&fake, None, &[("KUBECONFIG", kubeconfig.to_str().unwrap())]).await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let text = reply(&fake, "pods odordiff-api").await;
+    assert!(text.contains("cannot be reached"), "{text}");
+    let logs = bot.logs();
+    let failures: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("Kubernetes call failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{logs}");
+    assert!(failures[0].contains("\"Pods\""), "{logs}");
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("kube_client") && l.contains("ERROR")),
+        "{logs}"
+    );
+}
