@@ -78,10 +78,16 @@ impl Runner {
             .map_err(|why| Failure::NoCluster(why.clone()))
     }
 
-    /// Answers one query; every failure becomes a reply saying what could not be done.
+    /// Answers one query within `probes.deadline`; every failure becomes a reply saying
+    /// what could not be done. Each source has its own shorter bound; this one holds for
+    /// the reply as a whole (a cert-manager list, say, is bounded by nothing shorter).
     pub async fn run(&self, query: &Query) -> Message {
         let action = query.action();
-        match self.try_run(action).await {
+        let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
+        let answer = tokio::time::timeout(deadline.after, self.try_run(action))
+            .await
+            .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())));
+        match answer {
             Ok(m) => m,
             Err(why) => self.failed(action.kind().summary(), &why),
         }

@@ -320,12 +320,10 @@ impl Dispatcher {
                 .await
                 .map_or_else(|e| desk_error(&e), Message::text),
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
-            Command::Status => {
-                let (odorbot, deployments) = tokio::join!(self.self_status(), self.readiness());
-                p.picture(odorbot, deployments)
-                    .await
-                    .render(&p.thresholds, &p.links)
-            }
+            Command::Status => p
+                .picture(self.self_status(), self.readiness())
+                .await
+                .render(&p.thresholds, &p.links),
             Command::Db {
                 view: DbView::Connections,
                 ..
@@ -359,9 +357,14 @@ impl Dispatcher {
                 diagnostics::render_disk(&reading, &p.thresholds, &p.links)
             }
             Command::Certs => {
+                // Bounded like every source of a reply: the API server's own bound is longer.
+                let limit = p.reply_limit();
                 let certificates = async {
                     match &self.runner.cluster {
-                        Ok(c) => c.certificates().await.map_err(|e| e.to_string()),
+                        Ok(c) => tokio::time::timeout(limit.after, c.certificates())
+                            .await
+                            .map_err(|_| limit.expired().to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string())),
                         Err(why) => Err(format!("Kubernetes is not available: {why}")),
                     }
                 };
@@ -422,7 +425,7 @@ impl Dispatcher {
                     .collect();
             }
         };
-        let limit = crate::probes::Limit::new(self.probes.timeout, "probes.timeout");
+        let limit = self.probes.reply_limit();
         let checks = deployments.iter().map(|d| async move {
             // The catalog checked every name when it compiled.
             let name: crate::domain::ids::K8sName = d.parse().expect("a valid name");

@@ -258,6 +258,16 @@ impl Probes {
         vec![health, ready]
     }
 
+    /// The bound of one source within a reply: its timeout, or the reply's deadline when
+    /// that is shorter.
+    pub fn reply_limit(&self) -> Limit {
+        if self.timeout <= self.deadline {
+            self.limit()
+        } else {
+            Limit::new(self.deadline, "probes.deadline")
+        }
+    }
+
     /// The bound of one probe.
     fn limit(&self) -> Limit {
         Limit::new(self.timeout, TIMEOUT_KEY)
@@ -363,19 +373,19 @@ impl Probes {
         }
     }
 
-    /// Everything `/odor status` shows, gathered concurrently, each part bounded.
+    /// Everything `/odor status` shows, gathered concurrently, each part bounded: odorbot's
+    /// own state and the deployments' readiness (from the caller) run beside the probes, so
+    /// the reply takes the slowest part, never the sum.
     pub async fn picture(
         &self,
-        odorbot: SelfStatus,
-        deployments: Vec<crate::domain::diagnostics::Readiness>,
+        odorbot: impl Future<Output = SelfStatus>,
+        deployments: impl Future<Output = Vec<crate::domain::diagnostics::Readiness>>,
     ) -> Picture {
         let deadline = Limit::new(self.deadline, "probes.deadline");
-        let limit = if self.timeout <= self.deadline {
-            self.limit()
-        } else {
-            deadline
-        };
-        let (signals, health, db, cache) = tokio::join!(
+        let limit = self.reply_limit();
+        let (odorbot, deployments, signals, health, db, cache) = tokio::join!(
+            odorbot,
+            deployments,
             bounded(deadline, async { Ok(self.signals(&STATUS_SIGNALS).await) }),
             bounded(limit, async { Ok(self.health().await) }),
             self.db_connections(),

@@ -133,16 +133,8 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
 async fn a_failed_kubernetes_call_is_logged_once_with_its_context() {
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
+    let kubeconfig = kubeconfig_to(dir.path(), closed.local_addr().unwrap());
     drop(closed);
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: test-token\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: odordiff}}\ncurrent-context: x\n"
-        ),
-    )
-    .unwrap();
     let fake = FakeSlack::start().await;
     let bot = Bot::start_with(&fake, None, &[("KUBECONFIG", kubeconfig.to_str().unwrap())]).await;
     assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
@@ -161,4 +153,43 @@ async fn a_failed_kubernetes_call_is_logged_once_with_its_context() {
             .any(|l| l.contains("kube_client") && l.contains("ERROR")),
         "{logs}"
     );
+}
+
+/// A kubeconfig for an API server at `addr` (one that is down or never answers).
+fn kubeconfig_to(dir: &std::path::Path, addr: std::net::SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{addr}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: test-token\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: odordiff}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A reply is bounded by `probes.deadline` (2 s in the tests' config) as a whole, even
+/// where no source of its own is shorter: cert-manager's list against an API server that
+/// accepts and never answers (its calls are bounded by 15 s).
+#[tokio::test]
+async fn a_reply_from_a_silent_api_server_comes_within_the_deadline() {
+    let (hole, _hole) = crate::support::probe_servers::black_hole().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_to(dir.path(), hole);
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_with(&fake, None, &[("KUBECONFIG", kubeconfig.to_str().unwrap())]).await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    for verb in ["certs", "status"] {
+        let started = std::time::Instant::now();
+        let text = reply(&fake, verb).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(3500),
+            "{verb}: {took:?}: {text}"
+        );
+        assert!(
+            text.contains("probes."),
+            "{verb}: the bound is named: {text}"
+        );
+    }
 }

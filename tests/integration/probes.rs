@@ -387,7 +387,9 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
         ("ODORBOT_HEALTH_URL", &format!("http://{health}/")),
     ]);
     let started = Instant::now();
-    let picture = p.picture(self_status(), Vec::new()).await;
+    let picture = p
+        .picture(async { self_status() }, async { Vec::new() })
+        .await;
     let took = started.elapsed();
     assert!(
         took < p.deadline + Duration::from_secs(1),
@@ -429,6 +431,67 @@ async fn down_slow_and_refusing_sources_are_unknown_and_the_rest_still_answers_i
     );
     assert!(!text.contains("wrong"), "a password leaked: {text}");
     db.drop_db().await;
+}
+
+/// `/odor status` answers within `probes.deadline` whichever sources are slow: each of
+/// Prometheus, Redis, PostgreSQL, the health URL and the deployments' readiness (which the
+/// caller bounds by `reply_limit`) slow or not, 32 combinations at once. Readiness and the
+/// probes run side by side: one after the other, 2 s + 4 s would overrun the 4 s deadline.
+#[tokio::test]
+async fn the_status_deadline_holds_with_every_combination_of_slow_sources() {
+    let (hole, _hole) = black_hole().await;
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ok" }));
+    let (health, _server) = serve(router).await;
+    let slow = format!("http://{hole}/");
+    let fine_health = format!("http://{health}/");
+    let slow_pg = format!("postgres://postgres@{hole}/x");
+    let slow_redis = format!("redis://{hole}");
+    let runs = (0u8..32).map(|mask| {
+        let (slow, fine_health, slow_pg, slow_redis) = (&slow, &fine_health, &slow_pg, &slow_redis);
+        async move {
+            let mut env: Vec<(&str, &str)> = Vec::new();
+            if mask & 1 != 0 {
+                env.push(("ODORBOT_PROMETHEUS_URL", slow));
+            }
+            if mask & 2 != 0 {
+                env.push(("ODORBOT_REDIS_URL", slow_redis));
+            }
+            if mask & 4 != 0 {
+                env.push(("ODORBOT_POSTGRES_URL", slow_pg));
+            }
+            env.push((
+                "ODORBOT_HEALTH_URL",
+                if mask & 8 != 0 { slow } else { fine_health },
+            ));
+            let p = probes(&env);
+            let kube_slow = mask & 16 != 0;
+            let limit = p.reply_limit();
+            let readiness = async move {
+                if kube_slow {
+                    tokio::time::sleep(limit.after).await;
+                    vec![("odordiff-api".to_owned(), Err(limit.expired().to_string()))]
+                } else {
+                    vec![("odordiff-api".to_owned(), Ok((1, 1)))]
+                }
+            };
+            let started = Instant::now();
+            let picture = p.picture(async { self_status() }, readiness).await;
+            (mask, started.elapsed(), p.deadline, picture)
+        }
+    });
+    for (mask, took, deadline, picture) in futures_util::future::join_all(runs).await {
+        assert!(
+            took < deadline + Duration::from_millis(500),
+            "slow sources {mask:05b}: {took:?} against a {deadline:?} deadline"
+        );
+        assert_eq!(
+            picture.deployments[0].1.is_err(),
+            mask & 16 != 0,
+            "{mask:05b}"
+        );
+    }
 }
 
 fn self_status() -> odorbot::domain::status::SelfStatus {
@@ -702,7 +765,9 @@ async fn unconfigured_probes_say_so_by_key_and_reach_out_to_nothing() {
             "probes.tls_host"
         ))
     );
-    let picture = p.picture(self_status(), Vec::new()).await;
+    let picture = p
+        .picture(async { self_status() }, async { Vec::new() })
+        .await;
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "nothing was waited for"
