@@ -358,7 +358,7 @@ spec:
             - name: API_KEY
               valueFrom:
                 secretKeyRef:
-                  name: old-api-keys
+                  name: odordiff-api-keys-a
                   key: api-key
             - name: LOG_LEVEL
               value: {log_level}
@@ -589,7 +589,18 @@ pub async fn seed() -> Seeded {
     apply(
         &admin,
         &ns,
-        secret("old-api-keys", "Opaque", json!({"api-key": OLD_API_KEY})),
+        secret(
+            "odordiff-api-keys-a",
+            "Opaque",
+            json!({"api-key": OLD_API_KEY}),
+        ),
+    )
+    .await;
+    // Rotation's other slot, installed empty as manifests/base/api-key-secrets.yaml does.
+    apply(
+        &admin,
+        &ns,
+        secret("odordiff-api-keys-b", "Opaque", json!({})),
     )
     .await;
     apply(
