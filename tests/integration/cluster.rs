@@ -536,6 +536,103 @@ async fn set_image_then_rollback_restores_the_previous_revisions_template() {
     assert!(noop.changes.is_empty() && noop.notes[0].contains("already matches"));
 }
 
+/// A chart whose revision also holds a Service, a ServiceAccount, a Secret and a CronJob: the
+/// Role lets a rollback patch none of them, so the dry run refuses, naming each, before any
+/// object is read or applied — and the Secret's values appear nowhere in what it returns.
+#[tokio::test]
+async fn helm_rollback_refuses_a_revision_with_kinds_outside_the_role_naming_them() {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let secrets: Api<Secret> = s.api();
+    let record = format!("sh.helm.release.v1.{RELEASE}.v1");
+    let values = [
+        "s3cr3t-user-value",
+        "s3cr3t-password-value",
+        "s3cr3t-token-value",
+    ];
+    let extra = format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata:
+  name: odordiff-api
+spec:
+  selector: {{app: odordiff-api}}
+  ports: [{{port: 80}}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: odordiff-api
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: odordiff-db
+stringData: {{user: {}, password: {}, token: {}}}
+---
+# batch/v1beta1: the test cluster is Kubernetes 1.20.
+apiVersion: batch/v1beta1
+kind: CronJob
+metadata:
+  name: app-logs-cleanup
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{{name: c, image: x}}]
+"#,
+        values[0], values[1], values[2]
+    );
+    let mut body = helm_secret_decode(&secrets.get(&record).await.unwrap());
+    body["manifest"] = json!(format!("{}{extra}", helm_manifest(1)));
+    let mut stored = secrets.get(&record).await.unwrap();
+    stored.data = None;
+    stored.string_data = Some(BTreeMap::from([(
+        "release".to_owned(),
+        crate::support::cluster_seed::helm_secret_data(&body),
+    )]));
+    secrets
+        .replace(&record, &PostParams::default(), &stored)
+        .await
+        .unwrap();
+    let before = deployment(&s, "odordiff-api").await;
+
+    for mode in [Mode::DryRun, Mode::Execute] {
+        let err = bot
+            .rollback_helm(&n(RELEASE), Some(1), mode)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClusterError::InvalidInput(_)), "{text}");
+        for kind in [
+            "Service/odordiff-api",
+            "ServiceAccount/odordiff-api",
+            "Secret/odordiff-db",
+            "CronJob/app-logs-cleanup",
+        ] {
+            assert!(text.contains(kind), "{kind} named in {text}");
+        }
+        assert!(text.contains("nothing is applied"), "{text}");
+        for v in values {
+            assert!(!format!("{text} {err:?}").contains(v));
+        }
+    }
+    assert!(
+        secrets
+            .get_opt(&format!("sh.helm.release.v1.{RELEASE}.v3"))
+            .await
+            .unwrap()
+            .is_none(),
+        "no release record written"
+    );
+    assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
+    assert!(secrets.get_opt("odordiff-db").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
     let s = seed().await;
