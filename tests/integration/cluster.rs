@@ -28,8 +28,8 @@ use odorbot::domain::k8s::{
 use serde_json::json;
 
 use crate::support::cluster_seed::{
-    self, API_IMAGE, OLD_API_KEY, RELEASE, Seeded, apply, helm_manifest, helm_secret_decode, seed,
-    wait_for,
+    self, API_IMAGE, OLD_API_KEY, OUTSIDE_THE_ROLE, RELEASE, Seeded, apply, helm_manifest,
+    helm_secret_decode, seed, wait_for, widen_helm_revision_one,
 };
 use crate::support::fake_kube::{FakeKube, PODS};
 
@@ -544,61 +544,7 @@ async fn helm_rollback_refuses_a_revision_with_kinds_outside_the_role_naming_the
     let s = seed().await;
     let bot = s.bot().await;
     let secrets: Api<Secret> = s.api();
-    let record = format!("sh.helm.release.v1.{RELEASE}.v1");
-    let values = [
-        "s3cr3t-user-value",
-        "s3cr3t-password-value",
-        "s3cr3t-token-value",
-    ];
-    let extra = format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata:
-  name: odordiff-api
-spec:
-  selector: {{app: odordiff-api}}
-  ports: [{{port: 80}}]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: odordiff-api
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: odordiff-db
-stringData: {{user: {}, password: {}, token: {}}}
----
-# batch/v1beta1: the test cluster is Kubernetes 1.20.
-apiVersion: batch/v1beta1
-kind: CronJob
-metadata:
-  name: app-logs-cleanup
-spec:
-  schedule: "0 3 * * *"
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: Never
-          containers: [{{name: c, image: x}}]
-"#,
-        values[0], values[1], values[2]
-    );
-    let mut body = helm_secret_decode(&secrets.get(&record).await.unwrap());
-    body["manifest"] = json!(format!("{}{extra}", helm_manifest(1)));
-    let mut stored = secrets.get(&record).await.unwrap();
-    stored.data = None;
-    stored.string_data = Some(BTreeMap::from([(
-        "release".to_owned(),
-        crate::support::cluster_seed::helm_secret_data(&body),
-    )]));
-    secrets
-        .replace(&record, &PostParams::default(), &stored)
-        .await
-        .unwrap();
+    let values = widen_helm_revision_one(&s).await;
     let before = deployment(&s, "odordiff-api").await;
 
     for mode in [Mode::DryRun, Mode::Execute] {
@@ -608,12 +554,7 @@ spec:
             .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, ClusterError::InvalidInput(_)), "{text}");
-        for kind in [
-            "Service/odordiff-api",
-            "ServiceAccount/odordiff-api",
-            "Secret/odordiff-db",
-            "CronJob/app-logs-cleanup",
-        ] {
+        for kind in OUTSIDE_THE_ROLE {
             assert!(text.contains(kind), "{kind} named in {text}");
         }
         assert!(text.contains("nothing is applied"), "{text}");
