@@ -287,6 +287,11 @@ const HEADER: &str = "\
 # `pods/exec`, any `delete` on workloads, and anything cluster-wide (access_review reports
 # ClusterRoleBindings as not readable). Where Velero runs in its own namespace, bind a Role
 # with the velero.io rules there.
+#
+# Wider than odorbot's use, because RBAC cannot pin them: `create` on Secrets (Helm's next
+# release record) and Jobs (from the listed CronJobs), `patch` on pods (the quarantine
+# label). README's Deploying section states what a stolen token can do with them;
+# manifests/optional/admission-policy.yaml bounds them on clusters >= 1.30.
 ";
 
 /// `manifests/base/role.yaml`: the Role for every action of the action set.
