@@ -57,16 +57,17 @@ pub struct HpaPatch {
     pub target_cpu_percent: Option<u32>,
 }
 
-/// `rotate_secret`'s parameters: a fresh Secret `new_secret` (key `key`) replaces
-/// `old_secret` as the source of `env` in `container` of `deployment`.
+/// `rotate_secret`'s parameters: `env` in `container` of `deployment` reads key `key` from
+/// one of two Secrets that exist from install time, `secret_a` or `secret_b`; a rotation
+/// overwrites the other one and points `env` at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRotation {
     pub deployment: K8sName,
     pub container: K8sName,
     pub env: EnvName,
-    pub new_secret: K8sName,
     pub key: DataKey,
-    pub old_secret: K8sName,
+    pub secret_a: K8sName,
+    pub secret_b: K8sName,
 }
 
 fn patch_params(mode: Mode) -> PatchParams {
@@ -818,14 +819,18 @@ impl Cluster {
         Ok(report(action, mode, changes))
     }
 
-    /// `rotate_secret {deployment, container, env, new_secret, key, old_secret}`: creates
-    /// `new_secret` with a fresh random value (32 bytes, hex; made here, never logged or
-    /// returned), points the container's env var at it, then deletes `old_secret`.
+    /// `rotate_secret {deployment, container, env, key, secret_a, secret_b}`: writes a fresh
+    /// random value (32 bytes, hex; made here, never logged or returned) under `key` into
+    /// whichever of the two secrets `env` does not read, then points `env` at it. The
+    /// previous secret keeps the old value (pods not yet replaced still read it) until the
+    /// next rotation overwrites it; nothing is created or deleted, so the Role grants only
+    /// `patch` on the two names.
     ///
     /// # Errors
-    /// [`ClusterError::InvalidInput`] when the env var does not read `old_secret`, or the
-    /// old secret is still used elsewhere in the pod template; [`ClusterError::Conflict`]
-    /// when `new_secret` exists; [`ClusterError::Partial`] after a late failure.
+    /// [`ClusterError::InvalidInput`] when the env var reads neither secret, or the idle one
+    /// is used elsewhere in the pod template (overwriting it would change that);
+    /// [`ClusterError::NotFound`] when the idle secret was not installed;
+    /// [`ClusterError::Partial`] after a late failure.
     pub async fn rotate_secret(
         &self,
         rotation: &SecretRotation,
@@ -835,13 +840,13 @@ impl Cluster {
             deployment,
             container: container_name,
             env,
-            new_secret,
             key,
-            old_secret,
+            secret_a,
+            secret_b,
         } = rotation;
         check_dns_label(container_name, "container")?;
-        if new_secret == old_secret {
-            return Err(invalid("the new secret must differ from the old one"));
+        if secret_a == secret_b {
+            return Err(invalid("rotation needs two different secrets"));
         }
         let d = self.get_deployment(deployment).await?;
         let template = d.spec.as_ref().map(|s| &s.template);
@@ -850,27 +855,33 @@ impl Cluster {
             &format!("deployment {deployment}"),
             container_name,
         )?;
-        let reads_old = c.env.as_deref().unwrap_or_default().iter().any(|e| {
-            e.name == env.as_str()
-                && e.value_from
-                    .as_ref()
-                    .and_then(|v| v.secret_key_ref.as_ref())
-                    .is_some_and(|r| r.name == old_secret.as_str())
-        });
-        if !reads_old {
+        let active = c
+            .env
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|e| e.name == env.as_str())
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|r| r.name.as_str());
+        let (active, idle) = match active {
+            Some(a) if a == secret_a.as_str() => (secret_a, secret_b),
+            Some(b) if b == secret_b.as_str() => (secret_b, secret_a),
+            _ => {
+                return Err(invalid(format!(
+                    "{env} of container {container_name} reads from neither secret {secret_a} \
+                     nor {secret_b}"
+                )));
+            }
+        };
+        if let Some(user) = other_users_of_secret(template, container_name, env, idle) {
             return Err(invalid(format!(
-                "{env} of container {container_name} does not read from secret {old_secret}"
-            )));
-        }
-        if let Some(user) = other_users_of_secret(template, container_name, env, old_secret) {
-            return Err(invalid(format!(
-                "secret {old_secret} is still used by {user}; deleting it would break that"
+                "secret {idle} is also used by {user}; overwriting it would change that"
             )));
         }
         let env_patch = json!({"spec": {"template": {"spec": {"containers": [{
             "name": container_name.as_str(),
             "env": [{"name": env.as_str(), "valueFrom": {"secretKeyRef": {
-                "name": new_secret.as_str(), "key": key.as_str()
+                "name": idle.as_str(), "key": key.as_str()
             }}}]
         }]}}}});
         let secrets: Api<Secret> = self.api();
@@ -881,35 +892,26 @@ impl Cluster {
             async move {
                 let mut done = Vec::new();
                 let value = random_hex(ROTATED_SECRET_BYTES)?;
-                let secret = Secret {
-                    metadata: ObjectMeta {
-                        name: Some(new_secret.to_string()),
-                        namespace: Some(self.namespace.to_string()),
-                        ..ObjectMeta::default()
-                    },
-                    type_: Some("Opaque".into()),
-                    data: Some(BTreeMap::from([(
-                        key.to_string(),
-                        ByteString(value.expose_secret().as_bytes().to_vec()),
-                    )])),
-                    ..Secret::default()
-                };
-                let created = self
+                // A merge patch by name: the one write `patch` pinned to the two names allows.
+                let patch = Patch::Merge(json!({"data": {
+                    key.as_str(): ByteString(value.expose_secret().as_bytes().to_vec())
+                }}));
+                let written = self
                     .call(
-                        Op::new("create", "secrets").named(new_secret.as_str()),
-                        secrets.create(&post_params(m), &secret),
+                        Op::new("patch", "secrets").named(idle.as_str()),
+                        secrets.patch(idle.as_str(), &patch_params(m), &patch),
                     )
                     .await;
-                drop(secret);
+                drop(patch);
                 drop(value);
-                // The created object carries the value back: keep only that it exists.
-                created.map(drop)?;
+                // The patched object carries the value back: keep only that it was written.
+                written.map(drop)?;
                 done.push(Change::new(
-                    format!("Secret/{new_secret}"),
-                    "",
-                    None,
+                    format!("Secret/{idle}"),
+                    format!("data.{key}"),
+                    Some("previous key (not shown)".into()),
                     Some(format!(
-                        "created with key {key} ({} random hex digits, not shown)",
+                        "overwritten ({} random hex digits, not shown)",
                         ROTATED_SECRET_BYTES * 2
                     )),
                 ));
@@ -924,18 +926,6 @@ impl Cluster {
                     .await
                     .map_err(|e| after(&done, e))?;
                 done.extend(env_changes);
-                self.call(
-                    Op::new("delete", "secrets").named(old_secret.as_str()),
-                    secrets.delete(old_secret.as_str(), &delete_params(m)),
-                )
-                .await
-                .map_err(|e| after(&done, e))?;
-                done.push(Change::new(
-                    format!("Secret/{old_secret}"),
-                    "",
-                    Some("present".into()),
-                    Some("deleted".into()),
-                ));
                 Ok::<_, ClusterError>(done)
             }
         };
@@ -946,7 +936,7 @@ impl Cluster {
         if mode == Mode::Execute {
             changes = steps(Mode::Execute).await?;
             tracing::info!(
-                namespace = %self.namespace, %deployment, %new_secret, %old_secret,
+                namespace = %self.namespace, %deployment, from = %active, to = %idle,
                 "rotated secret"
             );
         }

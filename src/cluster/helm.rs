@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use super::{Cluster, ClusterError, FIELD_MANAGER, Op, to_json};
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{Change, ChangeReport, HelmRevision, Mode, diff_objects};
+use crate::runbook::actions::ActionKind;
 
 /// Helm revisions whose release Secrets odorbot's Role reads and writes by name (the Role
 /// is generated from it).
@@ -290,7 +291,8 @@ impl Cluster {
     ///
     /// # Errors
     /// [`ClusterError::InvalidInput`] for an unknown target revision, a manifest object
-    /// outside the namespace or of an unserved kind, or a next revision beyond
+    /// outside the namespace, of an unserved kind or of a kind the Role does not let a
+    /// rollback patch (all such objects named), or a next revision beyond
     /// [`HELM_PINNED_REVISIONS`]; [`ClusterError::Partial`] when the apply fails midway.
     pub async fn rollback_helm(
         &self,
@@ -477,7 +479,9 @@ impl Cluster {
         .map(drop)
     }
 
-    /// Resolves every manifest object by discovery and checks it belongs in our namespace.
+    /// Resolves every manifest object by discovery and checks it belongs in our namespace
+    /// and is of a kind the Role lets a rollback patch. Any other kind refuses the whole
+    /// manifest before a single dry run, so a Secret's data is never read, diffed or shown.
     async fn plan_manifest(&self, manifest: &str) -> Result<Vec<Planned>, ClusterError> {
         let objects = manifest_objects(manifest).map_err(ClusterError::InvalidInput)?;
         if objects.is_empty() {
@@ -485,6 +489,7 @@ impl Cluster {
         }
         let ns = self.namespace.as_str();
         let mut planned = Vec::new();
+        let mut outside = Vec::new();
         for mut object in objects {
             let id = object_id(&object);
             let (Some(api_version), Some(kind), Some(name)) = (
@@ -506,6 +511,15 @@ impl Cluster {
                     "{id} is cluster-scoped; odorbot only acts in namespace {ns}"
                 )));
             }
+            let granted = ActionKind::RollbackHelm.rbac().iter().any(|n| {
+                n.verbs.contains(&"patch")
+                    && n.api_group == found.resource.group
+                    && n.resource == found.resource.plural
+            });
+            if !granted {
+                outside.push(id);
+                continue;
+            }
             default_port_protocols(&mut object);
             match object["metadata"]["namespace"].as_str() {
                 None => object["metadata"]["namespace"] = json!(ns),
@@ -522,6 +536,13 @@ impl Cluster {
                 resource: found.resource,
                 object,
             });
+        }
+        if !outside.is_empty() {
+            return Err(ClusterError::InvalidInput(format!(
+                "it holds {} of a kind odorbot's Role does not let a rollback change, so \
+                 nothing is applied; roll it back with Helm",
+                outside.join(", ")
+            )));
         }
         Ok(planned)
     }

@@ -577,17 +577,17 @@ impl Runner {
                 deployment,
                 container,
                 env,
-                new_secret,
                 key,
-                old_secret,
+                secret_a,
+                secret_b,
             } => {
                 let rotation = crate::cluster::SecretRotation {
                     deployment: deployment.clone(),
                     container: container.clone(),
                     env: env.clone(),
-                    new_secret: new_secret.clone(),
                     key: key.clone(),
-                    old_secret: old_secret.clone(),
+                    secret_a: secret_a.clone(),
+                    secret_b: secret_b.clone(),
                 };
                 c.rotate_secret(&rotation, mode).await.map_err(err)
             }

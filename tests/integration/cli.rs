@@ -76,6 +76,30 @@ fn check_shows_syntax_errors_with_line_and_column() {
     assert!(out.contains("conections"), "{out}");
 }
 
+/// Policy is strict through the binary too: a mistyped verb under `approvals.actions` and an
+/// approver list that lets anyone approve are reported with their location, and check fails.
+#[test]
+fn check_reports_a_mistyped_approval_verb_and_an_empty_approver_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "approvals:\n  actions:\n    rolback: {approve: [approver]}\n    restart: {approve: []}\n",
+    )
+    .unwrap();
+    let (code, out) = check(&["--config", path.to_str().unwrap()], TOKENS);
+    assert_eq!(code, 1, "{out}");
+    let file = path.display().to_string();
+    for want in [
+        format!(
+            "{file}: approvals.actions.rolback: \"rolback\" is not a verb that changes anything"
+        ),
+        format!("{file}: approvals.actions.restart.approve: is empty"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn the_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/odorbot.example.yaml");

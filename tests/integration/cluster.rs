@@ -28,8 +28,8 @@ use odorbot::domain::k8s::{
 use serde_json::json;
 
 use crate::support::cluster_seed::{
-    self, API_IMAGE, OLD_API_KEY, RELEASE, Seeded, apply, helm_manifest, helm_secret_decode, seed,
-    wait_for,
+    self, API_IMAGE, OLD_API_KEY, OUTSIDE_THE_ROLE, RELEASE, Seeded, apply, helm_manifest,
+    helm_secret_decode, seed, wait_for, widen_helm_revision_one,
 };
 use crate::support::fake_kube::{FakeKube, PODS};
 
@@ -536,6 +536,44 @@ async fn set_image_then_rollback_restores_the_previous_revisions_template() {
     assert!(noop.changes.is_empty() && noop.notes[0].contains("already matches"));
 }
 
+/// A chart whose revision also holds a Service, a ServiceAccount, a Secret and a CronJob: the
+/// Role lets a rollback patch none of them, so the dry run refuses, naming each, before any
+/// object is read or applied — and the Secret's values appear nowhere in what it returns.
+#[tokio::test]
+async fn helm_rollback_refuses_a_revision_with_kinds_outside_the_role_naming_them() {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let secrets: Api<Secret> = s.api();
+    let values = widen_helm_revision_one(&s).await;
+    let before = deployment(&s, "odordiff-api").await;
+
+    for mode in [Mode::DryRun, Mode::Execute] {
+        let err = bot
+            .rollback_helm(&n(RELEASE), Some(1), mode)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClusterError::InvalidInput(_)), "{text}");
+        for kind in OUTSIDE_THE_ROLE {
+            assert!(text.contains(kind), "{kind} named in {text}");
+        }
+        assert!(text.contains("nothing is applied"), "{text}");
+        for v in values {
+            assert!(!format!("{text} {err:?}").contains(v));
+        }
+    }
+    assert!(
+        secrets
+            .get_opt(&format!("sh.helm.release.v1.{RELEASE}.v3"))
+            .await
+            .unwrap()
+            .is_none(),
+        "no release record written"
+    );
+    assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
+    assert!(secrets.get_opt("odordiff-db").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
     let s = seed().await;
@@ -986,8 +1024,25 @@ impl Write for Captured {
     }
 }
 
+/// Which secret and key the API's `API_KEY` reads.
+async fn api_key_ref(s: &Seeded) -> (String, String) {
+    let d = deployment(s, "odordiff-api").await;
+    let env = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let r = env[0].value_from.clone().unwrap().secret_key_ref.unwrap();
+    (r.name, r.key)
+}
+
+async fn api_key_in(secrets: &Api<Secret>, name: &str) -> Option<String> {
+    let data = secrets.get(name).await.unwrap().data.unwrap_or_default();
+    data.get("api-key")
+        .map(|v| String::from_utf8(v.0.clone()).unwrap())
+}
+
 #[tokio::test]
-async fn rotate_secret_replaces_the_key_without_revealing_it() {
+async fn rotate_secret_alternates_between_two_secrets_without_revealing_the_key() {
     let captured = Captured::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -999,86 +1054,86 @@ async fn rotate_secret_replaces_the_key_without_revealing_it() {
     let s = seed().await;
     let bot = s.bot().await;
     let secrets: Api<Secret> = s.api();
+    let (a, b) = ("odordiff-api-keys-a", "odordiff-api-keys-b");
     let rotation = SecretRotation {
         deployment: n("odordiff-api"),
         container: n("odordiff-api"),
         env: "API_KEY".parse().unwrap(),
-        new_secret: n("new-api-keys"),
         key: "api-key".parse().unwrap(),
-        old_secret: n("old-api-keys"),
+        secret_a: n(a),
+        secret_b: n(b),
     };
     let before = deployment(&s, "odordiff-api").await;
     let dry = bot.rotate_secret(&rotation, Mode::DryRun).await.unwrap();
     assert_eq!(
         lines(&dry),
         [
-            "Secret/new-api-keys: (none) → created with key api-key (64 random hex digits, not shown)",
-            "Deployment/odordiff-api spec.template.spec.containers[odordiff-api].env[API_KEY].valueFrom.secretKeyRef.name: old-api-keys → new-api-keys",
-            "Secret/old-api-keys: present → deleted",
+            "Secret/odordiff-api-keys-b data.api-key: previous key (not shown) → overwritten (64 random hex digits, not shown)",
+            "Deployment/odordiff-api spec.template.spec.containers[odordiff-api].env[API_KEY].valueFrom.secretKeyRef.name: odordiff-api-keys-a → odordiff-api-keys-b",
         ]
     );
-    assert!(secrets.get_opt("new-api-keys").await.unwrap().is_none());
-    assert!(secrets.get_opt("old-api-keys").await.unwrap().is_some());
+    assert_eq!(api_key_in(&secrets, b).await, None);
     assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
 
-    let done = bot.rotate_secret(&rotation, Mode::Execute).await.unwrap();
-    assert_eq!(done.changes.len(), 3);
-    let new = secrets.get("new-api-keys").await.unwrap();
-    let value = String::from_utf8(new.data.unwrap()["api-key"].0.clone()).unwrap();
-    assert_eq!(value.len(), 64);
-    assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_ne!(value, OLD_API_KEY);
-    assert!(secrets.get_opt("old-api-keys").await.unwrap().is_none());
-    let env = deployment(&s, "odordiff-api")
-        .await
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .env
-        .clone()
-        .unwrap();
-    let key_ref = env[0]
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        (key_ref.name.as_str(), key_ref.key.as_str()),
-        ("new-api-keys", "api-key")
-    );
-
-    // The value appears in no result, rendering or log line (nor in base64).
-    let b64 = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(&value)
-    };
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("new-api-keys"),
-        "the capture works: {}",
-        logs.len()
-    );
-    for haystack in [
-        format!("{done:?}"),
-        done.to_string(),
-        format!("{dry:?}"),
-        logs,
-    ] {
-        assert!(!haystack.contains(&value) && !haystack.contains(&b64));
+    // Three rotations in a row: each writes the idle secret, points the API at it and
+    // leaves the previous one (still holding the previous key) in place.
+    let mut seen = vec![OLD_API_KEY.to_owned()];
+    let mut reports = vec![format!("{dry:?}")];
+    for (round, (from, to)) in [(a, b), (b, a), (a, b)].into_iter().enumerate() {
+        let done = bot.rotate_secret(&rotation, Mode::Execute).await.unwrap();
+        let changed = lines(&done);
+        for line in [
+            format!(
+                "Secret/{to} data.api-key: previous key (not shown) → overwritten (64 random hex digits, not shown)"
+            ),
+            format!(
+                "Deployment/odordiff-api spec.template.spec.containers[odordiff-api].env[API_KEY].valueFrom.secretKeyRef.name: {from} → {to}"
+            ),
+        ] {
+            assert!(changed.contains(&line), "round {round}: {changed:?}");
+        }
+        assert_eq!(
+            api_key_ref(&s).await,
+            (to.to_owned(), "api-key".to_owned()),
+            "round {round}"
+        );
+        let value = api_key_in(&secrets, to).await.unwrap();
+        assert_eq!(value.len(), 64);
+        assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!seen.contains(&value), "round {round}: a fresh key");
+        assert_eq!(
+            api_key_in(&secrets, from).await.as_ref(),
+            seen.last(),
+            "round {round}: the previous secret is kept, not deleted"
+        );
+        seen.push(value);
+        reports.push(format!("{done:?}"));
+        reports.push(done.to_string());
     }
 
-    // The old secret is gone, so a second rotation from it is refused before any change.
-    let err = bot
-        .rotate_secret(&rotation, Mode::Execute)
-        .await
-        .unwrap_err();
+    // No value appears in any result, rendering or log line (nor in base64).
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains(b), "the capture works: {}", logs.len());
+    reports.push(logs);
+    for value in &seen[1..] {
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(value)
+        };
+        for haystack in &reports {
+            assert!(!haystack.contains(value.as_str()) && !haystack.contains(&b64));
+        }
+    }
+
+    // An env var that reads neither secret is refused before any change.
+    let other = SecretRotation {
+        secret_a: n("x-keys-a"),
+        secret_b: n("x-keys-b"),
+        ..rotation
+    };
+    let err = bot.rotate_secret(&other, Mode::Execute).await.unwrap_err();
     assert!(
-        matches!(err, ClusterError::InvalidInput(ref m) if m.contains("does not read from secret old-api-keys")),
+        matches!(err, ClusterError::InvalidInput(ref m) if m.contains("reads from neither secret x-keys-a nor x-keys-b")),
         "{err}"
     );
 }
@@ -1109,14 +1164,20 @@ async fn certificate_renewal_and_velero_test_restores() {
         rv(&cert_before)
     );
     let err = bot
-        .renew_certificate(&n("odordiff-tls"), &n("old-api-keys"), Mode::Execute)
+        .renew_certificate(&n("odordiff-tls"), &n("odordiff-api-keys-a"), Mode::Execute)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ClusterError::InvalidInput(ref m) if m.contains("not old-api-keys")),
+        matches!(err, ClusterError::InvalidInput(ref m) if m.contains("not odordiff-api-keys-a")),
         "{err}"
     );
-    assert!(secrets.get_opt("old-api-keys").await.unwrap().is_some());
+    assert!(
+        secrets
+            .get_opt("odordiff-api-keys-a")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     bot.renew_certificate(&n("odordiff-tls"), &n("odordiff-tls"), Mode::Execute)
         .await
@@ -1222,7 +1283,11 @@ async fn actions_outside_the_role_are_refused_and_reported_clearly() {
     );
     let secrets: Api<Secret> = Api::namespaced(raw.clone(), &s.ns);
     for e in [
-        secrets.get("old-api-keys").await.map(drop).unwrap_err(),
+        secrets
+            .get("odordiff-api-keys-a")
+            .await
+            .map(drop)
+            .unwrap_err(),
         secrets
             .list(&ListParams::default())
             .await
@@ -1314,16 +1379,16 @@ async fn actions_outside_the_role_are_refused_and_reported_clearly() {
         deployment: n("odordiff-api"),
         container: n("odordiff-api"),
         env: "DB_PASSWORD".parse().unwrap(),
-        new_secret: n("db-credentials-2"),
         key: "password".parse().unwrap(),
-        old_secret: n("db-credentials"),
+        secret_a: n("db-credentials"),
+        secret_b: n("db-credentials-2"),
     };
     let err = bot
         .rotate_secret(&rotation, Mode::Execute)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ClusterError::Forbidden { ref verb, ref resource, .. } if verb == "delete" && resource == "secrets"),
+        matches!(err, ClusterError::Forbidden { ref verb, ref resource, .. } if verb == "patch" && resource == "secrets"),
         "{err}"
     );
     assert!(
@@ -1554,9 +1619,9 @@ async fn invalid_input_never_reaches_the_api_server() {
                 deployment: api.clone(),
                 container: api.clone(),
                 env: "API_KEY".parse().unwrap(),
-                new_secret: n("same"),
                 key: "k".parse().unwrap(),
-                old_secret: n("same"),
+                secret_a: n("same"),
+                secret_b: n("same"),
             },
             Mode::Execute,
         )

@@ -191,6 +191,8 @@ fn the_base_runs_the_built_image_behind_the_admin_service_and_its_network_policy
             "PersistentVolumeClaim",
             "Role",
             "RoleBinding",
+            "Secret",
+            "Secret",
             "Service",
             "ServiceAccount"
         ]
@@ -301,6 +303,8 @@ fn the_ha_overlay_runs_two_replicas_on_postgres_with_a_disruption_budget() {
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
+            "Secret",
+            "Secret",
             "Service",
             "ServiceAccount"
         ],
@@ -630,4 +634,85 @@ async fn the_dashboard_and_the_alerts_name_only_metrics_odorbot_exports() {
     );
     let (status, _) = bot.terminate().await;
     assert!(status.success());
+}
+
+/// The names under the catalog's `objects.<key>`.
+fn catalog_objects(key: &str) -> Vec<String> {
+    serde_json::from_value(yaml_file("runbooks/odordiff-2.yaml")["objects"][key].clone()).unwrap()
+}
+
+/// The optional admission policies cannot run here (Kubernetes 1.20 has no
+/// ValidatingAdmissionPolicy), so this holds what can be held offline: the file parses, every
+/// policy is bound, the Jobs policy covers exactly the catalog's CronJobs, the Secrets
+/// policy its Helm release, and the pods policy leaves only the quarantine label.
+#[test]
+fn the_optional_admission_policies_parse_and_name_the_catalogs_cronjobs_and_release() {
+    let docs: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&read("manifests/optional/admission-policy.yaml"))
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+    let policies: BTreeSet<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        policies,
+        BTreeSet::from([
+            "odorbot-jobs-from-cronjobs",
+            "odorbot-pod-patches-only-quarantine",
+            "odorbot-secrets-are-release-records"
+        ])
+    );
+    let bindings: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        .collect();
+    assert_eq!(bindings.len() + policies.len(), docs.len());
+    for b in &bindings {
+        assert!(policies.contains(b["spec"]["policyName"].as_str().unwrap()));
+        assert_eq!(b["spec"]["validationActions"], json!(["Deny"]));
+    }
+
+    let cronjobs = catalog_objects("cronjobs");
+    let bound: Vec<String> = bindings
+        .iter()
+        .filter(|b| b["spec"]["policyName"] == "odorbot-jobs-from-cronjobs")
+        .map(|b| b["spec"]["paramRef"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bound, cronjobs, "one binding per listed CronJob");
+    let jobs = named(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "odorbot-jobs-from-cronjobs",
+    );
+    let listed = format!("[\"{}\"]", cronjobs.join("\", \""));
+    assert!(
+        jobs["spec"]["validations"][0]["expression"]
+            .as_str()
+            .unwrap()
+            .contains(&listed),
+        "the owner check lists {listed}"
+    );
+    let secrets = named(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "odorbot-secrets-are-release-records",
+    );
+    let rule = secrets["spec"]["validations"][0]["expression"]
+        .as_str()
+        .unwrap();
+    for release in catalog_objects("helm_releases") {
+        assert!(rule.contains(&format!("[.]{release}[.]v")), "{rule}");
+        assert!(rule.contains("helm.sh/release.v1"));
+    }
+    let pods = named(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "odorbot-pod-patches-only-quarantine",
+    );
+    assert_eq!(
+        pods["spec"]["validations"][0]["expression"],
+        "object.spec == oldObject.spec"
+    );
 }

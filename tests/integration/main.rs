@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod ack_path;
 mod approvals;
+mod attack;
 mod cli;
 mod cluster;
 mod cluster_verbs;

@@ -358,7 +358,7 @@ spec:
             - name: API_KEY
               valueFrom:
                 secretKeyRef:
-                  name: old-api-keys
+                  name: odordiff-api-keys-a
                   key: api-key
             - name: LOG_LEVEL
               value: {log_level}
@@ -430,6 +430,77 @@ pub fn helm_secret_data(release: &Value) -> String {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(release.to_string().as_bytes()).unwrap();
     base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
+}
+
+/// The objects [`widen_helm_revision_one`] adds, none of a kind the Role lets a rollback change.
+pub const OUTSIDE_THE_ROLE: [&str; 4] = [
+    "Service/odordiff-api",
+    "ServiceAccount/odordiff-api",
+    "Secret/odordiff-db",
+    "CronJob/app-logs-cleanup",
+];
+
+/// Rewrites Helm revision 1 of the seeded release as a real chart's: a Service, a
+/// ServiceAccount, a Secret with three keys and a CronJob besides the Deployments. Returns
+/// the Secret's values, for tests to look for where they must never appear.
+pub async fn widen_helm_revision_one(s: &Seeded) -> [&'static str; 3] {
+    let values = [
+        "s3cr3t-user-value",
+        "s3cr3t-password-value",
+        "s3cr3t-token-value",
+    ];
+    let extra = format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata:
+  name: odordiff-api
+spec:
+  selector: {{app: odordiff-api}}
+  ports: [{{port: 80}}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: odordiff-api
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: odordiff-db
+stringData: {{user: {}, password: {}, token: {}}}
+---
+# batch/v1beta1: the test cluster is Kubernetes 1.20.
+apiVersion: batch/v1beta1
+kind: CronJob
+metadata:
+  name: app-logs-cleanup
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{{name: c, image: x}}]
+"#,
+        values[0], values[1], values[2]
+    );
+    let secrets: Api<Secret> = s.api();
+    let record = format!("sh.helm.release.v1.{RELEASE}.v1");
+    let mut stored = secrets.get(&record).await.unwrap();
+    let mut body = helm_secret_decode(&stored);
+    body["manifest"] = json!(format!("{}{extra}", helm_manifest(1)));
+    stored.data = None;
+    stored.string_data = Some(std::collections::BTreeMap::from([(
+        "release".to_owned(),
+        helm_secret_data(&body),
+    )]));
+    secrets
+        .replace(&record, &kube::api::PostParams::default(), &stored)
+        .await
+        .unwrap();
+    values
 }
 
 pub fn helm_secret_decode(secret: &Secret) -> Value {
@@ -589,7 +660,18 @@ pub async fn seed() -> Seeded {
     apply(
         &admin,
         &ns,
-        secret("old-api-keys", "Opaque", json!({"api-key": OLD_API_KEY})),
+        secret(
+            "odordiff-api-keys-a",
+            "Opaque",
+            json!({"api-key": OLD_API_KEY}),
+        ),
+    )
+    .await;
+    // Rotation's other slot, installed empty as manifests/base/api-key-secrets.yaml does.
+    apply(
+        &admin,
+        &ns,
+        secret("odordiff-api-keys-b", "Opaque", json!({})),
     )
     .await;
     apply(

@@ -150,15 +150,34 @@ impl fmt::Display for ChangeReport {
 /// The fields of two versions of an object that differ, as [`Change`]s. `status` and the
 /// server-managed metadata are skipped: only what a person asked to change is shown.
 /// Lists of named items (containers, env vars) are matched by name, not position.
+/// A Secret's values are never shown: its `data` and `stringData` read as how many keys
+/// changed, so no card, fingerprint or audit entry built from the changes holds one.
 pub fn diff_objects(object: &str, before: &Value, after: &Value) -> Vec<Change> {
     let mut out = Vec::new();
     let empty = Value::Object(Default::default());
+    let secret =
+        object.starts_with("Secret/") || [before, after].iter().any(|v| v["kind"] == "Secret");
     let keys = union_keys(before, after);
     for key in keys {
         let b = before.get(&key).unwrap_or(&Value::Null);
         let a = after.get(&key).unwrap_or(&Value::Null);
         match key.as_str() {
             "status" | "apiVersion" | "kind" => {}
+            "data" | "stringData" if secret => {
+                let changed = union_keys(b, a)
+                    .iter()
+                    .filter(|k| b.get(k.as_str()) != a.get(k.as_str()))
+                    .count();
+                if changed > 0 {
+                    let s = if changed == 1 { "" } else { "s" };
+                    out.push(Change::new(
+                        object,
+                        key.as_str(),
+                        Some("not shown".into()),
+                        Some(format!("changed ({changed} key{s})")),
+                    ));
+                }
+            }
             "metadata" => {
                 for part in ["labels", "annotations"] {
                     let bm = b.get(part).unwrap_or(&empty);
@@ -964,6 +983,21 @@ mod tests {
                 "Deployment/api spec.template.spec.containers[api].image: r/api:1.4 → r/api:1.5",
             ]
         );
+    }
+
+    #[test]
+    fn a_secrets_values_never_appear_in_a_diff_only_how_many_keys_changed() {
+        let before =
+            json!({"kind": "Secret", "data": {"a": "b2xkLWE=", "b": "b2xkLWI=", "c": "c2FtZQ=="}});
+        let after = json!({"kind": "Secret",
+            "data": {"a": "bmV3LWE=", "b": "bmV3LWI=", "c": "c2FtZQ==", "d": "bmV3LWQ="}});
+        let changes = diff_objects("Secret/db", &before, &after);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["Secret/db data: not shown → changed (3 keys)"]);
+        let all = format!("{changes:?}");
+        for value in ["b2xkLWE=", "bmV3LWE=", "bmV3LWQ=", "c2FtZQ=="] {
+            assert!(!all.contains(value), "{all}");
+        }
     }
 
     #[test]

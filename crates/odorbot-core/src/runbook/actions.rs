@@ -231,7 +231,7 @@ action_kinds! {
     ExpandPvc = "expand_pvc", true, "grow a PersistentVolumeClaim";
     QuarantinePod = "quarantine_pod", true, "label a pod so the quarantine NetworkPolicy isolates it";
     UnquarantinePod = "unquarantine_pod", true, "remove a pod's quarantine label";
-    RotateSecret = "rotate_secret", true, "point a container at a new secret and delete the old";
+    RotateSecret = "rotate_secret", true, "write a fresh key into the idle one of two secrets and point a container at it";
     RenewCertificate = "renew_certificate", true, "force cert-manager to reissue a certificate";
     VeleroTestRestore = "velero_test_restore", true, "restore a backup as a test";
     VeleroRestoreCleanup = "velero_restore_cleanup", true, "delete a test restore";
@@ -487,10 +487,13 @@ pub enum Action<S: Stage> {
         container: S::Val<K8sName>,
         /// The environment variable that carries the secret.
         env: S::Val<EnvName>,
-        new_secret: S::Val<K8sName>,
         /// The key inside the secrets.
         key: S::Val<DataKey>,
-        old_secret: S::Val<K8sName>,
+        /// The two secrets, created at install time, that rotation alternates between: the
+        /// one `env` does not read is overwritten in place, so odorbot never creates or
+        /// deletes a Secret.
+        secret_a: S::Val<K8sName>,
+        secret_b: S::Val<K8sName>,
     },
     RenewCertificate {
         certificate: S::Val<K8sName>,
@@ -828,16 +831,16 @@ impl<S: Stage> Action<S> {
                 deployment,
                 container,
                 env,
-                new_secret,
                 key,
-                old_secret,
+                secret_a,
+                secret_b,
             } => A::RotateSecret {
                 deployment: m.field("deployment", deployment)?,
                 container: m.field("container", container)?,
                 env: m.field("env", env)?,
-                new_secret: m.field("new_secret", new_secret)?,
                 key: m.field("key", key)?,
-                old_secret: m.field("old_secret", old_secret)?,
+                secret_a: m.field("secret_a", secret_a)?,
+                secret_b: m.field("secret_b", secret_b)?,
             },
             Self::RenewCertificate {
                 certificate,

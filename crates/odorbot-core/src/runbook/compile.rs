@@ -164,7 +164,8 @@ pub(super) fn object_key(field: &str) -> Option<&'static str> {
         "quarantine_policy" => "quarantine_policies",
         "certificate" => "certificates",
         "release" => "helm_releases",
-        "secret" | "new_secret" | "old_secret" => "secrets",
+        "secret" => "secrets",
+        "secret_a" | "secret_b" => "rotated_secrets",
         _ => return None,
     })
 }
@@ -1655,23 +1656,23 @@ impl Compiler {
                 deployment,
                 container,
                 env,
-                new_secret,
                 key,
-                old_secret,
+                secret_a,
+                secret_b,
             } => {
                 let deployment = self.req(p, "deployment", &deployment);
                 let container = self.req(p, "container", &container);
                 let env = self.req(p, "env", &env);
-                let new_secret = self.req(p, "new_secret", &new_secret);
                 let key = self.req(p, "key", &key);
-                let old_secret = self.req(p, "old_secret", &old_secret);
+                let secret_a = self.req(p, "secret_a", &secret_a);
+                let secret_b = self.req(p, "secret_b", &secret_b);
                 A::RotateSecret {
                     deployment: deployment?,
                     container: container?,
                     env: env?,
-                    new_secret: new_secret?,
                     key: key?,
-                    old_secret: old_secret?,
+                    secret_a: secret_a?,
+                    secret_b: secret_b?,
                 }
             }
             R::RenewCertificate {

@@ -530,9 +530,9 @@ pub enum RawAction {
         deployment: RawArg,
         container: RawArg,
         env: RawArg,
-        new_secret: RawArg,
         key: RawArg,
-        old_secret: RawArg,
+        secret_a: RawArg,
+        secret_b: RawArg,
     },
     RenewCertificate {
         certificate: RawArg,

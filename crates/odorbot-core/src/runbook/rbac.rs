@@ -68,6 +68,10 @@ pub const OBJECT_KINDS: &[(&str, &str)] = &[
     ("configmaps", "ConfigMaps"),
     ("persistentvolumeclaims", "PersistentVolumeClaims"),
     ("secrets", "Secrets"),
+    (
+        "rotated_secrets",
+        "the two Secrets secret rotation alternates between (overwritten, never created)",
+    ),
     ("horizontalpodautoscalers", "HorizontalPodAutoscalers"),
     ("cronjobs", "CronJobs"),
     ("networkpolicies", "NetworkPolicies"),
@@ -144,8 +148,13 @@ impl ActionKind {
                 need!("apps", "deployments", &["get", "update"], DEPLOYMENTS),
                 need!("apps", "replicasets", LIST, Any),
             ],
-            // Reads the records by name, writes the next one, and re-applies the chart's
-            // objects the Role covers.
+            // Reads the records by name, marks the current one superseded (`update`), creates
+            // the next one and re-applies the chart's objects the Role covers. The `create`
+            // stays: Helm's storage keeps one Secret per revision and fails an upgrade whose
+            // record name exists, so next records cannot be installed ahead for `update`.
+            // `create` cannot be pinned: the token can create any Secret, including a
+            // service-account-token one named as a future record, readable through `get`
+            // above. manifests/optional/admission-policy.yaml (clusters >= 1.30) bounds it.
             K::RollbackHelm => &[
                 need!("", "secrets", &["get", "update"], HelmRecords),
                 need!("", "secrets", &["create"], Any),
@@ -166,13 +175,21 @@ impl ActionKind {
                 HPAS
             )],
             K::PatchConfigmap => &[need!("", "configmaps", GET_PATCH, CONFIGMAPS)],
+            // A Job from a listed CronJob's template. `create` on Jobs cannot be pinned: the
+            // token could run any pod as any ServiceAccount of the namespace; the optional
+            // admission policy holds the Jobs to their CronJobs' templates.
             K::JobFromCronjob | K::LogsCleanup => &[
                 need!("batch", "cronjobs", &["get"], CRONJOBS),
                 need!("batch", "jobs", &["create"], Any),
             ],
             K::ExpandPvc => &[need!("", "persistentvolumeclaims", GET_PATCH, PVCS)],
-            // The pod's name is generated; the label is the change. The quarantine policy
-            // is installed once and only read: default-deny-all is never touched.
+            // The pod's name is generated, so `patch` covers every pod: beyond the label it
+            // needs, a patch can change any pod's labels and annotations (moving it into or
+            // out of a Service or NetworkPolicy) and a container's image (running other code
+            // with that pod's ServiceAccount). RBAC cannot narrow it; the optional admission
+            // policy allows odorbot's pod patches to change only the `quarantine` label. The
+            // quarantine policy is installed once and only read: default-deny-all is never
+            // touched.
             K::QuarantinePod => &[
                 need!("", "pods", GET_PATCH, Any),
                 need!(
@@ -183,9 +200,10 @@ impl ActionKind {
                 ),
             ],
             K::UnquarantinePod => &[need!("", "pods", GET_PATCH, Any)],
+            // Both secrets exist from install time; the idle one is overwritten by name, so
+            // no `create` (which cannot be pinned) and no `delete`.
             K::RotateSecret => &[
-                need!("", "secrets", &["create"], Any),
-                need!("", "secrets", &["delete"], Objects("secrets")),
+                need!("", "secrets", &["patch"], Objects("rotated_secrets")),
                 need!("apps", "deployments", GET_PATCH, DEPLOYMENTS),
             ],
             K::RenewCertificate => &[
@@ -269,6 +287,11 @@ const HEADER: &str = "\
 # `pods/exec`, any `delete` on workloads, and anything cluster-wide (access_review reports
 # ClusterRoleBindings as not readable). Where Velero runs in its own namespace, bind a Role
 # with the velero.io rules there.
+#
+# Wider than odorbot's use, because RBAC cannot pin them: `create` on Secrets (Helm's next
+# release record) and Jobs (from the listed CronJobs), `patch` on pods (the quarantine
+# label). README's Deploying section states what a stolen token can do with them;
+# manifests/optional/admission-policy.yaml bounds them on clusters >= 1.30.
 ";
 
 /// `manifests/base/role.yaml`: the Role for every action of the action set.
