@@ -36,6 +36,9 @@ pub enum ApiError {
         method: &'static str,
         attempts: u32,
         last: String,
+        /// Slack's `Retry-After` on the last attempt, when it was rate limited: a caller
+        /// that tries again later must wait at least this long.
+        retry_after: Option<Duration>,
     },
     #[error("cannot build the HTTPS client: {0}")]
     Setup(String),
@@ -63,7 +66,7 @@ impl ApiError {
 struct NoAnswer(Duration);
 
 /// What to do after a failed attempt.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
     After(Duration),
     Backoff,
@@ -248,7 +251,8 @@ impl SlackApi {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let wait = match classify(&err) {
+            let retry = classify(&err);
+            let wait = match retry {
                 Retry::Never => {
                     let code = match &err {
                         SlackClientError::ApiError(e) => e.code.clone(),
@@ -268,6 +272,10 @@ impl SlackApi {
                     method,
                     attempts,
                     last: describe(&err),
+                    retry_after: match retry {
+                        Retry::After(d) => Some(d),
+                        _ => None,
+                    },
                 });
             }
             debug!(method, attempts, wait_ms = wait.as_millis() as u64, error = %describe(&err), "retrying Slack call");
