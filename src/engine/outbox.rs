@@ -11,12 +11,13 @@ use tracing::{debug, error, warn};
 
 use crate::domain::ids::ChannelId;
 use crate::domain::incident::IncidentState;
+use crate::domain::outbox::retry_wait;
 use crate::domain::timer::{Route, ThreadState, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
-use crate::store::outbox::Outgoing;
+use crate::store::outbox::{Belongs, Outgoing};
 use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
@@ -24,6 +25,17 @@ const ATTEMPT: Duration = Duration::from_secs(5);
 /// A claim lasts well past an attempt, so no other replica sends it meanwhile; short, so
 /// a message whose sender died waits little.
 const LEASE: Duration = Duration::from_secs(15);
+
+/// What became of a message handed to the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// In the store: it is sent as soon as Slack takes it.
+    InOutbox,
+    /// The store could not take it, so it was posted at once.
+    Sent,
+    /// Neither the store nor Slack took it.
+    Lost,
+}
 
 pub struct Outbox {
     store: Store,
@@ -58,7 +70,27 @@ impl Outbox {
         thread: Option<&str>,
         message: &Message,
     ) {
-        self.queue(channel, Some(incident), thread, message).await;
+        let belongs = Belongs::Incident(incident.to_owned());
+        self.queue(channel, Some(&belongs), thread, message).await;
+    }
+
+    /// Queues approval request `request`'s card; once Slack took it, its ts is recorded
+    /// as the request's thread, where the request's messages queued meanwhile then go.
+    pub async fn send_card(&self, channel: &ChannelId, request: &str, card: &Message) -> Queued {
+        let belongs = Belongs::CardOf(request.to_owned());
+        self.queue(channel, Some(&belongs), None, card).await
+    }
+
+    /// Queues a message for `request`'s card thread (`thread`, or the card's once posted).
+    pub async fn send_in_request_thread(
+        &self,
+        channel: &ChannelId,
+        request: &str,
+        thread: Option<&str>,
+        message: &Message,
+    ) {
+        let belongs = Belongs::Request(request.to_owned());
+        self.queue(channel, Some(&belongs), thread, message).await;
     }
 
     /// Stores the message and wakes the sender; if the store cannot take it, sends it at
@@ -66,41 +98,65 @@ impl Outbox {
     async fn queue(
         &self,
         channel: &ChannelId,
-        incident: Option<&str>,
+        belongs: Option<&Belongs>,
         thread: Option<&str>,
         message: &Message,
-    ) {
+    ) -> Queued {
+        let now = Timestamp::now();
         match self
             .store
-            .enqueue_for(
-                channel.as_str(),
-                incident,
-                thread,
-                message,
-                Timestamp::now(),
-            )
+            .enqueue_for(channel.as_str(), belongs, thread, message, now)
             .await
         {
-            Ok(()) => self.wake.notify_one(),
+            Ok(()) => {
+                self.wake.notify_one();
+                Queued::InOutbox
+            }
             Err(e) => {
-                warn!(error = %e, ?incident, "outbox unavailable; sending directly");
-                if let Err(e) = self.api.post_message(channel, thread, message).await {
-                    error!(error = %e, ?incident, "message lost: neither the outbox nor Slack took it");
+                warn!(error = %e, ?belongs, "outbox unavailable; sending directly");
+                match self.api.post_message(channel, thread, message).await {
+                    Ok(ts) => {
+                        self.posted(belongs, &ts).await;
+                        Queued::Sent
+                    }
+                    Err(e) => {
+                        error!(error = %e, ?belongs, "message lost: neither the outbox nor Slack took it");
+                        Queued::Lost
+                    }
                 }
             }
         }
     }
 
-    /// Where a claimed message goes now: its own thread, or its incident's once the root
-    /// message exists.
+    /// Bookkeeping after Slack took a message: a card's ts becomes its request's thread.
+    async fn posted(&self, belongs: Option<&Belongs>, ts: &str) {
+        if let Some(Belongs::CardOf(request)) = belongs
+            && let Err(e) = self.store.set_request_ts(request, ts).await
+        {
+            // Its thread's messages then wait out their patience and go into the channel.
+            warn!(request, error = %e, "approval card posted but its ts not recorded");
+        }
+    }
+
+    /// Where a claimed message goes now: its own thread, or its incident's or request's
+    /// once that thread's root message exists.
     async fn route(&self, out: &Outgoing) -> Result<Route, crate::store::StoreError> {
-        let incident = match (&out.thread_ts, &out.incident_id) {
-            (None, Some(id)) => self.store.incident_by_id(id).await?,
+        let root = match (&out.thread_ts, &out.belongs) {
+            (None, Some(Belongs::Incident(id))) => self.store.incident_by_id(id).await?.map(|i| {
+                let resolved = i.state == IncidentState::Resolved;
+                (i.thread_ts, resolved)
+            }),
+            (None, Some(Belongs::Request(id))) => self
+                .store
+                .request(id)
+                .await?
+                // A card is posted whatever became of its request.
+                .map(|r| (r.message_ts, false)),
             _ => None,
         };
-        let state = incident.as_ref().map(|i| ThreadState {
-            root: i.thread_ts.as_deref(),
-            resolved: i.state == IncidentState::Resolved,
+        let state = root.as_ref().map(|(root, resolved)| ThreadState {
+            root: root.as_deref(),
+            resolved: *resolved,
         });
         Ok(route(
             out.thread_ts.as_deref(),
@@ -135,7 +191,7 @@ impl Outbox {
                 let thread = match self.route(&out).await {
                     Ok(Route::Post { thread }) => thread,
                     Ok(Route::AwaitRoot { retry_at }) => {
-                        debug!(incident = ?out.incident_id, "message waits for its incident's root message");
+                        debug!(belongs = ?out.belongs, "message waits for its thread's root message");
                         let _ = self.store.await_root(&out.id, retry_at).await;
                         continue;
                     }
@@ -145,15 +201,22 @@ impl Outbox {
                         continue;
                     }
                 };
-                if out.thread_ts.is_none() && out.incident_id.is_some() && thread.is_none() {
-                    warn!(incident = ?out.incident_id, "the incident has no root message; posting in the channel");
+                if out.thread_ts.is_none()
+                    && matches!(
+                        out.belongs,
+                        Some(Belongs::Incident(_) | Belongs::Request(_))
+                    )
+                    && thread.is_none()
+                {
+                    warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
                 }
                 match self
                     .api
                     .post_message_within(&channel, thread.as_deref(), &out.message, ATTEMPT)
                     .await
                 {
-                    Ok(_) => {
+                    Ok(ts) => {
+                        self.posted(out.belongs.as_ref(), &ts).await;
                         let _ = self.store.sent(&out.id).await;
                     }
                     Err(ApiError::Refused { code, .. }) => {
@@ -161,10 +224,11 @@ impl Outbox {
                         let _ = self.store.sent(&out.id).await;
                     }
                     Err(e) => {
-                        let wait = Duration::from_secs(
-                            2u64.saturating_pow(out.attempts.clamp(0, 8) as u32),
-                        )
-                        .min(Duration::from_secs(300));
+                        let retry_after = match &e {
+                            ApiError::GaveUp { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        let wait = retry_wait(out.attempts, retry_after);
                         warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
                         let due = Timestamp::now()
                             .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
