@@ -7,3 +7,6 @@ ALTER TABLE outbox ADD COLUMN card BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX outbox_thread ON outbox (channel, thread_ts);
 CREATE INDEX outbox_incident ON outbox (incident_id);
 CREATE INDEX outbox_request ON outbox (request_id);
+-- Set just before a send: a row claimed with it set may have reached Slack (the sender died,
+-- its bookkeeping failed, or an attempt timed out), so Slack is asked before a re-send.
+ALTER TABLE outbox ADD COLUMN sending BIGINT NOT NULL DEFAULT 0;

@@ -22,9 +22,21 @@ use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
 const ATTEMPT: Duration = Duration::from_secs(5);
+/// Tries of the bookkeeping after a successful send (100 ms, doubling, between them).
+const BOOKKEEPING_TRIES: usize = 3;
 /// A claim lasts well past an attempt, so no other replica sends it meanwhile; short, so
 /// a message whose sender died waits little.
 const LEASE: Duration = Duration::from_secs(15);
+
+/// Why the bookkeeping after a send failed.
+#[derive(Debug, thiserror::Error)]
+enum Bookkeeping {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[cfg(debug_assertions)]
+    #[error(transparent)]
+    Injected(#[from] crate::failpoint::Injected),
+}
 
 /// What became of a message handed to the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +178,117 @@ impl Outbox {
         ))
     }
 
+    /// Sends one claimed message, unless Slack has it already, and records the outcome.
+    async fn deliver(&self, out: Outgoing) {
+        let Ok(channel) = out.channel.parse::<ChannelId>() else {
+            let _ = self.store.sent(&out.id).await;
+            return;
+        };
+        let thread = match self.route(&out).await {
+            Ok(Route::Post { thread }) => thread,
+            Ok(Route::AwaitRoot { retry_at }) => {
+                debug!(belongs = ?out.belongs, "message waits for its thread's root message");
+                let _ = self.store.await_root(&out.id, retry_at).await;
+                return;
+            }
+            Err(e) => {
+                // Its lease lapses and it is tried again; nothing is lost.
+                warn!(error = %e, "cannot look up the message's thread");
+                return;
+            }
+        };
+        if out.thread_ts.is_none()
+            && matches!(
+                out.belongs,
+                Some(Belongs::Incident(_) | Belongs::Request(_))
+            )
+            && thread.is_none()
+        {
+            warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
+        }
+        let thread = thread.as_deref();
+        let outcome = if out.maybe_sent {
+            // An earlier send's outcome is unknown: Slack has it, or it is sent now.
+            match self.api.find_tagged(&channel, thread, &out.id).await {
+                Ok(Some(ts)) => {
+                    debug!(id = %out.id, "Slack already has the message; not sent again");
+                    Ok(ts)
+                }
+                Ok(None) => self.attempt(&out, &channel, thread).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            self.attempt(&out, &channel, thread).await
+        };
+        match outcome {
+            Ok(ts) => self.record_sent(&out, &ts).await,
+            Err(ApiError::Refused { code, .. }) => {
+                error!(channel = %out.channel, code, "Slack refused a must-send message; dropped");
+                let _ = self.store.sent(&out.id).await;
+            }
+            Err(e) => {
+                let retry_after = match &e {
+                    ApiError::GaveUp { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let wait = retry_wait(out.attempts, retry_after);
+                warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
+                let due = Timestamp::now()
+                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+                    .unwrap_or(Timestamp::MAX);
+                let _ = self.store.retry_at(&out.id, due).await;
+            }
+        }
+    }
+
+    /// Records that a send is under way, then sends, tagged with the outbox id so that
+    /// Slack can be asked about it if its outcome is lost.
+    async fn attempt(
+        &self,
+        out: &Outgoing,
+        channel: &ChannelId,
+        thread: Option<&str>,
+    ) -> Result<String, ApiError> {
+        if let Err(e) = self.store.sending(&out.id).await {
+            return Err(ApiError::GaveUp {
+                method: "chat.postMessage",
+                attempts: 0,
+                last: format!("not sent: cannot record the send first: {e}"),
+                retry_after: None,
+            });
+        }
+        self.api
+            .post_tagged(channel, thread, &out.message, &out.id, ATTEMPT)
+            .await
+    }
+
+    /// The bookkeeping after Slack took `out` (its card's ts, its removal), retried a few
+    /// times; if it still fails the message stays marked as sending, and whoever claims it
+    /// next finds it in Slack instead of posting it again.
+    async fn record_sent(&self, out: &Outgoing, ts: &str) {
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..BOOKKEEPING_TRIES {
+            match self.bookkeep(out, ts).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(id = %out.id, error = %e, "message sent but not yet recorded; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        error!(id = %out.id, "message sent but not recorded; it is looked up in Slack before any re-send");
+    }
+
+    async fn bookkeep(&self, out: &Outgoing, ts: &str) -> Result<(), Bookkeeping> {
+        crate::failpoint!("outbox.after_send", e => return Err(e.into()));
+        if let Some(Belongs::CardOf(request)) = &out.belongs {
+            self.store.set_request_ts(request, ts).await?;
+        }
+        self.store.sent(&out.id).await?;
+        Ok(())
+    }
+
     /// Sends due messages until cancelled; `beat` hears of every completed round.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken, beat: Beat) {
         loop {
@@ -184,58 +307,7 @@ impl Outbox {
                 });
             let busy = !batch.is_empty();
             for out in batch {
-                let Ok(channel) = out.channel.parse::<ChannelId>() else {
-                    let _ = self.store.sent(&out.id).await;
-                    continue;
-                };
-                let thread = match self.route(&out).await {
-                    Ok(Route::Post { thread }) => thread,
-                    Ok(Route::AwaitRoot { retry_at }) => {
-                        debug!(belongs = ?out.belongs, "message waits for its thread's root message");
-                        let _ = self.store.await_root(&out.id, retry_at).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        // Its lease lapses and it is tried again; nothing is lost.
-                        warn!(error = %e, "cannot look up the message's incident thread");
-                        continue;
-                    }
-                };
-                if out.thread_ts.is_none()
-                    && matches!(
-                        out.belongs,
-                        Some(Belongs::Incident(_) | Belongs::Request(_))
-                    )
-                    && thread.is_none()
-                {
-                    warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
-                }
-                match self
-                    .api
-                    .post_message_within(&channel, thread.as_deref(), &out.message, ATTEMPT)
-                    .await
-                {
-                    Ok(ts) => {
-                        self.posted(out.belongs.as_ref(), &ts).await;
-                        let _ = self.store.sent(&out.id).await;
-                    }
-                    Err(ApiError::Refused { code, .. }) => {
-                        error!(channel = %out.channel, code, "Slack refused a must-send message; dropped");
-                        let _ = self.store.sent(&out.id).await;
-                    }
-                    Err(e) => {
-                        let retry_after = match &e {
-                            ApiError::GaveUp { retry_after, .. } => *retry_after,
-                            _ => None,
-                        };
-                        let wait = retry_wait(out.attempts, retry_after);
-                        warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
-                        let due = Timestamp::now()
-                            .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
-                            .unwrap_or(Timestamp::MAX);
-                        let _ = self.store.retry_at(&out.id, due).await;
-                    }
-                }
+                self.deliver(out).await;
             }
             beat.alive();
             if busy {

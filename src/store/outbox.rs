@@ -21,6 +21,8 @@ pub struct Outgoing {
     /// The thread it belongs in when that thread may not exist yet (`thread_ts` is then
     /// `None` and found at send time), or the thread root it is.
     pub belongs: Option<Belongs>,
+    /// A send was under way before this claim: Slack may already have it.
+    pub maybe_sent: bool,
 }
 
 /// What a queued message belongs to, besides its channel.
@@ -132,7 +134,7 @@ impl Store {
                 "outbox",
                 IN_THREAD_ORDER,
                 "id",
-                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, sending",
                 owner,
                 now,
                 lease_ms,
@@ -157,6 +159,7 @@ impl Store {
                         r.try_get("request_id")?,
                         r.try_get("card")?,
                     ),
+                    maybe_sent: r.try_get::<i64, _>("sending")? != 0,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -171,6 +174,19 @@ impl Store {
     /// The database error.
     pub async fn sent(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Recorded before a send: from then on Slack may have the message whatever becomes
+    /// of the sender (a timed-out attempt may have reached it too), until [`Store::sent`].
+    ///
+    /// # Errors
+    /// The database error; the message must then not be sent.
+    pub async fn sending(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sending = 1 WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
