@@ -18,7 +18,7 @@ use crate::domain::ids::{ChannelId, K8sName, UserId};
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
-use crate::engine::outbox::Outbox;
+use crate::engine::outbox::{Outbox, Queued};
 use crate::engine::people::People;
 use crate::runbook::actions::{Action, Bound, Change};
 use crate::runbook::stored;
@@ -185,14 +185,23 @@ impl Approvals {
             &format!("{asked} — reason: {reason}"),
         )
         .await;
-        match self.api.post_message(channel, None, &card(&request)).await {
-            Ok(ts) => {
-                let _ = self.store.set_request_ts(&request.id, &ts).await;
+        // Through the outbox, so a Slack hiccup delays the card instead of losing it.
+        let card_is = match self
+            .outbox
+            .send_card(channel, &request.id, &card(&request))
+            .await
+        {
+            Queued::InOutbox => "on its way to this channel",
+            Queued::Sent => "posted in this channel",
+            Queued::Lost => {
+                return Message::text(format!(
+                    ":x: Requested `{verb}`, but neither Slack nor the store took its card, so nobody can approve it and it expires unapproved in {}; try again shortly.",
+                    crate::domain::args::format_duration(self.config.expiry)
+                ));
             }
-            Err(e) => warn!(request = %request.id, error = %e, "approval card not posted"),
-        }
+        };
         Message::text(format!(
-            "Requested `{verb}`; a second person with the approver role must approve it on the card (expires in {}).",
+            "Requested `{verb}`; its card is {card_is}, where a second person with the approver role must approve it (expires in {}).",
             crate::domain::args::format_duration(self.config.expiry)
         ))
     }
@@ -785,10 +794,16 @@ impl Approvals {
         let Ok(Some(fresh)) = self.store.request(&r.id).await else {
             return;
         };
-        // Outcomes, verification and watch reports must arrive: through the outbox.
-        if let (Ok(channel), Some(ts)) = (fresh.channel.parse::<ChannelId>(), &fresh.message_ts) {
+        // Outcomes, verification and watch reports must arrive: through the outbox, which
+        // holds them until the card exists when it is not posted yet.
+        if let Ok(channel) = fresh.channel.parse::<ChannelId>() {
             self.outbox
-                .send(&channel, Some(ts), &Message::text(text))
+                .send_in_request_thread(
+                    &channel,
+                    &fresh.id,
+                    fresh.message_ts.as_deref(),
+                    &Message::text(text),
+                )
                 .await;
         }
     }

@@ -11,19 +11,43 @@ use tracing::{debug, error, warn};
 
 use crate::domain::ids::ChannelId;
 use crate::domain::incident::IncidentState;
+use crate::domain::outbox::retry_wait;
 use crate::domain::timer::{Route, ThreadState, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
-use crate::store::outbox::Outgoing;
+use crate::store::outbox::{Belongs, Outgoing};
 use crate::supervisor::Beat;
 
 /// One attempt's budget; after it the message waits in the store for the next one.
 const ATTEMPT: Duration = Duration::from_secs(5);
+/// Tries of the bookkeeping after a successful send (100 ms, doubling, between them).
+const BOOKKEEPING_TRIES: usize = 3;
 /// A claim lasts well past an attempt, so no other replica sends it meanwhile; short, so
 /// a message whose sender died waits little.
 const LEASE: Duration = Duration::from_secs(15);
+
+/// Why the bookkeeping after a send failed.
+#[derive(Debug, thiserror::Error)]
+enum Bookkeeping {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[cfg(debug_assertions)]
+    #[error(transparent)]
+    Injected(#[from] crate::failpoint::Injected),
+}
+
+/// What became of a message handed to the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// In the store: it is sent as soon as Slack takes it.
+    InOutbox,
+    /// The store could not take it, so it was posted at once.
+    Sent,
+    /// Neither the store nor Slack took it.
+    Lost,
+}
 
 pub struct Outbox {
     store: Store,
@@ -58,7 +82,27 @@ impl Outbox {
         thread: Option<&str>,
         message: &Message,
     ) {
-        self.queue(channel, Some(incident), thread, message).await;
+        let belongs = Belongs::Incident(incident.to_owned());
+        self.queue(channel, Some(&belongs), thread, message).await;
+    }
+
+    /// Queues approval request `request`'s card; once Slack took it, its ts is recorded
+    /// as the request's thread, where the request's messages queued meanwhile then go.
+    pub async fn send_card(&self, channel: &ChannelId, request: &str, card: &Message) -> Queued {
+        let belongs = Belongs::CardOf(request.to_owned());
+        self.queue(channel, Some(&belongs), None, card).await
+    }
+
+    /// Queues a message for `request`'s card thread (`thread`, or the card's once posted).
+    pub async fn send_in_request_thread(
+        &self,
+        channel: &ChannelId,
+        request: &str,
+        thread: Option<&str>,
+        message: &Message,
+    ) {
+        let belongs = Belongs::Request(request.to_owned());
+        self.queue(channel, Some(&belongs), thread, message).await;
     }
 
     /// Stores the message and wakes the sender; if the store cannot take it, sends it at
@@ -66,41 +110,65 @@ impl Outbox {
     async fn queue(
         &self,
         channel: &ChannelId,
-        incident: Option<&str>,
+        belongs: Option<&Belongs>,
         thread: Option<&str>,
         message: &Message,
-    ) {
+    ) -> Queued {
+        let now = Timestamp::now();
         match self
             .store
-            .enqueue_for(
-                channel.as_str(),
-                incident,
-                thread,
-                message,
-                Timestamp::now(),
-            )
+            .enqueue_for(channel.as_str(), belongs, thread, message, now)
             .await
         {
-            Ok(()) => self.wake.notify_one(),
+            Ok(()) => {
+                self.wake.notify_one();
+                Queued::InOutbox
+            }
             Err(e) => {
-                warn!(error = %e, ?incident, "outbox unavailable; sending directly");
-                if let Err(e) = self.api.post_message(channel, thread, message).await {
-                    error!(error = %e, ?incident, "message lost: neither the outbox nor Slack took it");
+                warn!(error = %e, ?belongs, "outbox unavailable; sending directly");
+                match self.api.post_message(channel, thread, message).await {
+                    Ok(ts) => {
+                        self.posted(belongs, &ts).await;
+                        Queued::Sent
+                    }
+                    Err(e) => {
+                        error!(error = %e, ?belongs, "message lost: neither the outbox nor Slack took it");
+                        Queued::Lost
+                    }
                 }
             }
         }
     }
 
-    /// Where a claimed message goes now: its own thread, or its incident's once the root
-    /// message exists.
+    /// Bookkeeping after Slack took a message: a card's ts becomes its request's thread.
+    async fn posted(&self, belongs: Option<&Belongs>, ts: &str) {
+        if let Some(Belongs::CardOf(request)) = belongs
+            && let Err(e) = self.store.set_request_ts(request, ts).await
+        {
+            // Its thread's messages then wait out their patience and go into the channel.
+            warn!(request, error = %e, "approval card posted but its ts not recorded");
+        }
+    }
+
+    /// Where a claimed message goes now: its own thread, or its incident's or request's
+    /// once that thread's root message exists.
     async fn route(&self, out: &Outgoing) -> Result<Route, crate::store::StoreError> {
-        let incident = match (&out.thread_ts, &out.incident_id) {
-            (None, Some(id)) => self.store.incident_by_id(id).await?,
+        let root = match (&out.thread_ts, &out.belongs) {
+            (None, Some(Belongs::Incident(id))) => self.store.incident_by_id(id).await?.map(|i| {
+                let resolved = i.state == IncidentState::Resolved;
+                (i.thread_ts, resolved)
+            }),
+            (None, Some(Belongs::Request(id))) => self
+                .store
+                .request(id)
+                .await?
+                // A card is posted whatever became of its request.
+                .map(|r| (r.message_ts, false)),
             _ => None,
         };
-        let state = incident.as_ref().map(|i| ThreadState {
-            root: i.thread_ts.as_deref(),
-            resolved: i.state == IncidentState::Resolved,
+        let state = root.as_ref().map(|(root, resolved)| ThreadState {
+            root: root.as_deref(),
+            resolved: *resolved,
         });
         Ok(route(
             out.thread_ts.as_deref(),
@@ -108,6 +176,117 @@ impl Outbox {
             out.created_at,
             Timestamp::now(),
         ))
+    }
+
+    /// Sends one claimed message, unless Slack has it already, and records the outcome.
+    async fn deliver(&self, out: Outgoing) {
+        let Ok(channel) = out.channel.parse::<ChannelId>() else {
+            let _ = self.store.sent(&out.id).await;
+            return;
+        };
+        let thread = match self.route(&out).await {
+            Ok(Route::Post { thread }) => thread,
+            Ok(Route::AwaitRoot { retry_at }) => {
+                debug!(belongs = ?out.belongs, "message waits for its thread's root message");
+                let _ = self.store.await_root(&out.id, retry_at).await;
+                return;
+            }
+            Err(e) => {
+                // Its lease lapses and it is tried again; nothing is lost.
+                warn!(error = %e, "cannot look up the message's thread");
+                return;
+            }
+        };
+        if out.thread_ts.is_none()
+            && matches!(
+                out.belongs,
+                Some(Belongs::Incident(_) | Belongs::Request(_))
+            )
+            && thread.is_none()
+        {
+            warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
+        }
+        let thread = thread.as_deref();
+        let outcome = if out.maybe_sent {
+            // An earlier send's outcome is unknown: Slack has it, or it is sent now.
+            match self.api.find_tagged(&channel, thread, &out.id).await {
+                Ok(Some(ts)) => {
+                    debug!(id = %out.id, "Slack already has the message; not sent again");
+                    Ok(ts)
+                }
+                Ok(None) => self.attempt(&out, &channel, thread).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            self.attempt(&out, &channel, thread).await
+        };
+        match outcome {
+            Ok(ts) => self.record_sent(&out, &ts).await,
+            Err(ApiError::Refused { code, .. }) => {
+                error!(channel = %out.channel, code, "Slack refused a must-send message; dropped");
+                let _ = self.store.sent(&out.id).await;
+            }
+            Err(e) => {
+                let retry_after = match &e {
+                    ApiError::GaveUp { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let wait = retry_wait(out.attempts, retry_after);
+                warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
+                let due = Timestamp::now()
+                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+                    .unwrap_or(Timestamp::MAX);
+                let _ = self.store.retry_at(&out.id, due).await;
+            }
+        }
+    }
+
+    /// Records that a send is under way, then sends, tagged with the outbox id so that
+    /// Slack can be asked about it if its outcome is lost.
+    async fn attempt(
+        &self,
+        out: &Outgoing,
+        channel: &ChannelId,
+        thread: Option<&str>,
+    ) -> Result<String, ApiError> {
+        if let Err(e) = self.store.sending(&out.id).await {
+            return Err(ApiError::GaveUp {
+                method: "chat.postMessage",
+                attempts: 0,
+                last: format!("not sent: cannot record the send first: {e}"),
+                retry_after: None,
+            });
+        }
+        self.api
+            .post_tagged(channel, thread, &out.message, &out.id, ATTEMPT)
+            .await
+    }
+
+    /// The bookkeeping after Slack took `out` (its card's ts, its removal), retried a few
+    /// times; if it still fails the message stays marked as sending, and whoever claims it
+    /// next finds it in Slack instead of posting it again.
+    async fn record_sent(&self, out: &Outgoing, ts: &str) {
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..BOOKKEEPING_TRIES {
+            match self.bookkeep(out, ts).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(id = %out.id, error = %e, "message sent but not yet recorded; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        error!(id = %out.id, "message sent but not recorded; it is looked up in Slack before any re-send");
+    }
+
+    async fn bookkeep(&self, out: &Outgoing, ts: &str) -> Result<(), Bookkeeping> {
+        crate::failpoint!("outbox.after_send", e => return Err(e.into()));
+        if let Some(Belongs::CardOf(request)) = &out.belongs {
+            self.store.set_request_ts(request, ts).await?;
+        }
+        self.store.sent(&out.id).await?;
+        Ok(())
     }
 
     /// Sends due messages until cancelled; `beat` hears of every completed round.
@@ -128,50 +307,7 @@ impl Outbox {
                 });
             let busy = !batch.is_empty();
             for out in batch {
-                let Ok(channel) = out.channel.parse::<ChannelId>() else {
-                    let _ = self.store.sent(&out.id).await;
-                    continue;
-                };
-                let thread = match self.route(&out).await {
-                    Ok(Route::Post { thread }) => thread,
-                    Ok(Route::AwaitRoot { retry_at }) => {
-                        debug!(incident = ?out.incident_id, "message waits for its incident's root message");
-                        let _ = self.store.await_root(&out.id, retry_at).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        // Its lease lapses and it is tried again; nothing is lost.
-                        warn!(error = %e, "cannot look up the message's incident thread");
-                        continue;
-                    }
-                };
-                if out.thread_ts.is_none() && out.incident_id.is_some() && thread.is_none() {
-                    warn!(incident = ?out.incident_id, "the incident has no root message; posting in the channel");
-                }
-                match self
-                    .api
-                    .post_message_within(&channel, thread.as_deref(), &out.message, ATTEMPT)
-                    .await
-                {
-                    Ok(_) => {
-                        let _ = self.store.sent(&out.id).await;
-                    }
-                    Err(ApiError::Refused { code, .. }) => {
-                        error!(channel = %out.channel, code, "Slack refused a must-send message; dropped");
-                        let _ = self.store.sent(&out.id).await;
-                    }
-                    Err(e) => {
-                        let wait = Duration::from_secs(
-                            2u64.saturating_pow(out.attempts.clamp(0, 8) as u32),
-                        )
-                        .min(Duration::from_secs(300));
-                        warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
-                        let due = Timestamp::now()
-                            .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
-                            .unwrap_or(Timestamp::MAX);
-                        let _ = self.store.retry_at(&out.id, due).await;
-                    }
-                }
+                self.deliver(out).await;
             }
             beat.alive();
             if busy {

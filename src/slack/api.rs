@@ -36,10 +36,20 @@ pub enum ApiError {
         method: &'static str,
         attempts: u32,
         last: String,
+        /// Slack's `Retry-After` on the last attempt, when it was rate limited: a caller
+        /// that tries again later must wait at least this long.
+        retry_after: Option<Duration>,
     },
     #[error("cannot build the HTTPS client: {0}")]
     Setup(String),
 }
+
+/// The metadata that tags a message for [`SlackApi::find_tagged`]: `event_type`, and the
+/// `event_payload` key holding the tag.
+const TAG_EVENT: &str = "odorbot_outbox";
+const TAG_KEY: &str = "outbox_id";
+/// Pages of history [`SlackApi::find_tagged`] reads at most.
+const TAG_PAGES: usize = 10;
 
 /// Slack's error codes for a token it does not accept.
 const AUTH_CODES: &[&str] = &[
@@ -63,7 +73,7 @@ impl ApiError {
 struct NoAnswer(Duration);
 
 /// What to do after a failed attempt.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
     After(Duration),
     Backoff,
@@ -248,7 +258,8 @@ impl SlackApi {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let wait = match classify(&err) {
+            let retry = classify(&err);
+            let wait = match retry {
                 Retry::Never => {
                     let code = match &err {
                         SlackClientError::ApiError(e) => e.code.clone(),
@@ -268,6 +279,10 @@ impl SlackApi {
                     method,
                     attempts,
                     last: describe(&err),
+                    retry_after: match retry {
+                        Retry::After(d) => Some(d),
+                        _ => None,
+                    },
                 });
             }
             debug!(method, attempts, wait_ms = wait.as_millis() as u64, error = %describe(&err), "retrying Slack call");
@@ -339,12 +354,41 @@ impl SlackApi {
         message: &Message,
         deadline: Duration,
     ) -> Result<String, ApiError> {
+        self.post(channel, thread_ts, render(message), deadline)
+            .await
+    }
+
+    /// As [`SlackApi::post_message_within`], the message carrying `tag` in its metadata,
+    /// so that [`SlackApi::find_tagged`] can tell later whether Slack has it.
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses or stays unreachable past the deadline.
+    pub async fn post_tagged(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        message: &Message,
+        tag: &str,
+        deadline: Duration,
+    ) -> Result<String, ApiError> {
+        let metadata = SlackMessageMetadata::new(TAG_EVENT.to_owned()).with_event_payload(
+            std::collections::HashMap::from([(TAG_KEY.to_owned(), tag.to_owned())]),
+        );
+        let content = render(message).with_metadata(metadata);
+        self.post(channel, thread_ts, content, deadline).await
+    }
+
+    async fn post(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        content: SlackMessageContent,
+        deadline: Duration,
+    ) -> Result<String, ApiError> {
         let token = self.token(As::Bot);
-        let request = SlackApiChatPostMessageRequest::new(
-            SlackChannelId::new(channel.to_string()),
-            render(message),
-        )
-        .opt_thread_ts(thread_ts.map(|t| SlackTs::new(t.to_owned())));
+        let request =
+            SlackApiChatPostMessageRequest::new(SlackChannelId::new(channel.to_string()), content)
+                .opt_thread_ts(thread_ts.map(|t| SlackTs::new(t.to_owned())));
         let res = self
             .call("chat.postMessage", Some(channel.as_str()), deadline, || {
                 let session = self.client.open_session(&token);
@@ -353,6 +397,73 @@ impl SlackApi {
             })
             .await?;
         Ok(res.ts.to_string())
+    }
+
+    /// The `ts` of the message tagged `tag` (see [`SlackApi::post_tagged`]) in `thread_ts`
+    /// (`conversations.replies`) or in the channel itself (`conversations.history`, newest
+    /// first), or `None` when Slack has no such message.
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses or cannot be reached in a few seconds: whether it
+    /// has the message is then unknown.
+    pub async fn find_tagged(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        tag: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let token = self.token(As::Bot);
+        let method = if thread_ts.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let mut cursor: Option<String> = None;
+        // Bounded: a message looked for is minutes old, far fewer pages back than this
+        // in a channel, and threads are short.
+        for _ in 0..TAG_PAGES {
+            let params: Vec<(&str, Option<String>)> = vec![
+                ("channel", Some(channel.to_string())),
+                ("ts", thread_ts.map(str::to_owned)),
+                ("limit", Some("200".to_owned())),
+                ("include_all_metadata", Some("true".to_owned())),
+                ("cursor", cursor.clone()),
+            ];
+            let page: SlackApiConversationsRepliesResponse = self
+                .call(method, None, Duration::from_secs(5), || {
+                    let session = self.client.open_session(&token);
+                    let params = params.clone();
+                    async move {
+                        session
+                            .http_session_api
+                            .http_get(method, &params, None)
+                            .await
+                    }
+                })
+                .await?;
+            let found = page.messages.iter().find(|m| {
+                m.content.metadata.as_ref().is_some_and(|meta| {
+                    meta.event_type == TAG_EVENT
+                        && meta
+                            .event_payload
+                            .as_ref()
+                            .and_then(|p| p.get(TAG_KEY))
+                            .is_some_and(|t| t == tag)
+                })
+            });
+            if let Some(m) = found {
+                return Ok(Some(m.origin.ts.to_string()));
+            }
+            cursor = page
+                .response_metadata
+                .and_then(|r| r.next_cursor)
+                .map(|c| c.to_string())
+                .filter(|c| !c.is_empty());
+            if cursor.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
     }
 
     /// Replaces a message odorbot posted (an incident's root message as its state moves).

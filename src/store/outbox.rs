@@ -18,10 +18,52 @@ pub struct Outgoing {
     pub message: Message,
     pub attempts: i64,
     pub created_at: Timestamp,
-    /// The incident whose thread it belongs in, when it was queued before that thread's
-    /// root message existed (`thread_ts` is then `None` and found at send time).
-    pub incident_id: Option<String>,
+    /// The thread it belongs in when that thread may not exist yet (`thread_ts` is then
+    /// `None` and found at send time), or the thread root it is.
+    pub belongs: Option<Belongs>,
+    /// A send was under way before this claim: Slack may already have it.
+    pub maybe_sent: bool,
 }
+
+/// What a queued message belongs to, besides its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Belongs {
+    /// The thread of this incident's root message.
+    Incident(String),
+    /// The thread of this approval request's card.
+    Request(String),
+    /// It is this request's card: once posted, its ts is the request's thread.
+    CardOf(String),
+}
+
+impl Belongs {
+    /// The `incident_id`, `request_id` and `card` columns.
+    fn columns(belongs: Option<&Belongs>) -> (Option<&str>, Option<&str>, i64) {
+        match belongs {
+            None => (None, None, 0),
+            Some(Belongs::Incident(id)) => (Some(id), None, 0),
+            Some(Belongs::Request(id)) => (None, Some(id), 0),
+            Some(Belongs::CardOf(id)) => (None, Some(id), 1),
+        }
+    }
+
+    fn from_columns(incident: Option<String>, request: Option<String>, card: i64) -> Option<Self> {
+        match (incident, request) {
+            (Some(id), _) => Some(Belongs::Incident(id)),
+            (None, Some(id)) if card != 0 => Some(Belongs::CardOf(id)),
+            (None, Some(id)) => Some(Belongs::Request(id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A message is claimed only when no older message of its thread is pending (due later
+/// after a failure, waiting for its root, or claimed elsewhere), so a retried message is
+/// never overtaken. Same thread: same channel and `thread_ts`, or the same incident or
+/// request whose thread it waits for (a card is older than its request's messages).
+const IN_THREAD_ORDER: &str = "NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.id < outbox.id AND (\
+     (earlier.channel = outbox.channel AND earlier.thread_ts = outbox.thread_ts) \
+     OR earlier.incident_id = outbox.incident_id OR earlier.request_id = outbox.request_id))";
 
 impl Store {
     /// Queues a message, due now.
@@ -39,7 +81,7 @@ impl Store {
             .await
     }
 
-    /// Queues a message for `incident`'s thread, due now. Without `thread_ts` (the root
+    /// Queues a message, due now, for what it `belongs` to. Without `thread_ts` (the root
     /// message is not posted yet) the sender finds the thread when it sends, and waits
     /// for it meanwhile.
     ///
@@ -48,7 +90,7 @@ impl Store {
     pub async fn enqueue_for(
         &self,
         channel: &str,
-        incident: Option<&str>,
+        belongs: Option<&Belongs>,
         thread_ts: Option<&str>,
         message: &Message,
         now: Timestamp,
@@ -57,9 +99,10 @@ impl Store {
         let id = IdGen::process().next("", now);
         let body =
             serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (incident, request, card) = Belongs::columns(belongs);
         sqlx::query(
-            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id) \
-             VALUES ($1, $2, $3, $4, 0, $5, $5, $6)",
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8)",
         )
         .bind(id)
         .bind(channel)
@@ -67,12 +110,15 @@ impl Store {
         .bind(body)
         .bind(ms(now))
         .bind(incident)
+        .bind(request)
+        .bind(card)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Claims due messages for `owner` until `now + lease_ms`, oldest first.
+    /// Claims due messages for `owner` until `now + lease_ms`, oldest first, in thread
+    /// order (see [`IN_THREAD_ORDER`]).
     ///
     /// # Errors
     /// The database error, or a message that no longer deserializes.
@@ -86,9 +132,9 @@ impl Store {
         let rows = self
             .claim_due_rows(
                 "outbox",
-                "1 = 1",
+                IN_THREAD_ORDER,
                 "id",
-                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, sending",
                 owner,
                 now,
                 lease_ms,
@@ -108,7 +154,12 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     created_at: Timestamp::from_millisecond(r.try_get("created_at_ms")?)
                         .unwrap_or(Timestamp::UNIX_EPOCH),
-                    incident_id: r.try_get("incident_id")?,
+                    belongs: Belongs::from_columns(
+                        r.try_get("incident_id")?,
+                        r.try_get("request_id")?,
+                        r.try_get("card")?,
+                    ),
+                    maybe_sent: r.try_get::<i64, _>("sending")? != 0,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -123,6 +174,19 @@ impl Store {
     /// The database error.
     pub async fn sent(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Recorded before a send: from then on Slack may have the message whatever becomes
+    /// of the sender (a timed-out attempt may have reached it too), until [`Store::sent`].
+    ///
+    /// # Errors
+    /// The database error; the message must then not be sent.
+    pub async fn sending(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sending = 1 WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;

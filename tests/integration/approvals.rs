@@ -1418,3 +1418,49 @@ async fn a_helm_rollback_beyond_the_role_is_refused_naming_the_kinds_and_leaks_n
         }
     }
 }
+
+/// Slack fails the card's first posts: the requester is told the card is on its way (not
+/// that it is there), the card arrives through the outbox, and the outcome of an approval
+/// given meanwhile waits for the card and goes into its thread.
+#[tokio::test]
+async fn a_card_slack_failed_to_take_arrives_later_and_its_outcome_goes_into_its_thread() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let bot = start(&fake, &s, &health, None).await;
+    // More failures than one outbox attempt retries.
+    fake.fail_next("chat.postMessage", 8, 503);
+    let d = fake
+        .slash_command(
+            "U0ALICE",
+            CHANNEL,
+            "restart odordiff-api --reason \"stuck\"",
+        )
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("its card is on its way"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
+    let card = text(&cards(&fake)[0]);
+    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
+    let id = card[start..].split('"').next().unwrap().to_owned();
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let posted: Vec<Call> = cards(&fake)
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .collect();
+    assert_eq!(posted.len(), 1, "one card posted");
+    assert!(
+        cards(&fake).iter().any(|c| c.status == 503),
+        "Slack failed the card first"
+    );
+}

@@ -99,24 +99,30 @@ async fn cluster_verbs_answer_and_dry_runs_change_nothing() {
         }
     }
     // Each request's card carries the API server's dry run of exactly what would change.
-    let cards: Vec<String> = fake
-        .calls_to("chat.postMessage")
-        .into_iter()
-        .map(|c| c.body.to_string())
-        .filter(|t| t.contains("Approval needed"))
-        .collect();
-    for want in [
+    // Cards go through the outbox, paced per channel: they may still be on their way.
+    let cards = |f: &FakeSlack| -> Vec<String> {
+        f.calls_to("chat.postMessage")
+            .into_iter()
+            .map(|c| c.body.to_string())
+            .filter(|t| t.contains("Approval needed"))
+            .collect()
+    };
+    let wants = [
         "spec.replicas: 3 → 5",
         "restartedAt",
         "cache_ttl",
         "minReplicas",
         "maintenance",
-    ] {
-        assert!(
-            cards.iter().any(|c| c.contains(want)),
-            "no card shows {want}: {cards:?}"
-        );
-    }
+    ];
+    let all_shown = |f: &FakeSlack| {
+        let cards = cards(f);
+        wants.iter().all(|w| cards.iter().any(|c| c.contains(w)))
+    };
+    assert!(
+        fake.wait_until(Duration::from_secs(30), all_shown).await,
+        "not every dry run on a card: {:?}",
+        cards(&fake)
+    );
     let after = deployments.get("odordiff-api").await.unwrap();
     // The spec is what a dry run would have changed (the controller still writes status).
     assert_eq!(

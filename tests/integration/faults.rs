@@ -214,3 +214,174 @@ async fn an_alert_whose_intake_failed_after_the_claim_opens_on_the_retry() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pages(&fake), 1);
 }
+
+/// Slack answers the page 429 with `Retry-After: 30`, longer than an outbox attempt: the
+/// outbox keeps the page and does not ask again before those 30 s (its own backoff would
+/// have tried after one), then delivers it exactly once.
+#[tokio::test]
+async fn a_page_rate_limited_for_longer_than_an_attempt_waits_out_the_retry_after() {
+    let fake = FakeSlack::start().await;
+    // The outbox is held (its loop panics) until the root is posted and the page queued,
+    // so that the 429 meets the page, not the root.
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[("ODORBOT_FAILPOINTS", "outbox.tick=panic")],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
+        .await;
+    let until = std::time::Instant::now() + WAIT;
+    while outbox_pending(&bot).await.unwrap_or(0) < 1 {
+        assert!(
+            std::time::Instant::now() < until,
+            "page queued\n{}",
+            bot.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page_calls = |f: &FakeSlack| {
+        f.calls_to("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.body.to_string().contains("needs an owner"))
+            .collect::<Vec<_>>()
+    };
+    fake.rate_limit_next("chat.postMessage", 1, 30);
+    bot.failpoints("outbox.tick=off").await;
+    assert!(
+        fake.wait_until(WAIT, |f| !page_calls(f).is_empty()).await,
+        "the outbox tried the page\n{}",
+        bot.logs()
+    );
+    let limited = page_calls(&fake)[0].clone();
+    assert!(limited.limited, "the first try met the 429");
+    assert!(
+        fake.wait_until(Duration::from_secs(45), |f| pages(f) == 1)
+            .await,
+        "page delivered after the Retry-After\n{}",
+        bot.logs()
+    );
+    let calls = page_calls(&fake);
+    assert_eq!(
+        calls.len(),
+        2,
+        "asked once, then once more after 30 s: {calls:?}"
+    );
+    let waited = calls[1].at - limited.at;
+    assert!(
+        waited >= Duration::from_secs(30),
+        "retried after {waited:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pages(&fake), 1);
+}
+
+/// Waits until the outbox is empty, then checks the page came once.
+async fn drained_with_one_page(fake: &FakeSlack, bot: &Bot, within: Duration) {
+    let until = std::time::Instant::now() + within;
+    while outbox_pending(bot).await != Some(0) {
+        assert!(
+            std::time::Instant::now() < until,
+            "outbox drained\n{}",
+            bot.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(pages(fake), 1, "{:?}\n{}", thread(fake), bot.logs());
+}
+
+/// Opens an incident and waits for its page to reach Slack.
+async fn open_and_page(fake: &FakeSlack, bot: &Bot) {
+    fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
+        .await;
+    assert!(
+        fake.wait_until(WAIT, |f| pages(f) >= 1).await,
+        "paged\n{}",
+        bot.logs()
+    );
+}
+
+/// The bookkeeping after Slack took the page fails once: it is retried at once, and the
+/// page leaves the outbox without being sent again.
+#[tokio::test]
+async fn a_page_whose_bookkeeping_failed_once_is_recorded_on_the_retry_not_resent() {
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[("ODORBOT_FAILPOINTS", "outbox.after_send=1*error")],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    open_and_page(&fake, &bot).await;
+    drained_with_one_page(&fake, &bot, WAIT).await;
+    assert!(
+        bot.logs()
+            .contains("message sent but not yet recorded; retrying")
+    );
+}
+
+/// Every try of the bookkeeping fails: the page stays in the outbox marked as sending,
+/// and once its lease lapsed the next claim finds it in Slack (by the outbox id in its
+/// metadata) and records it instead of posting it again.
+#[tokio::test]
+async fn a_page_whose_bookkeeping_kept_failing_is_found_in_slack_not_resent() {
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_config(
+        &fake,
+        None,
+        &[("ODORBOT_FAILPOINTS", "outbox.after_send=3*error")],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    open_and_page(&fake, &bot).await;
+    assert_eq!(outbox_pending(&bot).await, Some(1), "kept while unrecorded");
+    drained_with_one_page(&fake, &bot, WAIT).await;
+    let logs = bot.logs();
+    assert!(
+        logs.contains("Slack already has the message; not sent again"),
+        "{logs}"
+    );
+    assert!(
+        !fake.calls_to("conversations.replies").is_empty(),
+        "looked up in the incident's thread"
+    );
+}
+
+/// The process dies right after Slack took the page, before recording it: a fresh
+/// process on the same store finds the page in Slack once the claim lapsed, and does not
+/// post it again.
+#[tokio::test]
+async fn a_page_sent_just_before_a_crash_is_found_in_slack_by_the_next_process_not_resent() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let first = Bot::start_config(
+        &fake,
+        Some(&url),
+        &[("ODORBOT_FAILPOINTS", "outbox.after_send=crash")],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", first.logs());
+    open_and_page(&fake, &first).await;
+    let (status, logs) = first
+        .wait_exit(WAIT)
+        .await
+        .expect("the failpoint crashed it");
+    assert!(!status.success(), "{logs}");
+    let second = Bot::start_config(&fake, Some(&url), &[], &incidents_yaml()).await;
+    drained_with_one_page(&fake, &second, WAIT).await;
+    assert!(
+        second
+            .logs()
+            .contains("Slack already has the message; not sent again"),
+        "{}",
+        second.logs()
+    );
+}

@@ -449,3 +449,124 @@ async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_
     drop(bots);
     db.drop_db().await;
 }
+
+/// Incidents opened by the load test's alerts.
+const LOAD: usize = 200;
+
+/// The load test's settings: Slack's pacing as loose as the config allows (one channel
+/// takes every root, so the default one a second would take minutes), and status updates
+/// often enough that a couple of hundred fall due together.
+fn load_yaml() -> String {
+    format!(
+        "incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: 3s\n\
+         \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n"
+    )
+}
+
+/// Two replicas on one PostgreSQL take 200 alerts at once, 100 through each: every
+/// incident gets one root, one page and its status updates once each, however the two
+/// replicas' schedulers and outboxes share the timers due together.
+#[tokio::test]
+async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_status_update_once() {
+    let db = TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    let token = "test-alert-token-0123456789";
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let bot = Bot::start_sections(
+            &fake,
+            Some(&db.url),
+            &[("ODORBOT_ALERTS_TOKEN", token)],
+            &[("slack", "  channel_rate_per_sec: 50\n  channel_burst: 50\n")],
+            &load_yaml(),
+        )
+        .await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bots.push(bot);
+    }
+    let logs = || {
+        bots.iter()
+            .map(Bot::logs)
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    };
+    let started = std::time::Instant::now();
+    let bearer = format!("Bearer {token}");
+    let posts = (0..LOAD).map(|i| {
+        let url = bots[i % 2].url("/alerts");
+        let bearer = bearer.clone();
+        async move {
+            let body = format!(
+                r#"{{"version":"4","groupKey":"load{i}","status":"firing","receiver":"odorbot","alerts":[{{"status":"firing","labels":{{"alertname":"Load{i}","severity":"high"}},"annotations":{{"summary":"load {i}"}},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"f{i}"}}]}}"#
+            );
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ];
+            crate::support::http::post(&url, &headers, body.into_bytes()).await
+        }
+    });
+    for answer in futures_util::future::join_all(posts).await {
+        assert_eq!(answer.as_ref().map(|(s, _)| *s), Some(200), "{answer:?}");
+    }
+    let pages = |f: &FakeSlack| posts_containing(f, "needs an owner").len();
+    assert!(
+        fake.wait_until(WAIT, |f| roots(f).len() >= LOAD && pages(f) >= LOAD)
+            .await,
+        "{} roots, {} pages\n{}",
+        roots(&fake).len(),
+        pages(&fake),
+        logs()
+    );
+    let opened = started.elapsed();
+    // Two or more rounds of 200 status updates falling due together.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut stopped = Vec::new();
+    for bot in bots.drain(..) {
+        stopped.push(bot.terminate().await);
+    }
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(db.url.clone()), 1)
+        .await
+        .unwrap();
+    let incidents = store.open_incidents().await.unwrap();
+    assert_eq!(incidents.len(), LOAD, "one incident per alert");
+    assert_eq!(roots(&fake).len(), LOAD, "one root each");
+    let posted = fake.calls_to("chat.postMessage");
+    let in_thread = |ts: &str, what: &str| {
+        posted
+            .iter()
+            .filter(|c| c.status == 200 && c.body["thread_ts"] == ts && text(c).contains(what))
+            .count()
+    };
+    let (mut recorded, mut delivered) = (0, 0);
+    for incident in &incidents {
+        let ts = incident.thread_ts.as_deref().expect("root posted");
+        assert_eq!(
+            in_thread(ts, "needs an owner"),
+            1,
+            "INC-{}",
+            incident.number
+        );
+        let timeline = store.timeline(&incident.id).await.unwrap();
+        let statuses = timeline.iter().filter(|e| e.kind == "status").count();
+        let sent = in_thread(ts, "*Status of INC-");
+        assert!(
+            sent <= statuses,
+            "INC-{}: {sent} status updates for {statuses} periods",
+            incident.number
+        );
+        (recorded, delivered) = (recorded + statuses, delivered + sent);
+    }
+    // What is not delivered yet waits in the outbox: nothing was lost either.
+    let pending = store.outbox_len().await.unwrap() as usize;
+    assert_eq!(recorded, delivered + pending, "{stopped:?}");
+    assert!(
+        delivered >= LOAD,
+        "at least a round of status updates went out: {delivered}"
+    );
+    eprintln!(
+        "{LOAD} incidents: roots and pages in {opened:?}; {delivered} status updates delivered, {pending} pending at the stop"
+    );
+    store.close().await;
+    db.drop_db().await;
+}

@@ -147,6 +147,74 @@ async fn the_backlog_counts_the_outbox_and_overdue_timers(a: Store, b: Store) {
     assert_eq!(lapsed.timers_overdue, 1, "its lease lapsed");
 }
 
+/// A message that failed (due again later), waits for its root, or is claimed elsewhere
+/// holds back the later messages of its thread — same channel and thread, same incident,
+/// or same approval request (whose card comes first) — and nothing else.
+async fn a_pending_message_is_never_overtaken_in_its_thread(a: Store, b: Store) {
+    use odorbot::domain::view::Message;
+    use odorbot::store::outbox::Belongs;
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let at = |s: i64| now + jiff::SignedDuration::from_secs(s);
+    let incident = Belongs::Incident("inc-1".into());
+    let queued: [(&str, Option<Belongs>, Option<&str>); 7] = [
+        ("m1", None, Some("1.1")),
+        ("m2", None, Some("1.1")),
+        ("other thread", None, Some("2.2")),
+        ("i1", Some(incident.clone()), None),
+        ("i2", Some(incident), Some("3.3")),
+        ("card", Some(Belongs::CardOf("req-1".into())), None),
+        ("r1", Some(Belongs::Request("req-1".into())), None),
+    ];
+    for (i, (text, belongs, thread)) in queued.iter().enumerate() {
+        a.enqueue_for(
+            "C1",
+            belongs.as_ref(),
+            *thread,
+            &Message::text(*text),
+            at(i as i64 - 10),
+        )
+        .await
+        .unwrap();
+    }
+    // What `owner` claims at `when`, by text, with the ids.
+    let claim = async |store: &Store, owner: &str, when: jiff::Timestamp| {
+        let claimed = store.claim_outgoing(owner, when, 30_000, 10).await.unwrap();
+        claimed
+            .into_iter()
+            .map(|o| {
+                let (text, ..) = queued
+                    .iter()
+                    .find(|(t, ..)| Message::text(*t) == o.message)
+                    .unwrap();
+                ((*text).to_owned(), o.id)
+            })
+            .collect::<Vec<_>>()
+    };
+    let label = |claimed: &[(String, String)]| -> Vec<String> {
+        claimed.iter().map(|(t, _)| t.clone()).collect()
+    };
+    let first = claim(&a, "replica-a", now).await;
+    assert_eq!(label(&first), ["m1", "other thread", "i1", "card"]);
+    let id = |name: &str| first.iter().find(|(t, _)| t == name).unwrap().1.clone();
+    // m1 failed and is due in a minute, i1 waits for its root, the card is being sent.
+    a.retry_at(&id("m1"), at(60)).await.unwrap();
+    a.await_root(&id("i1"), at(1)).await.unwrap();
+    a.sent(&id("other thread")).await.unwrap();
+    assert!(
+        claim(&b, "replica-b", now).await.is_empty(),
+        "each thread waits for its oldest"
+    );
+    a.sent(&id("card")).await.unwrap();
+    let r1 = claim(&b, "replica-b", now).await;
+    assert_eq!(label(&r1), ["r1"], "the card went first");
+    b.sent(&r1[0].1).await.unwrap();
+    let later = claim(&b, "replica-b", at(61)).await;
+    assert_eq!(label(&later), ["m1", "i1"], "the retried ones go first");
+    b.sent(&id("m1")).await.unwrap();
+    b.sent(&id("i1")).await.unwrap();
+    assert_eq!(label(&claim(&a, "replica-a", at(120)).await), ["m2", "i2"]);
+}
+
 /// Each timer's lease is its own: claimed by class, renewed only by its holder while the
 /// timer is unchanged, and the scheduler's next wake-up counts it.
 async fn each_timer_has_its_own_renewable_lease(a: Store, b: Store) {
@@ -239,6 +307,16 @@ async fn sqlite_backlog_for_the_metrics() {
 #[tokio::test]
 async fn postgres_backlog_for_the_metrics() {
     on_postgres(the_backlog_counts_the_outbox_and_overdue_timers).await;
+}
+
+#[tokio::test]
+async fn sqlite_outbox_keeps_thread_order() {
+    on_sqlite(a_pending_message_is_never_overtaken_in_its_thread).await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_keeps_thread_order() {
+    on_postgres(a_pending_message_is_never_overtaken_in_its_thread).await;
 }
 
 #[tokio::test]

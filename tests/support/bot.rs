@@ -89,9 +89,26 @@ impl Bot {
         engine_yaml: &str,
         extra_yaml: &str,
     ) -> Bot {
+        Self::start_sections(fake, store_url, env, &[("engine", engine_yaml)], extra_yaml).await
+    }
+
+    /// As [`Bot::start_config`], with more settings in the test config's own sections:
+    /// each `(section, lines)` adds lines indented by two spaces to `section` (`slack`,
+    /// `engine`, `log` or `probes`).
+    pub async fn start_sections(
+        fake: &FakeSlack,
+        store_url: Option<&str>,
+        env: &[(&str, &str)],
+        sections: &[(&str, &str)],
+        extra_yaml: &str,
+    ) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("odorbot.yaml");
-        let base = TEST_CONFIG.replace("engine:\n", &format!("engine:\n{engine_yaml}"));
+        let base = sections
+            .iter()
+            .fold(TEST_CONFIG.to_owned(), |base, (section, lines)| {
+                base.replacen(&format!("{section}:\n"), &format!("{section}:\n{lines}"), 1)
+            });
         std::fs::write(&config, format!("{base}{extra_yaml}")).unwrap();
         let store = store_url
             .map(str::to_owned)

@@ -59,6 +59,8 @@ const METHODS: &[&str] = &[
     "usergroups.users.list",
     "users.info",
     "conversations.info",
+    "conversations.history",
+    "conversations.replies",
 ];
 
 #[derive(Debug, Clone)]
@@ -878,6 +880,9 @@ impl State {
                 if let Some(thread_ts) = arg("thread_ts") {
                     msg["thread_ts"] = json!(thread_ts);
                 }
+                if let Some(metadata) = args.get("metadata") {
+                    msg["metadata"] = decode_nested(metadata);
+                }
                 self.messages
                     .insert(ts.clone(), (channel.clone(), msg.clone()));
                 json!({"ok": true, "channel": channel, "ts": ts, "message": msg})
@@ -948,8 +953,74 @@ impl State {
                 }}),
                 None => err("channel_not_found"),
             },
+            "conversations.history" | "conversations.replies" => {
+                let Some(channel) = arg("channel") else {
+                    return err("channel_not_found");
+                };
+                let thread = arg("ts");
+                if method == "conversations.replies" && thread.is_none() {
+                    return err("thread_not_found");
+                }
+                self.history(&channel, thread.as_deref(), &arg)
+            }
             _ => err("unknown_method"),
         }
+    }
+
+    /// A page of `conversations.history` (top-level messages, newest first) or, with
+    /// `thread`, of `conversations.replies` (the root, then its replies, oldest first).
+    /// As on Slack, `metadata` is left out unless `include_all_metadata` is true; `limit`
+    /// (default 100) and `cursor` page through.
+    fn history(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        arg: &dyn Fn(&str) -> Option<String>,
+    ) -> Value {
+        let mut msgs: Vec<&Value> = self
+            .messages
+            .iter()
+            .filter(|(ts, (c, m))| {
+                c == channel
+                    && match thread {
+                        Some(root) => ts.as_str() == root || m["thread_ts"] == root,
+                        None => m["thread_ts"].is_null(),
+                    }
+            })
+            .map(|(_, (_, m))| m)
+            .collect();
+        msgs.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+        if thread.is_none() {
+            msgs.reverse();
+        }
+        let with_metadata = arg("include_all_metadata").as_deref() == Some("true");
+        let limit: usize = arg("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(100)
+            .max(1);
+        let start: usize = arg("cursor")
+            .and_then(|c| c.strip_prefix("page:")?.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<Value> = msgs
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|m| {
+                let mut m = (*m).clone();
+                if !with_metadata && let Some(o) = m.as_object_mut() {
+                    o.remove("metadata");
+                }
+                m
+            })
+            .collect();
+        let has_more = start + page.len() < msgs.len();
+        let next = if has_more {
+            format!("page:{}", start + page.len())
+        } else {
+            String::new()
+        };
+        json!({"ok": true, "messages": page, "has_more": has_more,
+            "response_metadata": {"next_cursor": next}})
     }
 }
 

@@ -16,6 +16,7 @@ pub mod incident;
 pub mod intake;
 pub mod k8s;
 pub mod k8s_view;
+pub mod outbox;
 pub mod probe;
 pub mod roster;
 pub mod signals;
