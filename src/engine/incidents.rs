@@ -33,7 +33,7 @@ use crate::domain::timer::{
 };
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::Runner;
-use crate::engine::outbox::Outbox;
+use crate::engine::outbox::{Outbox, Queued};
 use crate::probes::{Probes, STATUS_SIGNALS};
 use crate::runbook::actions::{Change, Classified};
 use crate::runbook::values::ArgType;
@@ -653,13 +653,17 @@ impl Desk {
             .store
             .create_checklist(name, &title, &items, incident, channel.as_str(), now())
             .await?;
-        let ts = self
-            .api
-            .post_message(channel, thread, &list.render())
+        // Through the outbox: in a thread it keeps its place after what was queued there.
+        match self
+            .outbox
+            .send_checklist(channel, thread, &list.id, &list.render())
             .await
-            .map_err(|e| DeskError::Slack(e.to_string()))?;
-        self.store.set_checklist_ts(&list.id, &ts).await?;
-        Ok(format!("Posted the {title}."))
+        {
+            Queued::Lost => Err(DeskError::Slack(
+                "neither the store nor Slack took the checklist".into(),
+            )),
+            Queued::InOutbox | Queued::Sent => Ok(format!("Posted the {title}.")),
+        }
     }
 
     /// Ticks or unticks a checklist item and updates the message.

@@ -93,6 +93,20 @@ impl Outbox {
         self.queue(channel, Some(&belongs), None, card).await
     }
 
+    /// Queues checklist `list`'s message; once Slack took it, its ts is recorded so that
+    /// ticking an item updates it. In a thread it keeps its place after what was queued
+    /// there before (an incident's "resolved" timeline, say).
+    pub async fn send_checklist(
+        &self,
+        channel: &ChannelId,
+        thread: Option<&str>,
+        list: &str,
+        message: &Message,
+    ) -> Queued {
+        let belongs = Belongs::ChecklistOf(list.to_owned());
+        self.queue(channel, Some(&belongs), thread, message).await
+    }
+
     /// Queues a message for `request`'s card thread (`thread`, or the card's once posted).
     pub async fn send_in_request_thread(
         &self,
@@ -140,13 +154,25 @@ impl Outbox {
         }
     }
 
-    /// Bookkeeping after Slack took a message: a card's ts becomes its request's thread.
+    /// Records the ts of a message others refer to: a card's becomes its request's thread,
+    /// a checklist's is where ticks update it.
+    async fn record_ts(
+        &self,
+        belongs: Option<&Belongs>,
+        ts: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        match belongs {
+            Some(Belongs::CardOf(request)) => self.store.set_request_ts(request, ts).await,
+            Some(Belongs::ChecklistOf(list)) => self.store.set_checklist_ts(list, ts).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Bookkeeping after a message was sent directly (the store could not take it).
     async fn posted(&self, belongs: Option<&Belongs>, ts: &str) {
-        if let Some(Belongs::CardOf(request)) = belongs
-            && let Err(e) = self.store.set_request_ts(request, ts).await
-        {
-            // Its thread's messages then wait out their patience and go into the channel.
-            warn!(request, error = %e, "approval card posted but its ts not recorded");
+        if let Err(e) = self.record_ts(belongs, ts).await {
+            // A card's thread messages then wait out their patience and go into the channel.
+            warn!(?belongs, error = %e, "message posted but its ts not recorded");
         }
     }
 
@@ -282,9 +308,7 @@ impl Outbox {
 
     async fn bookkeep(&self, out: &Outgoing, ts: &str) -> Result<(), Bookkeeping> {
         crate::failpoint!("outbox.after_send", e => return Err(e.into()));
-        if let Some(Belongs::CardOf(request)) = &out.belongs {
-            self.store.set_request_ts(request, ts).await?;
-        }
+        self.record_ts(out.belongs.as_ref(), ts).await?;
         self.store.sent(&out.id).await?;
         Ok(())
     }

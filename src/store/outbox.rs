@@ -34,25 +34,61 @@ pub enum Belongs {
     Request(String),
     /// It is this request's card: once posted, its ts is the request's thread.
     CardOf(String),
+    /// It is this checklist's message: once posted, its ts is recorded for its updates.
+    ChecklistOf(String),
+}
+
+/// The columns that say what a row belongs to.
+struct Columns<'a> {
+    incident: Option<&'a str>,
+    request: Option<&'a str>,
+    card: i64,
+    checklist: Option<&'a str>,
 }
 
 impl Belongs {
-    /// The `incident_id`, `request_id` and `card` columns.
-    fn columns(belongs: Option<&Belongs>) -> (Option<&str>, Option<&str>, i64) {
+    /// The `incident_id`, `request_id`, `card` and `checklist_id` columns.
+    fn columns(belongs: Option<&Belongs>) -> Columns<'_> {
+        let none = Columns {
+            incident: None,
+            request: None,
+            card: 0,
+            checklist: None,
+        };
         match belongs {
-            None => (None, None, 0),
-            Some(Belongs::Incident(id)) => (Some(id), None, 0),
-            Some(Belongs::Request(id)) => (None, Some(id), 0),
-            Some(Belongs::CardOf(id)) => (None, Some(id), 1),
+            None => none,
+            Some(Belongs::Incident(id)) => Columns {
+                incident: Some(id),
+                ..none
+            },
+            Some(Belongs::Request(id)) => Columns {
+                request: Some(id),
+                ..none
+            },
+            Some(Belongs::CardOf(id)) => Columns {
+                request: Some(id),
+                card: 1,
+                ..none
+            },
+            Some(Belongs::ChecklistOf(id)) => Columns {
+                checklist: Some(id),
+                ..none
+            },
         }
     }
 
-    fn from_columns(incident: Option<String>, request: Option<String>, card: i64) -> Option<Self> {
-        match (incident, request) {
-            (Some(id), _) => Some(Belongs::Incident(id)),
-            (None, Some(id)) if card != 0 => Some(Belongs::CardOf(id)),
-            (None, Some(id)) => Some(Belongs::Request(id)),
-            (None, None) => None,
+    fn from_columns(
+        incident: Option<String>,
+        request: Option<String>,
+        card: i64,
+        checklist: Option<String>,
+    ) -> Option<Self> {
+        match (incident, request, checklist) {
+            (Some(id), _, _) => Some(Belongs::Incident(id)),
+            (None, Some(id), _) if card != 0 => Some(Belongs::CardOf(id)),
+            (None, Some(id), _) => Some(Belongs::Request(id)),
+            (None, None, Some(id)) => Some(Belongs::ChecklistOf(id)),
+            (None, None, None) => None,
         }
     }
 }
@@ -99,10 +135,15 @@ impl Store {
         let id = IdGen::process().next("", now);
         let body =
             serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (incident, request, card) = Belongs::columns(belongs);
+        let Columns {
+            incident,
+            request,
+            card,
+            checklist,
+        } = Belongs::columns(belongs);
         sqlx::query(
-            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card) \
-             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8)",
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card, checklist_id) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(channel)
@@ -112,6 +153,7 @@ impl Store {
         .bind(incident)
         .bind(request)
         .bind(card)
+        .bind(checklist)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -134,7 +176,7 @@ impl Store {
                 "outbox",
                 IN_THREAD_ORDER,
                 "id",
-                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, sending",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, checklist_id, sending",
                 owner,
                 now,
                 lease_ms,
@@ -158,6 +200,7 @@ impl Store {
                         r.try_get("incident_id")?,
                         r.try_get("request_id")?,
                         r.try_get("card")?,
+                        r.try_get("checklist_id")?,
                     ),
                     maybe_sent: r.try_get::<i64, _>("sending")? != 0,
                 })

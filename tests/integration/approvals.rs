@@ -114,7 +114,11 @@ async fn request(fake: &FakeSlack, command: &str) -> String {
     let answer = reply(fake, &d).await;
     assert!(answer.contains("Requested"), "{answer}");
     assert!(fake.wait_until(WAIT, |f| cards(f).len() > before).await);
-    let card = text(&cards(fake)[before]);
+    request_id(&text(&cards(fake)[before]))
+}
+
+/// The request id in a card's approve button.
+fn request_id(card: &str) -> String {
     let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
     card[start..].split('"').next().unwrap().to_owned()
 }
@@ -641,8 +645,7 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         card.contains("recovery for INC-1: Emergency rollback"),
         "{card}"
     );
-    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
-    let id = card[start..].split('"').next().unwrap().to_owned();
+    let id = request_id(&card);
     let ok = click(&fake, "U0BOB", "approve", &id).await;
     assert!(ok.contains("Recorded: approve"), "{ok}");
     assert!(
@@ -880,8 +883,7 @@ async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
     assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
     let card = text(&cards(&fake)[0]);
     assert!(card.contains("postgres-logs-cleanup"), "{card}");
-    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
-    let id = card[start..].split('"').next().unwrap().to_owned();
+    let id = request_id(&card);
     assert!(
         click(&fake, "U0BOB", "approve", &id)
             .await
@@ -1441,8 +1443,7 @@ async fn a_card_slack_failed_to_take_arrives_later_and_its_outcome_goes_into_its
     assert!(answer.contains("its card is on its way"), "{answer}");
     assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
     let card = text(&cards(&fake)[0]);
-    let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
-    let id = card[start..].split('"').next().unwrap().to_owned();
+    let id = request_id(&card);
     assert!(
         click(&fake, "U0BOB", "approve", &id)
             .await

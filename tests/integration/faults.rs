@@ -22,6 +22,19 @@ fn incidents_yaml() -> String {
 }
 
 /// Messages posted in threads that Slack took.
+/// odorbot on the incident config with `failpoints` armed, connected to the fake Slack.
+async fn armed(fake: &FakeSlack, store: Option<&str>, failpoints: &str) -> Bot {
+    let bot = Bot::start_config(
+        fake,
+        store,
+        &[("ODORBOT_FAILPOINTS", failpoints)],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    bot
+}
+
 fn thread(fake: &FakeSlack) -> Vec<String> {
     fake.calls_to("chat.postMessage")
         .into_iter()
@@ -68,14 +81,7 @@ async fn wait_readyz(bot: &Bot, mut cond: impl FnMut(u16, &str) -> bool) -> Opti
 #[tokio::test]
 async fn a_panicking_outbox_is_restarted_and_still_delivers_its_page_exactly_once() {
     let fake = FakeSlack::start().await;
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[("ODORBOT_FAILPOINTS", "outbox.tick=panic")],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let bot = armed(&fake, None, "outbox.tick=panic").await;
     let down = |status: u16, body: &str| {
         status == 503
             && body.contains("loop outbox: down")
@@ -223,14 +229,7 @@ async fn a_page_rate_limited_for_longer_than_an_attempt_waits_out_the_retry_afte
     let fake = FakeSlack::start().await;
     // The outbox is held (its loop panics) until the root is posted and the page queued,
     // so that the 429 meets the page, not the root.
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[("ODORBOT_FAILPOINTS", "outbox.tick=panic")],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let bot = armed(&fake, None, "outbox.tick=panic").await;
     fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
         .await;
     let until = std::time::Instant::now() + WAIT;
@@ -309,14 +308,7 @@ async fn open_and_page(fake: &FakeSlack, bot: &Bot) {
 #[tokio::test]
 async fn a_page_whose_bookkeeping_failed_once_is_recorded_on_the_retry_not_resent() {
     let fake = FakeSlack::start().await;
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[("ODORBOT_FAILPOINTS", "outbox.after_send=1*error")],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let bot = armed(&fake, None, "outbox.after_send=1*error").await;
     open_and_page(&fake, &bot).await;
     drained_with_one_page(&fake, &bot, WAIT).await;
     assert!(
@@ -331,14 +323,7 @@ async fn a_page_whose_bookkeeping_failed_once_is_recorded_on_the_retry_not_resen
 #[tokio::test]
 async fn a_page_whose_bookkeeping_kept_failing_is_found_in_slack_not_resent() {
     let fake = FakeSlack::start().await;
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[("ODORBOT_FAILPOINTS", "outbox.after_send=3*error")],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    let bot = armed(&fake, None, "outbox.after_send=3*error").await;
     open_and_page(&fake, &bot).await;
     assert_eq!(outbox_pending(&bot).await, Some(1), "kept while unrecorded");
     drained_with_one_page(&fake, &bot, WAIT).await;
@@ -361,14 +346,7 @@ async fn a_page_sent_just_before_a_crash_is_found_in_slack_by_the_next_process_n
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
-    let first = Bot::start_config(
-        &fake,
-        Some(&url),
-        &[("ODORBOT_FAILPOINTS", "outbox.after_send=crash")],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(fake.wait_connections(2, WAIT).await, "{}", first.logs());
+    let first = armed(&fake, Some(&url), "outbox.after_send=crash").await;
     open_and_page(&fake, &first).await;
     let (status, logs) = first
         .wait_exit(WAIT)

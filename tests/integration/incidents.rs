@@ -487,6 +487,18 @@ async fn resolving_posts_a_post_incident_checklist_whose_ticks_persist() {
         "{:?}",
         thread(&fake)
     );
+    // The checklist follows the "resolved" timeline in the thread, never precedes it.
+    let messages = thread(&fake);
+    let at = |what: &str| {
+        messages
+            .iter()
+            .position(|m| m.contains(what))
+            .unwrap_or_else(|| panic!("{what:?} in {messages:?}"))
+    };
+    assert!(
+        at("resolved INC-1. Timeline") < at("Post-Incident Checklist"),
+        "{messages:?}"
+    );
     let posted = fake
         .calls_to("chat.postMessage")
         .into_iter()
