@@ -123,11 +123,14 @@ impl Approvals {
         let action = match self.runner.bind_targets(action).await {
             Ok(a) => a,
             Err(why) => {
-                self.runner.count(&why);
-                return Message::text(format!(
-                    ":warning: Could not see what this would act on, so nothing was requested: {}",
-                    escape(&why.to_string())
-                ));
+                return self
+                    .refused(
+                        user,
+                        asked,
+                        "Could not see what this would act on, so nothing was requested",
+                        &why,
+                    )
+                    .await;
             }
         };
         if let Action::DbTerminateLong {
@@ -144,11 +147,14 @@ impl Approvals {
         let report = match self.runner.dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {
-                self.runner.count(&why);
-                return Message::text(format!(
-                    ":warning: The dry run failed, so nothing was requested: {}",
-                    escape(&why.to_string())
-                ));
+                return self
+                    .refused(
+                        user,
+                        asked,
+                        "The dry run failed, so nothing was requested",
+                        &why,
+                    )
+                    .await;
             }
         };
         let (preview, fingerprint) = (report.preview(), report.fingerprint());
@@ -746,6 +752,16 @@ impl Approvals {
             md
         };
         Message::text(format!("```{}```", escape(&body.replace("```", "'''"))))
+    }
+
+    /// A change refused before any request existed (its targets or its dry run failed):
+    /// counted, written to the audit log, and told to the requester.
+    async fn refused(&self, user: &UserId, asked: &str, what: &str, why: &Failure) -> Message {
+        self.runner.count(why);
+        let why = why.to_string();
+        self.audit(user.as_str(), "refused", asked, &format!("{what}: {why}"))
+            .await;
+        Message::text(format!(":warning: {what}: {}", escape(&why)))
     }
 
     async fn audit(&self, actor: &str, kind: &str, subject: &str, detail: &str) {

@@ -1407,8 +1407,11 @@ async fn a_helm_rollback_beyond_the_role_is_refused_naming_the_kinds_and_leaks_n
         let d = fake.slash_command("U0BOB", CHANNEL, args).await;
         audit.push_str(&reply(&fake, &d).await);
     }
-    // A request refused at its dry run is not written to the audit log today; the scan
-    // below guards the log for when it is.
+    // The refusal is in the audit log, naming the objects, and no secret value is.
+    for object in crate::support::cluster_seed::OUTSIDE_THE_ROLE {
+        assert!(audit.contains(object), "{object} in the audit log: {audit}");
+    }
+    assert!(audit.contains("refused"), "{audit}");
     let calls: Vec<String> = fake.calls().iter().map(text).collect();
     for v in values {
         let b64 = base64::engine::general_purpose::STANDARD.encode(v);
