@@ -105,7 +105,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         catalog: catalog.clone(),
         metrics: metrics.clone(),
     });
-    let outbox = Arc::new(Outbox::new(store.clone(), api.clone()));
+    let outbox = Arc::new(Outbox::new(
+        store.clone(),
+        api.clone(),
+        config.slack.resend_check,
+    ));
     let people = Arc::new(People::new(
         api.clone(),
         config.approvals.roles.clone(),

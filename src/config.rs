@@ -304,6 +304,7 @@ struct RawSlack {
     channel_rate_per_sec: Option<i64>,
     channel_burst: Option<i64>,
     send_deadline: Option<String>,
+    resend_check: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1253,6 +1254,7 @@ fn compile_slack(c: &mut Compiler<'_>, raw: RawSlack) -> SlackConfig {
             Duration::from_secs(600),
             (1, 86_400),
         ),
+        resend_check: raw.resend_check.unwrap_or(true),
     }
 }
 

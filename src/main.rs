@@ -163,6 +163,12 @@ async fn check(path: Option<PathBuf>, online: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if !config.slack.resend_check {
+        println!(
+            "note: slack.resend_check is off: a message whose send outcome was lost (a crash \
+             mid-send) is posted again, so it may appear twice (at least once, not exactly once)"
+        );
+    }
     if !online {
         return ExitCode::SUCCESS;
     }

@@ -45,6 +45,11 @@ impl<'de> Deserializer<'de> for Probe {
         visitor.visit_str("")
     }
 
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.leaf();
+        visitor.visit_bool(false)
+    }
+
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         self.leaf();
         visitor.visit_i64(0)
@@ -78,7 +83,7 @@ impl<'de> Deserializer<'de> for Probe {
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i128 u8 u16 u32 u64 u128 f32 char str string bytes byte_buf unit
+        i8 i16 i32 i128 u8 u16 u32 u64 u128 f32 char str string bytes byte_buf unit
         unit_struct newtype_struct tuple tuple_struct enum identifier ignored_any
     }
 }

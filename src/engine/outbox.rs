@@ -54,13 +54,16 @@ pub struct Outbox {
     api: Arc<SlackApi>,
     owner: String,
     wake: Notify,
+    /// `slack.resend_check`: look a possibly sent message up in Slack before re-sending.
+    resend_check: bool,
 }
 
 impl Outbox {
-    pub fn new(store: Store, api: Arc<SlackApi>) -> Self {
+    pub fn new(store: Store, api: Arc<SlackApi>, resend_check: bool) -> Self {
         Self {
             store,
             api,
+            resend_check,
             // Unique per instance, not only per process: leases are held by name.
             owner: IdGen::process().next("outbox-", Timestamp::now()),
             wake: Notify::new(),
@@ -233,7 +236,7 @@ impl Outbox {
             warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
         }
         let thread = thread.as_deref();
-        let outcome = if out.maybe_sent {
+        let outcome = if out.maybe_sent && self.resend_check {
             // An earlier send's outcome is unknown: Slack has it, or it is sent now.
             match self.api.find_tagged(&channel, thread, &out.id).await {
                 Ok(Some(ts)) => {

@@ -161,6 +161,9 @@ pub struct SlackConfig {
     pub channel_burst: u32,
     /// How long a must-send message keeps being retried on transient errors.
     pub send_deadline: Duration,
+    /// Before re-sending a message whose send may have happened, look for it in the
+    /// channel's history (needs the history scopes); off, such a message may come twice.
+    pub resend_check: bool,
 }
 
 pub struct SlackApi {

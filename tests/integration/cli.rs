@@ -101,6 +101,19 @@ fn check_reports_a_mistyped_approval_verb_and_an_empty_approver_list() {
 }
 
 #[test]
+fn check_says_when_resends_may_come_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odorbot.yaml");
+    std::fs::write(&path, "slack:\n  resend_check: false\n").unwrap();
+    let (code, out) = check(&["--config", path.to_str().unwrap()], TOKENS);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("note: slack.resend_check is off"), "{out}");
+    assert!(out.contains("may appear twice"), "{out}");
+    let (_, out) = check(&[], TOKENS);
+    assert!(!out.contains("resend_check"), "{out}");
+}
+
+#[test]
 fn the_example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/odorbot.example.yaml");
     let (code, out) = check(&["--config", path], TOKENS);

@@ -363,3 +363,30 @@ async fn a_page_sent_just_before_a_crash_is_found_in_slack_by_the_next_process_n
         second.logs()
     );
 }
+
+/// With `slack.resend_check` off, a page whose bookkeeping kept failing is not looked up in
+/// Slack: it is posted again once its lease lapsed (at least once, as `check` warns).
+#[tokio::test]
+async fn with_the_resend_check_off_a_page_whose_bookkeeping_kept_failing_comes_twice() {
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_sections(
+        &fake,
+        None,
+        &[("ODORBOT_FAILPOINTS", "outbox.after_send=3*error")],
+        &[("slack", "  resend_check: false\n")],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(fake.wait_connections(2, WAIT).await, "{}", bot.logs());
+    open_and_page(&fake, &bot).await;
+    assert!(
+        fake.wait_until(WAIT, |f| pages(f) >= 2).await,
+        "posted again\n{}",
+        bot.logs()
+    );
+    assert!(
+        fake.calls_to("conversations.history").is_empty()
+            && fake.calls_to("conversations.replies").is_empty(),
+        "no history lookup"
+    );
+}
