@@ -110,15 +110,7 @@ async fn a_panicking_outbox_is_restarted_and_still_delivers_its_page_exactly_onc
         "incident opened\n{}",
         bot.logs()
     );
-    let until = std::time::Instant::now() + WAIT;
-    while outbox_pending(&bot).await.unwrap_or(0) < 1 {
-        assert!(
-            std::time::Instant::now() < until,
-            "page queued\n{}",
-            bot.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page_queued(&bot).await;
     assert_eq!(pages(&fake), 0, "no page while the outbox is down");
     let (status, body) = readyz(&bot).await;
     assert!(
@@ -232,15 +224,7 @@ async fn a_page_rate_limited_for_longer_than_an_attempt_waits_out_the_retry_afte
     let bot = armed(&fake, None, "outbox.tick=panic").await;
     fake.slash_command("U0OPENER", "C111", "incident open high checkout is slow")
         .await;
-    let until = std::time::Instant::now() + WAIT;
-    while outbox_pending(&bot).await.unwrap_or(0) < 1 {
-        assert!(
-            std::time::Instant::now() < until,
-            "page queued\n{}",
-            bot.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    page_queued(&bot).await;
     let page_calls = |f: &FakeSlack| {
         f.calls_to("chat.postMessage")
             .into_iter()
@@ -290,6 +274,19 @@ async fn drained_with_one_page(fake: &FakeSlack, bot: &Bot, within: Duration) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(pages(fake), 1, "{:?}\n{}", thread(fake), bot.logs());
+}
+
+/// Waits until a message (the page) waits in the outbox.
+async fn page_queued(bot: &Bot) {
+    let until = std::time::Instant::now() + WAIT;
+    while outbox_pending(bot).await.unwrap_or(0) < 1 {
+        assert!(
+            std::time::Instant::now() < until,
+            "page queued\n{}",
+            bot.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Opens an incident and waits for its page to reach Slack.

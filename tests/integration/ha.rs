@@ -276,12 +276,7 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
         );
         bots.push(bot);
     }
-    let logs = || {
-        bots.iter()
-            .map(Bot::logs)
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
-    };
+    let logs = || all_logs(&bots);
 
     // One approval, clicked twenty times by two approvers while both replicas listen.
     let d = fake
@@ -384,12 +379,7 @@ async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_
         assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
         bots.push(bot);
     }
-    let logs = || {
-        bots.iter()
-            .map(Bot::logs)
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
-    };
+    let logs = || all_logs(&bots);
     // Five seconds for the root: five leases, two escalations and two status periods.
     fake.slow_next_roots(2, Duration::from_secs(5));
     let opened = std::time::Instant::now();
@@ -484,12 +474,7 @@ async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_st
         assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
         bots.push(bot);
     }
-    let logs = || {
-        bots.iter()
-            .map(Bot::logs)
-            .collect::<Vec<_>>()
-            .join("\n-----\n")
-    };
+    let logs = || all_logs(&bots);
     let started = std::time::Instant::now();
     let bearer = format!("Bearer {token}");
     let posts = (0..LOAD).map(|i| {
@@ -569,4 +554,12 @@ async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_st
     );
     store.close().await;
     db.drop_db().await;
+}
+
+/// Every replica's log, one after the other.
+fn all_logs(bots: &[Bot]) -> String {
+    bots.iter()
+        .map(Bot::logs)
+        .collect::<Vec<_>>()
+        .join("\n-----\n")
 }
