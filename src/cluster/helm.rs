@@ -7,9 +7,10 @@
 //! the namespace. odorbot instead reads them by name, one `get` each, and its Role pins
 //! those names for revisions 1..=[`HELM_PINNED_REVISIONS`].
 //!
-//! A rollback follows Helm's: the target revision's manifest is applied again (server-side
-//! apply with force, where Helm uses a three-way merge), a new revision N+1 is recorded
-//! with `Rollback to <target>`, and the previously deployed revisions become `superseded`.
+//! A rollback applies the target revision's manifest again (server-side apply with force,
+//! where Helm uses a three-way merge) and records it in place: the target's record becomes
+//! `deployed` again and the deployed ones `superseded`, all by `update` on those names, so
+//! the Role grants no `create` on Secrets ([`RecordPlan`] says why and decides the writes).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,7 +20,6 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::future::join_all;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Cluster, ClusterError, FIELD_MANAGER, Op, to_json};
+use crate::domain::helm::{PENDING, RecordPlan};
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{Change, ChangeReport, HelmRevision, Mode, diff_objects};
 use crate::runbook::actions::ActionKind;
@@ -44,6 +45,7 @@ const PROBE_BATCH: u64 = 10;
 const MAX_RELEASE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// One stored revision: the Secret and its decoded release JSON.
+#[derive(Clone)]
 struct Stored {
     revision: u64,
     secret: Secret,
@@ -135,39 +137,14 @@ fn object_id(v: &Value) -> String {
     )
 }
 
-fn release_secret(release: &K8sName, revision: u64, body: &Value, namespace: &str) -> Secret {
-    let status = body["info"]["status"].as_str().unwrap_or("unknown");
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(secret_name(release, revision)),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(BTreeMap::from([
-                ("name".to_owned(), release.to_string()),
-                ("owner".to_owned(), "helm".to_owned()),
-                ("status".to_owned(), status.to_owned()),
-                ("version".to_owned(), revision.to_string()),
-                (
-                    "createdAt".to_owned(),
-                    Timestamp::now().as_second().to_string(),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        type_: Some(RELEASE_TYPE.to_owned()),
-        data: Some(BTreeMap::from([(
-            "release".to_owned(),
-            ByteString(encode_release(body)),
-        )])),
-        ..Secret::default()
-    }
-}
-
-/// The stored Secret rewritten with a new status, as Helm's storage update does.
-fn with_status(stored: &Stored, status: &str, description: Option<String>) -> Secret {
+/// The stored Secret rewritten with a new status, as Helm's storage update does, and with
+/// `info` telling what happened when (description, `last_deployed`).
+fn with_status(stored: &Stored, status: &str, info: Option<(String, &str)>) -> Secret {
     let mut body = stored.release.clone();
     body["info"]["status"] = json!(status);
-    if let Some(d) = description {
-        body["info"]["description"] = json!(d);
+    if let Some((description, at)) = info {
+        body["info"]["description"] = json!(description);
+        body["info"]["last_deployed"] = json!(at);
     }
     let mut secret = stored.secret.clone();
     let labels = secret.metadata.labels.get_or_insert_with(BTreeMap::new);
@@ -280,20 +257,20 @@ impl Cluster {
     }
 
     /// `rollback_helm {release, revision?}`: `helm rollback` to the previous or the named
-    /// revision. The dry run applies every manifest object with `dryRun=All` and shows the
-    /// field changes plus the release records that would be written. Execution dry-runs all
-    /// of that first, records revision N+1 as `pending-rollback`, applies the manifest,
-    /// then marks N+1 `deployed` and the formerly deployed revisions `superseded`; if the
-    /// apply fails, N+1 is marked `failed`, as Helm does.
+    /// revision, in place ([`RecordPlan`]: no release record is created). The dry run
+    /// applies every manifest object with `dryRun=All` and shows the field changes plus the
+    /// record statuses that would change. Execution dry-runs all of that first, holds the
+    /// newest record `pending-rollback`, applies the manifest, then writes the statuses;
+    /// if the apply fails, the newest record is marked `failed`, as Helm marks its own.
     ///
     /// Objects only in the current revision are left in place (Helm would delete them);
     /// they are listed in the notes. Hooks are not run.
     ///
     /// # Errors
-    /// [`ClusterError::InvalidInput`] for an unknown target revision, a manifest object
-    /// outside the namespace, of an unserved kind or of a kind the Role does not let a
-    /// rollback patch (all such objects named), or a next revision beyond
-    /// [`HELM_PINNED_REVISIONS`]; [`ClusterError::Partial`] when the apply fails midway.
+    /// [`ClusterError::InvalidInput`] for an unknown target revision, a Helm operation
+    /// pending, a manifest object outside the namespace, of an unserved kind or of a kind
+    /// the Role does not let a rollback patch (all such objects named);
+    /// [`ClusterError::Partial`] when the apply fails midway.
     pub async fn rollback_helm(
         &self,
         release: &K8sName,
@@ -301,26 +278,20 @@ impl Cluster {
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
         let stored = self.helm_revisions(release).await?;
-        let current = stored.last().expect("helm_revisions returns at least one");
-        let target_rev = revision.unwrap_or(current.revision.saturating_sub(1));
-        let Some(target) = stored.iter().find(|s| s.revision == target_rev) else {
-            let known: Vec<String> = stored.iter().map(|s| s.revision.to_string()).collect();
-            return Err(ClusterError::InvalidInput(format!(
-                "release {release} has no revision {target_rev}; it has {}",
-                known.join(", ")
-            )));
+        let statuses: Vec<(u64, &str)> = stored.iter().map(|s| (s.revision, s.status())).collect();
+        let plan = RecordPlan::decide(&statuses, revision)
+            .map_err(|m| ClusterError::InvalidInput(format!("release {release}: {m}")))?;
+        let record = |rev: u64| {
+            stored
+                .iter()
+                .find(|s| s.revision == rev)
+                .expect("the plan names stored revisions")
         };
-        let next_rev = current.revision + 1;
-        if next_rev > HELM_PINNED_REVISIONS {
-            return Err(ClusterError::InvalidInput(format!(
-                "revision {next_rev} would be beyond the {HELM_PINNED_REVISIONS} release secrets \
-                 odorbot's Role pins; raise HELM_PINNED_REVISIONS and regenerate manifests/base/role.yaml"
-            )));
-        }
+        let target = record(plan.target);
         let manifest = target.release["manifest"].as_str().unwrap_or_default();
         let planned = self.plan_manifest(manifest).await.map_err(|e| match e {
             ClusterError::InvalidInput(m) => {
-                ClusterError::InvalidInput(format!("revision {target_rev} of {release}: {m}"))
+                ClusterError::InvalidInput(format!("revision {} of {release}: {m}", plan.target))
             }
             e => e,
         })?;
@@ -332,95 +303,78 @@ impl Cluster {
                 .changes
                 .extend(self.apply_planned(p, Mode::DryRun).await?);
         }
-        let superseded: Vec<&Stored> = stored
-            .iter()
-            .filter(|s| s.status() == "deployed" || s.revision == current.revision)
-            .collect();
-        report.changes.extend(release_record_changes(
-            release,
-            &superseded,
-            next_rev,
-            target_rev,
-        ));
+        report.changes.extend(plan.changes(release.as_str()));
         let target_ids: Vec<String> = planned.iter().map(|p| p.id.clone()).collect();
+        let from = record(plan.from);
         if let Ok(current_objects) =
-            manifest_objects(current.release["manifest"].as_str().unwrap_or_default())
+            manifest_objects(from.release["manifest"].as_str().unwrap_or_default())
         {
             for id in current_objects.iter().map(object_id) {
                 if !target_ids.contains(&id) {
                     report.notes.push(format!(
                         "{id} is only in revision {}; it is left in place",
-                        current.revision
+                        plan.from
                     ));
                 }
             }
         }
 
         let now = Timestamp::now().to_string();
-        let mut body = target.release.clone();
-        body["version"] = json!(next_rev);
-        body["info"] = json!({
-            "first_deployed": current.release["info"]["first_deployed"],
-            "last_deployed": now,
-            "deleted": "",
-            "description": format!("Rollback to {target_rev}"),
-            "status": "pending-rollback",
-            "notes": target.release["info"]["notes"],
-        });
-        let ns = self.namespace.to_string();
+        let written = |rev: u64, status: &str| {
+            let mut info = None;
+            if rev == plan.target {
+                info = Some((plan.description(), now.as_str()));
+            }
+            with_status(record(rev), status, info)
+        };
         let secrets: Api<Secret> = self.api();
-        let new_secret = release_secret(release, next_rev, &body, &ns);
-        let new_name = secret_name(release, next_rev);
-        // The release records, dry-run: catches a missing permission before any change.
-        self.call(
-            Op::new("create", "secrets").named(&new_name),
-            secrets.create(&post(Mode::DryRun), &new_secret),
-        )
-        .await?;
-        for s in &superseded {
-            self.replace_secret(&secrets, &with_status(s, "superseded", None), Mode::DryRun)
+        // The record writes, dry-run: catches a missing permission before any change.
+        for (rev, _, after) in &plan.writes {
+            self.replace_secret(&secrets, &written(*rev, after), Mode::DryRun)
                 .await?;
         }
         if mode == Mode::DryRun {
             return Ok(report);
         }
 
-        let created = self
-            .call(
-                Op::new("create", "secrets").named(&new_name),
-                secrets.create(&post(Mode::Execute), &new_secret),
-            )
+        let lock = record(plan.lock);
+        let lock_status = lock.status().to_owned();
+        let mut held = self
+            .replace_secret(&secrets, &with_status(lock, PENDING, None), Mode::Execute)
             .await?;
         let mut done = vec![Change::new(
             format!("HelmRelease/{release}"),
-            format!("revision {next_rev}"),
-            None,
-            Some("pending-rollback".into()),
+            format!("revision {} status", plan.lock),
+            Some(lock_status),
+            Some(PENDING.into()),
         )];
         let mut applied = Vec::new();
         for p in &planned {
-            match self.apply_planned(p, Mode::Execute).await {
+            let outcome = async {
+                crate::failpoint!("helm.apply", e => return Err(ClusterError::Unreachable(e.to_string())));
+                self.apply_planned(p, Mode::Execute).await
+            };
+            match outcome.await {
                 Ok(c) => applied.extend(c),
                 Err(e) => {
                     done.extend(applied);
+                    let description = format!("Rollback to {} failed: {e}", plan.target);
                     let failed = Stored {
-                        revision: next_rev,
-                        secret: created,
-                        release: body.clone(),
+                        secret: held,
+                        ..lock.clone()
                     };
-                    let description = format!("Rollback \"{release}\" failed: {e}");
                     let marked = self
                         .replace_secret(
                             &secrets,
-                            &with_status(&failed, "failed", Some(description)),
+                            &with_status(&failed, "failed", Some((description, &now))),
                             Mode::Execute,
                         )
                         .await;
                     if marked.is_ok() {
                         done.push(Change::new(
                             format!("HelmRelease/{release}"),
-                            format!("revision {next_rev}"),
-                            Some("pending-rollback".into()),
+                            format!("revision {} status", plan.lock),
+                            Some(PENDING.into()),
                             Some("failed".into()),
                         ));
                     }
@@ -432,35 +386,22 @@ impl Cluster {
             }
         }
         done.extend(applied.iter().cloned());
-        let fail = |done: &Vec<Change>, e| ClusterError::Partial {
-            done: done.clone(),
-            failed: Box::new(e),
-        };
-        for s in &superseded {
-            self.replace_secret(&secrets, &with_status(s, "superseded", None), Mode::Execute)
+        for (rev, _, after) in &plan.writes {
+            let mut secret = written(*rev, after);
+            if *rev == plan.lock {
+                // The pending write moved its resourceVersion on.
+                secret.metadata.resource_version = held.metadata.resource_version.take();
+            }
+            self.replace_secret(&secrets, &secret, Mode::Execute)
                 .await
-                .map_err(|e| fail(&done, e))?;
+                .map_err(|e| ClusterError::Partial {
+                    done: done.clone(),
+                    failed: Box::new(e),
+                })?;
         }
-        let pending = Stored {
-            revision: next_rev,
-            secret: created,
-            release: body,
-        };
-        self.replace_secret(
-            &secrets,
-            &with_status(&pending, "deployed", None),
-            Mode::Execute,
-        )
-        .await
-        .map_err(|e| fail(&done, e))?;
         report.mode = Mode::Execute;
         report.changes = applied;
-        report.changes.extend(release_record_changes(
-            release,
-            &superseded,
-            next_rev,
-            target_rev,
-        ));
+        report.changes.extend(plan.changes(release.as_str()));
         Ok(report)
     }
 
@@ -469,14 +410,13 @@ impl Cluster {
         api: &Api<Secret>,
         secret: &Secret,
         mode: Mode,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Secret, ClusterError> {
         let name = secret.name_any();
         self.call(
             Op::new("update", "secrets").named(&name),
             api.replace(&name, &post(mode), secret),
         )
         .await
-        .map(drop)
     }
 
     /// Resolves every manifest object by discovery and checks it belongs in our namespace
@@ -575,35 +515,6 @@ fn post(mode: Mode) -> PostParams {
         dry_run: mode.is_dry_run(),
         field_manager: Some(FIELD_MANAGER.to_owned()),
     }
-}
-
-/// The release records a rollback writes: the deployed revisions superseded, and the new
-/// revision deployed. The same lines for the dry run and the execution.
-fn release_record_changes(
-    release: &K8sName,
-    superseded: &[&Stored],
-    next_rev: u64,
-    target_rev: u64,
-) -> Vec<Change> {
-    let object = format!("HelmRelease/{release}");
-    let mut changes: Vec<Change> = superseded
-        .iter()
-        .map(|s| {
-            Change::new(
-                object.clone(),
-                format!("revision {} status", s.revision),
-                Some(s.status().to_owned()),
-                Some("superseded".into()),
-            )
-        })
-        .collect();
-    changes.push(Change::new(
-        object,
-        format!("revision {next_rev}"),
-        None,
-        Some(format!("deployed (Rollback to {target_rev})")),
-    ));
-    changes
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The attack suite: odorbot's own token (the shipped Role bound to its ServiceAccount in a
 //! seeded namespace) tries each escalation a stolen token would, against the real API
-//! server. What RBAC refuses is asserted refused (403). What it cannot refuse — `create` and
-//! pod `patch` cannot be pinned — is asserted as the residual README's "Deploying" states,
+//! server. What RBAC refuses is asserted refused (403). What it cannot refuse — Job `create`
+//! and pod `patch` cannot be pinned — is asserted as the residual README's "Deploying" states,
 //! always as a server-side dry run, so a change to the Role that closes or widens it shows here.
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -112,40 +112,40 @@ async fn secrets_the_bot_does_not_need_cannot_be_read_listed_or_watched() {
 }
 
 #[tokio::test]
-async fn a_service_account_token_secret_can_be_created_but_not_read_back_unless_named_as_a_release_record()
- {
+async fn no_secret_can_be_created_least_of_all_a_service_account_token() {
     let (s, bot) = target().await;
     let secrets: Api<Secret> = Api::namespaced(bot.clone(), &s.ns);
-    // Residual (README, "Deploying"): `secrets: create` stays for Helm's next release record
-    // and cannot be pinned, so RBAC admits this.
-    let token: Secret = typed(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "attack-token",
-                     "annotations": {"kubernetes.io/service-account.name": VICTIM}},
-        "type": "kubernetes.io/service-account-token"}));
-    secrets
-        .create(&PostParams::default(), &token)
-        .await
-        .expect("the residual create (see README) is admitted");
-    // What bounds it: the token controller fills the Secret, and the bot cannot read it.
-    let admin: Api<Secret> = s.api();
-    crate::support::cluster_seed::wait_for("the token controller", 30, || async {
-        admin
-            .get("attack-token")
-            .await
-            .ok()?
-            .data?
-            .contains_key("token")
-            .then_some(())
-    })
-    .await;
-    forbidden("get the token", secrets.get("attack-token").await);
-    // The bound's hole, stated in README: under an unused release record's name the same
-    // create would be readable through the Role's `get` on those names (404, not 403).
-    let unused = "sh.helm.release.v1.odordiff-2.v50";
-    match secrets.get(unused).await {
-        Err(kube::Error::Api(st)) => assert_eq!(st.code, 404, "{st:?}"),
-        other => panic!("{unused}: {other:?}"),
-    }
+    let token = |name: &str| -> Secret {
+        typed(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name,
+                         "annotations": {"kubernetes.io/service-account.name": VICTIM}},
+            "type": "kubernetes.io/service-account-token"}))
+    };
+    forbidden(
+        "create a service-account-token Secret",
+        secrets
+            .create(&PostParams::default(), &token("attack-token"))
+            .await,
+    );
+    // Not even under a release record's name, which the Role may `get` and `update`: a
+    // rollback rewrites the existing records and creates none.
+    forbidden(
+        "create one named as an unused release record",
+        secrets
+            .create(
+                &PostParams::default(),
+                &token("sh.helm.release.v1.odordiff-2.v50"),
+            )
+            .await,
+    );
+    let record: Secret = typed(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "sh.helm.release.v1.odordiff-2.v51",
+                     "labels": {"owner": "helm", "name": "odordiff-2"}},
+        "type": "helm.sh/release.v1", "data": {"release": "e30="}}));
+    forbidden(
+        "create a Helm release record",
+        secrets.create(&PostParams::default(), &record).await,
+    );
     // Nor ask the API server for one directly.
     let sas: Api<ServiceAccount> = Api::namespaced(bot, &s.ns);
     let request: TokenRequest = typed(json!({"apiVersion": "authentication.k8s.io/v1",

@@ -23,7 +23,8 @@ use odorbot::cluster::{Cluster, ClusterError, HpaPatch, Limits, SecretRotation};
 use odorbot::domain::args::Filter;
 use odorbot::domain::ids::K8sName;
 use odorbot::domain::k8s::{
-    Change, ChangeReport, DataKey, LogQuery, LogSource, Mode, Readable, ResourceUsage, Selector,
+    Change, ChangeReport, DataKey, HelmRevision, LogQuery, LogSource, Mode, Readable,
+    ResourceUsage, Selector,
 };
 use serde_json::json;
 
@@ -562,20 +563,77 @@ async fn helm_rollback_refuses_a_revision_with_kinds_outside_the_role_naming_the
             assert!(!format!("{text} {err:?}").contains(v));
         }
     }
-    assert!(
-        secrets
-            .get_opt(&format!("sh.helm.release.v1.{RELEASE}.v3"))
-            .await
-            .unwrap()
-            .is_none(),
+    let statuses: Vec<String> = bot
+        .helm_history(&n(RELEASE))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        ["superseded", "deployed"],
         "no release record written"
     );
     assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
     assert!(secrets.get_opt("odordiff-db").await.unwrap().is_none());
 }
 
+/// An apply that fails leaves the newest record `failed` (as Helm marks its own failed
+/// rollback), the target untouched and nothing `pending`; the next rollback then goes ahead.
 #[tokio::test]
-async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
+async fn a_helm_rollback_whose_apply_fails_marks_the_newest_record_failed() {
+    let s = seed().await;
+    let bot = s.bot().await;
+    let release = n(RELEASE);
+    let before = deployment(&s, "odordiff-api").await;
+    odorbot::failpoint::configure("helm.apply=1*error").unwrap();
+    let err = bot
+        .rollback_helm(&release, None, Mode::Execute)
+        .await
+        .unwrap_err();
+    let ClusterError::Partial { done, .. } = &err else {
+        panic!("{err}");
+    };
+    let done: Vec<String> = done.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        done,
+        [
+            "HelmRelease/odordiff-2 revision 2 status: deployed → pending-rollback",
+            "HelmRelease/odordiff-2 revision 2 status: pending-rollback → failed",
+        ]
+    );
+    let history = bot.helm_history(&release).await.unwrap();
+    let rows: Vec<(&str, &str)> = history
+        .iter()
+        .map(|h| (h.status.as_str(), h.description.as_str()))
+        .collect();
+    assert_eq!(rows[0].0, "superseded");
+    assert_eq!(rows[1].0, "failed");
+    assert!(rows[1].1.starts_with("Rollback to 1 failed: "), "{rows:?}");
+    assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
+
+    bot.rollback_helm(&release, None, Mode::Execute)
+        .await
+        .unwrap();
+    let statuses: Vec<String> = bot
+        .helm_history(&release)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.status)
+        .collect();
+    assert_eq!(statuses, ["deployed", "failed"]);
+    assert_eq!(
+        image_of(&deployment(&s, "odordiff-api").await),
+        format!("{API_IMAGE}:1.4.0")
+    );
+}
+
+/// The rollback rewrites the records in place (no `create` on Secrets in the Role): revision 1
+/// deployed again, revision 2 superseded, no revision 3; the objects follow revision 1.
+#[tokio::test]
+async fn helm_rollback_redeploys_the_target_record_in_place_and_restores_the_manifest() {
     let s = seed().await;
     let bot = s.bot().await;
     let release = n(RELEASE);
@@ -583,6 +641,7 @@ async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
     let name = |r: u64| format!("sh.helm.release.v1.{RELEASE}.v{r}");
     let before = deployment(&s, "odordiff-api").await;
     assert_eq!(image_of(&before), format!("{API_IMAGE}:1.5.0"));
+    let v1_before = secrets.get(&name(1)).await.unwrap();
 
     let dry = bot
         .rollback_helm(&release, None, Mode::DryRun)
@@ -594,11 +653,10 @@ async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
         "Deployment/odordiff-api spec.template.spec.containers[odordiff-api].env[LOG_LEVEL].value: debug → info".into(),
         "Deployment/odordiff-worker spec.template.spec.containers[odordiff-worker].image: ghcr.io/odordiff/odordiff-worker:1.5.0 → ghcr.io/odordiff/odordiff-worker:1.4.0".into(),
         "HelmRelease/odordiff-2 revision 2 status: deployed → superseded".into(),
-        "HelmRelease/odordiff-2 revision 3: (none) → deployed (Rollback to 1)".into(),
+        "HelmRelease/odordiff-2 revision 1 status: superseded → deployed (Rollback from revision 2 by odorbot)".into(),
     ] {
         assert!(text.contains(&want), "missing {want:?} in {dry}");
     }
-    assert!(secrets.get_opt(&name(3)).await.unwrap().is_none());
     assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
     assert_eq!(
         helm_secret_decode(&secrets.get(&name(2)).await.unwrap())["info"]["status"],
@@ -610,9 +668,13 @@ async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
         .await
         .unwrap();
     assert_eq!(done.mode, Mode::Execute);
-    let v3 = secrets.get(&name(3)).await.unwrap();
-    assert_eq!(v3.type_.as_deref(), Some("helm.sh/release.v1"));
-    let labels = v3.labels();
+    assert!(
+        secrets.get_opt(&name(3)).await.unwrap().is_none(),
+        "no record created"
+    );
+    let v1 = secrets.get(&name(1)).await.unwrap();
+    assert_eq!(v1.type_.as_deref(), Some("helm.sh/release.v1"));
+    let labels = v1.labels();
     assert_eq!(
         (
             labels["name"].as_str(),
@@ -620,22 +682,26 @@ async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
             labels["status"].as_str(),
             labels["version"].as_str()
         ),
-        (RELEASE, "helm", "deployed", "3")
+        (RELEASE, "helm", "deployed", "1")
     );
-    let body = helm_secret_decode(&v3);
-    assert_eq!(body["version"], 3);
+    let body = helm_secret_decode(&v1);
+    let was = helm_secret_decode(&v1_before);
+    assert_eq!(body["version"], 1);
     assert_eq!(body["info"]["status"], "deployed");
-    assert_eq!(body["info"]["description"], "Rollback to 1");
-    assert_eq!(body["info"]["first_deployed"], "2025-01-10T10:00:00Z");
+    assert_eq!(
+        body["info"]["description"],
+        "Rollback from revision 2 by odorbot"
+    );
+    assert_ne!(body["info"]["last_deployed"], was["info"]["last_deployed"]);
+    assert_eq!(
+        body["info"]["first_deployed"],
+        was["info"]["first_deployed"]
+    );
     assert_eq!(body["manifest"], helm_manifest(1));
-    assert_eq!(body["chart"]["metadata"]["version"], "2.4.0");
+    assert_eq!(body["chart"], was["chart"]);
     let v2 = secrets.get(&name(2)).await.unwrap();
     assert_eq!(v2.labels()["status"], "superseded");
     assert_eq!(helm_secret_decode(&v2)["info"]["status"], "superseded");
-    assert_eq!(
-        secrets.get(&name(1)).await.unwrap().labels()["status"],
-        "superseded"
-    );
 
     // The live objects now match revision 1's manifest.
     let api = deployment(&s, "odordiff-api").await;
@@ -657,9 +723,33 @@ async fn helm_rollback_records_the_next_revision_and_restores_the_manifest() {
         image_of(&deployment(&s, "odordiff-worker").await),
         "ghcr.io/odordiff/odordiff-worker:1.4.0"
     );
-    let history = bot.helm_history(&release).await.unwrap();
-    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
-    assert_eq!(statuses, ["superseded", "superseded", "deployed"]);
+    let statuses =
+        |h: Vec<HelmRevision>| -> Vec<String> { h.into_iter().map(|h| h.status).collect() };
+    assert_eq!(
+        statuses(bot.helm_history(&release).await.unwrap()),
+        ["deployed", "superseded"]
+    );
+
+    // Nothing is older than revision 1; forward to 2 is a rollback by `--to`.
+    let err = bot
+        .rollback_helm(&release, None, Mode::DryRun)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClusterError::InvalidInput(ref m) if m.contains("no revision before revision 1")),
+        "{err}"
+    );
+    bot.rollback_helm(&release, Some(2), Mode::Execute)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(bot.helm_history(&release).await.unwrap()),
+        ["superseded", "deployed"]
+    );
+    assert_eq!(
+        image_of(&deployment(&s, "odordiff-api").await),
+        format!("{API_IMAGE}:1.5.0")
+    );
 
     let err = bot
         .rollback_helm(&release, Some(7), Mode::DryRun)

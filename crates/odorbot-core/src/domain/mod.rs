@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod command;
 pub mod diagnostics;
 pub mod escalation;
+pub mod helm;
 pub mod ids;
 pub mod inbound;
 pub mod incident;

@@ -148,16 +148,12 @@ impl ActionKind {
                 need!("apps", "deployments", &["get", "update"], DEPLOYMENTS),
                 need!("apps", "replicasets", LIST, Any),
             ],
-            // Reads the records by name, marks the current one superseded (`update`), creates
-            // the next one and re-applies the chart's objects the Role covers. The `create`
-            // stays: Helm's storage keeps one Secret per revision and fails an upgrade whose
-            // record name exists, so next records cannot be installed ahead for `update`.
-            // `create` cannot be pinned: the token can create any Secret, including a
-            // service-account-token one named as a future record, readable through `get`
-            // above. manifests/optional/admission-policy.yaml (clusters >= 1.30) bounds it.
+            // Reads the records by name and rewrites their statuses in place (`update`;
+            // domain::helm says why no record is created), then re-applies the chart's
+            // objects the Role covers. No `create` on Secrets: it cannot be pinned, and with
+            // it the token could mint a service-account token for any ServiceAccount.
             K::RollbackHelm => &[
                 need!("", "secrets", &["get", "update"], HelmRecords),
-                need!("", "secrets", &["create"], Any),
                 need!("apps", "deployments", GET_PATCH, DEPLOYMENTS),
                 need!("", "configmaps", GET_PATCH, CONFIGMAPS),
                 need!("autoscaling", "horizontalpodautoscalers", GET_PATCH, HPAS),
@@ -288,9 +284,10 @@ const HEADER: &str = "\
 # ClusterRoleBindings as not readable). Where Velero runs in its own namespace, bind a Role
 # with the velero.io rules there.
 #
-# Wider than odorbot's use, because RBAC cannot pin them: `create` on Secrets (Helm's next
-# release record) and Jobs (from the listed CronJobs), `patch` on pods (the quarantine
-# label). README's Deploying section states what a stolen token can do with them;
+# Wider than odorbot's use, because RBAC cannot pin them: `create` on Jobs (from the listed
+# CronJobs) and `patch` on pods (the quarantine label). No `create` on Secrets: a Helm
+# rollback rewrites the existing release records in place. README's Deploying section states
+# what a stolen token can do with them;
 # manifests/optional/admission-policy.yaml bounds them on clusters >= 1.30.
 ";
 
