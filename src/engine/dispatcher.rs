@@ -150,6 +150,7 @@ impl Dispatcher {
 
     /// Processes one event at most once, whichever process or connection received it.
     pub async fn process(&self, inbound: Inbound) {
+        crate::failpoint!("dispatcher.process");
         let key = inbound.idempotency_key();
         let now_ms = unix_ms(inbound.received_at);
         match self
