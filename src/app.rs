@@ -17,6 +17,7 @@ use crate::engine::approvals::Approvals;
 use crate::engine::incidents::Desk;
 use crate::engine::outbox::Outbox;
 use crate::engine::people::People;
+use crate::engine::replies::Replies;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
@@ -110,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         api.clone(),
         config.slack.resend_check,
     ));
+    let replies = Arc::new(Replies::new(store.clone(), api.clone(), tasks.clone()));
     let people = Arc::new(People::new(
         api.clone(),
         config.approvals.roles.clone(),
@@ -143,6 +145,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             approvals: approvals.clone(),
             catalog,
             people,
+            replies: replies.clone(),
             access: config.access.clone(),
             metrics: metrics.clone(),
             socket: socket_state.clone(),
@@ -206,6 +209,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (o, c) = (outbox.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "outbox", move |beat| {
         o.clone().run(c.clone(), beat)
+    });
+    let (r, c) = (replies.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "replies", move |beat| {
+        r.clone().run(c.clone(), beat)
     });
 
     let fatal = tokio::select! {

@@ -12,8 +12,10 @@
 //! ```
 //!
 //! Faults: `panic`; `error` (the step returns [`Injected`]); `crash` (abort the process:
-//! nothing finishes or is flushed, as with `kill -9`); `delay(<ms>)`; `off`. `<n>*<fault>`
-//! injects it the next `n` times, then the point is off again. Step names are
+//! nothing finishes or is flushed, as with `kill -9`); `delay(<ms>)`; `hold` (the step
+//! waits until the point is configured again, e.g. `off`: a stall the test ends when it
+//! chooses); `off`. `<n>*<fault>` injects it the next `n` times, then the point is off
+//! again. Step names are
 //! `<component>.<step>`, so a test matrix is step × fault.
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::Notify;
 
 /// The error an `error` fault makes the step return.
 #[derive(Debug, Error)]
@@ -29,7 +32,7 @@ pub struct Injected(pub String);
 
 /// An unreadable failpoint specification.
 #[derive(Debug, Error)]
-#[error("failpoint spec {spec:?}: {why} (expected name=[n*]panic|error|crash|delay(ms)|off)")]
+#[error("failpoint spec {spec:?}: {why} (expected name=[n*]panic|error|crash|delay(ms)|hold|off)")]
 pub struct SpecError {
     spec: String,
     why: &'static str,
@@ -41,6 +44,7 @@ pub enum Fault {
     Error,
     Crash,
     Delay(Duration),
+    Hold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,14 @@ struct Armed {
 }
 
 static POINTS: LazyLock<Mutex<BTreeMap<String, Armed>>> = LazyLock::new(Default::default);
+/// How often each point was configured: a held step waits for its point's count to move.
+static CONFIGURED: LazyLock<Mutex<BTreeMap<String, u64>>> = LazyLock::new(Default::default);
+static RECONFIGURED: Notify = Notify::const_new();
+
+fn configured(name: &str) -> u64 {
+    let counts = CONFIGURED.lock().unwrap_or_else(|p| p.into_inner());
+    counts.get(name).copied().unwrap_or_default()
+}
 
 fn points() -> std::sync::MutexGuard<'static, BTreeMap<String, Armed>> {
     // A panic injected elsewhere never holds this lock, so poisoning means nothing here.
@@ -94,6 +106,7 @@ pub fn configure(spec: &str) -> Result<(), SpecError> {
             "panic" => Some(Fault::Panic),
             "error" => Some(Fault::Error),
             "crash" => Some(Fault::Crash),
+            "hold" => Some(Fault::Hold),
             f => {
                 let ms = f
                     .strip_prefix("delay(")
@@ -110,12 +123,16 @@ pub fn configure(spec: &str) -> Result<(), SpecError> {
         ));
     }
     let mut points = points();
+    let mut counts = CONFIGURED.lock().unwrap_or_else(|p| p.into_inner());
     for (name, armed) in parsed {
+        *counts.entry(name.clone()).or_default() += 1;
         match armed {
             Some(a) => points.insert(name, a),
             None => points.remove(&name),
         };
     }
+    drop((points, counts));
+    RECONFIGURED.notify_waiters();
     Ok(())
 }
 
@@ -141,6 +158,7 @@ pub fn list() -> String {
                 Fault::Error => "error".to_owned(),
                 Fault::Crash => "crash".to_owned(),
                 Fault::Delay(d) => format!("delay({})", d.as_millis()),
+                Fault::Hold => "hold".to_owned(),
             };
             format!("{name}={count}{fault}\n")
         })
@@ -176,6 +194,8 @@ fn take(name: &str) -> Option<Fault> {
 /// # Panics
 /// When the point is armed with `panic`: that is the fault.
 pub async fn hit(name: &str) -> Result<(), Injected> {
+    // Read before the shot is taken, so a configuration racing with it still releases it.
+    let before = configured(name);
     match take(name) {
         None => Ok(()),
         Some(Fault::Panic) => panic!("failpoint {name}: injected panic"),
@@ -188,6 +208,13 @@ pub async fn hit(name: &str) -> Result<(), Injected> {
             Ok(())
         }
         Some(Fault::Error) => Err(Injected(name.to_owned())),
+        Some(Fault::Hold) => loop {
+            let changed = RECONFIGURED.notified();
+            if configured(name) != before {
+                return Ok(());
+            }
+            changed.await;
+        },
     }
 }
 
@@ -257,6 +284,23 @@ mod tests {
     async fn the_panic_fault_panics_with_the_points_name() {
         configure("t4.step=panic").unwrap();
         failpoint!("t4.step");
+    }
+
+    #[tokio::test]
+    async fn a_held_step_waits_until_its_point_is_configured_again() {
+        configure("t6.step=hold").unwrap();
+        let held = tokio::spawn(hit("t6.step"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        configure("t6.other=off").unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!held.is_finished(), "another point does not release it");
+        configure("t6.step=off").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .expect("released")
+            .unwrap()
+            .unwrap();
+        assert!(hit("t6.step").await.is_ok(), "off now");
     }
 
     #[test]

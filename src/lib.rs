@@ -15,6 +15,9 @@
 //! ([`runbook::stored`]) with the card. A second person's click passes
 //! [`domain::approval::decide`]; the executor reads the stored action back, checks the
 //! cooldown and the drift fingerprint, and runs it through [`cluster`], then verifies.
+//! Every answer to the person who typed or clicked is queued in the store and sent through
+//! its `response_url` by [`engine::replies`], so no worker waits on Slack; messages for
+//! channels and threads go through [`engine::outbox`].
 //!
 //! - [`config`]: layered configuration (YAML file, environment, secret files); it builds
 //!   each adapter's settings.

@@ -72,6 +72,8 @@ pub struct Metrics {
     /// the gauges below, so every replica reports the shared store's state).
     pub outbox_pending: Gauge<i64, AtomicI64>,
     pub outbox_oldest_pending: Gauge<f64, AtomicU64>,
+    /// Replies to commands and clicks waiting for their `response_url`.
+    pub replies_pending: Gauge<i64, AtomicI64>,
     /// Timers more than [`OVERDUE_AFTER`] past due: no replica's scheduler is firing them.
     pub timers_overdue: Gauge<i64, AtomicI64>,
     pub approvals: Family<StateLabel, Gauge<i64, AtomicI64>>,
@@ -179,6 +181,12 @@ impl Metrics {
             Unit::Seconds,
             outbox_oldest_pending.clone(),
         );
+        let replies_pending = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "replies_pending",
+            "Replies to slash commands and clicks waiting to go through their response_url",
+            replies_pending.clone(),
+        );
         let timers_overdue = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "timers_overdue",
@@ -212,6 +220,7 @@ impl Metrics {
             store_up,
             outbox_pending,
             outbox_oldest_pending,
+            replies_pending,
             timers_overdue,
             approvals,
             incidents_open,
@@ -229,6 +238,7 @@ impl Metrics {
         self.outbox_pending.set(b.outbox_pending);
         self.outbox_oldest_pending
             .set(b.outbox_oldest_age.as_secs_f64());
+        self.replies_pending.set(b.replies_pending);
         self.timers_overdue.set(b.timers_overdue);
         self.incidents_open.set(b.incidents_open);
         // Every state is always exported, so a state that empties shows 0, not a gap.
@@ -279,6 +289,7 @@ mod tests {
         let backlog = Backlog {
             outbox_pending: 3,
             outbox_oldest_age: Duration::from_millis(42_500),
+            replies_pending: 6,
             timers_overdue: 2,
             approvals: vec![("pending".into(), 4), ("succeeded".into(), 7)],
             incidents_open: 1,
@@ -293,6 +304,10 @@ mod tests {
         assert_eq!(
             sample(&text, "odorbot_outbox_oldest_pending_seconds").as_deref(),
             Some("42.5")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_replies_pending").as_deref(),
+            Some("6")
         );
         assert_eq!(
             sample(&text, "odorbot_timers_overdue").as_deref(),
@@ -318,6 +333,7 @@ mod tests {
         let backlog = Backlog {
             outbox_pending: 5,
             outbox_oldest_age: Duration::ZERO,
+            replies_pending: 0,
             timers_overdue: 0,
             approvals: vec![],
             incidents_open: 0,

@@ -3,8 +3,8 @@
 //! line, and `/readyz` names every loop that is down.
 //!
 //! Which fate a loop gets is the caller's choice ([`Supervisor::restart`] or
-//! [`Supervisor::critical`]): a loop whose work lives in the store (outbox, timers,
-//! approval recovery, pruning) loses nothing by being restarted, since its claims lapse
+//! [`Supervisor::critical`]): a loop whose work lives in the store (outbox, replies,
+//! timers, approval recovery, pruning) loses nothing by being restarted, since its claims lapse
 //! and a fresh loop takes them again; a loop that owns what cannot be rebuilt in place
 //! (the engine's queue, the admin listener) ends the process, so the orchestrator
 //! restarts it whole; what it had queued but not begun is lost with it, as in any crash.

@@ -22,6 +22,7 @@ use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::{Desk, DeskError};
 use crate::engine::people::People;
+use crate::engine::replies::Replies;
 use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
@@ -64,6 +65,8 @@ pub struct Parts {
     pub approvals: Arc<Approvals>,
     pub catalog: Arc<Catalog>,
     pub people: Arc<People>,
+    /// Where every reply to a command or click goes: queued, never sent by the worker.
+    pub replies: Arc<Replies>,
     pub access: Policy,
     pub metrics: Metrics,
     pub socket: Arc<dyn Connection>,
@@ -150,6 +153,7 @@ impl Dispatcher {
 
     /// Processes one event at most once, whichever process or connection received it.
     pub async fn process(&self, inbound: Inbound) {
+        crate::failpoint!("dispatcher.process");
         let key = inbound.idempotency_key();
         let now_ms = unix_ms(inbound.received_at);
         match self
@@ -169,13 +173,15 @@ impl Dispatcher {
                 let reply = Message::text(
                     ":x: odorbot cannot reach its store right now, so it did nothing. Try again in a minute.",
                 );
-                self.reply(response_url(&inbound.event), &reply).await;
+                self.reply(response_url(&inbound.event), inbound.received_at, &reply)
+                    .await;
                 return;
             }
         }
+        let issued = inbound.received_at;
         match &inbound.event {
-            InboundEvent::SlashCommand(cmd) => self.on_command(cmd).await,
-            InboundEvent::BlockAction(action) => self.on_action(action).await,
+            InboundEvent::SlashCommand(cmd) => self.on_command(cmd, issued).await,
+            InboundEvent::BlockAction(action) => self.on_action(action, issued).await,
             InboundEvent::ViewSubmission(view) => self.on_view(view).await,
         }
     }
@@ -215,7 +221,8 @@ impl Dispatcher {
         }
     }
 
-    async fn on_command(&self, cmd: &SlashCommand) {
+    /// `issued`: when the command arrived, which is when its `response_url` began to live.
+    async fn on_command(&self, cmd: &SlashCommand, issued: SystemTime) {
         let context = command::Context {
             catalog: &self.catalog,
             now_unix: unix_now(),
@@ -253,7 +260,7 @@ impl Dispatcher {
             .commands
             .get_or_create(&CommandLabels { verb, outcome })
             .inc();
-        self.reply(Some(&cmd.response_url), &reply).await;
+        self.reply(Some(&cmd.response_url), issued, &reply).await;
     }
 
     async fn execute(&self, command: Command, cmd: &SlashCommand) -> Message {
@@ -456,7 +463,7 @@ impl Dispatcher {
         }
     }
 
-    async fn on_action(&self, action: &BlockAction) {
+    async fn on_action(&self, action: &BlockAction, issued: SystemTime) {
         let reply = match action.action_id.split(':').collect::<Vec<_>>().as_slice() {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
@@ -480,7 +487,8 @@ impl Dispatcher {
                 ))
             }
         };
-        self.reply(action.response_url.as_deref(), &reply).await;
+        self.reply(action.response_url.as_deref(), issued, &reply)
+            .await;
     }
 
     /// A recovery button in an incident thread: the runbook step's own typed action becomes
@@ -610,12 +618,13 @@ impl Dispatcher {
         Err(Message::text(denial.reply(verb)))
     }
 
-    /// Answers the person who acted, through the event's `response_url`.
-    async fn reply(&self, url: Option<&str>, reply: &Message) {
-        if let Some(url) = url
-            && let Err(e) = self.api.respond(url, reply, false).await
-        {
-            warn!(error = %e, "reply not delivered");
+    /// Answers the person who acted, through the event's `response_url` (issued when the
+    /// event arrived): queued for the reply sender, so the worker is free at once whatever
+    /// Slack does with it.
+    async fn reply(&self, url: Option<&str>, issued: SystemTime, reply: &Message) {
+        if let Some(url) = url {
+            let queued = self.replies.send(url, reply, false, issued).await;
+            debug!(?queued, "reply handed on");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The engine: a bounded queue of inbound events and the dispatcher that processes
-//! them. Listeners only enqueue; all work, and every reply, happens here.
+//! them. Listeners only enqueue; all work happens here, and every reply is queued here
+//! for the reply sender ([`replies`]).
 
 pub mod actions;
 pub mod approvals;
@@ -8,6 +9,7 @@ pub mod failure;
 pub mod incidents;
 pub mod outbox;
 pub mod people;
+pub mod replies;
 
 pub use dispatcher::{Dispatcher, EngineHandle, Parts};
 

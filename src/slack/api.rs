@@ -106,6 +106,16 @@ fn classify(err: &SlackClientError) -> Retry {
     }
 }
 
+/// The bound on each attempt of a call retried until `deadline`: a short deadline bounds
+/// each attempt too; a single attempt (no deadline) gets the usual bound.
+fn per_call(deadline: Duration) -> Duration {
+    if deadline.is_zero() {
+        CALL_TIMEOUT
+    } else {
+        CALL_TIMEOUT.min(deadline)
+    }
+}
+
 fn status_label(result: &Result<(), &SlackClientError>) -> &'static str {
     match result {
         Ok(()) => "ok",
@@ -229,13 +239,24 @@ impl SlackApi {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = ClientResult<T>>,
     {
+        self.call_bounded(method, channel, deadline, per_call(deadline), call)
+            .await
+    }
+
+    /// As [`SlackApi::call`], each attempt bounded by `per_call`.
+    async fn call_bounded<T, F, Fut>(
+        &self,
+        method: &'static str,
+        channel: Option<&str>,
+        deadline: Duration,
+        per_call: Duration,
+        call: F,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ClientResult<T>>,
+    {
         let give_up_at = Instant::now() + deadline;
-        // A short deadline bounds each attempt too (a single attempt has no deadline).
-        let per_call = if deadline.is_zero() {
-            CALL_TIMEOUT
-        } else {
-            CALL_TIMEOUT.min(deadline)
-        };
         let mut backoff = Duration::from_millis(250);
         let mut attempts = 0;
         loop {
@@ -568,22 +589,7 @@ impl SlackApi {
     }
 
     /// Replies through a slash command's or button's `response_url` (ephemeral unless
-    /// `replace_original`). Such URLs live 30 minutes, so retries stop well before.
-    ///
-    /// # Errors
-    /// [`ApiError`] when the reply cannot be delivered.
-    pub async fn respond(
-        &self,
-        response_url: &str,
-        message: &Message,
-        replace_original: bool,
-    ) -> Result<(), ApiError> {
-        let deadline = self.send_deadline.min(Duration::from_secs(120));
-        self.respond_within(response_url, message, replace_original, deadline)
-            .await
-    }
-
-    /// As [`SlackApi::respond`], retrying transient failures only until `deadline`.
+    /// `replace_original`), retrying transient failures until `deadline`.
     ///
     /// # Errors
     /// [`ApiError`] when the reply cannot be delivered within `deadline`.
@@ -594,20 +600,57 @@ impl SlackApi {
         replace_original: bool,
         deadline: Duration,
     ) -> Result<(), ApiError> {
+        let per_call = per_call(deadline);
+        self.post_response(response_url, message, replace_original, deadline, per_call)
+            .await
+            .inspect_err(|e| warn!(error = %e, "reply through response_url failed"))
+    }
+
+    /// One POST to a `response_url`, bounded by `budget`, not retried: the reply queue
+    /// retries later itself, without holding anyone meanwhile. A rate-limited attempt
+    /// comes back as [`ApiError::GaveUp`] with Slack's `Retry-After`.
+    ///
+    /// # Errors
+    /// [`ApiError::Refused`] for a refusal that retrying cannot change (a 4xx other than
+    /// 408 and 429, an unusable URL); [`ApiError::GaveUp`] for anything passing.
+    pub async fn respond_once(
+        &self,
+        response_url: &str,
+        message: &Message,
+        replace_original: bool,
+        budget: Duration,
+    ) -> Result<(), ApiError> {
+        self.post_response(
+            response_url,
+            message,
+            replace_original,
+            Duration::ZERO,
+            budget,
+        )
+        .await
+    }
+
+    async fn post_response(
+        &self,
+        response_url: &str,
+        message: &Message,
+        replace_original: bool,
+        deadline: Duration,
+        per_call: Duration,
+    ) -> Result<(), ApiError> {
         let url: url::Url = response_url.parse().map_err(|_| ApiError::Refused {
             method: "response_url",
             code: "invalid response_url".into(),
         })?;
         let request = SlackApiPostWebhookMessageRequest::new(render(message))
             .with_replace_original(replace_original);
-        self.call("response_url", None, deadline, || {
+        self.call_bounded("response_url", None, deadline, per_call, || {
             let request = request.clone();
             let url = SlackResponseUrl::new(url.clone());
             let client = self.client.clone();
             async move { client.respond_to_event(&url, &request).await.map(|_| ()) }
         })
         .await
-        .inspect_err(|e| warn!(error = %e, "reply through response_url failed"))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod approvals;
 pub mod checklists;
 pub mod incidents;
 pub mod outbox;
+pub mod replies;
 pub mod timers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -70,6 +71,8 @@ pub struct Backlog {
     pub outbox_pending: i64,
     /// How long the oldest of them has waited; zero when the outbox is empty.
     pub outbox_oldest_age: Duration,
+    /// Replies to commands and clicks waiting for their `response_url`.
+    pub replies_pending: i64,
     /// Timers past their due time by more than the grace the caller gave, and unclaimed
     /// (or their claim lapsed): no replica is firing them.
     pub timers_overdue: i64,
@@ -278,8 +281,8 @@ impl Store {
         })
     }
 
-    /// What waits in the store, for odorbot's own metrics: the outbox, overdue timers,
-    /// approval requests by state and unresolved incidents. A timer counts as overdue
+    /// What waits in the store, for odorbot's own metrics: the outbox, the reply queue,
+    /// overdue timers, approval requests by state and unresolved incidents. A timer counts as overdue
     /// once it is `overdue_after` past its due time (the scheduler normally fires it
     /// within a second) and no replica holds it under a live lease.
     ///
@@ -295,6 +298,9 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM outbox")
                 .fetch_one(&self.pool)
                 .await?;
+        let (replies_pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM replies")
+            .fetch_one(&self.pool)
+            .await?;
         // A timer whose firing runs holds a live, renewed lease: late, but being handled.
         let (timers_overdue,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM timers WHERE due_at_ms < $1 \
@@ -317,6 +323,7 @@ impl Store {
             outbox_oldest_age: oldest_ms.map_or(Duration::ZERO, |created| {
                 Duration::from_millis(now_ms.saturating_sub(created).max(0) as u64)
             }),
+            replies_pending,
             timers_overdue,
             approvals,
             incidents_open,

@@ -64,8 +64,10 @@ async fn every_one_of_5000_envelopes_is_acknowledged_and_those_beyond_a_full_que
     );
     assert!(bot.wait_readyz(200, Duration::from_secs(20)).await);
 
-    // The slow handler path: every reply is stuck on Slack, so the one worker holds the
-    // first command and the queue behind it fills and stays full.
+    // The slow handler path: the one worker is stuck on the first event (failpoint
+    // `dispatcher.process` held) and the queue behind it fills and stays full; Slack is
+    // stuck too, so the busy notices to clickers wait on it.
+    bot.failpoints("dispatcher.process=hold").await;
     fake.hold_responses();
     let mut sent = Vec::with_capacity(ENVELOPES);
     for i in 0..ENVELOPES {
@@ -131,9 +133,10 @@ async fn every_one_of_5000_envelopes_is_acknowledged_and_those_beyond_a_full_que
         .collect();
     assert_eq!(busy_commands.len() + taken_commands.len(), commands);
 
-    // Slack answers again: the taken commands get their replies and every click its
-    // answer — the busy notice, or, for a click the engine took (the two connections are
-    // read concurrently, so an early click can find room), the engine's own reply.
+    // The worker and Slack go on: the taken commands get their replies and every click
+    // its answer — the busy notice, or, for a click the engine took (the two connections
+    // are read concurrently, so an early click can find room), the engine's own reply.
+    bot.failpoints("dispatcher.process=off").await;
     fake.release_responses();
     let replied = |f: &FakeSlack, path: &str| {
         f.calls_to("response_url")

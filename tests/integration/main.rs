@@ -20,6 +20,7 @@ mod incidents;
 mod kube;
 mod node;
 mod probes;
+mod replies;
 mod runbook;
 mod slack_api;
 mod store;

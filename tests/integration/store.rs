@@ -319,6 +319,100 @@ async fn postgres_outbox_keeps_thread_order() {
     on_postgres(a_pending_message_is_never_overtaken_in_its_thread).await;
 }
 
+/// Two replicas racing for the same due replies each get different ones; a live claim
+/// keeps a reply from the other, a lapsed one (its sender died) lets the other take it
+/// over, and a failed attempt makes it due again later with its attempt counted.
+async fn each_reply_is_claimed_once_and_a_lapsed_claim_is_taken_over(a: Store, b: Store) {
+    use odorbot::domain::view::Message;
+    let at = |ms: i64| jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap();
+    let issued = at(-2_000);
+    for i in 0..6 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        store
+            .enqueue_reply(
+                &format!("https://hooks.example/r{i}"),
+                &Message::text(format!("reply {i}")),
+                i == 5,
+                issued,
+                at(0),
+            )
+            .await
+            .unwrap();
+    }
+    let (from_a, from_b) = tokio::join!(
+        a.claim_replies("replica-a", at(0), 15_000, 4),
+        b.claim_replies("replica-b", at(0), 15_000, 4)
+    );
+    let (from_a, from_b) = (from_a.unwrap(), from_b.unwrap());
+    let mut urls: Vec<&str> = from_a
+        .iter()
+        .chain(&from_b)
+        .map(|r| r.response_url.as_str())
+        .collect();
+    urls.sort_unstable();
+    let all: Vec<String> = (0..6)
+        .map(|i| format!("https://hooks.example/r{i}"))
+        .collect();
+    assert_eq!(urls, all, "each reply claimed by exactly one replica");
+    let last = from_a
+        .iter()
+        .chain(&from_b)
+        .find(|r| r.response_url.ends_with("r5"))
+        .unwrap();
+    assert!(last.replace_original);
+    assert_eq!(last.message, Message::text("reply 5"));
+    assert_eq!((last.attempts, last.issued_at), (0, issued));
+
+    // Under the claims' lease nobody else gets them; once it lapsed, the other does.
+    assert!(
+        b.claim_replies("replica-b", at(14_000), 15_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken_over = b
+        .claim_replies("replica-b", at(15_001), 15_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken_over.len(), 6);
+
+    // A failed attempt: due again later, claimable at once then, attempts counted.
+    let failed = &taken_over[0];
+    b.reply_retry_at(&failed.id, at(60_000)).await.unwrap();
+    for r in &taken_over[1..] {
+        b.reply_done(&r.id).await.unwrap();
+    }
+    assert_eq!(a.replies_len().await.unwrap(), 1);
+    assert!(
+        a.claim_replies("replica-a", at(59_000), 15_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let again = a
+        .claim_replies("replica-a", at(60_000), 15_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempts),
+        (failed.id.as_str(), 1)
+    );
+    a.reply_done(&again[0].id).await.unwrap();
+    assert_eq!(b.replies_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite_reply_claims() {
+    on_sqlite(each_reply_is_claimed_once_and_a_lapsed_claim_is_taken_over).await;
+}
+
+#[tokio::test]
+async fn postgres_reply_claims() {
+    on_postgres(each_reply_is_claimed_once_and_a_lapsed_claim_is_taken_over).await;
+}
+
 #[tokio::test]
 async fn sqlite_timer_leases() {
     on_sqlite(each_timer_has_its_own_renewable_lease).await;

@@ -55,6 +55,34 @@ probes:
   deadline: 2s
 ";
 
+/// `config` with `lines` (indented by two spaces) at the top of `section`, and that
+/// section's own lines for the same keys left out, so YAML sees each key once.
+fn with_lines(config: &str, section: &str, lines: &str) -> String {
+    let key = |line: &str| line.trim_start().split(':').next().unwrap_or("").to_owned();
+    let overridden: Vec<String> = lines.lines().map(key).collect();
+    let header = format!("{section}:");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in config.lines() {
+        if !line.starts_with(' ') {
+            inside = line == header;
+            out.push_str(line);
+            out.push('\n');
+            if inside {
+                out.push_str(lines);
+            }
+        } else if !(inside
+            && line.starts_with("  ")
+            && !line.starts_with("   ")
+            && overridden.contains(&key(line)))
+        {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 impl Bot {
     /// Starts odorbot on a fresh SQLite store.
     pub async fn start(fake: &FakeSlack) -> Bot {
@@ -94,7 +122,7 @@ impl Bot {
 
     /// As [`Bot::start_config`], with more settings in the test config's own sections:
     /// each `(section, lines)` adds lines indented by two spaces to `section` (`slack`,
-    /// `engine`, `log` or `probes`).
+    /// `engine`, `log` or `probes`), replacing the test default of a key it sets.
     pub async fn start_sections(
         fake: &FakeSlack,
         store_url: Option<&str>,
@@ -107,7 +135,7 @@ impl Bot {
         let base = sections
             .iter()
             .fold(TEST_CONFIG.to_owned(), |base, (section, lines)| {
-                base.replacen(&format!("{section}:\n"), &format!("{section}:\n{lines}"), 1)
+                with_lines(&base, section, lines)
             });
         std::fs::write(&config, format!("{base}{extra_yaml}")).unwrap();
         let store = store_url

@@ -581,6 +581,11 @@ impl FakeSlack {
         self.inner.push_fault(method, times, Fault::Status(status));
     }
 
+    /// Forgets the faults still waiting for `method`: from now on it answers normally.
+    pub fn clear_faults(&self, method: &str) {
+        self.inner.st().faults.remove(method);
+    }
+
     /// The next `times` root messages (`chat.postMessage` without `thread_ts`) are answered
     /// `delay` late: a slow Slack for exactly the post an incident's thread hangs on. Each is
     /// recorded, and gets its `ts`, when it is answered.

@@ -19,6 +19,7 @@ pub mod k8s;
 pub mod k8s_view;
 pub mod outbox;
 pub mod probe;
+pub mod reply;
 pub mod roster;
 pub mod signals;
 pub mod status;

@@ -9,9 +9,14 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// one second up to [`MAX_BACKOFF`], and never sooner than Slack's `Retry-After`, which
 /// may be longer than that ceiling (trying earlier only earns another 429).
 pub fn retry_wait(attempts: i64, retry_after: Option<Duration>) -> Duration {
-    let backoff =
-        Duration::from_secs(2u64.saturating_pow(attempts.clamp(0, 16) as u32)).min(MAX_BACKOFF);
-    backoff.max(retry_after.unwrap_or_default())
+    doubling(attempts, Duration::from_secs(1), MAX_BACKOFF).max(retry_after.unwrap_or_default())
+}
+
+/// `first` doubled once per failed attempt (`attempts`, none below zero), up to `ceiling`.
+pub fn doubling(attempts: i64, first: Duration, ceiling: Duration) -> Duration {
+    first
+        .saturating_mul(2u32.saturating_pow(attempts.clamp(0, 31) as u32))
+        .min(ceiling)
 }
 
 #[cfg(test)]
