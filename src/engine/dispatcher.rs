@@ -20,6 +20,7 @@ use crate::domain::view::{Block, escape};
 use crate::domain::view::{Message, code_span};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
+use crate::engine::coalesce::Coalesce;
 use crate::engine::incidents::{Desk, DeskError};
 use crate::engine::people::People;
 use crate::engine::replies::Replies;
@@ -79,6 +80,9 @@ pub struct Dispatcher {
     parts: Parts,
     started: Instant,
     queue: EngineHandle,
+    /// `/odor status` asked by many at once is gathered once (the picture is the same for
+    /// everyone; access rules were checked before).
+    status: Coalesce<Message>,
 }
 
 impl std::ops::Deref for Dispatcher {
@@ -96,6 +100,7 @@ impl Dispatcher {
             parts,
             started: Instant::now(),
             queue: EngineHandle { tx },
+            status: Coalesce::default(),
         };
         (Arc::new(this), rx)
     }
@@ -327,10 +332,15 @@ impl Dispatcher {
                 .await
                 .map_or_else(|e| desk_error(&e), Message::text),
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
-            Command::Status => p
-                .picture(self.self_status(), self.readiness())
-                .await
-                .render(&p.thresholds, &p.links),
+            Command::Status => {
+                self.status
+                    .run(|| async {
+                        p.picture(self.self_status(), self.readiness())
+                            .await
+                            .render(&p.thresholds, &p.links)
+                    })
+                    .await
+            }
             Command::Db {
                 view: DbView::Connections,
                 ..

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod approvals;
+mod coalesce;
 mod dispatcher;
 pub mod failure;
 pub mod incidents;

@@ -494,6 +494,70 @@ async fn the_status_deadline_holds_with_every_combination_of_slow_sources() {
     }
 }
 
+/// Many `/odor status` at once (everyone during an incident) are gathered once: a health
+/// URL answering in 1 s is asked once for eight concurrent commands, and each of the eight
+/// gets the full picture. A status asked afterwards is gathered afresh.
+#[tokio::test]
+async fn concurrent_status_commands_share_one_gathering() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::support::bot::Bot;
+    use crate::support::fake_slack::FakeSlack;
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let router = Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    "ok"
+                }
+            }),
+        )
+        .route("/ready", get(|| async { "ok" }));
+    let (health, _server) = serve(router).await;
+    let health_url = format!("http://{health}/");
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_config(&fake, None, &[("ODORBOT_HEALTH_URL", &health_url)], "").await;
+    assert!(
+        fake.wait_connections(2, Duration::from_secs(15)).await,
+        "{}",
+        bot.logs()
+    );
+    let sent = futures_util::future::join_all(
+        (0..8).map(|_| fake.slash_command("U111", "C111", "status")),
+    )
+    .await;
+    for d in &sent {
+        let reply = fake
+            .reply_to(d, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no status reply\n{}", bot.logs()));
+        assert!(reply.body.to_string().contains("/health"), "{}", reply.body);
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "one gathering for eight commands"
+    );
+    let again = fake.slash_command("U111", "C111", "status").await;
+    assert!(
+        fake.reply_to(&again, Duration::from_secs(20))
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "a later status is gathered afresh"
+    );
+}
+
 fn self_status() -> odorbot::domain::status::SelfStatus {
     odorbot::domain::status::SelfStatus {
         version: "test",
