@@ -10,6 +10,8 @@ pub mod checklist;
 pub mod command;
 pub mod diagnostics;
 pub mod escalation;
+#[cfg(test)]
+mod hostile_tests;
 pub mod ids;
 pub mod inbound;
 pub mod incident;
