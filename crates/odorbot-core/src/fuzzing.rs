@@ -182,14 +182,11 @@ pub fn mrkdwn_problem(text: &str) -> Option<String> {
     let mut rest = text;
     while let Some(i) = rest.find(['&', '<', '>']) {
         let tail = &rest[i..];
-        if tail.starts_with('&') {
-            if !["&amp;", "&lt;", "&gt;"]
-                .iter()
-                .any(|e| tail.starts_with(e))
-            {
+        if let Some(after) = tail.strip_prefix('&') {
+            if !["amp;", "lt;", "gt;"].iter().any(|e| after.starts_with(e)) {
                 return Some(format!("bare & at {:?}", head(tail)));
             }
-            rest = &tail[1..];
+            rest = after;
         } else if tail.starts_with('>') {
             return Some(format!("bare > at {:?}", head(tail)));
         } else {
