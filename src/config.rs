@@ -385,6 +385,24 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ODORBOT_LOG", "log.filter"),
 ];
 
+/// A secret is a token or a URL; a file far longer than that is a wrong path, and one
+/// without an end (`/dev/zero`) must not exhaust memory at start-up.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "longer than {MAX_SECRET_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 enum Secret {
     Found(String, String),
     Unset,
@@ -470,7 +488,7 @@ impl Compiler<'_> {
             return Secret::Unset;
         };
         let location = format!("secret file {}", path.display());
-        match std::fs::read_to_string(&path) {
+        match read_secret_file(&path) {
             Ok(v) => Secret::Found(v.trim().to_owned(), location),
             Err(e) => {
                 self.error(location, format!("cannot be read: {e}"));
@@ -484,8 +502,8 @@ impl Compiler<'_> {
     fn file(&mut self, path: Option<(String, String)>) -> Option<PathBuf> {
         let (path, location) = path?;
         let path = PathBuf::from(path);
-        if let Err(e) = std::fs::File::open(&path)
-            .and_then(|f| f.metadata())
+        // The type first: opening a FIFO would block start-up until something writes to it.
+        if let Err(e) = std::fs::metadata(&path)
             .and_then(|m| {
                 if m.is_file() {
                     Ok(())
@@ -493,6 +511,7 @@ impl Compiler<'_> {
                     Err(std::io::Error::other("not a file"))
                 }
             })
+            .and_then(|()| std::fs::File::open(&path).map(drop))
         {
             self.error(location, format!("{}: cannot be read: {e}", path.display()));
         }
@@ -589,6 +608,27 @@ impl Config {
                 (name.clone(), parse_yaml(&name, &text)?)
             }
         };
+        Self::compile_raw(file, raw, env)
+    }
+
+    /// Loads from YAML text; `name` stands for the file in error locations. What
+    /// [`Config::load`] does once it has read the file, and what the fuzz target runs.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_str(
+        name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::compile_raw(name.to_owned(), parse_yaml(name, text)?, env)
+    }
+
+    fn compile_raw(
+        file: String,
+        raw: Raw,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
         let mut c = Compiler {
             file,
             env,
@@ -1370,6 +1410,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.slack.app_token.expose_secret(), "xapp-1-from-file");
+    }
+
+    #[test]
+    fn a_secret_file_without_an_end_is_refused_not_read_whole() {
+        let errs = Config::load_str(
+            "t.yaml",
+            "slack:\n  app_token_file: /dev/zero\n",
+            &env_from(&[("SLACK_BOT_TOKEN", "xoxb-1-xyz0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            errs.contains("secret file /dev/zero: cannot be read: longer than 65536 bytes"),
+            "{errs}"
+        );
+    }
+
+    #[test]
+    fn a_named_file_that_is_a_fifo_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("kube-config");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening the FIFO would block this test for good; refusing it returns at once.
+        let errs = Config::load_str(
+            "t.yaml",
+            &format!("kubernetes:\n  kubeconfig: {}\n", fifo.display()),
+            &env_from(TOKENS),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errs.contains("not a file"), "{errs}");
     }
 
     #[test]

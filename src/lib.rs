@@ -40,6 +40,8 @@ pub mod config;
 pub mod engine;
 #[cfg(debug_assertions)]
 pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 /// Release builds: a failpoint is nothing (see `failpoint` in a debug build).
 #[cfg(not(debug_assertions))]
 #[macro_export]

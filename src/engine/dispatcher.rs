@@ -582,7 +582,7 @@ impl Dispatcher {
                     .map(|()| "The update form is open.".to_owned())
                     .map_err(|e| DeskError::Slack(e.to_string())),
                 None => Ok(format!(
-                    "Post it with `/odor update {} <text>`.",
+                    "Post it with `/odor update {} &lt;text&gt;`.",
                     incident.name()
                 )),
             },

@@ -3,7 +3,9 @@
 
 use slack_morphism::prelude::*;
 
-use crate::domain::view::{Block, ButtonStyle, MAX_BLOCKS, Message, SECTION_MAX_CHARS, truncate};
+use crate::domain::view::{
+    Block, ButtonStyle, MAX_BLOCKS, Message, SECTION_MAX_CHARS, plain, truncate,
+};
 
 const HEADER_MAX_CHARS: usize = 150;
 const FIELD_MAX_CHARS: usize = 2000;
@@ -17,7 +19,7 @@ pub fn render(message: &Message) -> SlackMessageContent {
         match block {
             Block::Header(text) => blocks.push(
                 SlackHeaderBlock::new(
-                    SlackBlockPlainText::new(truncate(text, HEADER_MAX_CHARS)).into(),
+                    SlackBlockPlainText::new(truncate(&plain(text), HEADER_MAX_CHARS)).into(),
                 )
                 .into(),
             ),
@@ -54,7 +56,7 @@ pub fn render(message: &Message) -> SlackMessageContent {
                         };
                         SlackActionBlockElement::Button(
                             SlackBlockButtonElement::new(
-                                SlackBlockPlainText::new(truncate(&b.text, 75)).into(),
+                                SlackBlockPlainText::new(truncate(&plain(&b.text), 75)).into(),
                             )
                             .with_action_id(SlackActionId::new(truncate(&b.action_id, 255)))
                             .opt_value(b.value.clone())

@@ -7,4 +7,6 @@
 //! - [`runbook`]: the runbook catalog as typed data and its compiler.
 
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runbook;

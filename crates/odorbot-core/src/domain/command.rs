@@ -19,7 +19,7 @@ use super::args::{
 use super::escalation::Severity;
 use super::ids::K8sName;
 use super::signals::{SIGNAL_NAMES, Signal};
-use super::view::{code, code_span};
+use super::view::{code, code_span, escape};
 use crate::runbook::Catalog;
 use crate::runbook::actions::{Action, ActionKind, Bound, LogSource, one_line};
 use crate::runbook::values::{ArgType, LabelSelector};
@@ -223,7 +223,9 @@ pub enum ParseError {
         verb: &'static VerbSpec,
         given: String,
     },
-    #[error("{} {} {error}.\nUsage: {}", code(&format!("<{name}>")), code_span(given), code(&verb.synopsis()))]
+    // The value's error can quote outside text (the regex crate's message, the value):
+    // escaped like any echo.
+    #[error("{} {} {}.\nUsage: {}", code(&format!("<{name}>")), code_span(given), escape(&error.to_string()), code(&verb.synopsis()))]
     InvalidArgument {
         verb: &'static VerbSpec,
         name: &'static str,
@@ -248,8 +250,8 @@ pub enum ParseError {
     /// A rule spanning several arguments, e.g. a destructive verb without `--reason`.
     #[error("{message}")]
     Rule { verb: &'static str, message: String },
-    /// The runbook refuses the action the verb asks for.
-    #[error("{error}")]
+    /// The runbook refuses the action the verb asks for; the reason quotes the value given.
+    #[error("{}", escape(&error.to_string()))]
     Action {
         verb: &'static str,
         error: VerbError,
@@ -1870,6 +1872,26 @@ mod tests {
                 .to_string()
                 .contains("Usage: `/odor logs &lt;deployment&gt; [&lt;replicas&gt;]")
         );
+    }
+
+    /// Found by the `command` fuzz target: the regex crate's message says `<=`, and a
+    /// value's own error quotes the value.
+    #[test]
+    fn errors_that_quote_outside_text_are_escaped() {
+        for text in [
+            "logs odordiff-api --grep \"[9-0]\"",
+            "deploy odordiff-api <!channel> --reason x",
+            "hpa odordiff-api-hpa --min <!here> --reason x",
+        ] {
+            let reply = shipped(text).unwrap_err().to_string();
+            assert_eq!(
+                crate::fuzzing::mrkdwn_problem(&reply),
+                None,
+                "{text}: {reply}"
+            );
+        }
+        let reply = shipped("logs odordiff-api --grep \"[9-0]\"").unwrap_err();
+        assert!(reply.to_string().contains("&lt;="), "{reply}");
     }
 
     #[test]

@@ -4,9 +4,9 @@ use jiff::Timestamp;
 
 use super::args::format_duration;
 use super::escalation::{IncidentClock, Policy, Severity};
-use super::ids::ChannelId;
+use super::ids::{ChannelId, UserId};
 use super::roster::{ESCALATION_PATH, Role, Roster};
-use super::view::{Block, Button, ButtonStyle, Message, escape};
+use super::view::{Block, Button, ButtonStyle, Message, escape, plain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentState {
@@ -113,11 +113,12 @@ pub fn severity_mark(s: Severity) -> &'static str {
     }
 }
 
+/// A mention when `user` is a Slack user id, else the name escaped (`alertmanager`): a
+/// prefix alone would let `U1> <!channel` through as a control.
 fn who(user: &str) -> String {
-    if user.starts_with('U') || user.starts_with('W') {
-        format!("<@{user}>")
-    } else {
-        escape(user)
+    match user.parse::<UserId>() {
+        Ok(id) => format!("<@{id}>"),
+        Err(_) => escape(user),
     }
 }
 
@@ -170,7 +171,7 @@ pub fn root_message(i: &Incident, policy: &Policy, now: Timestamp) -> Message {
             format!("by {} after {}", who(by), age(i.opened_at, at)),
         ));
     }
-    let mut blocks = vec![Block::Header(title.clone()), Block::Fields(fields)];
+    let mut blocks = vec![Block::Header(plain(&title)), Block::Fields(fields)];
     if i.state != IncidentState::Resolved {
         let mut buttons = Vec::new();
         if i.acked_at.is_none() {
@@ -197,7 +198,7 @@ pub fn root_message(i: &Incident, policy: &Policy, now: Timestamp) -> Message {
         ));
         blocks.push(Block::Actions(buttons));
         blocks.push(Block::Context(format!(
-            "Updates: `/odor update {} <text>` · status every {} in this thread",
+            "Updates: `/odor update {} &lt;text&gt;` · status every {} in this thread",
             i.name(),
             format_duration(policy.status_every)
         )));
@@ -289,7 +290,7 @@ impl StatusUpdate<'_> {
             );
         }
         if let Some(ic) = &self.nudge {
-            lines.push(format!("👋 {ic}: no human update in this period — please post one with `/odor update {} <text>`.", i.name()));
+            lines.push(format!("👋 {ic}: no human update in this period — please post one with `/odor update {} &lt;text&gt;`.", i.name()));
         }
         Message::text(lines.join("\n"))
     }

@@ -11,6 +11,8 @@ pub mod command;
 pub mod diagnostics;
 pub mod escalation;
 pub mod helm;
+#[cfg(test)]
+mod hostile_tests;
 pub mod ids;
 pub mod inbound;
 pub mod incident;

@@ -28,6 +28,13 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Text for a plain-text field (a header, a button): Slack shows it as given, so nothing is
+/// escaped, but bidirectional controls and zero-width characters are dropped as in
+/// [`escape`], so an alert's summary cannot reorder the header it becomes.
+pub fn plain(text: &str) -> String {
+    text.chars().filter(|c| !is_format_char(*c)).collect()
+}
+
 /// Shows odorbot's own text (a synopsis, a verb) as inline code, escaped but whole.
 pub fn code(text: &str) -> String {
     format!("`{}`", escape(text))
@@ -49,8 +56,20 @@ pub fn code_span(text: &str) -> String {
     format!("`{}`", escape(&shown))
 }
 
+/// Every bidirectional control (the Arabic letter mark too) and the invisible characters
+/// that could hide text: zero-width ones, joiners, the soft hyphen, the BOM.
 fn is_format_char(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 /// Cuts `text` to at most `max` characters, marking the cut with `…`.
@@ -143,7 +162,24 @@ fn fallback_of(mrkdwn: &str) -> String {
         })
         .map(|(_, c)| *c)
         .collect();
-    truncate(&plain, 150)
+    truncate_escaped(&plain, 150)
+}
+
+/// Cuts escaped text like [`truncate`], but never inside an entity: `&l…` would show as
+/// written in the notification.
+fn truncate_escaped(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    // An entity is at most five bytes (`&amp;`): a `&` that late with no `;` is cut.
+    if let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+    {
+        out.truncate(amp);
+    }
+    out.push('…');
+    out
 }
 
 #[cfg(test)]
@@ -156,6 +192,20 @@ mod tests {
             escape("rollback \u{202e}kcab\u{202c} ok\u{200b}\u{2066}x\u{2069}\u{feff}"),
             "rollback kcab okx"
         );
+    }
+
+    #[test]
+    fn escape_drops_the_arabic_letter_mark_and_invisible_joiners() {
+        assert_eq!(
+            escape("a\u{061c}b\u{2060}c\u{2063}d\u{00ad}e\u{180e}f"),
+            "abcdef"
+        );
+        assert_eq!(code_span("x\u{061c}y"), "`xy`");
+    }
+
+    #[test]
+    fn plain_text_keeps_markup_and_drops_bidi_controls() {
+        assert_eq!(plain("<!channel> \u{202e}gnp.exe"), "<!channel> gnp.exe");
     }
 
     #[test]
@@ -174,6 +224,14 @@ mod tests {
         let long = code_span(&"y".repeat(100));
         assert_eq!(long.chars().count(), ECHO_MAX_CHARS + 2);
         assert!(long.ends_with("…`"));
+    }
+
+    #[test]
+    fn a_long_fallback_is_not_cut_inside_an_entity() {
+        let m = Message::text(format!("{}&lt;!channel&gt;", "x".repeat(146)));
+        assert_eq!(m.text, format!("{}…", "x".repeat(146)));
+        let m = Message::text(format!("{}&amp;", "x".repeat(144)));
+        assert_eq!(m.text, format!("{}&amp;", "x".repeat(144)));
     }
 
     #[test]
