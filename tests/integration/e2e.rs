@@ -251,11 +251,15 @@ async fn metrics_count_envelopes_commands_and_api_calls() {
     let bad = fake.slash_command("U111", "C111", "bogus").await;
     reply_to(&fake, &ok).await;
     reply_to(&fake, &bad).await;
-    // The bot counts a reply once Slack has answered it, a moment after the fake saw it.
-    let want_last = "odorbot_slack_api_calls_total{method=\"response_url\",status=\"ok\"} 2";
+    // The bot counts a reply once Slack has answered it, a moment after the fake saw it, and
+    // a connection once its hello is read, a moment after the fake opened it.
+    let want_last = [
+        "odorbot_slack_api_calls_total{method=\"response_url\",status=\"ok\"} 2",
+        "odorbot_slack_connections 2",
+    ];
     let mut scrape = bot.get("/metrics").await.unwrap();
     for _ in 0..50 {
-        if scrape.1.contains(want_last) {
+        if want_last.iter().all(|w| scrape.1.contains(w)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
