@@ -9,8 +9,10 @@
 //! figure to compare, since absolute times drift from run to run.
 //!
 //! Run with `cargo bench --bench socket_ack`. `SOCKET_ACK_ROUNDS` (default 3) sets the
-//! rounds; `SOCKET_ACK_SLOW_REPLIES=1` makes odorbot's `response_url` answer after 1 s, as
-//! a slow Slack would, so its workers are held.
+//! rounds; `SOCKET_ACK_REPLIES=slow` makes odorbot's `response_url` answer after 1 s, as
+//! a slow Slack would, and `SOCKET_ACK_REPLIES=failing` answers it 500 every time (the
+//! replies wait in the store). odorbot's resident memory is read from `/proc`: idle after
+//! start, and its peak over the whole run.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -51,7 +53,12 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let slow = std::env::var("SOCKET_ACK_SLOW_REPLIES").is_ok_and(|v| v == "1");
+    let replies = std::env::var("SOCKET_ACK_REPLIES").unwrap_or_else(|_| "fast".into());
+    let slow = match replies.as_str() {
+        "fast" | "failing" => false,
+        "slow" => true,
+        other => panic!("SOCKET_ACK_REPLIES={other}: fast, slow or failing"),
+    };
     let options = FakeOptions {
         // Slack does not redeliver slash commands: one never acked is lost.
         redeliver_after: None,
@@ -66,7 +73,11 @@ async fn main() {
     let urls: Vec<String> = (0..CONNECTIONS).map(|_| raw_fake.socket_url()).collect();
     // Its own thread and runtime, as if it were its own process like odorbot.
     std::thread::spawn(move || raw_acker(urls));
-    let bot = Bot::start(&bot_fake).await;
+    if replies == "failing" {
+        bot_fake.fail_next("response_url", usize::MAX, 500);
+    }
+    // Logged as in production: the tests' debug lines would be measured too.
+    let bot = Bot::start_sections(&bot_fake, None, &[], &[("log", "  filter: info\n")], "").await;
     assert!(
         raw_fake
             .wait_connections(CONNECTIONS, Duration::from_secs(20))
@@ -81,10 +92,14 @@ async fn main() {
         bot.logs()
     );
     assert!(bot.wait_readyz(200, Duration::from_secs(20)).await);
+    let pid = bot.pid().expect("odorbot runs");
+    // Idle: connected, ready, nothing asked yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = memory_kb(pid, "VmRSS");
     for fake in [&raw_fake, &bot_fake] {
         // Warm up: connections, the store's first writes, the allocator.
         run(fake, Pattern::Paced { n: 200, rate: 1000 }).await;
-        drain(fake).await;
+        drain(fake, replies == "failing").await;
     }
 
     let patterns = [
@@ -120,7 +135,7 @@ async fn main() {
                     f.busy
                 );
                 results.entry((app, p)).or_default().push(f);
-                drain(fake).await;
+                drain(fake, replies == "failing").await;
             }
         }
     }
@@ -128,10 +143,10 @@ async fn main() {
     println!();
     println!(
         "socket_ack: medians of {rounds} interleaved rounds{}",
-        if slow {
-            " (odorbot's response_url answers after 1 s)"
-        } else {
-            ""
+        match replies.as_str() {
+            "slow" => " (odorbot's response_url answers after 1 s)",
+            "failing" => " (odorbot's response_url answers 500)",
+            _ => "",
         }
     );
     println!(
@@ -166,6 +181,11 @@ async fn main() {
     println!(
         "odorbot's {} socket-mode TCP streams have TCP_NODELAY set: {nodelay}",
         opened.len()
+    );
+    println!(
+        "odorbot's resident memory: idle {:.1} MB, peak over the run {:.1} MB",
+        mb(idle_rss),
+        mb(memory_kb(pid, "VmHWM"))
     );
     if let Some((_, scrape)) = bot.get("/metrics").await {
         println!(
@@ -231,10 +251,29 @@ async fn run(fake: &FakeSlack, pattern: Pattern) -> Figures {
     }
 }
 
+/// A `/proc/<pid>/status` figure in kB (`VmRSS` now, `VmHWM` the peak).
+fn memory_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc readable");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
 /// Waits (at most 60 s) until every command odorbot took has been answered, so the next
-/// pattern starts with an empty queue. The raw acker never replies: nothing to wait for.
-async fn drain(fake: &FakeSlack) {
+/// pattern starts with an empty queue. The raw acker never replies, and failing replies
+/// are never answered: nothing to wait for (a second for the workers to finish then).
+async fn drain(fake: &FakeSlack, replies_fail: bool) {
     if fake.calls_to("auth.test").is_empty() {
+        return;
+    }
+    if replies_fail {
+        tokio::time::sleep(Duration::from_secs(1)).await;
         return;
     }
     let until = Instant::now() + Duration::from_secs(60);

@@ -190,7 +190,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "dispatcher",
         dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()),
     );
-    socket.spawn(&cancel, &tasks);
+    socket
+        .spawn(&cancel, &tasks)
+        .context("cannot start the socket-mode thread")?;
     let (s, c) = (store.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "maintenance", move |beat| {
         prune_event_keys(s.clone(), c.clone(), beat)

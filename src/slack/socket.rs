@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -41,6 +41,9 @@ const NOTICE_QUEUE: usize = 1024;
 const NOTICE_SENDERS: usize = 8;
 /// A busy notice is worth retrying only while the clicker still looks at the message.
 const NOTICE_DEADLINE: Duration = Duration::from_secs(15);
+/// Acks fed before one flush, at most: a burst's first ack waits for this many envelopes
+/// to be queued (a few microseconds each), never for more.
+const ACK_BATCH: usize = 32;
 
 /// Connection facts shared with `/readyz` and `/odor status`.
 #[derive(Debug, Default)]
@@ -77,6 +80,28 @@ pub struct SocketMode {
     /// Set while envelopes are being answered busy, so the log says when that starts
     /// and ends rather than once per envelope.
     busy: AtomicBool,
+}
+
+/// What a connection's reader knows of it.
+struct Link {
+    /// Slack's `hello` arrived, and the connection counts as open.
+    hello: bool,
+    opened_at: Option<Instant>,
+    /// Slack sent `disconnect` on it: it only acknowledges until it closes.
+    draining: bool,
+}
+
+/// What a frame asks of the reader.
+enum Step {
+    Nothing,
+    /// Write this ack (or busy answer) for an envelope of `kind`.
+    Ack {
+        frame: String,
+        kind: &'static str,
+    },
+    End(End),
+    /// Slack asked for this connection to be replaced; it is handed back to drain.
+    Handover(DisconnectReason),
 }
 
 /// Why a connection stopped being the slot's live connection.
@@ -168,17 +193,47 @@ impl SocketMode {
         }
     }
 
-    /// Starts one task per connection slot, and the sender of busy notices; they end
-    /// when `cancel` fires.
-    pub fn spawn(self: Arc<Self>, cancel: &CancellationToken, tracker: &TaskTracker) {
+    /// Starts the connection slots on a thread and runtime of their own, and the sender
+    /// of busy notices on the engine's; they end when `cancel` fires, and `tracker`
+    /// counts the socket thread until its last connection is closed.
+    ///
+    /// Why a thread of its own: on the engine's runtime a frame's read waits whenever
+    /// every worker thread is busy answering commands, so the ack's tail grew with the
+    /// load. Here a read only waits for the kernel to schedule this thread, and the
+    /// engine's work reaches the socket only through the queue's `try_send`.
+    ///
+    /// # Errors
+    /// The thread or its runtime could not be started.
+    pub fn spawn(
+        self: Arc<Self>,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<()> {
         let notices = Arc::new(BusyNotices::start(self.api.clone(), cancel, tracker));
+        let token = tracker.token();
+        let cancel = cancel.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("odorbot-socket".into())
+            .spawn(move || {
+                runtime.block_on(self.run_slots(cancel, notices));
+                drop(token);
+            })?;
+        Ok(())
+    }
+
+    /// Every slot, and the draining connections they hand off, until `cancel` fires.
+    async fn run_slots(self: Arc<Self>, cancel: CancellationToken, notices: Arc<BusyNotices>) {
+        let tasks = TaskTracker::new();
         for slot in 0..self.settings.connections {
             let this = self.clone();
-            let cancel = cancel.clone();
-            let tasks = tracker.clone();
-            let notices = notices.clone();
-            tracker.spawn(async move { this.slot(slot, cancel, tasks, notices).await });
+            let (cancel, notices) = (cancel.clone(), notices.clone());
+            tasks.spawn(this.slot(slot, cancel, tasks.clone(), notices));
         }
+        tasks.close();
+        tasks.wait().await;
     }
 
     async fn slot(
@@ -276,7 +331,7 @@ impl SocketMode {
             .await
             .map_err(|e| e.to_string())?;
         let ws = open_ws(&url).await?;
-        debug!(nodelay = ?tcp_nodelay(&ws).ok(), "socket-mode WebSocket open");
+        info!(nodelay = ?tcp_nodelay(&ws).ok(), "socket-mode WebSocket open");
         Ok(ws)
     }
 
@@ -284,6 +339,10 @@ impl SocketMode {
     /// after Slack's `hello`. With `drain_until`, the connection is one Slack sent
     /// `disconnect` on: it keeps acknowledging until Slack closes it or the time is up,
     /// and no longer counts as open.
+    ///
+    /// Frames that have already arrived are read before the acks written for them are
+    /// flushed (at most [`ACK_BATCH`]), so a burst costs one write per batch, not one per
+    /// envelope; a lone frame's ack is flushed at once.
     async fn pump(
         &self,
         ws: Ws,
@@ -292,125 +351,198 @@ impl SocketMode {
         notices: &BusyNotices,
     ) -> (End, Option<Duration>) {
         let (mut tx, mut rx) = ws.split();
-        let mut hello = false;
-        let mut opened_at: Option<Instant> = None;
+        let mut link = Link {
+            hello: false,
+            opened_at: None,
+            draining: drain_until.is_some(),
+        };
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let end = loop {
-            let frame = tokio::select! {
-                biased;
-                () = cancel.cancelled() => break End::Cancelled,
-                () = sleep_until_opt(drain_until) => break End::Dropped("drain period over"),
-                frame = rx.next() => frame,
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > self.settings.ping_interval * 3 {
-                        break End::Dropped("no answer to pings");
+        let mut written: Vec<(Instant, &'static str)> = Vec::with_capacity(ACK_BATCH);
+        // A frame read while batching that is not an envelope: handled after the flush.
+        let mut stash = None;
+        let end = 'read: loop {
+            let first = if let Some(frame) = stash.take() {
+                frame
+            } else {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break End::Cancelled,
+                    () = sleep_until_opt(drain_until) => break End::Dropped("drain period over"),
+                    frame = rx.next() => frame,
+                    _ = ping.tick() => {
+                        if last_heard.elapsed() > self.settings.ping_interval * 3 {
+                            break End::Dropped("no answer to pings");
+                        }
+                        if tx.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                            break End::Dropped("ping could not be sent");
+                        }
+                        continue;
                     }
-                    if tx.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
-                        break End::Dropped("ping could not be sent");
-                    }
-                    continue;
                 }
             };
             last_heard = Instant::now();
-            let text = match frame {
-                Some(Ok(WsMessage::Text(text))) => text,
-                Some(Ok(WsMessage::Close(_))) | None => break End::Dropped("closed by Slack"),
-                Some(Err(_)) => break End::Dropped("read error"),
-                Some(Ok(_)) => continue,
-            };
-            match read_frame(text.as_str(), SystemTime::now()) {
-                Ok(FrameMeaning::Hello) => {
-                    if !hello && drain_until.is_none() {
-                        hello = true;
-                        opened_at = Some(Instant::now());
-                        self.count_open(1);
+            let mut next = Some(first);
+            while let Some(frame) = next.take() {
+                let text = match frame {
+                    Some(Ok(WsMessage::Text(text))) => text,
+                    Some(Ok(WsMessage::Close(_))) | None => {
+                        break 'read End::Dropped("closed by Slack");
                     }
-                }
-                Ok(FrameMeaning::Disconnect(reason)) if drain_until.is_none() => {
-                    if reason == DisconnectReason::LinkDisabled {
-                        break End::LinkDisabled;
+                    Some(Err(_)) => break 'read End::Dropped("read error"),
+                    Some(Ok(_)) => continue,
+                };
+                let started = Instant::now();
+                match self.on_frame(text.as_str(), &mut link, notices) {
+                    Step::Nothing => {}
+                    Step::Ack { frame, kind } => {
+                        if tx.feed(WsMessage::Text(frame.into())).await.is_err() {
+                            break 'read self.unacked();
+                        }
+                        written.push((started, kind));
                     }
-                    // Keep acknowledging on the old connection while the slot opens a
-                    // new one, so nothing falls into the gap.
-                    if hello {
-                        self.count_open(-1);
+                    Step::End(end) => {
+                        if tx.flush().await.is_ok() {
+                            self.acked(&mut written);
+                        }
+                        break 'read end;
                     }
-                    let open_for = opened_at.map(|t| t.elapsed());
-                    match tx.reunite(rx) {
-                        Ok(ws) => return (End::Disconnect(reason, Box::new(ws)), open_for),
-                        Err(_) => {
-                            return (
+                    Step::Handover(reason) => {
+                        // The acks fed so far go out before the connection changes hands.
+                        if tx.flush().await.is_err() {
+                            break 'read self.unacked();
+                        }
+                        self.acked(&mut written);
+                        let open_for = link.opened_at.map(|t| t.elapsed());
+                        return match tx.reunite(rx) {
+                            Ok(ws) => (End::Disconnect(reason, Box::new(ws)), open_for),
+                            Err(_) => (
                                 End::Dropped("connection could not be handed over"),
                                 open_for,
-                            );
+                            ),
+                        };
+                    }
+                }
+                if written.len() < ACK_BATCH {
+                    match rx.next().now_or_never() {
+                        Some(Some(Ok(WsMessage::Text(text)))) => {
+                            next = Some(Some(Ok(WsMessage::Text(text))));
                         }
+                        // A close or an error ends the batch; the acks fed go out first.
+                        Some(other) => stash = Some(other),
+                        None => {}
                     }
                 }
-                Ok(FrameMeaning::Disconnect(_)) => {}
-                Ok(FrameMeaning::Event(inbound)) => {
-                    let started = Instant::now();
-                    let kind = inbound.kind();
-                    self.metrics
-                        .envelopes_received
-                        .get_or_create(&TypeLabel { r#type: kind })
-                        .inc();
-                    let envelope_id = inbound.envelope_id.clone();
-                    let (ack, busy) = match self.sink.offer(*inbound) {
-                        Ok(()) => (ack_frame(&envelope_id), None),
-                        // Slack would not redeliver it: answer now that nothing was done.
-                        Err(inbound) => {
-                            let answer = busy_answer(&inbound);
-                            (answer.ack, Some(answer.tell))
-                        }
-                    };
-                    if tx.send(WsMessage::Text(ack.into())).await.is_err() {
-                        self.metrics
-                            .envelopes_unacked
-                            .get_or_create(&ReasonLabel {
-                                reason: "connection_lost",
-                            })
-                            .inc();
-                        warn!(
-                            envelope_id,
-                            "ack could not be written; the connection is gone"
-                        );
-                        break End::Dropped("ack could not be sent");
-                    }
-                    self.metrics
-                        .envelopes_acked
-                        .get_or_create(&TypeLabel { r#type: kind })
-                        .inc();
-                    self.metrics
-                        .ack_latency
-                        .observe(started.elapsed().as_secs_f64());
-                    self.note_busy(&envelope_id, kind, busy, notices);
-                }
-                Ok(FrameMeaning::Ignored { envelope_id, why }) => {
-                    debug!(envelope_id, why, "envelope acknowledged and ignored");
-                    self.metrics
-                        .envelopes_received
-                        .get_or_create(&TypeLabel { r#type: "ignored" })
-                        .inc();
-                    if tx
-                        .send(WsMessage::Text(ack_frame(&envelope_id).into()))
-                        .await
-                        .is_err()
-                    {
-                        break End::Dropped("ack could not be sent");
-                    }
-                }
-                Err(e) => warn!(error = %e, "unreadable socket-mode frame"),
             }
+            if tx.flush().await.is_err() {
+                break self.unacked();
+            }
+            self.acked(&mut written);
         };
-        if hello {
+        if link.hello {
             self.count_open(-1);
         }
         if matches!(end, End::Cancelled) {
             let _ = tx.send(WsMessage::Close(None)).await;
         }
-        (end, opened_at.map(|t| t.elapsed()))
+        (end, link.opened_at.map(|t| t.elapsed()))
+    }
+
+    /// What one text frame asks for; an envelope is offered to the engine here, so its
+    /// ack (or busy answer) is decided before it is written.
+    fn on_frame(&self, text: &str, link: &mut Link, notices: &BusyNotices) -> Step {
+        match read_frame(text, SystemTime::now()) {
+            Ok(FrameMeaning::Hello) => {
+                if !link.hello && !link.draining {
+                    link.hello = true;
+                    link.opened_at = Some(Instant::now());
+                    self.count_open(1);
+                }
+                Step::Nothing
+            }
+            Ok(FrameMeaning::Disconnect(DisconnectReason::LinkDisabled)) if !link.draining => {
+                Step::End(End::LinkDisabled)
+            }
+            Ok(FrameMeaning::Disconnect(reason)) if !link.draining => {
+                // Keep acknowledging on the old connection while the slot opens a new
+                // one, so nothing falls into the gap.
+                if link.hello {
+                    link.hello = false;
+                    self.count_open(-1);
+                }
+                Step::Handover(reason)
+            }
+            Ok(FrameMeaning::Disconnect(_)) => Step::Nothing,
+            Ok(FrameMeaning::Event(inbound)) => {
+                let kind = inbound.kind();
+                self.metrics
+                    .envelopes_received
+                    .get_or_create(&TypeLabel { r#type: kind })
+                    .inc();
+                let envelope_id = inbound.envelope_id.clone();
+                match self.sink.offer(*inbound) {
+                    Ok(()) => {
+                        self.note_busy(&envelope_id, kind, None, notices);
+                        Step::Ack {
+                            frame: ack_frame(&envelope_id),
+                            kind,
+                        }
+                    }
+                    // Slack would not redeliver it: answer now that nothing was done.
+                    Err(inbound) => {
+                        let answer = busy_answer(&inbound);
+                        self.note_busy(&envelope_id, kind, Some(answer.tell), notices);
+                        Step::Ack {
+                            frame: answer.ack,
+                            kind,
+                        }
+                    }
+                }
+            }
+            Ok(FrameMeaning::Ignored { envelope_id, why }) => {
+                debug!(envelope_id, why, "envelope acknowledged and ignored");
+                self.metrics
+                    .envelopes_received
+                    .get_or_create(&TypeLabel { r#type: "ignored" })
+                    .inc();
+                Step::Ack {
+                    frame: ack_frame(&envelope_id),
+                    kind: "ignored",
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "unreadable socket-mode frame");
+                Step::Nothing
+            }
+        }
+    }
+
+    /// Counts the acks just flushed, and how long each took from its frame's read.
+    fn acked(&self, written: &mut Vec<(Instant, &'static str)>) {
+        for (started, kind) in written.drain(..) {
+            if kind != "ignored" {
+                self.metrics
+                    .envelopes_acked
+                    .get_or_create(&TypeLabel { r#type: kind })
+                    .inc();
+                self.metrics
+                    .ack_latency
+                    .observe(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// An ack could not be written: the connection is gone.
+    fn unacked(&self) -> End {
+        self.metrics
+            .envelopes_unacked
+            .get_or_create(&ReasonLabel {
+                reason: "connection_lost",
+            })
+            .inc();
+        warn!("acks could not be written; the connection is gone");
+        End::Dropped("ack could not be sent")
     }
 
     /// Counts a busy answer (`busy` is `Some`, holding a click's `response_url` to tell)

@@ -13,6 +13,8 @@ use super::http;
 pub struct Bot {
     child: Child,
     pub admin: SocketAddr,
+    /// The store it was started on (`ODORBOT_STORE_URL`), empty when not given.
+    pub store_url: String,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -151,7 +153,7 @@ impl Bot {
             .env("SLACK_APP_TOKEN", APP_TOKEN)
             .env("SLACK_BOT_TOKEN", BOT_TOKEN)
             .env("SLACK_API_URL", format!("{}/", fake.api_url()))
-            .env("ODORBOT_STORE_URL", store)
+            .env("ODORBOT_STORE_URL", &store)
             .env("ODORBOT_HTTP_LISTEN", admin.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -164,6 +166,7 @@ impl Bot {
         Bot {
             child,
             admin,
+            store_url: store,
             log,
             _dir: dir,
         }
@@ -188,12 +191,23 @@ impl Bot {
             .stderr(std::fs::File::create(&log).unwrap())
             .kill_on_drop(true);
         let child = cmd.spawn().expect("odorbot binary starts");
+        let store_url = env
+            .iter()
+            .find(|(k, _)| k == "ODORBOT_STORE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         Bot {
             child,
             admin,
+            store_url,
             log,
             _dir: dir,
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
