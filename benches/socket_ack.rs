@@ -189,9 +189,11 @@ async fn main() {
     );
     if let Some((_, scrape)) = bot.get("/metrics").await {
         println!(
-            "inside odorbot (frame read → ack written), all rounds: p50 ≤ {}, p99 ≤ {} (histogram bucket bounds)",
+            "inside odorbot (frame read → ack written), all rounds: p50 ≤ {}, p99 ≤ {}, p99.9 ≤ {}, max ≤ {} (histogram bucket bounds)",
             bucket_quantile(&scrape, 0.50),
-            bucket_quantile(&scrape, 0.99)
+            bucket_quantile(&scrape, 0.99),
+            bucket_quantile(&scrape, 0.999),
+            bucket_quantile(&scrape, 1.0)
         );
     }
     let (status, _) = bot.terminate().await;

@@ -21,6 +21,7 @@ use crate::engine::replies::Replies;
 use crate::engine::{Dispatcher, Parts};
 use crate::http::{self, AdminState};
 use crate::metrics::Metrics;
+use crate::os::AckThread;
 use crate::probes::Probes;
 use crate::runbook;
 use crate::slack::api::{ApiError, SlackApi};
@@ -57,11 +58,11 @@ pub fn init_logging(config: &Config) {
     };
 }
 
-/// Runs odorbot until SIGTERM or SIGINT.
+/// Runs odorbot until SIGTERM or SIGINT; the socket-mode connections run on `acks`.
 ///
 /// # Errors
 /// Start-up failures (store, Slack credentials, the admin port), each with what to fix.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
     #[cfg(debug_assertions)]
     crate::failpoint::configure_from_env().context("ODORBOT_FAILPOINTS")?;
     let metrics = Metrics::new();
@@ -191,7 +192,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dispatcher.run(queue, config.engine.workers, cancel.clone(), tasks.clone()),
     );
     socket
-        .spawn(&cancel, &tasks)
+        .spawn(acks, &cancel, &tasks)
         .context("cannot start the socket-mode thread")?;
     let (s, c) = (store.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "maintenance", move |beat| {

@@ -28,6 +28,7 @@
 //! - [`http`]: health, readiness, metrics and the Alertmanager webhook.
 //! - [`metrics`]: odorbot's own Prometheus metrics.
 //! - [`idgen`]: ids unique across replicas (a random node per process, not its pid).
+//! - [`os`]: the malloc arena cap and the ack thread's priority, set at start-up.
 //! - [`supervisor`]: the background loops, restarted or ending the process when they die,
 //!   and which of them is down, for `/readyz`.
 //! - `failpoint` (debug builds only): faults injected at named steps, for tests.
@@ -53,6 +54,7 @@ pub mod http;
 pub mod idgen;
 pub mod metrics;
 pub mod netcause;
+pub mod os;
 pub mod probes;
 pub mod slack;
 pub mod store;

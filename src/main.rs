@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use odorbot::config::Config;
-use odorbot::{app, runbook};
+use odorbot::{app, os, runbook};
 
 /// odorbot: the OdorDiff-2 runbook from Slack, with a second person for every
 /// destructive step.
@@ -72,36 +72,12 @@ enum RunbookCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("odorbot: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match cli.command {
-        Cmd::Run { config } => {
-            let config = match Config::from_env(config.as_deref()) {
-                Ok(c) => c,
-                Err(errors) => {
-                    eprint!("odorbot: {errors}");
-                    return ExitCode::from(2);
-                }
-            };
-            app::init_logging(&config);
-            match runtime.block_on(app::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "odorbot stopped");
-                    eprintln!("odorbot: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Check { config, online } => runtime.block_on(check(config, online)),
+        Cmd::Run { config } => serve(config),
+        Cmd::Check { config, online } => match runtime() {
+            Ok(runtime) => runtime.block_on(check(config, online)),
+            Err(code) => code,
+        },
         Cmd::Runbook { command } => runbook_command(command),
         Cmd::Manifests {
             command: ManifestsCmd::Role { file },
@@ -115,6 +91,51 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("odorbot: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn serve(path: Option<PathBuf>) -> ExitCode {
+    // Before any thread exists, so that every thread meets the cap.
+    os::cap_malloc_arenas();
+    let config = match Config::from_env(path.as_deref()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("odorbot: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    app::init_logging(&config);
+    // Started before the priority drops: every thread started after it, the runtime's
+    // among them, runs below the acks.
+    let acks = match os::AckThread::start() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("odorbot: cannot start the socket-mode thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    os::lower_priority();
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(app::run(config, acks)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "odorbot stopped");
+            eprintln!("odorbot: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -31,6 +31,7 @@ use super::wire::{BUSY_CLICK, DisconnectReason, FrameMeaning, ack_frame, busy_an
 use crate::domain::view::Message;
 use crate::engine::{Connection, InboundSink};
 use crate::metrics::{Metrics, ReasonLabel, TypeLabel};
+use crate::os::AckThread;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -193,19 +194,21 @@ impl SocketMode {
         }
     }
 
-    /// Starts the connection slots on a thread and runtime of their own, and the sender
-    /// of busy notices on the engine's; they end when `cancel` fires, and `tracker`
+    /// Starts the connection slots on `thread` with a runtime of their own, and the
+    /// sender of busy notices on the engine's; they end when `cancel` fires, and `tracker`
     /// counts the socket thread until its last connection is closed.
     ///
     /// Why a thread of its own: on the engine's runtime a frame's read waits whenever
     /// every worker thread is busy answering commands, so the ack's tail grew with the
-    /// load. Here a read only waits for the kernel to schedule this thread, and the
-    /// engine's work reaches the socket only through the queue's `try_send`.
+    /// load. Here a read only waits for the kernel to schedule this thread, which runs
+    /// above the engine's threads ([`crate::os`]), and the engine's work reaches the
+    /// socket only through the queue's `try_send`.
     ///
     /// # Errors
-    /// The thread or its runtime could not be started.
+    /// The runtime could not be built or the thread is gone.
     pub fn spawn(
         self: Arc<Self>,
+        thread: AckThread,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
     ) -> std::io::Result<()> {
@@ -215,13 +218,10 @@ impl SocketMode {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        std::thread::Builder::new()
-            .name("odorbot-socket".into())
-            .spawn(move || {
-                runtime.block_on(self.run_slots(cancel, notices));
-                drop(token);
-            })?;
-        Ok(())
+        thread.run(move || {
+            runtime.block_on(self.run_slots(cancel, notices));
+            drop(token);
+        })
     }
 
     /// Every slot, and the draining connections they hand off, until `cancel` fires.

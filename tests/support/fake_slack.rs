@@ -733,6 +733,12 @@ impl Inner {
             };
             // Graceful shutdown drops the listener (connections are refused) and closes idle
             // keep-alive connections, so a pooled HTTP client sees Slack go away too.
+            // Nagle's algorithm off, as on Slack's edge and any server tuned for latency:
+            // with it on, an envelope written while the previous one is unacknowledged
+            // waits for the bot's delayed ACK (40 ms), and the harness would measure that.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await;
