@@ -15,6 +15,7 @@ use crate::domain::status::OpenWork;
 
 pub mod approvals;
 pub mod checklists;
+pub mod inbox;
 pub mod incidents;
 pub mod outbox;
 pub mod replies;
@@ -54,6 +55,8 @@ pub enum StoreError {
 pub(crate) enum WriteLock {
     /// Opening an incident: the open incident of a group and the next number.
     IncidentNumbers = 1,
+    /// Queuing an Alertmanager notification: the inbox's id counter.
+    AlertInbox = 2,
 }
 
 impl WriteLock {
@@ -80,6 +83,9 @@ pub struct Backlog {
     pub approvals: Vec<(String, i64)>,
     /// Incidents not resolved.
     pub incidents_open: i64,
+    /// Alertmanager notifications accepted by the webhook and not yet applied, and how
+    /// long the oldest has waited.
+    pub alert_inbox: inbox::InboxBacklog,
 }
 
 /// A handle to the store; cheap to clone.
@@ -318,7 +324,9 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*) FROM incidents WHERE state <> 'resolved'")
                 .fetch_one(&self.pool)
                 .await?;
+        let alert_inbox = self.inbox_backlog(now).await?;
         Ok(Backlog {
+            alert_inbox,
             outbox_pending,
             outbox_oldest_age: oldest_ms.map_or(Duration::ZERO, |created| {
                 Duration::from_millis(now_ms.saturating_sub(created).max(0) as u64)

@@ -1,0 +1,212 @@
+//! The alert inbox: Alertmanager notifications the webhook accepted, waiting for the intake
+//! loop to apply them. A row leaves only once applied, so a failure delays a notification
+//! and a crash hands it to another replica; neither loses it. Claimed like the outbox, with
+//! the order of a group kept: a row is claimable only when no older row of its group is
+//! in the inbox (due later after a failure, or claimed elsewhere).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::incidents::ms;
+use super::{Store, StoreError, WriteLock};
+
+/// Alertmanager sends a group's notifications in order, and the later ones assume the
+/// earlier ones (a resolution after its firing): a row waits while an older one of its
+/// group is pending. Different groups are independent.
+const IN_GROUP_ORDER: &str = "NOT EXISTS (SELECT 1 FROM alert_inbox older \
+     WHERE older.group_key = alert_inbox.group_key AND older.id < alert_inbox.id)";
+
+/// A notification taken from the inbox to be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxAlert {
+    /// Its place in the inbox: the order of arrival.
+    pub id: i64,
+    pub group_key: String,
+    /// The body as the webhook received (and validated) it.
+    pub body: String,
+    /// Failed applications before this claim.
+    pub attempts: i64,
+    pub received_at: Timestamp,
+}
+
+/// The inbox at a glance, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InboxBacklog {
+    /// Notifications accepted and not yet applied.
+    pub pending: i64,
+    /// How long the oldest of them has waited; zero when the inbox is empty.
+    pub oldest_age: Duration,
+}
+
+impl Store {
+    /// Puts a validated notification of `group_key` into the inbox, due at once. Its id is
+    /// the next of the inbox's counter, taken in the same transaction, so ids increase in
+    /// commit order across replicas and a group's later notification sorts after the one
+    /// Alertmanager sent (and saw answered) before it.
+    ///
+    /// # Errors
+    /// The database error; nothing is stored then.
+    pub async fn enqueue_alert(
+        &self,
+        group_key: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin_write(WriteLock::AlertInbox).await?;
+        let (id,): (i64,) =
+            sqlx::query_as("UPDATE alert_inbox_ids SET last_id = last_id + 1 RETURNING last_id")
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
+             VALUES ($1, $2, $3, $4, 0, $4)",
+        )
+        .bind(id)
+        .bind(group_key)
+        .bind(body)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Claims up to `limit` due notifications for `owner` until `now + lease_ms`, oldest
+    /// first, never one whose group has an older notification still in the inbox: so at
+    /// most one per group, and a group's notifications in the order they arrived. One whose
+    /// claim lapsed (its applier died) is due again.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn claim_alerts(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxAlert>, StoreError> {
+        let rows = self
+            .claim_due_rows(
+                "alert_inbox",
+                IN_GROUP_ORDER,
+                "id",
+                "id, group_key, body, attempts, received_at_ms",
+                owner,
+                now,
+                lease_ms,
+                limit,
+            )
+            .await?;
+        let mut out: Vec<InboxAlert> = rows
+            .iter()
+            .map(|r| {
+                Ok(InboxAlert {
+                    id: r.try_get("id")?,
+                    group_key: r.try_get("group_key")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get("attempts")?,
+                    received_at: Timestamp::from_millisecond(r.try_get("received_at_ms")?)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        // RETURNING does not promise an order.
+        out.sort_by_key(|a| a.id);
+        Ok(out)
+    }
+
+    /// Extends `owner`'s claim on notification `id` to `until` while it is being applied.
+    /// Returns `false` when the claim is no longer `owner`'s.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn renew_alert(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_inbox SET claimed_until_ms = $3 WHERE id = $1 AND claimed_by = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(ms(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Notification `id` was applied: it leaves the inbox, and the next of its group becomes
+    /// claimable. Only `owner`'s claim is finished; returns `false` when the row was not
+    /// (another replica took it over after the lease lapsed, and finishes it itself).
+    ///
+    /// # Errors
+    /// The database error; the row stays, and is applied again (a no-op) after its lease.
+    pub async fn finish_alert(&self, id: i64, owner: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM alert_inbox WHERE id = $1 AND claimed_by = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Applying notification `id` failed with `error`: it is tried again at `due`, by
+    /// whichever replica claims it then; its group waits behind it meanwhile. Returns
+    /// `false` when the claim was no longer `owner`'s.
+    ///
+    /// # Errors
+    /// The database error; the row is then claimable again once the lease lapses.
+    pub async fn retry_alert(
+        &self,
+        id: i64,
+        owner: &str,
+        error: &str,
+        due: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_inbox SET attempts = attempts + 1, last_error = $3, due_at_ms = $4, \
+             claimed_by = NULL, claimed_until_ms = NULL WHERE id = $1 AND claimed_by = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(error)
+        .bind(ms(due))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many notifications wait and how long the oldest has, at `now`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn inbox_backlog(&self, now: Timestamp) -> Result<InboxBacklog, StoreError> {
+        let (pending, oldest_ms): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(received_at_ms) FROM alert_inbox")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(InboxBacklog {
+            pending,
+            oldest_age: oldest_ms.map_or(Duration::ZERO, |received| {
+                Duration::from_millis(ms(now).saturating_sub(received).max(0) as u64)
+            }),
+        })
+    }
+
+    /// The last error and attempts of each notification still in the inbox, oldest first,
+    /// for tests and diagnosis.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn inbox_errors(&self) -> Result<Vec<(i64, i64, Option<String>)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, attempts, last_error FROM alert_inbox ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
