@@ -3,11 +3,12 @@
 -- intake loop of any replica claims rows with a lease, applies them and deletes them. A row
 -- whose applier died is claimed again once its lease lapsed.
 --
--- `id` orders the rows, and a group's notifications are applied in that order. Neither
--- engine's auto-increment is written the same way in the other (SQLite's INTEGER PRIMARY
--- KEY, PostgreSQL's identity columns), so ids come from the one-row counter below, taken in
--- the inserting transaction: increasing in commit order on both, never reused after a
--- delete (a late finisher of an old row can never remove a new one).
+-- `id` orders the rows, and a group's notifications are applied in that order: a row stored
+-- after another was committed has the greater id. Neither engine's auto-increment is written
+-- the same way in the other (SQLite's INTEGER PRIMARY KEY, PostgreSQL's identity columns),
+-- so the store assigns it (store::inbox::enqueue_alert): on SQLite from the one-row counter
+-- below, in the inserting write transaction, never reused after a delete; on PostgreSQL the
+-- inserting transaction's 64-bit id, which increases across sessions without a lock.
 CREATE TABLE alert_inbox_ids (
     last_id BIGINT NOT NULL
 );

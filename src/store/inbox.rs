@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use super::incidents::ms;
-use super::{Store, StoreError, WriteLock};
+use super::{Backend, Store, StoreError, WriteLock};
 
 /// Alertmanager sends a group's notifications in order, and the later ones assume the
 /// earlier ones (a resolution after its firing): a row waits while an older one of its
@@ -41,10 +41,13 @@ pub struct InboxBacklog {
 }
 
 impl Store {
-    /// Puts a validated notification of `group_key` into the inbox, due at once. Its id is
-    /// the next of the inbox's counter, taken in the same transaction, so ids increase in
-    /// commit order across replicas and a group's later notification sorts after the one
-    /// Alertmanager sent (and saw answered) before it.
+    /// Puts a validated notification of `group_key` into the inbox, due at once, with an id
+    /// greater than that of every notification stored before this call began, on any
+    /// replica: so a group's next notification, which Alertmanager sends only once the
+    /// previous one was answered, sorts after it. SQLite: the next value of the inbox's
+    /// counter, in a write transaction (one writer). PostgreSQL: the inserting
+    /// transaction's own id, which increases across sessions and takes no lock, so
+    /// concurrent webhooks do not queue behind each other's commits.
     ///
     /// # Errors
     /// The database error; nothing is stored then.
@@ -54,23 +57,40 @@ impl Store {
         body: &str,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.begin_write(WriteLock::AlertInbox).await?;
-        let (id,): (i64,) =
-            sqlx::query_as("UPDATE alert_inbox_ids SET last_id = last_id + 1 RETURNING last_id")
+        const INSERT: &str = "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
+             VALUES ($1, $2, $3, $4, 0, $4)";
+        match self.backend {
+            Backend::Sqlite => {
+                let mut tx = self.begin_write(WriteLock::AlertInbox).await?;
+                let (id,): (i64,) = sqlx::query_as(
+                    "UPDATE alert_inbox_ids SET last_id = last_id + 1 RETURNING last_id",
+                )
                 .fetch_one(&mut *tx)
                 .await?;
-        sqlx::query(
-            "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
-             VALUES ($1, $2, $3, $4, 0, $4)",
-        )
-        .bind(id)
-        .bind(group_key)
-        .bind(body)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
+                sqlx::query(INSERT)
+                    .bind(id)
+                    .bind(group_key)
+                    .bind(body)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+            Backend::Postgres => {
+                // txid_current() is 64 bits (epoch and xid): it never wraps around.
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
+                     VALUES (txid_current(), $1, $2, $3, 0, $3) RETURNING id",
+                )
+                .bind(group_key)
+                .bind(body)
+                .bind(ms(now))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(id)
+            }
+        }
     }
 
     /// Claims up to `limit` due notifications for `owner` until `now + lease_ms`, oldest

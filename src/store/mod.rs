@@ -4,6 +4,7 @@
 //! SQL here sticks to what both engines accept: `$n` placeholders, TEXT and BIGINT,
 //! `INSERT … ON CONFLICT DO NOTHING`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -93,6 +94,41 @@ pub struct Backlog {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the write transactions of this process queue here, in order, rather than in
+    /// SQLite's busy handler, which polls with growing sleeps (up to 100 ms each) and so
+    /// makes a short insert wait behind others far longer than they take.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A transaction from [`Store::begin_write`]: on SQLite it holds this process's write
+/// gate until it is committed, rolled back or dropped.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -136,7 +172,11 @@ impl Store {
         }
         let pool = options.connect(&url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_gate: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -148,7 +188,8 @@ impl Store {
     /// commits.
     ///
     /// SQLite: `BEGIN IMMEDIATE` takes the write lock at the start, waiting up to the busy
-    /// timeout for another writer. A deferred `BEGIN` would read first and ask for the
+    /// timeout for another writer; such transactions of this process first queue on the
+    /// process's write gate, so they meet the busy handler only for other writers. A deferred `BEGIN` would read first and ask for the
     /// lock at the first write; under WAL that fails with `SQLITE_BUSY` at once when
     /// another connection committed after the read, and the busy timeout does not help.
     /// SQLite has one writer, so `lock` needs no more there. PostgreSQL: a
@@ -157,19 +198,22 @@ impl Store {
     ///
     /// # Errors
     /// The database error (on SQLite also `SQLITE_BUSY` once the busy timeout passed).
-    pub(crate) async fn begin_write(
-        &self,
-        lock: WriteLock,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(crate) async fn begin_write(&self, lock: WriteLock) -> Result<WriteTx, StoreError> {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                Ok(WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _gate: Some(gate),
+                })
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(lock.pg_key())
                     .execute(&mut *tx)
                     .await?;
-                Ok(tx)
+                Ok(WriteTx { tx, _gate: None })
             }
         }
     }
