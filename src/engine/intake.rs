@@ -20,11 +20,14 @@ use crate::domain::intake::retry_wait;
 use crate::engine::incidents::Desk;
 use crate::idgen::IdGen;
 use crate::store::inbox::InboxAlert;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use crate::supervisor::Beat;
 
-/// Notifications applied at once (each of a different group).
-const CONCURRENCY: usize = 8;
+/// Notifications applied at once (each of a different group) on PostgreSQL. SQLite has
+/// one writer, and writers that find it busy poll with growing sleeps: applying several at
+/// once there only adds waits, for them and for the webhook's inserts. One at a time.
+const CONCURRENCY_POSTGRES: usize = 8;
+const CONCURRENCY_SQLITE: usize = 1;
 /// A claim outlasts an application by far and is renewed while it runs (every third of
 /// it), so no other replica applies the same row meanwhile; short, so that a row whose
 /// applier died waits little.
@@ -40,6 +43,8 @@ pub struct Intake {
     owner: String,
     /// Rung by the webhook of this replica when it stored a notification.
     wake: Notify,
+    /// How many notifications are applied at once.
+    concurrency: usize,
 }
 
 fn later(now: Timestamp, wait: Duration) -> Timestamp {
@@ -50,6 +55,10 @@ fn later(now: Timestamp, wait: Duration) -> Timestamp {
 impl Intake {
     pub fn new(store: Store, desk: Arc<Desk>) -> Self {
         Self {
+            concurrency: match store.backend() {
+                Backend::Sqlite => CONCURRENCY_SQLITE,
+                Backend::Postgres => CONCURRENCY_POSTGRES,
+            },
             store,
             desk,
             owner: IdGen::process().next("intake-", Timestamp::now()),
@@ -147,7 +156,7 @@ impl Intake {
 
     /// Claims what there is room for and starts applying it; returns how many it started.
     async fn claim_into(self: &Arc<Self>, running: &mut JoinSet<()>) -> usize {
-        let room = CONCURRENCY.saturating_sub(running.len());
+        let room = self.concurrency.saturating_sub(running.len());
         if room == 0 {
             return 0;
         }
@@ -182,7 +191,7 @@ impl Intake {
             }
             let started = self.claim_into(&mut running).await;
             beat.alive();
-            if started > 0 && running.len() < CONCURRENCY {
+            if started > 0 && running.len() < self.concurrency {
                 // More may be claimable (the next of a group just finished, say).
                 continue;
             }

@@ -10,13 +10,22 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use super::incidents::ms;
-use super::{Backend, Store, StoreError, WriteLock};
+use super::{Backend, Store, StoreError};
 
 /// Alertmanager sends a group's notifications in order, and the later ones assume the
 /// earlier ones (a resolution after its firing): a row waits while an older one of its
 /// group is pending. Different groups are independent.
 const IN_GROUP_ORDER: &str = "NOT EXISTS (SELECT 1 FROM alert_inbox older \
      WHERE older.group_key = alert_inbox.group_key AND older.id < alert_inbox.id)";
+
+/// SQLite: a notification waiting for the write gate, and its caller.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    group_key: String,
+    body: String,
+    received_at_ms: i64,
+    done: tokio::sync::oneshot::Sender<Result<i64, String>>,
+}
 
 /// A notification taken from the inbox to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +54,8 @@ impl Store {
     /// greater than that of every notification stored before this call began, on any
     /// replica: so a group's next notification, which Alertmanager sends only once the
     /// previous one was answered, sorts after it. SQLite: the next value of the inbox's
-    /// counter, in a write transaction (one writer). PostgreSQL: the inserting
+    /// counter, in a write transaction (one writer) that stores the other notifications
+    /// waiting for it too. PostgreSQL: the inserting
     /// transaction's own id, which increases across sessions and takes no lock, so
     /// concurrent webhooks do not queue behind each other's commits.
     ///
@@ -57,26 +67,8 @@ impl Store {
         body: &str,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        const INSERT: &str = "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
-             VALUES ($1, $2, $3, $4, 0, $4)";
         match self.backend {
-            Backend::Sqlite => {
-                let mut tx = self.begin_write(WriteLock::AlertInbox).await?;
-                let (id,): (i64,) = sqlx::query_as(
-                    "UPDATE alert_inbox_ids SET last_id = last_id + 1 RETURNING last_id",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(INSERT)
-                    .bind(id)
-                    .bind(group_key)
-                    .bind(body)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(id)
-            }
+            Backend::Sqlite => self.enqueue_alert_sqlite(group_key, body, now).await,
             Backend::Postgres => {
                 // txid_current() is 64 bits (epoch and xid): it never wraps around.
                 let (id,): (i64,) = sqlx::query_as(
@@ -91,6 +83,88 @@ impl Store {
                 Ok(id)
             }
         }
+    }
+
+    /// SQLite: group commit. The notification joins the queue, then its caller waits for
+    /// the write gate; whoever takes the gate first stores everything queued by then in one
+    /// transaction and tells each caller its id (or the error). Under a storm one
+    /// transaction stores many, instead of each waiting for its own turn.
+    async fn enqueue_alert_sqlite(
+        &self,
+        group_key: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        self.inbox_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Queued {
+                group_key: group_key.to_owned(),
+                body: body.to_owned(),
+                received_at_ms: ms(now),
+                done,
+            });
+        let gate = self.write_gate.clone().lock_owned().await;
+        let batch =
+            std::mem::take(&mut *self.inbox_queue.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            // An earlier holder of the gate stored it (or failed to: the answer is waiting).
+            drop(gate);
+        } else {
+            match self.store_batch(gate, &batch).await {
+                Ok(ids) => {
+                    for (q, id) in batch.into_iter().zip(ids) {
+                        let _ = q.done.send(Ok(id));
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for q in batch {
+                        let _ = q.done.send(Err(why.clone()));
+                    }
+                }
+            }
+        }
+        match stored.await {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(why)) => Err(StoreError::Shared(why)),
+            // The writer of its batch was cancelled mid-transaction: nothing of it stored.
+            Err(_) => Err(StoreError::Shared(
+                "the transaction storing the notification was abandoned".into(),
+            )),
+        }
+    }
+
+    /// One transaction for `batch`, under the gate: ids from the counter, in queue order.
+    async fn store_batch(
+        &self,
+        gate: tokio::sync::OwnedMutexGuard<()>,
+        batch: &[Queued],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.begin_gated(gate).await?;
+        let (last,): (i64,) =
+            sqlx::query_as("UPDATE alert_inbox_ids SET last_id = last_id + $1 RETURNING last_id")
+                .bind(batch.len() as i64)
+                .fetch_one(&mut *tx)
+                .await?;
+        let first = last - batch.len() as i64 + 1;
+        let mut ids = Vec::with_capacity(batch.len());
+        for (q, id) in batch.iter().zip(first..) {
+            sqlx::query(
+                "INSERT INTO alert_inbox (id, group_key, body, received_at_ms, attempts, due_at_ms) \
+                 VALUES ($1, $2, $3, $4, 0, $4)",
+            )
+            .bind(id)
+            .bind(&q.group_key)
+            .bind(&q.body)
+            .bind(q.received_at_ms)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// Claims up to `limit` due notifications for `owner` until `now + lease_ms`, oldest

@@ -49,6 +49,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected data in the store: {0}")]
     Corrupt(String),
+    /// A write done together with others' (see [`Store::enqueue_alert`]) failed: the
+    /// database's error, as text, since each of them is told.
+    #[error("database error: {0}")]
+    Shared(String),
 }
 
 /// What a read-then-write transaction serialises on (see [`Store::begin_write`]).
@@ -56,8 +60,6 @@ pub enum StoreError {
 pub(crate) enum WriteLock {
     /// Opening an incident: the open incident of a group and the next number.
     IncidentNumbers = 1,
-    /// Queuing an Alertmanager notification: the inbox's id counter.
-    AlertInbox = 2,
 }
 
 impl WriteLock {
@@ -98,6 +100,9 @@ pub struct Store {
     /// SQLite's busy handler, which polls with growing sleeps (up to 100 ms each) and so
     /// makes a short insert wait behind others far longer than they take.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: alert notifications waiting for the write gate; whoever takes the gate next
+    /// stores all of them in one transaction (see [`Store::enqueue_alert`]).
+    inbox_queue: Arc<std::sync::Mutex<Vec<inbox::Queued>>>,
 }
 
 /// A transaction from [`Store::begin_write`]: on SQLite it holds this process's write
@@ -176,6 +181,7 @@ impl Store {
             pool,
             backend,
             write_gate: Arc::default(),
+            inbox_queue: Arc::default(),
         })
     }
 
@@ -202,10 +208,7 @@ impl Store {
         match self.backend {
             Backend::Sqlite => {
                 let gate = self.write_gate.clone().lock_owned().await;
-                Ok(WriteTx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _gate: Some(gate),
-                })
+                self.begin_gated(gate).await
             }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
@@ -216,6 +219,17 @@ impl Store {
                 Ok(WriteTx { tx, _gate: None })
             }
         }
+    }
+
+    /// SQLite: `BEGIN IMMEDIATE` under the write gate the caller took.
+    async fn begin_gated(
+        &self,
+        gate: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _gate: Some(gate),
+        })
     }
 
     /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until
