@@ -5,8 +5,8 @@
 //! Per store (SQLite, then PostgreSQL): `ALERT_STORM_GROUPS` groups (default 500) of
 //! `ALERT_STORM_ALERTS` alerts each (default 20), posted by `ALERT_STORM_CONCURRENCY`
 //! clients (default 16) over kept-alive connections. Prints the webhook's p50/p99/max and
-//! the floor's, answers other than 200, intake throughput, then checks that every group is
-//! one incident with every alert recorded, and waits (at most `ALERT_STORM_DRAIN_SECS`,
+//! the floor's, answers other than 200, intake throughput, how long the intake loop took to
+//! apply the inbox, then checks that every group is one incident with every alert recorded, and waits (at most `ALERT_STORM_DRAIN_SECS`,
 //! default 300) until odorbot's posts stop: the time until the last post, how many, and
 //! the most that went to the channel in any one second (Slack paces about one a second).
 //!
@@ -93,6 +93,17 @@ async fn main() {
         row("floor", &floor_figures);
         row("odorbot", &figures);
 
+        // The webhook only stores a notification; the intake loop applies it after.
+        let applied = wait_inbox_empty(&bot.store_url, started, drain).await;
+        println!(
+            "{store:<8} inbox applied {:.1} s after the first notification{}",
+            applied.as_secs_f64(),
+            if applied >= drain {
+                " (notifications still waiting at the bound)"
+            } else {
+                ""
+            }
+        );
         let (incidents, alerts) = counts(&bot.store_url).await;
         println!(
             "{store:<8} incidents {incidents} of {groups} groups, alerts recorded {alerts} of {}",
@@ -229,6 +240,24 @@ fn floor_webhook() -> String {
     format!("http://{addr}/alerts")
 }
 
+/// Waits until the alert inbox is empty (every notification applied), or `bound` after
+/// `started`; returns when that was.
+async fn wait_inbox_empty(url: &str, started: Instant, bound: Duration) -> Duration {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("the store opens");
+    loop {
+        let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_inbox")
+            .fetch_one(&pool)
+            .await
+            .expect("inbox counted");
+        if pending == 0 || started.elapsed() >= bound {
+            pool.close().await;
+            return started.elapsed().min(bound);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Incidents, and alerts recorded in them, straight from the store.
 async fn counts(url: &str) -> (i64, i64) {
     sqlx::any::install_default_drivers();
@@ -276,6 +305,7 @@ async fn wait_posts_stop(
         let idle = match bot.get("/metrics").await {
             Some((_, scrape)) => {
                 gauge(&scrape, "odorbot_outbox_pending") == Some(0.0)
+                    && gauge(&scrape, "odorbot_alert_inbox_pending") == Some(0.0)
                     && gauge(&scrape, "odorbot_timers_overdue") == Some(0.0)
             }
             None => false,

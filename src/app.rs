@@ -15,6 +15,7 @@ use crate::config::{Config, LogFormat};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::incidents::Desk;
+use crate::engine::intake::Intake;
 use crate::engine::outbox::Outbox;
 use crate::engine::people::People;
 use crate::engine::replies::Replies;
@@ -136,6 +137,7 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         config.incidents.clone(),
         outbox.clone(),
     ));
+    let intake = Arc::new(Intake::new(store.clone(), desk.clone()));
     let (dispatcher, queue) = Dispatcher::new(
         Parts {
             store: store.clone(),
@@ -172,6 +174,7 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         store: store.clone(),
         socket: socket_state,
         desk: desk.clone(),
+        intake: intake.clone(),
         loops: supervisor.clone(),
         alerts_token: config.incidents.alerts_token.clone(),
         alerts_max_body: config.incidents.alerts_max_body,
@@ -216,6 +219,10 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
     let (r, c) = (replies.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "replies", move |beat| {
         r.clone().run(c.clone(), beat)
+    });
+    let (i, c) = (intake.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "intake", move |beat| {
+        i.clone().run(c.clone(), beat)
     });
 
     let fatal = tokio::select! {

@@ -19,6 +19,12 @@
 //! its `response_url` by [`engine::replies`], so no worker waits on Slack; messages for
 //! channels and threads go through [`engine::outbox`].
 //!
+//! Flow of an alert: [`http`]'s `POST /alerts` checks the token and the body
+//! ([`domain::alert::parse`]), stores it in the alert inbox ([`store::inbox`]) and answers;
+//! [`engine::intake`] claims it from there and hands it to the incident desk
+//! ([`engine::incidents`]), which plans it ([`domain::intake`]) and opens or updates the
+//! group's incident.
+//!
 //! - [`config`]: layered configuration (YAML file, environment, secret files); it builds
 //!   each adapter's settings.
 //! - [`store`]: SQLite or PostgreSQL through one code path and one set of migrations.

@@ -72,6 +72,10 @@ pub struct Metrics {
     /// the gauges below, so every replica reports the shared store's state).
     pub outbox_pending: Gauge<i64, AtomicI64>,
     pub outbox_oldest_pending: Gauge<f64, AtomicU64>,
+    /// Alertmanager notifications the webhook accepted and the intake loop has not
+    /// applied yet, and the age of the oldest of them.
+    pub alert_inbox_pending: Gauge<i64, AtomicI64>,
+    pub alert_inbox_oldest_pending: Gauge<f64, AtomicU64>,
     /// Replies to commands and clicks waiting for their `response_url`.
     pub replies_pending: Gauge<i64, AtomicI64>,
     /// Timers more than [`OVERDUE_AFTER`] past due: no replica's scheduler is firing them.
@@ -181,6 +185,19 @@ impl Metrics {
             Unit::Seconds,
             outbox_oldest_pending.clone(),
         );
+        let alert_inbox_pending = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "alert_inbox_pending",
+            "Alertmanager notifications accepted by the webhook and not yet applied",
+            alert_inbox_pending.clone(),
+        );
+        let alert_inbox_oldest_pending = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "alert_inbox_oldest_pending",
+            "Age of the oldest notification in the alert inbox; 0 when it is empty",
+            Unit::Seconds,
+            alert_inbox_oldest_pending.clone(),
+        );
         let replies_pending = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "replies_pending",
@@ -220,6 +237,8 @@ impl Metrics {
             store_up,
             outbox_pending,
             outbox_oldest_pending,
+            alert_inbox_pending,
+            alert_inbox_oldest_pending,
             replies_pending,
             timers_overdue,
             approvals,
@@ -238,6 +257,9 @@ impl Metrics {
         self.outbox_pending.set(b.outbox_pending);
         self.outbox_oldest_pending
             .set(b.outbox_oldest_age.as_secs_f64());
+        self.alert_inbox_pending.set(b.alert_inbox.pending);
+        self.alert_inbox_oldest_pending
+            .set(b.alert_inbox.oldest_age.as_secs_f64());
         self.replies_pending.set(b.replies_pending);
         self.timers_overdue.set(b.timers_overdue);
         self.incidents_open.set(b.incidents_open);
@@ -275,6 +297,7 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::inbox::InboxBacklog;
 
     fn sample(text: &str, name: &str) -> Option<String> {
         text.lines()
@@ -293,6 +316,10 @@ mod tests {
             timers_overdue: 2,
             approvals: vec![("pending".into(), 4), ("succeeded".into(), 7)],
             incidents_open: 1,
+            alert_inbox: InboxBacklog {
+                pending: 12,
+                oldest_age: Duration::from_millis(1_250),
+            },
         };
         m.observe_backlog::<()>(Ok(&backlog));
         let text = m.encode();
@@ -308,6 +335,14 @@ mod tests {
         assert_eq!(
             sample(&text, "odorbot_replies_pending").as_deref(),
             Some("6")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_alert_inbox_pending").as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            sample(&text, "odorbot_alert_inbox_oldest_pending_seconds").as_deref(),
+            Some("1.25")
         );
         assert_eq!(
             sample(&text, "odorbot_timers_overdue").as_deref(),
@@ -337,6 +372,7 @@ mod tests {
             timers_overdue: 0,
             approvals: vec![],
             incidents_open: 0,
+            alert_inbox: InboxBacklog::default(),
         };
         m.observe_backlog::<()>(Ok(&backlog));
         m.observe_backlog(Err("connection refused"));

@@ -8,6 +8,7 @@ mod coalesce;
 mod dispatcher;
 pub mod failure;
 pub mod incidents;
+pub mod intake;
 pub mod outbox;
 pub mod people;
 pub mod replies;

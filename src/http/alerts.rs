@@ -1,13 +1,14 @@
 //! `POST /alerts`: Alertmanager's webhook. A bearer token is required; the body is
 //! size-limited and checked whole before anything is written; every refusal is a 4xx
-//! with the reason.
+//! with the reason. An accepted body is stored in the alert inbox and answered at once;
+//! the intake loop ([`crate::engine::intake`]) applies it.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use secrecy::ExposeSecret;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::AdminState;
 use crate::domain::alert;
@@ -60,17 +61,29 @@ pub async fn receive(
         Ok(n) => n,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    match state.desk.on_alert(&notification).await {
-        Ok(outcome) => {
-            info!(group = %notification.group_key, opened = ?outcome.opened, updated = ?outcome.updated, duplicates = outcome.duplicates, "alert notification handled");
-            (StatusCode::OK, "ok\n".into())
-        }
-        Err(DeskError::NoChannel) => (
+    if state.desk.incident_channel().is_none() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{}\n", DeskError::NoChannel),
-        ),
+        );
+    }
+    // JSON is UTF-8, and the parser has checked it.
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body is not UTF-8\n".into());
+    };
+    match state.intake.accept(&notification.group_key, text).await {
+        Ok(id) => {
+            debug!(group = %notification.group_key, inbox_id = id, alerts = notification.alerts.len(), "alert notification queued");
+            (StatusCode::OK, "ok\n".into())
+        }
         // Alertmanager retries on 5xx, which is what a store hiccup needs.
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => {
+            warn!(group = %notification.group_key, error = %e, "alert notification not stored");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store the notification: {e}\n"),
+            )
+        }
     }
 }
 

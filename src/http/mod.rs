@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use secrecy::SecretString;
 
 use crate::engine::incidents::Desk;
+use crate::engine::intake::Intake;
 use crate::metrics::Metrics;
 
 mod alerts;
@@ -31,6 +32,8 @@ pub struct AdminState {
     pub store: Store,
     pub socket: Arc<dyn Connection>,
     pub desk: Arc<Desk>,
+    /// Where the webhook stores accepted notifications for the intake loop.
+    pub intake: Arc<Intake>,
     /// The supervised background loops, so readiness names one that is down.
     pub loops: Supervisor,
     /// Alertmanager's bearer token; `None` keeps the webhook closed.

@@ -4,6 +4,7 @@
 //! SQL here sticks to what both engines accept: `$n` placeholders, TEXT and BIGINT,
 //! `INSERT … ON CONFLICT DO NOTHING`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +16,7 @@ use crate::domain::status::OpenWork;
 
 pub mod approvals;
 pub mod checklists;
+pub mod inbox;
 pub mod incidents;
 pub mod outbox;
 pub mod replies;
@@ -47,6 +49,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected data in the store: {0}")]
     Corrupt(String),
+    /// A write done together with others' (see [`Store::enqueue_alert`]) failed: the
+    /// database's error, as text, since each of them is told.
+    #[error("database error: {0}")]
+    Shared(String),
 }
 
 /// What a read-then-write transaction serialises on (see [`Store::begin_write`]).
@@ -80,6 +86,9 @@ pub struct Backlog {
     pub approvals: Vec<(String, i64)>,
     /// Incidents not resolved.
     pub incidents_open: i64,
+    /// Alertmanager notifications accepted by the webhook and not yet applied, and how
+    /// long the oldest has waited.
+    pub alert_inbox: inbox::InboxBacklog,
 }
 
 /// A handle to the store; cheap to clone.
@@ -87,6 +96,44 @@ pub struct Backlog {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the write transactions of this process queue here, in order, rather than in
+    /// SQLite's busy handler, which polls with growing sleeps (up to 100 ms each) and so
+    /// makes a short insert wait behind others far longer than they take.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: alert notifications waiting for the write gate; whoever takes the gate next
+    /// stores all of them in one transaction (see [`Store::enqueue_alert`]).
+    inbox_queue: Arc<std::sync::Mutex<Vec<inbox::Queued>>>,
+}
+
+/// A transaction from [`Store::begin_write`]: on SQLite it holds this process's write
+/// gate until it is committed, rolled back or dropped.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -130,7 +177,12 @@ impl Store {
         }
         let pool = options.connect(&url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_gate: Arc::default(),
+            inbox_queue: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -142,7 +194,8 @@ impl Store {
     /// commits.
     ///
     /// SQLite: `BEGIN IMMEDIATE` takes the write lock at the start, waiting up to the busy
-    /// timeout for another writer. A deferred `BEGIN` would read first and ask for the
+    /// timeout for another writer; such transactions of this process first queue on the
+    /// process's write gate, so they meet the busy handler only for other writers. A deferred `BEGIN` would read first and ask for the
     /// lock at the first write; under WAL that fails with `SQLITE_BUSY` at once when
     /// another connection committed after the read, and the busy timeout does not help.
     /// SQLite has one writer, so `lock` needs no more there. PostgreSQL: a
@@ -151,21 +204,32 @@ impl Store {
     ///
     /// # Errors
     /// The database error (on SQLite also `SQLITE_BUSY` once the busy timeout passed).
-    pub(crate) async fn begin_write(
-        &self,
-        lock: WriteLock,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub(crate) async fn begin_write(&self, lock: WriteLock) -> Result<WriteTx, StoreError> {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite => {
+                let gate = self.write_gate.clone().lock_owned().await;
+                self.begin_gated(gate).await
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(lock.pg_key())
                     .execute(&mut *tx)
                     .await?;
-                Ok(tx)
+                Ok(WriteTx { tx, _gate: None })
             }
         }
+    }
+
+    /// SQLite: `BEGIN IMMEDIATE` under the write gate the caller took.
+    async fn begin_gated(
+        &self,
+        gate: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _gate: Some(gate),
+        })
     }
 
     /// Claims up to `limit` due, unclaimed rows of `table` for `owner` until
@@ -318,7 +382,9 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*) FROM incidents WHERE state <> 'resolved'")
                 .fetch_one(&self.pool)
                 .await?;
+        let alert_inbox = self.inbox_backlog(now).await?;
         Ok(Backlog {
+            alert_inbox,
             outbox_pending,
             outbox_oldest_age: oldest_ms.map_or(Duration::ZERO, |created| {
                 Duration::from_millis(now_ms.saturating_sub(created).max(0) as u64)

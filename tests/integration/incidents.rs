@@ -461,6 +461,10 @@ async fn the_webhook_refuses_bad_input_with_reasons_and_writes_nothing() {
         0,
         "nothing half-written"
     );
+    assert!(
+        store.inbox_errors().await.unwrap().is_empty(),
+        "no refused body stored for the intake loop"
+    );
     assert!(roots(&fake).is_empty());
 }
 
@@ -876,4 +880,111 @@ async fn alert_names_are_escaped_once_in_notes_and_status_updates() {
         assert!(!line.contains("&amp;lt;"), "escaped twice: {line}");
         assert!(!line.contains("<!channel>"), "not escaped: {line}");
     }
+}
+
+/// Notifications posted by the load test below.
+const STORM: usize = 200;
+
+/// 200 one-alert groups posted 16 at a time, on SQLite, while applying notifications is
+/// held at the failpoint: every post is answered 200 though nothing can be applied (the
+/// webhook only stores), the inbox gauge counts them all; once the hold ends, each group
+/// opens its incident, once, and the inbox empties.
+#[tokio::test]
+async fn a_storm_of_alerts_is_answered_at_once_and_applied_after() {
+    use futures_util::StreamExt;
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let bot = Bot::start_sections(
+        &fake,
+        Some(&store),
+        &[
+            ("ODORBOT_ALERTS_TOKEN", TOKEN),
+            ("ODORBOT_FAILPOINTS", "intake.after_claim=hold"),
+        ],
+        &[("slack", "  channel_rate_per_sec: 50\n  channel_burst: 50\n")],
+        &incidents_yaml(300, 600),
+    )
+    .await;
+    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    let url = bot.url("/alerts");
+    let bearer = format!("Bearer {TOKEN}");
+    let started = std::time::Instant::now();
+    let answers: Vec<(Option<(u16, String)>, Duration)> = futures_util::stream::iter(0..STORM)
+        .map(|i| {
+            let (url, bearer) = (url.clone(), bearer.clone());
+            async move {
+                let body = format!(
+                    r#"{{"version":"4","groupKey":"storm{i}","status":"firing","receiver":"odorbot","alerts":[{{"status":"firing","labels":{{"alertname":"Storm{i}","severity":"high"}},"annotations":{{"summary":"storm {i}"}},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"f{i}"}}]}}"#
+                );
+                let headers = [
+                    ("authorization", bearer.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                let sent = std::time::Instant::now();
+                let answer = http::post(&url, &headers, body.into_bytes()).await;
+                (answer, sent.elapsed())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let posted = started.elapsed();
+    let mut took: Vec<Duration> = answers.iter().map(|(_, d)| *d).collect();
+    for (answer, _) in &answers {
+        assert_eq!(answer.as_ref().map(|(s, _)| *s), Some(200), "{answer:?}");
+    }
+    took.sort_unstable();
+    eprintln!(
+        "{STORM} notifications answered in {posted:?}: p50 {:?}, p99 {:?}, max {:?}",
+        took[STORM / 2],
+        took[STORM * 99 / 100],
+        took[STORM - 1]
+    );
+    assert!(roots(&fake).is_empty(), "nothing applied during the hold");
+    let (_, scrape) = bot.get("/metrics").await.expect("metrics");
+    assert_eq!(
+        sample(&scrape, "odorbot_alert_inbox_pending"),
+        Some(STORM as f64),
+        "{scrape}"
+    );
+    assert!(sample(&scrape, "odorbot_alert_inbox_oldest_pending_seconds").unwrap() > 0.0);
+
+    bot.failpoints("intake.after_claim=off").await;
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(store), 1)
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let open = store.open_work().await.unwrap().incidents;
+        let pending = store.inbox_errors().await.unwrap().len();
+        if open == STORM as i64 && pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{open} incidents, {pending} notifications pending\n{}",
+            bot.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let incidents = store.open_incidents().await.unwrap();
+    let mut groups: Vec<String> = incidents
+        .iter()
+        .filter_map(|i| i.group_key.clone())
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    assert_eq!(groups.len(), STORM, "one incident per group");
+    assert!(
+        fake.wait_until(WAIT, |f| roots(f).len() >= STORM).await,
+        "{} roots\n{}",
+        roots(&fake).len(),
+        bot.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(roots(&fake).len(), STORM, "one root each");
+    let (_, scrape) = bot.get("/metrics").await.expect("metrics");
+    assert_eq!(sample(&scrape, "odorbot_alert_inbox_pending"), Some(0.0));
+    store.close().await;
 }

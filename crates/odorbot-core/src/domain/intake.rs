@@ -1,12 +1,25 @@
 //! What an Alertmanager notification does, decided before anything is written: one plan
 //! per alert, with the idempotency key that makes a redelivery a no-op and a refire a
-//! new event.
+//! new event; and when a notification that failed to apply is tried again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::alert::{Alert, AlertStatus, Notification};
 use super::escalation::Severity;
 use super::incident::NewIncident;
+use super::outbox::doubling;
+
+/// The longest a notification that failed to apply waits in the inbox before its next
+/// attempt: short, since its whole group waits behind it.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a notification waits after `attempts` failed applications (this one included
+/// is `attempts + 1`): one second, doubling, up to [`MAX_RETRY_WAIT`]. It is never given
+/// up: a failure is the store's or a bug's, and the notification must not be lost.
+pub fn retry_wait(attempts: i64) -> Duration {
+    doubling(attempts, Duration::from_secs(1), MAX_RETRY_WAIT)
+}
 
 /// The runbook entry an alert's labels select: its id and default severity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +152,17 @@ mod tests {
         match &plan.step {
             AlertStep::Fire { new, .. } => new,
             AlertStep::Resolve { .. } => panic!("expected a firing plan"),
+        }
+    }
+
+    #[test]
+    fn a_failed_application_is_retried_soon_then_at_most_a_minute_apart() {
+        for (attempts, secs) in [(0, 1), (1, 2), (2, 4), (5, 32), (6, 60), (40, 60)] {
+            assert_eq!(
+                retry_wait(attempts),
+                Duration::from_secs(secs),
+                "{attempts}"
+            );
         }
     }
 
