@@ -26,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use support::bot::Bot;
 use support::fake_slack::FakeSlack;
+use support::measure::percentile;
 use support::pg::TempDb;
 
 const TOKEN: &str = "bench-alert-token-0123456789";
@@ -199,14 +200,11 @@ async fn post_all(url: &str, bodies: &[Vec<u8>], concurrency: usize) -> Intake {
         .await;
     let wall = started.elapsed();
     answers.sort();
-    let pct = |p: f64| {
-        let i = ((answers.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        answers.get(i).map(|a| a.0).unwrap_or_default()
-    };
+    let took: Vec<Duration> = answers.iter().map(|a| a.0).collect();
     Intake {
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: answers.last().map(|a| a.0).unwrap_or_default(),
+        p50: percentile(&took, 0.50),
+        p99: percentile(&took, 0.99),
+        max: took.last().copied().unwrap_or_default(),
         refused: answers.iter().filter(|a| a.1 != 200).count(),
         wall,
     }

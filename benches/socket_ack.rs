@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use support::bot::Bot;
 use support::fake_slack::{FakeOptions, FakeSlack};
+use support::measure::percentile;
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long after the last envelope of a pattern an ack still counts (Slack allows 3 s).
@@ -241,13 +242,9 @@ async fn run(fake: &FakeSlack, pattern: Pattern) -> Figures {
         }
     }
     latencies.sort();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        latencies.get(i).copied().unwrap_or_default()
-    };
     Figures {
-        p50: pct(0.50),
-        p99: pct(0.99),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
         not_acked: n - latencies.len(),
         busy,
     }

@@ -18,6 +18,7 @@ use axum::Router;
 use axum::routing::get;
 use support::bot::Bot;
 use support::fake_slack::FakeSlack;
+use support::measure::percentile;
 use support::probe_servers::{Prometheus, black_hole, exporter, serve};
 
 /// The slow bot's deadline (the tests' default is shorter).
@@ -138,13 +139,9 @@ async fn round_trips(fake: &FakeSlack, text: &str, count: usize) -> Figures {
         }
     }
     took.sort();
-    let pct = |p: f64| {
-        let i = ((took.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        took.get(i).copied().unwrap_or_default()
-    };
     Figures {
-        p50: pct(0.5),
-        p99: pct(0.99),
+        p50: percentile(&took, 0.5),
+        p99: percentile(&took, 0.99),
         max: took.last().copied().unwrap_or_default(),
         missing,
     }

@@ -19,6 +19,7 @@ use axum::routing::get;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
+use crate::support::alertmanager::one_alert_notification;
 use crate::support::bot::{Bot, free_port};
 use crate::support::cluster_seed::{API_IMAGE, seed_two_revisions};
 use crate::support::fake_slack::{APP_TOKEN, BOT_TOKEN, Call, FakeSlack};
@@ -481,8 +482,11 @@ async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_st
         let url = bots[i % 2].url("/alerts");
         let bearer = bearer.clone();
         async move {
-            let body = format!(
-                r#"{{"version":"4","groupKey":"load{i}","status":"firing","receiver":"odorbot","alerts":[{{"status":"firing","labels":{{"alertname":"Load{i}","severity":"high"}},"annotations":{{"summary":"load {i}"}},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"f{i}"}}]}}"#
+            let body = one_alert_notification(
+                &format!("load{i}"),
+                &format!("Load{i}"),
+                &format!("load {i}"),
+                i,
             );
             let headers = [
                 ("authorization", bearer.as_str()),

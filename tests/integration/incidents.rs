@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::alertmanager::Alertmanager;
+use crate::support::alertmanager::{Alertmanager, one_alert_notification};
 use crate::support::bot::Bot;
 use crate::support::fake_slack::{Call, FakeSlack};
 use crate::support::http;
@@ -914,8 +914,11 @@ async fn a_storm_of_alerts_is_answered_at_once_and_applied_after() {
         .map(|i| {
             let (url, bearer) = (url.clone(), bearer.clone());
             async move {
-                let body = format!(
-                    r#"{{"version":"4","groupKey":"storm{i}","status":"firing","receiver":"odorbot","alerts":[{{"status":"firing","labels":{{"alertname":"Storm{i}","severity":"high"}},"annotations":{{"summary":"storm {i}"}},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"f{i}"}}]}}"#
+                let body = one_alert_notification(
+                    &format!("storm{i}"),
+                    &format!("Storm{i}"),
+                    &format!("storm {i}"),
+                    i,
                 );
                 let headers = [
                     ("authorization", bearer.as_str()),

@@ -86,3 +86,16 @@ impl Alertmanager {
         );
     }
 }
+
+/// An Alertmanager (payload version 4) notification of one firing alert, the only one of
+/// its group, with severity `high`; `fingerprint` is written in hexadecimal, as Alertmanager does.
+pub fn one_alert_notification(
+    group: &str,
+    alertname: &str,
+    summary: &str,
+    fingerprint: usize,
+) -> String {
+    format!(
+        r#"{{"version":"4","groupKey":"{group}","status":"firing","receiver":"odorbot","alerts":[{{"status":"firing","labels":{{"alertname":"{alertname}","severity":"high"}},"annotations":{{"summary":"{summary}"}},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"{fingerprint:x}"}}]}}"#
+    )
+}

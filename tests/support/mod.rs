@@ -9,5 +9,6 @@ pub mod fake_slack;
 pub mod http;
 pub mod kube;
 pub mod manifests;
+pub mod measure;
 pub mod pg;
 pub mod probe_servers;
