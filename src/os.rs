@@ -40,9 +40,9 @@ pub fn lower_priority() {
             libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, raised) != 0
         };
         if failed {
-            eprintln!(
-                "odorbot: cannot lower the engine threads' priority ({}); acks share the CPU with the work",
-                io::Error::last_os_error()
+            tracing::warn!(
+                error = %io::Error::last_os_error(),
+                "cannot lower the engine threads' priority; acks share the CPU with the work"
             );
         }
     }

@@ -20,6 +20,7 @@ use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
 use crate::engine::outbox::{Outbox, Queued};
 use crate::engine::people::People;
+use crate::engine::plus;
 use crate::runbook::actions::{Action, Bound, Change};
 use crate::runbook::stored;
 use crate::slack::api::SlackApi;
@@ -27,11 +28,6 @@ use crate::store::Store;
 
 fn now() -> Timestamp {
     Timestamp::now()
-}
-
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(Timestamp::MAX)
 }
 
 pub struct Approvals {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 use crate::domain::alert;
 use crate::domain::intake::retry_wait;
 use crate::engine::incidents::Desk;
+use crate::engine::plus;
 use crate::idgen::IdGen;
 use crate::store::inbox::InboxAlert;
 use crate::store::{Backend, Store, StoreError};
@@ -45,11 +46,6 @@ pub struct Intake {
     wake: Notify,
     /// How many notifications are applied at once.
     concurrency: usize,
-}
-
-fn later(now: Timestamp, wait: Duration) -> Timestamp {
-    now.checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
-        .unwrap_or(Timestamp::MAX)
 }
 
 impl Intake {
@@ -113,7 +109,7 @@ impl Intake {
             tokio::select! {
                 r = &mut work => break r,
                 _ = renew.tick() => {
-                    match self.store.renew_alert(row.id, &self.owner, later(Timestamp::now(), LEASE)).await {
+                    match self.store.renew_alert(row.id, &self.owner, plus(Timestamp::now(), LEASE)).await {
                         Ok(true) => {}
                         Ok(false) => warn!(inbox_id = row.id, "alert notification's claim was taken over while it was applied"),
                         Err(e) => warn!(inbox_id = row.id, error = %e, "cannot renew the claim on an alert notification"),
@@ -145,7 +141,7 @@ impl Intake {
                     error = %why,
                     "alert notification not applied; kept in the inbox"
                 );
-                let due = later(Timestamp::now(), wait);
+                let due = plus(Timestamp::now(), wait);
                 if let Err(e) = self.store.retry_alert(row.id, &self.owner, &why, due).await {
                     // The row stays claimed: it is tried again once the lease lapses.
                     error!(inbox_id = row.id, error = %e, "cannot record an alert notification's failure");

@@ -17,6 +17,12 @@ pub use dispatcher::{Dispatcher, EngineHandle, Parts};
 
 use crate::domain::inbound::Inbound;
 
+/// `t + d`, saturating at the end of time instead of failing.
+pub(crate) fn plus(t: jiff::Timestamp, d: std::time::Duration) -> jiff::Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(jiff::Timestamp::MAX)
+}
+
 /// The port a listener hands events to: the engine's queue. `offer` must not block.
 /// Slack's socket-mode listener implements nothing of the engine and the engine imports
 /// nothing of the listener; both meet here.

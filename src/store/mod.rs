@@ -195,8 +195,8 @@ impl Store {
     ///
     /// SQLite: `BEGIN IMMEDIATE` takes the write lock at the start, waiting up to the busy
     /// timeout for another writer; such transactions of this process first queue on the
-    /// process's write gate, so they meet the busy handler only for other writers. A deferred `BEGIN` would read first and ask for the
-    /// lock at the first write; under WAL that fails with `SQLITE_BUSY` at once when
+    /// process's write gate, so they meet the busy handler only for other writers. A
+    /// deferred `BEGIN` would read first and ask for the lock at the first write; under WAL that fails with `SQLITE_BUSY` at once when
     /// another connection committed after the read, and the busy timeout does not help.
     /// SQLite has one writer, so `lock` needs no more there. PostgreSQL: a
     /// transaction-scoped advisory lock on `lock`, so racers queue instead of reading the
