@@ -59,6 +59,32 @@ pub fn init_logging(config: &Config) {
     };
 }
 
+/// The store's channel schedule as the Slack client's pacing shared between replicas.
+struct StorePace(Store);
+
+impl crate::slack::api::SharedPace for StorePace {
+    fn book<'a>(
+        &'a self,
+        channel: &'a str,
+        interval: Duration,
+        tolerance: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Option<Duration>> {
+        Box::pin(async move {
+            let now = jiff::Timestamp::now();
+            match self.0.book_slot(channel, now, interval, tolerance).await {
+                Ok(None) => None,
+                Ok(Some(at)) => {
+                    Some(Duration::try_from(at.duration_since(now)).unwrap_or_default())
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot book the channel's pacing in the store; pacing alone");
+                    None
+                }
+            }
+        })
+    }
+}
+
 /// Runs odorbot until SIGTERM or SIGINT; the socket-mode connections run on `acks`.
 ///
 /// # Errors
@@ -71,7 +97,10 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         .await
         .context("cannot open the store (check store.url / ODORBOT_STORE_URL)")?;
     info!(backend = store.backend().name(), "store ready");
-    let api = Arc::new(SlackApi::new(&config.slack, metrics.clone())?);
+    let api = Arc::new(
+        SlackApi::new(&config.slack, metrics.clone())?
+            .with_shared_pacing(Arc::new(StorePace(store.clone()))),
+    );
     match api.auth_test(Duration::from_secs(15)).await {
         Ok(me) => info!(team = %me.team_id, bot_user = %me.user_id, "authenticated with Slack"),
         Err(ApiError::Refused { code, .. }) => {

@@ -24,6 +24,7 @@ use crate::domain::escalation::{Deadline, PolicyOverrides, RuleOverride, Severit
 use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::roster::{Role, Roster, Target};
 use crate::domain::signals::{Links, Thresholds};
+use crate::domain::storm::StormPolicy;
 pub use crate::probes::ProbesConfig;
 use crate::runbook::actions::ActionKind;
 pub use crate::slack::api::SlackConfig;
@@ -99,6 +100,8 @@ pub struct IncidentsConfig {
     /// answers 503, never unauthenticated.
     pub alerts_token: Option<SecretString>,
     pub alerts_max_body: usize,
+    /// When alert-opened incidents become one storm instead of a root message each.
+    pub storm: StormPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +261,16 @@ struct RawIncidents {
     escalation: BTreeMap<String, RawRule>,
     alerts_token_file: Option<PathBuf>,
     alerts_max_body_bytes: Option<i64>,
+    #[serde(default)]
+    storm: RawStorm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorm {
+    threshold: Option<i64>,
+    window: Option<String>,
+    quiet: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1106,6 +1119,21 @@ fn compile_incidents(c: &mut Compiler<'_>, raw: RawIncidents) -> IncidentsConfig
             1 << 20,
             (1024, 16 << 20),
         ) as usize,
+        storm: compile_storm(c, raw.storm),
+    }
+}
+
+fn compile_storm(c: &mut Compiler<'_>, raw: RawStorm) -> StormPolicy {
+    let d = StormPolicy::default();
+    StormPolicy {
+        threshold: c.number(
+            "incidents.storm.threshold",
+            raw.threshold,
+            d.threshold as i64,
+            (1, 1000),
+        ) as usize,
+        window: c.duration("incidents.storm.window", raw.window, d.window, (1, 3600)),
+        quiet: c.duration("incidents.storm.quiet", raw.quiet, d.quiet, (1, 86_400)),
     }
 }
 

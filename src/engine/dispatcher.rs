@@ -294,6 +294,7 @@ impl Dispatcher {
                             .await
                     }
                     IncidentVerb::Resolve => self.desk.resolve(&incident, user.as_str()).await,
+                    IncidentVerb::Thread => self.desk.give_thread(&incident).await,
                     IncidentVerb::Timeline => self
                         .desk
                         .timeline(&incident)
@@ -310,6 +311,11 @@ impl Dispatcher {
                 result.map_or_else(|e| desk_error(&e), Message::text)
             }
             Command::Oncall => Message::text(format!("*On call*\n{}", self.desk.oncall())),
+            Command::Incidents => self
+                .desk
+                .list()
+                .await
+                .map_or_else(|e| desk_error(&e), Message::text),
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
             Command::Cluster { action, reason, .. } => match action.classify() {
@@ -481,7 +487,12 @@ impl Dispatcher {
             ["checklist", ..] => match crate::domain::checklist::parse_button(&action.action_id) {
                 Some((id, index)) => self
                     .desk
-                    .toggle_checklist(id, index, action.user.as_str())
+                    .toggle_checklist(
+                        id,
+                        index,
+                        action.user.as_str(),
+                        action.channel.as_ref().zip(action.message_ts.as_deref()),
+                    )
                     .await
                     .map_or_else(|e| desk_error(&e), Message::text),
                 None => {

@@ -22,14 +22,16 @@ use crate::domain::escalation::{
 };
 use crate::domain::ids::{ChannelId, K8sName};
 use crate::domain::incident::{
-    Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, opening_ping,
-    root_message, timeline_markdown,
+    Incident, IncidentState, NewIncident, StatusUpdate, escalation_ping, incident_list,
+    opening_ping, root_message, timeline_markdown,
 };
 use crate::domain::intake::{self, AlertStep, EntryFacts};
+use crate::domain::outbox::Priority;
 use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, signal_row};
+use crate::domain::storm::{self, Summary};
 use crate::domain::timer::{
-    ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, free_slots, renew_every, sleep_for,
+    ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, STORM, free_slots, renew_every, sleep_for,
 };
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::Runner;
@@ -232,9 +234,17 @@ impl Desk {
                 }
             }
         }
-        // One offer per notification, however many of its alerts cleared.
+        // One offer per notification, however many of its alerts cleared. A storm member
+        // without its own thread has nowhere to ask: once its whole group cleared, it is
+        // resolved, and the storm's summary shows the recovery.
         if let Some(incident) = offer_resolve {
-            self.offer_resolve(&incident).await;
+            if incident.held_by_storm() {
+                if n.status == crate::domain::alert::AlertStatus::Resolved {
+                    self.resolve(&incident, "alertmanager").await?;
+                }
+            } else {
+                self.offer_resolve(&incident).await;
+            }
         }
         Ok(outcome)
     }
@@ -251,10 +261,23 @@ impl Desk {
         crate::failpoint!("intake.after_claim", e => return Err(e.into()));
         match step {
             AlertStep::Fire { new, note } => {
-                let (incident, created) = self.store.open_incident(&new, now()).await?;
+                let opened = self
+                    .store
+                    .open_in_storm(&new, now(), Some(&self.config.storm))
+                    .await?;
+                let incident = opened.incident;
                 self.store.record_alert(&incident.id, alert, now()).await?;
-                if created {
-                    self.announce(&incident).await?;
+                if opened.created {
+                    match &opened.storm {
+                        None => self.announce(&incident).await?,
+                        Some((storm, started)) => {
+                            if *started {
+                                warn!(storm = %storm.name(), "alert storm: incidents join one summary");
+                                self.announce(storm).await?;
+                            }
+                            self.storm_changed(storm.id.as_str()).await?;
+                        }
+                    }
                     outcome.opened.push(incident.name());
                 } else {
                     self.note(&incident, "alert", "alertmanager", &note).await?;
@@ -292,7 +315,8 @@ impl Desk {
                 )]),
             ],
         };
-        self.post(channel, Some(ts), &offer).await;
+        self.post(channel, Some(ts), &offer, Priority::Routine)
+            .await;
     }
 
     async fn open_for_group(&self, group_key: &str) -> Result<Option<Incident>, DeskError> {
@@ -351,9 +375,22 @@ impl Desk {
             Some(ts) => ts.clone(),
             None => {
                 held.confirm().await?;
-                let root = root_message(incident, &self.policy, now());
+                if incident.is_storm() {
+                    // The root carries the first page: claimed and recorded here, it is
+                    // in the root however often posting it is retried.
+                    let members = self.store.storm_members(&incident.id).await?;
+                    self.page_storm(incident, &Summary::of(&members), &channel, None)
+                        .await?;
+                }
+                let root = self.root_for(incident).await?;
+                // A storm's root carries its page.
+                let root_priority = if incident.is_storm() {
+                    Priority::Page
+                } else {
+                    Priority::Routine
+                };
                 let posted = tokio::select! {
-                    r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT) => r,
+                    r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT, root_priority) => r,
                     () = held.lost.cancelled() => return Err(DeskError::LeaseLost),
                 };
                 let ts = posted.map_err(|e| DeskError::Slack(e.to_string()))?;
@@ -374,17 +411,27 @@ impl Desk {
                 }
             }
         };
-        let pinged = self
-            .store
-            .timeline(&incident.id)
-            .await?
-            .iter()
-            .any(|e| e.kind == "ping");
+        if incident.is_storm() {
+            // Severities that joined while the root was being posted.
+            let members = self.store.storm_members(&incident.id).await?;
+            held.confirm().await?;
+            return self
+                .page_storm(incident, &Summary::of(&members), &channel, Some(&ts))
+                .await;
+        }
+        // A storm member given its own thread was paged through the storm.
+        let pinged = incident.storm.is_some()
+            || self
+                .store
+                .timeline(&incident.id)
+                .await?
+                .iter()
+                .any(|e| e.kind == "ping");
         if !pinged {
             held.confirm().await?;
             let page = self.policy.rule(incident.severity).page_at_once;
             let ping = opening_ping(incident, &self.config.roster, &self.policy, page);
-            self.post(&channel, Some(&ts), &ping).await;
+            self.post(&channel, Some(&ts), &ping, Priority::Page).await;
             let who = self
                 .config
                 .roster
@@ -423,8 +470,10 @@ impl Desk {
             // The runbook's investigation steps, run at once; their findings in the thread.
             let findings = self.runner.diagnose(entry, "odorbot").await;
             held.confirm().await?;
-            self.post(&channel, Some(&ts), &findings).await;
-            self.post(&channel, Some(&ts), &recovery_offer(incident, entry))
+            self.post(&channel, Some(&ts), &findings, Priority::Findings)
+                .await;
+            let offer = recovery_offer(incident, entry);
+            self.post(&channel, Some(&ts), &offer, Priority::Findings)
                 .await;
             let note = format!(
                 "Ran the {} investigation steps of {}",
@@ -497,6 +546,7 @@ impl Desk {
                 incident.name()
             ));
         };
+        let updated = self.own_thread(updated).await?;
         self.refresh_root(&updated).await;
         self.thread(
             &updated,
@@ -520,6 +570,7 @@ impl Desk {
         actor: &str,
         why: &str,
     ) -> Result<String, DeskError> {
+        let incident = &self.own_thread(incident.clone()).await?;
         if incident.step + 1 >= ESCALATION_PATH.len() {
             return Ok(format!(
                 "{} is already with the {}, the end of the roster.",
@@ -542,6 +593,7 @@ impl Desk {
         self.thread_msg(
             &updated,
             &escalation_ping(&updated, to, &self.config.roster, why),
+            Priority::Page,
         )
         .await;
         self.schedule(&updated).await?;
@@ -562,6 +614,7 @@ impl Desk {
         user: &str,
         text: &str,
     ) -> Result<String, DeskError> {
+        let incident = &self.own_thread(incident.clone()).await?;
         self.store
             .add_timeline(&incident.id, now(), "update", user, text)
             .await?;
@@ -583,6 +636,16 @@ impl Desk {
             return Ok(format!("{} is already resolved.", incident.name()));
         };
         self.schedule(&updated).await?;
+        if updated.is_storm() {
+            // Nothing else speaks for the members still held by the storm.
+            for m in self.store.storm_members(&updated.id).await? {
+                if m.held_by_storm() && m.state != IncidentState::Resolved {
+                    self.store.resolve(&m.id, user, now()).await?;
+                }
+            }
+        } else if let Some(storm) = &updated.storm {
+            self.storm_changed(storm).await?;
+        }
         self.refresh_root(&updated).await;
         let entries = self.store.timeline(&updated.id).await?;
         let md = timeline_markdown(&updated, &entries);
@@ -668,6 +731,9 @@ impl Desk {
 
     /// Ticks or unticks a checklist item and updates the message.
     ///
+    /// `clicked` is the message the button was on, as the click reported it: a click can
+    /// arrive before the sender has recorded the message's ts, and the tick must show anyway.
+    ///
     /// # Errors
     /// [`DeskError`].
     pub async fn toggle_checklist(
@@ -675,6 +741,7 @@ impl Desk {
         id: &str,
         index: usize,
         user: &str,
+        clicked: Option<(&ChannelId, &str)>,
     ) -> Result<String, DeskError> {
         let Some((list, channel, ts)) = self
             .store
@@ -683,7 +750,9 @@ impl Desk {
         else {
             return Err(DeskError::NotFound(format!("checklist item {index}")));
         };
-        if let (Ok(channel), Some(ts)) = (channel.parse::<ChannelId>(), ts)
+        let recorded = channel.parse::<ChannelId>().ok().zip(ts);
+        let target = recorded.or_else(|| clicked.map(|(c, ts)| (c.clone(), ts.to_owned())));
+        if let Some((channel, ts)) = target
             && let Err(e) = self.api.update_message(&channel, &ts, &list.render()).await
         {
             warn!(checklist = id, error = %e, "checklist message not updated");
@@ -812,13 +881,19 @@ impl Desk {
     }
 
     async fn thread(&self, incident: &Incident, text: &str) {
-        self.thread_msg(incident, &Message::text(text)).await;
+        self.thread_msg(incident, &Message::text(text), Priority::Routine)
+            .await;
     }
 
     /// Queues `message` for the incident's thread. Before its root message exists the
     /// outbox holds it and sends it into the thread once the root is there: what the
     /// timeline records as posted is never dropped for want of a thread.
-    async fn thread_msg(&self, incident: &Incident, message: &Message) {
+    async fn thread_msg(&self, incident: &Incident, message: &Message, priority: Priority) {
+        if incident.held_by_storm() {
+            // Its timeline has it; the storm's summary counts it. A thread of its own
+            // comes on demand (`/odor thread`) or when it is acknowledged.
+            return;
+        }
         let Some(channel) = incident
             .channel
             .clone()
@@ -833,19 +908,228 @@ impl Desk {
                 &incident.id,
                 incident.thread_ts.as_deref(),
                 message,
+                priority,
             )
             .await;
     }
 
     async fn refresh_root(&self, incident: &Incident) {
-        if let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts)
-            && let Err(e) = self
-                .api
-                .update_message(channel, ts, &root_message(incident, &self.policy, now()))
-                .await
-        {
+        let (Some(channel), Some(ts)) = (&incident.channel, &incident.thread_ts) else {
+            return;
+        };
+        let root = match self.root_for(incident).await {
+            Ok(root) => root,
+            Err(e) => {
+                warn!(incident = %incident.name(), error = %e, "root message not rendered");
+                return;
+            }
+        };
+        if let Err(e) = self.api.update_message(channel, ts, &root).await {
             warn!(incident = %incident.name(), error = %e, "root message not updated");
         }
+    }
+
+    /// The root message as it should read now: a storm's is its summary.
+    async fn root_for(&self, incident: &Incident) -> Result<Message, DeskError> {
+        if incident.is_storm() {
+            let members = self.store.storm_members(&incident.id).await?;
+            return self.summary_for(incident, &Summary::of(&members)).await;
+        }
+        Ok(root_message(incident, &self.policy, now()))
+    }
+
+    async fn summary_for(&self, storm: &Incident, summary: &Summary) -> Result<Message, DeskError> {
+        let paged = self.storm_paged(storm).await?;
+        Ok(storm::summary_message(&storm::SummaryView {
+            storm,
+            summary,
+            paged: &paged,
+            roster: &self.config.roster,
+            policy: &self.policy,
+            now: now(),
+        }))
+    }
+
+    /// The severities a storm has paged for, from its timeline.
+    async fn storm_paged(&self, storm: &Incident) -> Result<Vec<Severity>, DeskError> {
+        let timeline = self.store.timeline(&storm.id).await?;
+        Ok(Severity::ALL
+            .into_iter()
+            .filter(|s| timeline.iter().any(|e| e.kind == storm::page_kind(*s)))
+            .collect())
+    }
+
+    /// The open incidents (`/odor incidents`).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn list(&self) -> Result<String, DeskError> {
+        Ok(incident_list(&self.store.open_incidents().await?, now()))
+    }
+
+    /// `/odor thread`: a storm member's own thread.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn give_thread(&self, incident: &Incident) -> Result<String, DeskError> {
+        if !incident.held_by_storm() {
+            return Ok(format!(
+                "{} already has its own thread; nothing changed.",
+                incident.name()
+            ));
+        }
+        let updated = self.own_thread(incident.clone()).await?;
+        self.store
+            .add_timeline(
+                &updated.id,
+                now(),
+                "thread",
+                "odorbot",
+                "Given its own thread",
+            )
+            .await?;
+        Ok(format!(
+            "{} gets its own thread in the incident channel, with its findings.",
+            updated.name()
+        ))
+    }
+
+    /// A storm member leaves the storm's silence: its root, findings and timers follow
+    /// (not its opening page: the storm paged for it). Others are returned unchanged.
+    async fn own_thread(&self, incident: Incident) -> Result<Incident, DeskError> {
+        if !incident.held_by_storm() || incident.state == IncidentState::Resolved {
+            return Ok(incident);
+        }
+        if self.store.detach(&incident.id, now()).await? {
+            self.announce(&incident).await?;
+        }
+        if let Some(storm) = &incident.storm {
+            self.storm_changed(storm).await?;
+        }
+        Ok(self
+            .store
+            .incident_by_id(&incident.id)
+            .await?
+            .unwrap_or(incident))
+    }
+
+    /// A member joined, left or changed: the summary is edited (and new severities paged)
+    /// within [`storm::REFRESH`], once for everything that happened meanwhile.
+    async fn storm_changed(&self, storm: &str) -> Result<(), DeskError> {
+        let due = now()
+            .checked_add(jiff::SignedDuration::try_from(storm::REFRESH).unwrap_or_default())
+            .unwrap_or(Timestamp::MAX);
+        self.store.schedule_if_absent(STORM, storm, due).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The storm timer: the summary edited in place, its severity raised to its worst
+    /// member's, and a page for each severity not paged yet.
+    async fn refresh_storm(&self, storm: &Incident, timer: &Timer) -> Result<(), DeskError> {
+        let (Some(channel), Some(ts)) = (storm.channel.clone(), storm.thread_ts.clone()) else {
+            // Its root is being posted, with everything there is by then; look again.
+            let due = now()
+                .checked_add(jiff::SignedDuration::try_from(storm::REFRESH).unwrap_or_default())
+                .unwrap_or(Timestamp::MAX);
+            self.store.schedule(STORM, &storm.id, due).await?;
+            return Ok(());
+        };
+        // Gone first: a change from now on sets a new timer, so none is missed.
+        self.store.complete(timer, &self.owner).await?;
+        let result = self.refresh_storm_now(storm, &channel, &ts).await;
+        if result.is_err() {
+            self.storm_changed(&storm.id).await?;
+        }
+        result
+    }
+
+    async fn refresh_storm_now(
+        &self,
+        storm: &Incident,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), DeskError> {
+        let members = self.store.storm_members(&storm.id).await?;
+        let summary = Summary::of(&members);
+        let mut storm = storm.clone();
+        if let Some(worse) = storm::raised(storm.severity, &summary) {
+            self.store.set_severity(&storm.id, worse, now()).await?;
+            self.store
+                .add_timeline(
+                    &storm.id,
+                    now(),
+                    "severity",
+                    "odorbot",
+                    &format!("Severity raised to {worse} by its members"),
+                )
+                .await?;
+            storm.severity = worse;
+            self.schedule(&storm).await?;
+        }
+        self.page_storm(&storm, &summary, channel, Some(ts)).await?;
+        let root = self.summary_for(&storm, &summary).await?;
+        if let Err(e) = self.api.update_message(channel, ts, &root).await {
+            warn!(storm = %storm.name(), error = %e, "storm summary not updated");
+        }
+        if summary.all_resolved()
+            && self
+                .store
+                .claim_event(
+                    &format!("storm-over:{}", storm.id),
+                    "storm",
+                    &storm.id,
+                    now().as_millisecond(),
+                )
+                .await?
+        {
+            self.offer_resolve(&storm).await;
+        }
+        Ok(())
+    }
+
+    /// One page per severity per storm: each claimed once in the store, so replicas and
+    /// repeated refreshes page once. In the thread `ts`, or, before the root is posted
+    /// (`None`), recorded for the root to carry.
+    async fn page_storm(
+        &self,
+        storm: &Incident,
+        summary: &Summary,
+        channel: &ChannelId,
+        ts: Option<&str>,
+    ) -> Result<(), DeskError> {
+        let paged = self.storm_paged(storm).await?;
+        for severity in storm::pages_due(summary, &paged) {
+            let key = format!("storm-page:{}:{severity}", storm.id);
+            if !self
+                .store
+                .claim_event(&key, "storm", &storm.id, now().as_millisecond())
+                .await?
+            {
+                continue;
+            }
+            let count = summary
+                .open_by_severity
+                .get(&severity)
+                .copied()
+                .unwrap_or(0);
+            if let Some(ts) = ts {
+                let page =
+                    storm::storm_page(storm, severity, count, &self.config.roster, &self.policy);
+                self.post(channel, Some(ts), &page, Priority::Page).await;
+            }
+            let who = self.config.roster.mention(Role::Primary);
+            self.store
+                .add_timeline(
+                    &storm.id,
+                    now(),
+                    &storm::page_kind(severity),
+                    "odorbot",
+                    &format!("Paged primary {who} for {count} {severity} incidents"),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn post(
@@ -853,9 +1137,10 @@ impl Desk {
         channel: &crate::domain::ids::ChannelId,
         thread: Option<&str>,
         message: &Message,
+        priority: Priority,
     ) {
         // Pings, escalations and status updates must arrive: through the outbox.
-        self.outbox.send(channel, thread, message).await;
+        self.outbox.send(channel, thread, message, priority).await;
     }
 
     /// Runs due timers until cancelled. Each claimed timer fires in its own task under its
@@ -989,6 +1274,7 @@ impl Desk {
             return Ok(());
         }
         match timer.kind.as_str() {
+            STORM => self.refresh_storm(&incident, timer).await?,
             ANNOUNCE => {
                 self.post_announcement(&incident, held).await?;
                 self.store.complete(timer, &self.owner).await?;
@@ -1112,7 +1398,8 @@ impl Desk {
             since_last,
             nudge,
         };
-        self.thread_msg(incident, &update.render()).await;
+        self.thread_msg(incident, &update.render(), Priority::Status)
+            .await;
         self.store
             .add_timeline(&incident.id, t, "status", "odorbot", "Status update posted")
             .await?;

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use crate::domain::ids::ChannelId;
 use crate::domain::incident::IncidentState;
-use crate::domain::outbox::retry_wait;
+use crate::domain::outbox::{Priority, retry_wait};
 use crate::domain::timer::{Route, ThreadState, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
@@ -24,6 +25,11 @@ use crate::supervisor::Beat;
 const ATTEMPT: Duration = Duration::from_secs(5);
 /// Tries of the bookkeeping after a successful send (100 ms, doubling, between them).
 const BOOKKEEPING_TRIES: usize = 3;
+/// Messages in flight at once: a slow Slack holds one of them, not the whole outbox, and
+/// the channel's pacing line (`slack::limiter`) picks the most urgent among them.
+const SENDERS: usize = 4;
+/// How long shutdown waits for sends in flight.
+const DRAIN: Duration = Duration::from_secs(5);
 /// A claim lasts well past an attempt, so no other replica sends it meanwhile; short, so
 /// a message whose sender died waits little.
 const LEASE: Duration = Duration::from_secs(15);
@@ -72,8 +78,14 @@ impl Outbox {
 
     /// Queues a message for `channel` (in `thread` when given) and wakes the sender.
     /// Falls back to sending at once if the store cannot take it.
-    pub async fn send(&self, channel: &ChannelId, thread: Option<&str>, message: &Message) {
-        self.queue(channel, None, thread, message).await;
+    pub async fn send(
+        &self,
+        channel: &ChannelId,
+        thread: Option<&str>,
+        message: &Message,
+        priority: Priority,
+    ) {
+        self.queue(channel, None, thread, message, priority).await;
     }
 
     /// Queues a message for `incident`'s thread. Without `thread` (its root message is not
@@ -84,16 +96,19 @@ impl Outbox {
         incident: &str,
         thread: Option<&str>,
         message: &Message,
+        priority: Priority,
     ) {
         let belongs = Belongs::Incident(incident.to_owned());
-        self.queue(channel, Some(&belongs), thread, message).await;
+        self.queue(channel, Some(&belongs), thread, message, priority)
+            .await;
     }
 
     /// Queues approval request `request`'s card; once Slack took it, its ts is recorded
     /// as the request's thread, where the request's messages queued meanwhile then go.
     pub async fn send_card(&self, channel: &ChannelId, request: &str, card: &Message) -> Queued {
         let belongs = Belongs::CardOf(request.to_owned());
-        self.queue(channel, Some(&belongs), None, card).await
+        self.queue(channel, Some(&belongs), None, card, Priority::Routine)
+            .await
     }
 
     /// Queues checklist `list`'s message; once Slack took it, its ts is recorded so that
@@ -107,7 +122,8 @@ impl Outbox {
         message: &Message,
     ) -> Queued {
         let belongs = Belongs::ChecklistOf(list.to_owned());
-        self.queue(channel, Some(&belongs), thread, message).await
+        self.queue(channel, Some(&belongs), thread, message, Priority::Routine)
+            .await
     }
 
     /// Queues a message for `request`'s card thread (`thread`, or the card's once posted).
@@ -119,7 +135,8 @@ impl Outbox {
         message: &Message,
     ) {
         let belongs = Belongs::Request(request.to_owned());
-        self.queue(channel, Some(&belongs), thread, message).await;
+        self.queue(channel, Some(&belongs), thread, message, Priority::Routine)
+            .await;
     }
 
     /// Stores the message and wakes the sender; if the store cannot take it, sends it at
@@ -130,11 +147,12 @@ impl Outbox {
         belongs: Option<&Belongs>,
         thread: Option<&str>,
         message: &Message,
+        priority: Priority,
     ) -> Queued {
         let now = Timestamp::now();
         match self
             .store
-            .enqueue_for(channel.as_str(), belongs, thread, message, now)
+            .enqueue_for(channel.as_str(), belongs, thread, message, now, priority)
             .await
         {
             Ok(()) => {
@@ -143,7 +161,11 @@ impl Outbox {
             }
             Err(e) => {
                 warn!(error = %e, ?belongs, "outbox unavailable; sending directly");
-                match self.api.post_message(channel, thread, message).await {
+                match self
+                    .api
+                    .post_message_as(channel, thread, message, priority)
+                    .await
+                {
                     Ok(ts) => {
                         self.posted(belongs, &ts).await;
                         Queued::Sent
@@ -287,7 +309,14 @@ impl Outbox {
             });
         }
         self.api
-            .post_tagged(channel, thread, &out.message, &out.id, ATTEMPT)
+            .post_tagged(
+                channel,
+                thread,
+                &out.message,
+                &out.id,
+                ATTEMPT,
+                out.priority,
+            )
             .await
     }
 
@@ -316,35 +345,58 @@ impl Outbox {
         Ok(())
     }
 
-    /// Sends due messages until cancelled; `beat` hears of every completed round.
+    /// Sends due messages until cancelled, up to [`SENDERS`] at once, the most urgent
+    /// claimed first; `beat` hears of every round.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken, beat: Beat) {
+        let mut sending: JoinSet<()> = JoinSet::new();
         loop {
             if cancel.is_cancelled() {
-                return;
+                return drain(sending).await;
             }
             crate::failpoint!("outbox.tick");
-            let batch = self
-                .store
-                // One at a time: each claim is covered by its own lease.
-                .claim_outgoing(&self.owner, Timestamp::now(), LEASE.as_millis() as i64, 1)
-                .await
-                .unwrap_or_else(|e| {
-                    warn!(error = %e, "cannot read the outbox");
-                    Vec::new()
-                });
+            while sending.try_join_next().is_some() {}
+            let room = SENDERS.saturating_sub(sending.len());
+            let batch = if room == 0 {
+                Vec::new()
+            } else {
+                self.store
+                    // Each claim is covered by its own lease.
+                    .claim_outgoing(
+                        &self.owner,
+                        Timestamp::now(),
+                        LEASE.as_millis() as i64,
+                        room as i64,
+                    )
+                    .await
+                    .unwrap_or_else(|e| {
+                        warn!(error = %e, "cannot read the outbox");
+                        Vec::new()
+                    })
+            };
             let busy = !batch.is_empty();
             for out in batch {
-                self.deliver(out).await;
+                let me = self.clone();
+                sending.spawn(async move { me.deliver(out).await });
             }
             beat.alive();
-            if busy {
+            if busy && sending.len() < SENDERS {
                 continue;
             }
             tokio::select! {
-                () = cancel.cancelled() => return,
+                () = cancel.cancelled() => return drain(sending).await,
                 () = self.wake.notified() => {}
+                Some(_) = sending.join_next(), if !sending.is_empty() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
+    }
+}
+
+/// At shutdown, sends in flight get a moment to finish; what is cut off stays marked as
+/// sending, and whoever claims it next looks it up in Slack before sending again.
+async fn drain(mut sending: JoinSet<()>) {
+    let all = async { while sending.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, all).await.is_err() {
+        warn!("outbox sends still in flight at shutdown were cut off");
     }
 }

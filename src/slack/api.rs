@@ -13,8 +13,10 @@ use tracing::{debug, warn};
 use url::Url;
 
 use super::limiter::ChannelLimiter;
+pub use super::limiter::SharedPace;
 use super::render::render;
 use crate::domain::ids::ChannelId;
+use crate::domain::outbox::Priority;
 use crate::domain::view::Message;
 use crate::metrics::{ApiLabels, Metrics};
 
@@ -181,6 +183,8 @@ pub struct SlackApi {
     app_token: SecretString,
     bot_token: SecretString,
     limiter: ChannelLimiter,
+    /// The pacing every replica books in, after this process's own line.
+    shared: Option<Arc<dyn SharedPace>>,
     send_deadline: Duration,
     metrics: Metrics,
 }
@@ -213,9 +217,25 @@ impl SlackApi {
             app_token: config.app_token.clone(),
             bot_token: config.bot_token.clone(),
             limiter: ChannelLimiter::new(config.channel_rate_per_sec, config.channel_burst),
+            shared: None,
             send_deadline: config.send_deadline,
             metrics,
         })
+    }
+
+    /// Paces channels together with the other replicas through `shared`.
+    #[must_use]
+    pub fn with_shared_pacing(mut self, shared: Arc<dyn SharedPace>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Waits for `channel`'s slot: in this process's line by priority, booked in the
+    /// schedule the replicas share.
+    async fn pace(&self, channel: &str, priority: Priority) {
+        self.limiter
+            .acquire(channel, priority, self.shared.as_deref())
+            .await;
     }
 
     fn token(&self, who: As) -> SlackApiToken {
@@ -227,11 +247,11 @@ impl SlackApi {
     }
 
     /// Runs `call` until it succeeds, fails permanently, or `deadline` passes; paces
-    /// by `channel` when given.
+    /// by channel when given, in line by priority.
     async fn call<T, F, Fut>(
         &self,
         method: &'static str,
-        channel: Option<&str>,
+        pace: Option<(&str, Priority)>,
         deadline: Duration,
         call: F,
     ) -> Result<T, ApiError>
@@ -239,7 +259,7 @@ impl SlackApi {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = ClientResult<T>>,
     {
-        self.call_bounded(method, channel, deadline, per_call(deadline), call)
+        self.call_bounded(method, pace, deadline, per_call(deadline), call)
             .await
     }
 
@@ -247,7 +267,7 @@ impl SlackApi {
     async fn call_bounded<T, F, Fut>(
         &self,
         method: &'static str,
-        channel: Option<&str>,
+        pace: Option<(&str, Priority)>,
         deadline: Duration,
         per_call: Duration,
         call: F,
@@ -260,11 +280,8 @@ impl SlackApi {
         let mut backoff = Duration::from_millis(250);
         let mut attempts = 0;
         loop {
-            if let Some(channel) = channel {
-                let wait = self.limiter.reserve(channel, Instant::now());
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
+            if let Some((channel, priority)) = pace {
+                self.pace(channel, priority).await;
             }
             attempts += 1;
             let outcome = match tokio::time::timeout(per_call, call()).await {
@@ -362,7 +379,22 @@ impl SlackApi {
         thread_ts: Option<&str>,
         message: &Message,
     ) -> Result<String, ApiError> {
-        self.post_message_within(channel, thread_ts, message, self.send_deadline)
+        self.post_message_as(channel, thread_ts, message, Priority::Routine)
+            .await
+    }
+
+    /// As [`SlackApi::post_message`], in the channel's pacing line at `priority`.
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack refuses the message or stays unreachable past the deadline.
+    pub async fn post_message_as(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        message: &Message,
+        priority: Priority,
+    ) -> Result<String, ApiError> {
+        self.post_message_within(channel, thread_ts, message, self.send_deadline, priority)
             .await
     }
 
@@ -377,8 +409,9 @@ impl SlackApi {
         thread_ts: Option<&str>,
         message: &Message,
         deadline: Duration,
+        priority: Priority,
     ) -> Result<String, ApiError> {
-        self.post(channel, thread_ts, render(message), deadline)
+        self.post(channel, thread_ts, render(message), deadline, priority)
             .await
     }
 
@@ -394,12 +427,14 @@ impl SlackApi {
         message: &Message,
         tag: &str,
         deadline: Duration,
+        priority: Priority,
     ) -> Result<String, ApiError> {
         let metadata = SlackMessageMetadata::new(TAG_EVENT.to_owned()).with_event_payload(
             std::collections::HashMap::from([(TAG_KEY.to_owned(), tag.to_owned())]),
         );
         let content = render(message).with_metadata(metadata);
-        self.post(channel, thread_ts, content, deadline).await
+        self.post(channel, thread_ts, content, deadline, priority)
+            .await
     }
 
     async fn post(
@@ -408,17 +443,23 @@ impl SlackApi {
         thread_ts: Option<&str>,
         content: SlackMessageContent,
         deadline: Duration,
+        priority: Priority,
     ) -> Result<String, ApiError> {
         let token = self.token(As::Bot);
         let request =
             SlackApiChatPostMessageRequest::new(SlackChannelId::new(channel.to_string()), content)
                 .opt_thread_ts(thread_ts.map(|t| SlackTs::new(t.to_owned())));
         let res = self
-            .call("chat.postMessage", Some(channel.as_str()), deadline, || {
-                let session = self.client.open_session(&token);
-                let request = request.clone();
-                async move { session.chat_post_message(&request).await }
-            })
+            .call(
+                "chat.postMessage",
+                Some((channel.as_str(), priority)),
+                deadline,
+                || {
+                    let session = self.client.open_session(&token);
+                    let request = request.clone();
+                    async move { session.chat_post_message(&request).await }
+                },
+            )
             .await?;
         Ok(res.ts.to_string())
     }
@@ -508,7 +549,7 @@ impl SlackApi {
         );
         self.call(
             "chat.update",
-            Some(channel.as_str()),
+            Some((channel.as_str(), Priority::Routine)),
             self.send_deadline,
             || {
                 let session = self.client.open_session(&token);

@@ -7,12 +7,14 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, WriteLock};
 use crate::domain::alert::Alert;
+use crate::domain::escalation::Severity;
 use crate::domain::incident::{Incident, IncidentState, NewIncident, TimelineEntry};
+use crate::domain::storm::{self, Admission, OpenStorm, StormPolicy};
 use crate::idgen::IdGen;
 
 const COLUMNS: &str = "id, number, state, severity, title, entry, group_key, opened_by, opened_at_ms, \
      channel, thread_ts, owner, acked_at_ms, acked_by, resolved_at_ms, resolved_by, step, step_at_ms, \
-     last_status_at_ms, last_human_update_at_ms";
+     last_status_at_ms, last_human_update_at_ms, storm, detached_at_ms";
 
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -54,6 +56,8 @@ fn row_to_incident(r: &AnyRow) -> Result<Incident, StoreError> {
         step_at: ts(r.try_get("step_at_ms")?),
         last_status_at: opt_ts("last_status_at_ms")?,
         last_human_update_at: opt_ts("last_human_update_at_ms")?,
+        storm: r.try_get("storm")?,
+        detached_at: opt_ts("detached_at_ms")?,
     })
 }
 
@@ -68,6 +72,21 @@ impl Store {
         new: &NewIncident,
         now: Timestamp,
     ) -> Result<(Incident, bool), StoreError> {
+        let o = self.open_in_storm(new, now, None).await?;
+        Ok((o.incident, o.created))
+    }
+
+    /// [`Store::open_incident`], with a new incident admitted to a storm by `policy`
+    /// (decided where openings are serialised, so racing replicas start one storm).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn open_in_storm(
+        &self,
+        new: &NewIncident,
+        now: Timestamp,
+        policy: Option<&StormPolicy>,
+    ) -> Result<Opened, StoreError> {
         // Openings are serialised (see `begin_write`), so the group check and the next
         // number are read where no other opening can commit in between: numbers have no
         // gaps. The retry covers a writer that does not serialise, such as an older
@@ -85,56 +104,132 @@ impl Store {
                 if let Some(row) = row {
                     let existing = row_to_incident(&row)?;
                     tx.commit().await?;
-                    return Ok((existing, false));
+                    return Ok(Opened {
+                        incident: existing,
+                        created: false,
+                        storm: None,
+                    });
                 }
             }
+            let admission = match policy {
+                Some(p) => admission_in(&mut tx, p, now).await?,
+                None => Admission::Alone,
+            };
             let (next,): (i64,) =
                 sqlx::query_as("SELECT COALESCE(MAX(number), 0) + 1 FROM incidents")
                     .fetch_one(&mut *tx)
                     .await?;
-            let id = format!("inc{next}-{}", now.as_millisecond());
-            let inserted = sqlx::query(
-                "INSERT INTO incidents (id, number, state, severity, title, entry, group_key, opened_by, \
-                 opened_at_ms, updated_at_ms, step, step_at_ms) \
-                 VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $8, 0, $8)",
-            )
-            .bind(&id)
-            .bind(next)
-            .bind(new.severity.name())
-            .bind(&new.title)
-            .bind(new.entry.as_deref())
-            .bind(new.group_key.as_deref())
-            .bind(&new.opened_by)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {
-                    add_timeline_in(
-                        &mut tx,
-                        &id,
-                        now,
-                        "opened",
-                        &new.opened_by,
-                        &format!("Opened: {}", new.title),
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    let incident = self
-                        .incident_by_id(&id)
-                        .await?
-                        .ok_or(StoreError::Corrupt("new incident vanished".into()))?;
-                    return Ok((incident, true));
+            let (storm_id, number, started) = match &admission {
+                Admission::Alone => (None, next, false),
+                Admission::Join(id) => (Some(id.clone()), next, false),
+                Admission::Start => {
+                    let id = format!("inc{next}-{}", now.as_millisecond());
+                    let storm = NewIncident {
+                        severity: new.severity,
+                        title: "Alert storm".into(),
+                        entry: None,
+                        group_key: None,
+                        opened_by: "odorbot".into(),
+                    };
+                    let why = policy.map_or_else(String::new, |p| {
+                        format!(
+                            "Opened: alert storm ({} incidents within {}s)",
+                            p.threshold + 1,
+                            p.window.as_secs()
+                        )
+                    });
+                    match insert_in(&mut tx, &id, next, &storm, Some(&id), now, &why).await {
+                        Ok(()) => {}
+                        Err(StoreError::Database(sqlx::Error::Database(e)))
+                            if e.is_unique_violation() =>
+                        {
+                            tx.rollback().await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    (Some(id), next + 1, true)
                 }
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            };
+            let id = format!("inc{number}-{}", now.as_millisecond());
+            let opened = format!("Opened: {}", new.title);
+            match insert_in(&mut tx, &id, number, new, storm_id.as_deref(), now, &opened).await {
+                Ok(()) => {}
+                Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
                     tx.rollback().await?;
+                    continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
+            tx.commit().await?;
+            let vanished = || StoreError::Corrupt("new incident vanished".into());
+            let incident = self.incident_by_id(&id).await?.ok_or_else(vanished)?;
+            let storm = match storm_id {
+                Some(s) => Some((
+                    self.incident_by_id(&s).await?.ok_or_else(vanished)?,
+                    started,
+                )),
+                None => None,
+            };
+            return Ok(Opened {
+                incident,
+                created: true,
+                storm,
+            });
         }
         Err(StoreError::Corrupt(
             "could not open the incident after three attempts".into(),
         ))
+    }
+
+    /// A storm's members (the storm itself excluded), by number.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn storm_members(&self, storm: &str) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE storm = $1 AND id <> $1 ORDER BY number"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(storm)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_incident).collect()
+    }
+
+    /// Gives a storm member its own thread, once: `false` when it had one (or is no member).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn detach(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE incidents SET detached_at_ms = $2, updated_at_ms = $2 \
+             WHERE id = $1 AND storm IS NOT NULL AND storm <> id AND detached_at_ms IS NULL",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets a storm's severity (it only rises: see `domain::storm::raised`).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn set_severity(
+        &self,
+        id: &str,
+        severity: Severity,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE incidents SET severity = $2, updated_at_ms = $3 WHERE id = $1")
+            .bind(id)
+            .bind(severity.name())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// # Errors
@@ -410,4 +505,73 @@ async fn add_timeline_in(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// What [`Store::open_in_storm`] did.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub incident: Incident,
+    /// `false`: the group's open incident was returned.
+    pub created: bool,
+    /// The storm it joined, and whether it started with this incident.
+    pub storm: Option<(Incident, bool)>,
+}
+
+/// The storm decision for an incident opened now, from what the store holds.
+async fn admission_in(
+    conn: &mut sqlx::AnyConnection,
+    policy: &StormPolicy,
+    now: Timestamp,
+) -> Result<Admission, StoreError> {
+    let (recent,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM incidents WHERE opened_at_ms >= $1 AND (storm IS NULL OR storm <> id)",
+    )
+    .bind(ms(storm::window_start(policy, now)))
+    .fetch_one(&mut *conn)
+    .await?;
+    let open: Option<(String, i64)> = sqlx::query_as(
+        "SELECT s.id, COALESCE((SELECT MAX(m.opened_at_ms) FROM incidents m WHERE m.storm = s.id), s.opened_at_ms) \
+         FROM incidents s WHERE s.storm = s.id AND s.state <> 'resolved' ORDER BY s.number DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let open = open.map(|(id, last)| OpenStorm {
+        id,
+        last_joined: ts(last),
+    });
+    Ok(storm::admit(
+        policy,
+        usize::try_from(recent).unwrap_or(0),
+        open.as_ref(),
+        now,
+    ))
+}
+
+/// Inserts one incident and its "opened" timeline entry.
+async fn insert_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    number: i64,
+    new: &NewIncident,
+    storm: Option<&str>,
+    now: Timestamp,
+    opened: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO incidents (id, number, state, severity, title, entry, group_key, opened_by, \
+         opened_at_ms, updated_at_ms, step, step_at_ms, storm) \
+         VALUES ($1, $2, 'open', $3, $4, $5, $6, $7, $8, $8, 0, $8, $9)",
+    )
+    .bind(id)
+    .bind(number)
+    .bind(new.severity.name())
+    .bind(&new.title)
+    .bind(new.entry.as_deref())
+    .bind(new.group_key.as_deref())
+    .bind(&new.opened_by)
+    .bind(ms(now))
+    .bind(storm)
+    .execute(&mut *conn)
+    .await?;
+    add_timeline_in(conn, id, now, "opened", &new.opened_by, opened).await
 }

@@ -19,6 +19,7 @@ pub mod checklists;
 pub mod inbox;
 pub mod incidents;
 pub mod outbox;
+pub mod pace;
 pub mod replies;
 pub mod timers;
 

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use super::incidents::ms;
 use super::{Store, StoreError};
+use crate::domain::outbox::Priority;
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
 
@@ -23,6 +24,7 @@ pub struct Outgoing {
     pub belongs: Option<Belongs>,
     /// A send was under way before this claim: Slack may already have it.
     pub maybe_sent: bool,
+    pub priority: Priority,
 }
 
 /// What a queued message belongs to, besides its channel.
@@ -113,7 +115,7 @@ impl Store {
         message: &Message,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.enqueue_for(channel, None, thread_ts, message, now)
+        self.enqueue_for(channel, None, thread_ts, message, now, Priority::Routine)
             .await
     }
 
@@ -130,6 +132,7 @@ impl Store {
         thread_ts: Option<&str>,
         message: &Message,
         now: Timestamp,
+        priority: Priority,
     ) -> Result<(), StoreError> {
         // Sorts by creation, which is the order claim_outgoing sends in.
         let id = IdGen::process().next("", now);
@@ -142,8 +145,8 @@ impl Store {
             checklist,
         } = Belongs::columns(belongs);
         sqlx::query(
-            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card, checklist_id) \
-             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8, $9)",
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card, checklist_id, priority) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id)
         .bind(channel)
@@ -154,13 +157,14 @@ impl Store {
         .bind(request)
         .bind(card)
         .bind(checklist)
+        .bind(priority.rank())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Claims due messages for `owner` until `now + lease_ms`, oldest first, in thread
-    /// order (see [`IN_THREAD_ORDER`]).
+    /// Claims due messages for `owner` until `now + lease_ms`, the most urgent first
+    /// ([`Priority`]), then the oldest, in thread order (see [`IN_THREAD_ORDER`]).
     ///
     /// # Errors
     /// The database error, or a message that no longer deserializes.
@@ -175,8 +179,8 @@ impl Store {
             .claim_due_rows(
                 "outbox",
                 IN_THREAD_ORDER,
-                "id",
-                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, checklist_id, sending",
+                "priority, id",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, checklist_id, sending, priority",
                 owner,
                 now,
                 lease_ms,
@@ -203,11 +207,12 @@ impl Store {
                         r.try_get("checklist_id")?,
                     ),
                     maybe_sent: r.try_get::<i64, _>("sending")? != 0,
+                    priority: Priority::from_rank(r.try_get("priority")?),
                 })
             })
             .collect::<Result<_, StoreError>>()?;
         // RETURNING does not promise an order; ids sort by creation.
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
     }
 

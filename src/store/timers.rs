@@ -70,6 +70,30 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the timer for `(kind, subject)` unless there is one: changes that come while
+    /// it waits are all handled by the one firing.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn schedule_if_absent(
+        &self,
+        kind: &str,
+        subject: &str,
+        due: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO timers (id, kind, subject, due_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(timer_id(kind, subject))
+        .bind(kind)
+        .bind(subject)
+        .bind(ms(due))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Removes the timer for `(kind, subject)`, if any.
     ///
     /// # Errors

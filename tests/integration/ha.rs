@@ -447,9 +447,93 @@ const LOAD: usize = 200;
 /// The load test's settings: Slack's pacing as loose as the config allows (one channel
 /// takes every root, so the default one a second would take minutes), and status updates
 /// often enough that a couple of hundred fall due together.
+/// Two replicas on one PostgreSQL store pace the incident channel together: 40 incidents,
+/// 20 through each, make 80 messages at 10 a second with a burst of 2, and Slack never sees
+/// more than that rate from both together (each pacing alone would let 20 a second through).
+#[tokio::test]
+async fn two_replicas_share_the_channels_pacing() {
+    const INCIDENTS_OPENED: usize = 40;
+    let db = TempDb::create().await;
+    let fake = FakeSlack::start().await;
+    let token = "test-alert-token-0123456789";
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let bot = Bot::start_sections(
+            &fake,
+            Some(&db.url),
+            &[("ODORBOT_ALERTS_TOKEN", token)],
+            &[("slack", "  channel_rate_per_sec: 10\n  channel_burst: 2\n")],
+            &load_yaml(),
+        )
+        .await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bots.push(bot);
+    }
+    let bearer = format!("Bearer {token}");
+    let posts = (0..INCIDENTS_OPENED).map(|i| {
+        let url = bots[i % 2].url("/alerts");
+        let bearer = bearer.clone();
+        async move {
+            let body = one_alert_notification(&format!("pace{i}"), &format!("Pace{i}"), "pace", i);
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ];
+            crate::support::http::post(&url, &headers, body.into_bytes()).await
+        }
+    });
+    for answer in futures_util::future::join_all(posts).await {
+        assert_eq!(answer.as_ref().map(|(s, _)| *s), Some(200), "{answer:?}");
+    }
+    let sent = |f: &FakeSlack| {
+        let mut at: Vec<std::time::Instant> = f
+            .calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| c.status == 200 && c.body["channel"] == INCIDENTS)
+            .map(|c| c.at)
+            .collect();
+        at.sort_unstable();
+        at
+    };
+    assert!(
+        fake.wait_until(Duration::from_secs(60), |f| sent(f).len()
+            >= 2 * INCIDENTS_OPENED)
+            .await,
+        "{} messages\n{}",
+        sent(&fake).len(),
+        all_logs(&bots)
+    );
+    let at = sent(&fake);
+    // The most messages Slack saw within any one second: the rate and the burst, and one
+    // for an answer's timing jitter.
+    let busiest = (0..at.len())
+        .map(|i| {
+            at[i..]
+                .iter()
+                .take_while(|t| t.duration_since(at[i]) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    let span = at[at.len() - 1].duration_since(at[0]);
+    eprintln!(
+        "{} messages over {span:?}; at most {busiest} within a second",
+        at.len()
+    );
+    assert!(busiest <= 13, "{busiest} messages within one second");
+    assert!(
+        span >= Duration::from_secs(7),
+        "80 messages at 10/s took {span:?}"
+    );
+    db.drop_db().await;
+}
+
+/// Storm mode off (a threshold above the load): this test is about every incident's own
+/// thread; storms have theirs in `incidents.rs`.
 fn load_yaml() -> String {
     format!(
         "incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: 3s\n\
+         \x20 storm: {{threshold: 1000}}\n\
          \x20 roster:\n    primary: [U0PRIMARY]\n    secondary: [U0SECOND]\n"
     )
 }

@@ -172,6 +172,7 @@ async fn a_pending_message_is_never_overtaken_in_its_thread(a: Store, b: Store) 
             *thread,
             &Message::text(*text),
             at(i as i64 - 10),
+            odorbot::domain::outbox::Priority::Routine,
         )
         .await
         .unwrap();
@@ -222,7 +223,7 @@ async fn each_timer_has_its_own_renewable_lease(a: Store, b: Store) {
     let secs = |s: i64| now + jiff::SignedDuration::from_secs(s);
     a.schedule("status", "inc-1", secs(-5)).await.unwrap();
     a.schedule("escalate", "inc-1", secs(-1)).await.unwrap();
-    a.schedule("announce", "inc-2", secs(-2)).await.unwrap();
+    a.schedule("storm", "inc-2", secs(-2)).await.unwrap();
     let urgent = a
         .claim_due("replica-a", now, 2_000, 8, Class::Urgent)
         .await
@@ -231,7 +232,7 @@ async fn each_timer_has_its_own_renewable_lease(a: Store, b: Store) {
     kinds.sort_unstable();
     assert_eq!(
         kinds,
-        ["announce", "escalate"],
+        ["escalate", "storm"],
         "pages are claimed on their own"
     );
     // The routine timer is still due; the pages are held for 2 s.
@@ -307,6 +308,58 @@ async fn sqlite_backlog_for_the_metrics() {
 #[tokio::test]
 async fn postgres_backlog_for_the_metrics() {
     on_postgres(the_backlog_counts_the_outbox_and_overdue_timers).await;
+}
+
+/// The most urgent message is claimed first (a page, then a status update, then routine
+/// messages, then findings), but never ahead of an older message of its own thread.
+async fn the_most_urgent_message_is_claimed_first(a: Store, _b: Store) {
+    use odorbot::domain::outbox::Priority::{Findings, Page, Routine, Status};
+    use odorbot::domain::view::Message;
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let queued = [
+        ("routine", "1.1", Routine),
+        ("findings", "2.2", Findings),
+        ("page", "3.3", Page),
+        ("status", "4.4", Status),
+        ("page behind routine", "1.1", Page),
+    ];
+    for (i, (text, thread, priority)) in queued.iter().enumerate() {
+        let at = now + jiff::SignedDuration::from_secs(i as i64 - 10);
+        a.enqueue_for(
+            "C1",
+            None,
+            Some(*thread),
+            &Message::text(*text),
+            at,
+            *priority,
+        )
+        .await
+        .unwrap();
+    }
+    let texts = |claimed: &[odorbot::store::outbox::Outgoing]| {
+        claimed
+            .iter()
+            .map(|o| o.message.text.clone())
+            .collect::<Vec<_>>()
+    };
+    let one = a.claim_outgoing("r", now, 30_000, 1).await.unwrap();
+    assert_eq!(texts(&one), ["page"]);
+    assert_eq!(one[0].priority, Page);
+    let rest = a.claim_outgoing("r", now, 30_000, 10).await.unwrap();
+    assert_eq!(texts(&rest), ["status", "routine", "findings"]);
+    a.sent(&rest[1].id).await.unwrap();
+    let last = a.claim_outgoing("r", now, 30_000, 10).await.unwrap();
+    assert_eq!(texts(&last), ["page behind routine"]);
+}
+
+#[tokio::test]
+async fn sqlite_outbox_claims_the_most_urgent_first() {
+    on_sqlite(the_most_urgent_message_is_claimed_first).await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_claims_the_most_urgent_first() {
+    on_postgres(the_most_urgent_message_is_claimed_first).await;
 }
 
 #[tokio::test]
@@ -545,6 +598,76 @@ async fn postgres_concurrent_incident_openings_all_succeed() {
     let url = SecretString::from(db.url.clone());
     let stores = handles(&url, 4).await;
     concurrent_openings_all_succeed_with_gapless_numbers(stores.clone()).await;
+    for s in stores {
+        s.close().await;
+    }
+    db.drop_db().await;
+}
+
+/// Writers on several pools open 40 alert incidents at once with storm admission: the
+/// first `threshold` stay alone, exactly one storm starts (racing replicas never start
+/// two), every other incident joins it, and the storm counts them all.
+async fn racing_openings_start_one_storm(stores: Vec<Store>) {
+    use odorbot::domain::storm::StormPolicy;
+    const OPENINGS: usize = 40;
+    let policy = StormPolicy::default();
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(OPENINGS));
+    let mut racers = Vec::new();
+    for i in 0..OPENINGS {
+        let store = stores[i % stores.len()].clone();
+        let start = start.clone();
+        racers.push(tokio::spawn(async move {
+            let group = format!("{{}}:{{alertname=\"S{i}\"}}");
+            let new = new_incident(format!("storm {i}"), Some(&group));
+            start.wait().await;
+            store.open_in_storm(&new, now, Some(&policy)).await
+        }));
+    }
+    let (mut alone, mut storms, mut started) = (0, std::collections::BTreeSet::new(), 0);
+    for r in racers {
+        let opened = r.await.unwrap().expect("every opening succeeds");
+        assert!(opened.created);
+        match opened.storm {
+            None => alone += 1,
+            Some((storm, first)) => {
+                assert!(storm.is_storm(), "{storm:?}");
+                assert!(opened.incident.held_by_storm());
+                storms.insert(storm.id);
+                started += usize::from(first);
+            }
+        }
+    }
+    assert_eq!(alone, policy.threshold);
+    assert_eq!((storms.len(), started), (1, 1), "one storm, started once");
+    let storm = storms.pop_first().unwrap();
+    let members = stores[0].storm_members(&storm).await.unwrap();
+    assert_eq!(members.len(), OPENINGS - policy.threshold);
+    // A member's own thread is given once.
+    assert!(stores[0].detach(&members[0].id, now).await.unwrap());
+    assert!(!stores[0].detach(&members[0].id, now).await.unwrap());
+    assert!(
+        !stores[0].detach(&storm, now).await.unwrap(),
+        "a storm is no member"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_racing_openings_start_one_storm() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = SecretString::from(format!(
+        "sqlite://{}",
+        dir.path().join("odorbot.db").display()
+    ));
+    racing_openings_start_one_storm(handles(&url, 4).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_racing_openings_start_one_storm() {
+    let db = TempDb::create().await;
+    let url = SecretString::from(db.url.clone());
+    let stores = handles(&url, 4).await;
+    racing_openings_start_one_storm(stores.clone()).await;
     for s in stores {
         s.close().await;
     }

@@ -144,6 +144,8 @@ pub fn incident_template() -> Incident {
         step_at: t,
         last_status_at: None,
         last_human_update_at: None,
+        storm: None,
+        detached_at: None,
     }
 }
 

@@ -163,6 +163,8 @@ pub enum Command {
     Update { number: i64, text: String },
     /// Who is on call.
     Oncall,
+    /// The open incidents, storm members with their storm.
+    Incidents,
     /// One of the runbook's actions: a Kubernetes diagnostic runs at once; a change, with
     /// the reason given for it, is previewed and waits for a second person.
     Cluster {
@@ -188,6 +190,8 @@ pub enum IncidentVerb {
     Escalate,
     Resolve,
     Timeline,
+    /// Give a storm member its own thread.
+    Thread,
 }
 
 /// What `/odor db` shows.
@@ -1126,6 +1130,34 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "incidents",
+        summary: "The open incidents, each with its severity, state and age; members of an alert storm name their storm.",
+        group: Group::Incidents,
+        args: &[],
+        options: &[],
+        examples: &["/odor incidents"],
+        build: |_, _| Ok(Command::Incidents),
+    },
+    VerbSpec {
+        name: "thread",
+        summary: "Give an incident of an alert storm its own thread, with its findings (acknowledging it does too).",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: true,
+            help: "which incident",
+        }],
+        options: &[],
+        examples: &["/odor thread INC-42"],
+        build: |args, _| {
+            Ok(Command::Incident {
+                verb: IncidentVerb::Thread,
+                number: incident_number(args),
+            })
+        },
+    },
+    VerbSpec {
         name: "approvals",
         summary: "Pending approval requests.",
         group: Group::Recovery,
@@ -1643,6 +1675,7 @@ impl Command {
             | Self::Contacts
             | Self::Checklist { .. }
             | Self::Approvals
+            | Self::Incidents
             | Self::Incident {
                 verb: IncidentVerb::Timeline,
                 ..
@@ -1666,7 +1699,7 @@ impl Command {
             Self::IncidentOpen { .. }
             | Self::Update { .. }
             | Self::Incident {
-                verb: IncidentVerb::Ack | IncidentVerb::Escalate,
+                verb: IncidentVerb::Ack | IncidentVerb::Escalate | IncidentVerb::Thread,
                 ..
             } => Scope::Respond,
             Self::Incident {
@@ -1707,6 +1740,11 @@ impl Command {
                 verb: IncidentVerb::Timeline,
                 ..
             } => "timeline",
+            Self::Incident {
+                verb: IncidentVerb::Thread,
+                ..
+            } => "thread",
+            Self::Incidents => "incidents",
             Self::Update { .. } => "update",
             Self::Oncall => "oncall",
             Self::Cluster { verb, .. } => verb,
@@ -2034,6 +2072,8 @@ mod tests {
             ("history odordiff-api", Scope::Read),
             ("contacts", Scope::Read),
             ("oncall", Scope::Read),
+            ("incidents", Scope::Read),
+            ("thread INC-3", Scope::Respond),
             ("db connections", Scope::Read),
             ("cache stats", Scope::Read),
             ("logs odordiff-api", Scope::Sensitive),

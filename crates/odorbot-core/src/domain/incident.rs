@@ -66,9 +66,24 @@ pub struct Incident {
     pub step_at: Timestamp,
     pub last_status_at: Option<Timestamp>,
     pub last_human_update_at: Option<Timestamp>,
+    /// The storm it belongs to: a member's storm incident, or its own id for a storm.
+    pub storm: Option<String>,
+    /// When a storm member got its own thread (on demand or acknowledged).
+    pub detached_at: Option<Timestamp>,
 }
 
 impl Incident {
+    /// A storm incident: its root is the storm's summary.
+    pub fn is_storm(&self) -> bool {
+        self.storm.as_deref() == Some(self.id.as_str())
+    }
+
+    /// A storm member without its own thread: the storm speaks and pages for it, so
+    /// nothing is posted about it alone.
+    pub fn held_by_storm(&self) -> bool {
+        self.storm.is_some() && !self.is_storm() && self.detached_at.is_none()
+    }
+
     /// The short name people use: `INC-7`.
     pub fn name(&self) -> String {
         format!("INC-{}", self.number)
@@ -173,30 +188,7 @@ pub fn root_message(i: &Incident, policy: &Policy, now: Timestamp) -> Message {
     }
     let mut blocks = vec![Block::Header(plain(&title)), Block::Fields(fields)];
     if i.state != IncidentState::Resolved {
-        let mut buttons = Vec::new();
-        if i.acked_at.is_none() {
-            buttons.push(Button::new(
-                "Acknowledge",
-                button_id("ack", i),
-                ButtonStyle::Primary,
-            ));
-        }
-        buttons.push(Button::new(
-            "Escalate",
-            button_id("escalate", i),
-            ButtonStyle::Default,
-        ));
-        buttons.push(Button::new(
-            "Post update",
-            button_id("update", i),
-            ButtonStyle::Default,
-        ));
-        buttons.push(Button::new(
-            "Resolve",
-            button_id("resolve", i),
-            ButtonStyle::Danger,
-        ));
-        blocks.push(Block::Actions(buttons));
+        blocks.push(Block::Actions(incident_buttons(i)));
         blocks.push(Block::Context(format!(
             "Updates: `/odor update {} &lt;text&gt;` · status every {} in this thread",
             i.name(),
@@ -207,6 +199,73 @@ pub fn root_message(i: &Incident, policy: &Policy, now: Timestamp) -> Message {
         text: escape(&title),
         blocks,
     }
+}
+
+/// The buttons of an unresolved incident's root message.
+pub fn incident_buttons(i: &Incident) -> Vec<Button> {
+    let mut buttons = Vec::new();
+    if i.acked_at.is_none() {
+        buttons.push(Button::new(
+            "Acknowledge",
+            button_id("ack", i),
+            ButtonStyle::Primary,
+        ));
+    }
+    buttons.push(Button::new(
+        "Escalate",
+        button_id("escalate", i),
+        ButtonStyle::Default,
+    ));
+    buttons.push(Button::new(
+        "Post update",
+        button_id("update", i),
+        ButtonStyle::Default,
+    ));
+    buttons.push(Button::new(
+        "Resolve",
+        button_id("resolve", i),
+        ButtonStyle::Danger,
+    ));
+    buttons
+}
+
+/// How many incidents `/odor incidents` lists; the rest are counted.
+pub const LISTED: usize = 50;
+
+/// `/odor incidents`: the unresolved incidents, storm members marked with their storm.
+pub fn incident_list(open: &[Incident], now: Timestamp) -> String {
+    if open.is_empty() {
+        return "No incident is open.".to_owned();
+    }
+    let numbers: std::collections::BTreeMap<&str, i64> =
+        open.iter().map(|i| (i.id.as_str(), i.number)).collect();
+    let mut lines = vec![format!("*{} open incidents*", open.len())];
+    lines.extend(open.iter().take(LISTED).map(|i| {
+        let place = if i.is_storm() {
+            " — *alert storm*".to_owned()
+        } else if i.held_by_storm() {
+            let storm = i.storm.as_deref().and_then(|s| numbers.get(s));
+            storm.map_or_else(
+                || " · in a storm".to_owned(),
+                |n| format!(" · in storm INC-{n}"),
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "• {} {} {} {}, {} old — {}{place}",
+            severity_mark(i.severity),
+            i.name(),
+            i.severity.name(),
+            i.state.name(),
+            age(i.opened_at, now),
+            escape(&i.title)
+        )
+    }));
+    if open.len() > LISTED {
+        lines.push(format!("… and {} more", open.len() - LISTED));
+    }
+    lines.join("\n")
 }
 
 /// The ping when an incident opens: a page for critical, a mention otherwise.
@@ -312,10 +371,10 @@ pub fn timeline_markdown(i: &Incident, entries: &[TimelineEntry]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn incident() -> Incident {
+    pub(crate) fn incident() -> Incident {
         let t: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
         Incident {
             id: "i1".into(),
@@ -338,6 +397,8 @@ mod tests {
             step_at: t,
             last_status_at: None,
             last_human_update_at: None,
+            storm: None,
+            detached_at: None,
         }
     }
 
@@ -377,6 +438,44 @@ mod tests {
                 .iter()
                 .any(|b| matches!(b, Block::Actions(_)))
         );
+    }
+
+    #[test]
+    fn the_list_marks_storms_and_their_members_and_is_bounded() {
+        let now: Timestamp = "2026-11-27T10:04:00Z".parse().unwrap();
+        assert_eq!(incident_list(&[], now), "No incident is open.");
+        let mut storm = incident();
+        storm.id = "s".into();
+        storm.number = 8;
+        storm.storm = Some("s".into());
+        let mut held = incident();
+        held.id = "m".into();
+        held.number = 9;
+        held.storm = Some("s".into());
+        let mut own = held.clone();
+        own.number = 10;
+        own.detached_at = Some(now);
+        let text = incident_list(&[incident(), storm, held, own], now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "*4 open incidents*");
+        assert!(lines[1].ends_with("— API &lt;down&gt;"), "{}", lines[1]);
+        assert!(
+            lines[1].contains("INC-7 critical open, 4m old"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].ends_with("*alert storm*"), "{}", lines[2]);
+        assert!(lines[3].ends_with("in storm INC-8"), "{}", lines[3]);
+        assert!(!lines[4].contains("storm"), "{}", lines[4]);
+        let many: Vec<Incident> = (1..=LISTED as i64 + 3)
+            .map(|n| Incident {
+                number: n,
+                ..incident()
+            })
+            .collect();
+        let text = incident_list(&many, now);
+        assert_eq!(text.lines().count(), LISTED + 2);
+        assert!(text.ends_with("… and 3 more"));
     }
 
     #[test]

@@ -25,5 +25,6 @@ pub mod reply;
 pub mod roster;
 pub mod signals;
 pub mod status;
+pub mod storm;
 pub mod timer;
 pub mod view;

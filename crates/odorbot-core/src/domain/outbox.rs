@@ -1,6 +1,45 @@
-//! The outbox's decisions, as values: when a message that Slack did not take is tried again.
+//! The outbox's decisions, as values: which message goes first, and when a message that
+//! Slack did not take is tried again.
 
 use std::time::Duration;
+
+/// What a message is, for the order of sends within Slack's per-channel pacing: a page to
+/// a person goes before a status update, which goes before the announcement of one more
+/// incident and everything else, which go before findings. Within one thread the order
+/// stays the order of queueing whatever the priorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Pings, pages and escalations: someone must act.
+    Page,
+    /// The periodic status updates.
+    Status,
+    /// Root messages, notes, cards, replies: the default.
+    Routine,
+    /// Investigation findings and recovery offers: long, and read after the page.
+    Findings,
+}
+
+impl Priority {
+    /// The stored rank; lower goes first.
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::Page => 0,
+            Self::Status => 1,
+            Self::Routine => 2,
+            Self::Findings => 3,
+        }
+    }
+
+    /// A stored rank; an unknown one (a newer replica's) is routine.
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            0 => Self::Page,
+            1 => Self::Status,
+            3 => Self::Findings,
+            _ => Self::Routine,
+        }
+    }
+}
 
 /// The longest an outbox message waits between attempts on its own account.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -22,6 +61,24 @@ pub fn doubling(attempts: i64, first: Duration, ceiling: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_rank_first_and_ranks_round_trip() {
+        let all = [
+            Priority::Page,
+            Priority::Status,
+            Priority::Routine,
+            Priority::Findings,
+        ];
+        let mut sorted = all;
+        sorted.sort_by_key(|p| std::cmp::Reverse(p.rank()));
+        sorted.sort_by_key(|p| p.rank());
+        assert_eq!(sorted, all);
+        for p in all {
+            assert_eq!(Priority::from_rank(p.rank()), p);
+        }
+        assert_eq!(Priority::from_rank(99), Priority::Routine);
+    }
 
     #[test]
     fn failed_attempts_back_off_exponentially_up_to_a_ceiling() {

@@ -3,8 +3,11 @@
 //! incident's thread goes when that thread may not exist yet.
 //!
 //! Each claimed timer has its own lease, renewed while its firing runs; pages
-//! (announcements, escalations) never wait for free room behind routine timers (status
-//! updates, maintenance reminders), because routine ones leave a reserve of slots free.
+//! (escalations, storm summaries) never wait for free room behind routine timers
+//! (announcements, status updates, maintenance reminders), because routine ones leave a
+//! reserve of slots free. Announcements are routine: in a burst each holds its slot while
+//! its root waits for the channel's pacing, and an escalation of an incident whose thread
+//! exists must not wait behind them.
 
 use std::time::Duration;
 
@@ -18,18 +21,21 @@ pub const ESCALATE: &str = "escalate";
 pub const STATUS: &str = "status";
 /// A maintenance checklist's next occurrence.
 pub const MAINTENANCE: &str = "maintenance";
+/// A storm's summary edit and its pages for severities newly among its members.
+pub const STORM: &str = "storm";
 
 /// How urgent a kind of timer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Pages a person: taken on first, and never kept waiting by routine timers.
     Urgent,
-    /// Everything else (status updates, maintenance reminders, unknown kinds).
+    /// Everything else (announcements, status updates, maintenance reminders, unknown
+    /// kinds).
     Routine,
 }
 
 /// The kinds that page someone.
-pub const URGENT_KINDS: [&str; 2] = [ESCALATE, ANNOUNCE];
+pub const URGENT_KINDS: [&str; 2] = [ESCALATE, STORM];
 
 impl Class {
     pub fn of(kind: &str) -> Class {
@@ -151,7 +157,8 @@ mod tests {
     fn pages_are_urgent_and_everything_else_is_routine() {
         for (kind, class) in [
             (ESCALATE, Class::Urgent),
-            (ANNOUNCE, Class::Urgent),
+            (STORM, Class::Urgent),
+            (ANNOUNCE, Class::Routine),
             (STATUS, Class::Routine),
             (MAINTENANCE, Class::Routine),
             ("something-new", Class::Routine),
