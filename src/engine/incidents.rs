@@ -196,10 +196,16 @@ impl Desk {
     }
 
     /// Handles one Alertmanager notification; each alert state is processed once.
+    /// `origin` names the stored notification: applied again after its applier died, its
+    /// own earlier claims do not make its alerts duplicates.
     ///
     /// # Errors
     /// [`DeskError`] when there is no incident channel or the store fails.
-    pub async fn on_alert(&self, n: &Notification) -> Result<AlertOutcome, DeskError> {
+    pub async fn on_alert(
+        &self,
+        n: &Notification,
+        origin: &str,
+    ) -> Result<AlertOutcome, DeskError> {
         if self.config.channel.is_none() {
             return Err(DeskError::NoChannel);
         }
@@ -214,7 +220,7 @@ impl Desk {
         for (plan, alert) in intake::plan(n, entry_for).into_iter().zip(&n.alerts) {
             if !self
                 .store
-                .claim_event(&plan.key, "alert", &n.group_key, now().as_millisecond())
+                .claim_event_for(&plan.key, "alert", origin, now().as_millisecond())
                 .await?
             {
                 outcome.duplicates += 1;
@@ -523,15 +529,18 @@ impl Desk {
         match open.len() {
             0 => Err(DeskError::NotFound("(none is open)".into())),
             1 => Ok(open.remove(0)),
-            _ => Err(DeskError::Ambiguous(format!(
-                "{} incidents are open ({}); name one, e.g. `{}`",
-                open.len(),
-                open.iter()
-                    .map(Incident::name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                open[0].name()
-            ))),
+            n => {
+                // A storm can hold hundreds: name a few, `/odor incidents` lists them all.
+                let mut names: Vec<String> = open.iter().take(10).map(Incident::name).collect();
+                if n > names.len() {
+                    names.push(format!("… {} more in `/odor incidents`", n - names.len()));
+                }
+                Err(DeskError::Ambiguous(format!(
+                    "{n} incidents are open ({}); name one, e.g. `{}`",
+                    names.join(", "),
+                    open[0].name()
+                )))
+            }
         }
     }
 

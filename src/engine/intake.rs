@@ -81,7 +81,12 @@ impl Intake {
         // The webhook parsed this very body before storing it; a failure here means the
         // parser changed under a stored row, and the row waits for a fix, not the bin.
         let n = alert::parse(row.body.as_bytes()).map_err(|e| format!("unreadable body: {e}"))?;
-        let outcome = self.desk.on_alert(&n).await.map_err(|e| e.to_string())?;
+        let origin = format!("inbox:{}", row.id);
+        let outcome = self
+            .desk
+            .on_alert(&n, &origin)
+            .await
+            .map_err(|e| e.to_string())?;
         let waited_ms = Timestamp::now()
             .duration_since(row.received_at)
             .as_millis()

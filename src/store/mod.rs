@@ -302,6 +302,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// As [`Store::claim_event`], except that a key claimed before by the same `origin`
+    /// (the same stored notification, applied again because whoever applied it died
+    /// between the claim and the end of the work) counts as new: the work is done again
+    /// rather than lost. Another origin's claim is a duplicate.
+    ///
+    /// # Errors
+    /// The database error; the caller must then not process the event.
+    pub async fn claim_event_for(
+        &self,
+        key: &str,
+        kind: &str,
+        origin: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if self.claim_event(key, kind, origin, now_ms).await? {
+            return Ok(true);
+        }
+        let by: Option<(String,)> =
+            sqlx::query_as("SELECT envelope_id FROM inbound_events WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(by.is_some_and(|(by,)| by == origin))
+    }
+
     /// Forgets one claimed key, because the work it stood for failed: the sender's retry is
     /// then processed instead of being taken for a duplicate.
     ///

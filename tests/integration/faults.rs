@@ -224,6 +224,57 @@ async fn an_alert_whose_intake_failed_after_the_claim_opens_on_the_retry() {
     assert_eq!(second, 0, "one incident only\n{}", bot.logs());
 }
 
+/// The process dies (as with `kill -9`) right after it claimed an alert's key and before
+/// it opened anything: once the dead process's claim on the stored notification lapses, the
+/// next process applies it again, and its own earlier key claim does not make the alert a
+/// duplicate: the incident opens and pages, once.
+#[tokio::test]
+async fn an_alert_whose_applier_died_after_the_claim_opens_in_the_next_process() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let token = "test-alert-token-0123456789";
+    let start = async |failpoints: &str| {
+        let bot = Bot::start_config(
+            &fake,
+            Some(&store),
+            &[
+                ("ODORBOT_ALERTS_TOKEN", token),
+                ("ODORBOT_FAILPOINTS", failpoints),
+            ],
+            &incidents_yaml(),
+        )
+        .await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bot
+    };
+    let first = start("intake.after_claim=1*crash").await;
+    let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let (status, text) = crate::support::http::post(&first.url("/alerts"), &headers, body.into())
+        .await
+        .expect("the webhook answers");
+    assert_eq!(status, 200, "{text}");
+    let exited = first.wait_exit(WAIT).await;
+    assert!(exited.is_some(), "the failpoint ends the process");
+    assert_eq!(pages(&fake), 0);
+    let second = start("intake.after_claim=off").await;
+    // The stored notification's claim lapses after 30 s; then it is applied again.
+    assert!(
+        fake.wait_until(Duration::from_secs(60), |f| pages(f) == 1)
+            .await,
+        "{:?}\n{}",
+        thread(&fake),
+        second.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pages(&fake), 1, "{:?}", thread(&fake));
+}
+
 /// Slack answers the page 429 with `Retry-After: 30`, longer than an outbox attempt: the
 /// outbox keeps the page and does not ask again before those 30 s (its own backoff would
 /// have tried after one), then delivers it exactly once.

@@ -444,9 +444,6 @@ async fn two_replicas_whose_root_post_outlasts_the_lease_post_one_root_one_page_
 /// Incidents opened by the load test's alerts.
 const LOAD: usize = 200;
 
-/// The load test's settings: Slack's pacing as loose as the config allows (one channel
-/// takes every root, so the default one a second would take minutes), and status updates
-/// often enough that a couple of hundred fall due together.
 /// Two replicas on one PostgreSQL store pace the incident channel together: 40 incidents,
 /// 20 through each, make 80 messages at 10 a second with a burst of 2, and Slack never sees
 /// more than that rate from both together (each pacing alone would let 20 a second through).
@@ -456,19 +453,13 @@ async fn two_replicas_share_the_channels_pacing() {
     let db = TempDb::create().await;
     let fake = FakeSlack::start().await;
     let token = "test-alert-token-0123456789";
-    let mut bots = Vec::new();
-    for _ in 0..2 {
-        let bot = Bot::start_sections(
-            &fake,
-            Some(&db.url),
-            &[("ODORBOT_ALERTS_TOKEN", token)],
-            &[("slack", "  channel_rate_per_sec: 10\n  channel_burst: 2\n")],
-            &load_yaml(),
-        )
-        .await;
-        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
-        bots.push(bot);
-    }
+    let bots = load_replicas(
+        &fake,
+        &db,
+        token,
+        "  channel_rate_per_sec: 10\n  channel_burst: 2\n",
+    )
+    .await;
     let bearer = format!("Bearer {token}");
     let posts = (0..INCIDENTS_OPENED).map(|i| {
         let url = bots[i % 2].url("/alerts");
@@ -528,8 +519,27 @@ async fn two_replicas_share_the_channels_pacing() {
     db.drop_db().await;
 }
 
-/// Storm mode off (a threshold above the load): this test is about every incident's own
-/// thread; storms have theirs in `incidents.rs`.
+/// Two replicas on `db` with the load settings, `slack` as their Slack section, ready.
+async fn load_replicas(fake: &FakeSlack, db: &TempDb, token: &str, slack: &str) -> Vec<Bot> {
+    let mut bots = Vec::new();
+    for _ in 0..2 {
+        let bot = Bot::start_sections(
+            fake,
+            Some(&db.url),
+            &[("ODORBOT_ALERTS_TOKEN", token)],
+            &[("slack", slack)],
+            &load_yaml(),
+        )
+        .await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bots.push(bot);
+    }
+    bots
+}
+
+/// The load tests' incident settings: status updates often enough that a couple of hundred
+/// fall due together, and storm mode off (a threshold above the load): these tests are about
+/// every incident's own thread; storms have theirs in `incidents.rs`.
 fn load_yaml() -> String {
     format!(
         "incidents:\n  channel: {INCIDENTS}\n  timezone: Europe/London\n  scheduler_poll: 1s\n  status_every: 3s\n\
@@ -546,19 +556,15 @@ async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_st
     let db = TempDb::create().await;
     let fake = FakeSlack::start().await;
     let token = "test-alert-token-0123456789";
-    let mut bots = Vec::new();
-    for _ in 0..2 {
-        let bot = Bot::start_sections(
-            &fake,
-            Some(&db.url),
-            &[("ODORBOT_ALERTS_TOKEN", token)],
-            &[("slack", "  channel_rate_per_sec: 50\n  channel_burst: 50\n")],
-            &load_yaml(),
-        )
-        .await;
-        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
-        bots.push(bot);
-    }
+    // Slack's pacing as loose as the config allows: one channel takes every root, so the
+    // default one a second would take minutes.
+    let mut bots = load_replicas(
+        &fake,
+        &db,
+        token,
+        "  channel_rate_per_sec: 50\n  channel_burst: 50\n",
+    )
+    .await;
     let logs = || all_logs(&bots);
     let started = std::time::Instant::now();
     let bearer = format!("Bearer {token}");
