@@ -31,7 +31,7 @@ use crate::domain::roster::{ESCALATION_PATH, Role};
 use crate::domain::signals::{Verdict, signal_row};
 use crate::domain::storm::{self, Summary};
 use crate::domain::timer::{
-    ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, STORM, free_slots, renew_every, sleep_for,
+    ANNOUNCE, Class, ESCALATE, MAINTENANCE, STATUS, STORM, free_slots, plus, renew_every, sleep_for,
 };
 use crate::domain::view::{Block, Button, ButtonStyle, Message, code_span, escape};
 use crate::engine::actions::Runner;
@@ -377,23 +377,24 @@ impl Desk {
             .clone()
             .or_else(|| self.config.channel.clone())
             .ok_or(DeskError::NoChannel)?;
-        let ts = match &incident.thread_ts {
-            Some(ts) => ts.clone(),
+        // A storm's severities paged so far, when its root was just built.
+        let (ts, paged) = match &incident.thread_ts {
+            Some(ts) => (ts.clone(), None),
             None => {
                 held.confirm().await?;
-                if incident.is_storm() {
+                let (root, root_priority, paged) = if incident.is_storm() {
                     // The root carries the first page: claimed and recorded here, it is
                     // in the root however often posting it is retried.
-                    let members = self.store.storm_members(&incident.id).await?;
-                    self.page_storm(incident, &Summary::of(&members), &channel, None)
+                    let summary = Summary::of(&self.store.storm_members(&incident.id).await?);
+                    let paged = self.storm_paged(incident).await?;
+                    let paged = self
+                        .page_storm(incident, &summary, paged, &channel, None)
                         .await?;
-                }
-                let root = self.root_for(incident).await?;
-                // A storm's root carries its page.
-                let root_priority = if incident.is_storm() {
-                    Priority::Page
+                    let root = self.summary_of(incident, &summary, &paged);
+                    (root, Priority::Page, Some(paged))
                 } else {
-                    Priority::Routine
+                    let root = root_message(incident, &self.policy, now());
+                    (root, Priority::Routine, None)
                 };
                 let posted = tokio::select! {
                     r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT, root_priority) => r,
@@ -405,25 +406,31 @@ impl Desk {
                     .set_thread(&incident.id, channel.as_str(), &ts)
                     .await?
                 {
-                    ts
+                    (ts, paged)
                 } else {
                     // Another firing's root got there first; the thread is its.
                     warn!(incident = %incident.name(), "a second root message was posted; using the first");
-                    self.store
+                    let first = self
+                        .store
                         .incident_by_id(&incident.id)
                         .await?
                         .and_then(|i| i.thread_ts)
-                        .unwrap_or(ts)
+                        .unwrap_or(ts);
+                    (first, None)
                 }
             }
         };
         if incident.is_storm() {
             // Severities that joined while the root was being posted.
-            let members = self.store.storm_members(&incident.id).await?;
+            let summary = Summary::of(&self.store.storm_members(&incident.id).await?);
+            let paged = match paged {
+                Some(paged) => paged,
+                None => self.storm_paged(incident).await?,
+            };
             held.confirm().await?;
-            return self
-                .page_storm(incident, &Summary::of(&members), &channel, Some(&ts))
-                .await;
+            self.page_storm(incident, &summary, paged, &channel, Some(&ts))
+                .await?;
+            return Ok(());
         }
         // A storm member given its own thread was paged through the storm.
         let pinged = incident.storm.is_some()
@@ -941,22 +948,22 @@ impl Desk {
     /// The root message as it should read now: a storm's is its summary.
     async fn root_for(&self, incident: &Incident) -> Result<Message, DeskError> {
         if incident.is_storm() {
-            let members = self.store.storm_members(&incident.id).await?;
-            return self.summary_for(incident, &Summary::of(&members)).await;
+            let summary = Summary::of(&self.store.storm_members(&incident.id).await?);
+            let paged = self.storm_paged(incident).await?;
+            return Ok(self.summary_of(incident, &summary, &paged));
         }
         Ok(root_message(incident, &self.policy, now()))
     }
 
-    async fn summary_for(&self, storm: &Incident, summary: &Summary) -> Result<Message, DeskError> {
-        let paged = self.storm_paged(storm).await?;
-        Ok(storm::summary_message(&storm::SummaryView {
+    fn summary_of(&self, storm: &Incident, summary: &Summary, paged: &[Severity]) -> Message {
+        storm::summary_message(&storm::SummaryView {
             storm,
             summary,
-            paged: &paged,
+            paged,
             roster: &self.config.roster,
             policy: &self.policy,
             now: now(),
-        }))
+        })
     }
 
     /// The severities a storm has paged for, from its timeline.
@@ -1025,9 +1032,7 @@ impl Desk {
     /// A member joined, left or changed: the summary is edited (and new severities paged)
     /// within [`storm::REFRESH`], once for everything that happened meanwhile.
     async fn storm_changed(&self, storm: &str) -> Result<(), DeskError> {
-        let due = now()
-            .checked_add(jiff::SignedDuration::try_from(storm::REFRESH).unwrap_or_default())
-            .unwrap_or(Timestamp::MAX);
+        let due = plus(now(), storm::REFRESH);
         self.store.schedule_if_absent(STORM, storm, due).await?;
         self.wake.notify_one();
         Ok(())
@@ -1038,9 +1043,7 @@ impl Desk {
     async fn refresh_storm(&self, storm: &Incident, timer: &Timer) -> Result<(), DeskError> {
         let (Some(channel), Some(ts)) = (storm.channel.clone(), storm.thread_ts.clone()) else {
             // Its root is being posted, with everything there is by then; look again.
-            let due = now()
-                .checked_add(jiff::SignedDuration::try_from(storm::REFRESH).unwrap_or_default())
-                .unwrap_or(Timestamp::MAX);
+            let due = plus(now(), storm::REFRESH);
             self.store.schedule(STORM, &storm.id, due).await?;
             return Ok(());
         };
@@ -1076,8 +1079,11 @@ impl Desk {
             storm.severity = worse;
             self.schedule(&storm).await?;
         }
-        self.page_storm(&storm, &summary, channel, Some(ts)).await?;
-        let root = self.summary_for(&storm, &summary).await?;
+        let paged = self.storm_paged(&storm).await?;
+        let paged = self
+            .page_storm(&storm, &summary, paged, channel, Some(ts))
+            .await?;
+        let root = self.summary_of(&storm, &summary, &paged);
         if let Err(e) = self.api.update_message(channel, ts, &root).await {
             warn!(storm = %storm.name(), error = %e, "storm summary not updated");
         }
@@ -1099,15 +1105,16 @@ impl Desk {
 
     /// One page per severity per storm: each claimed once in the store, so replicas and
     /// repeated refreshes page once. In the thread `ts`, or, before the root is posted
-    /// (`None`), recorded for the root to carry.
+    /// (`None`), recorded for the root to carry. Given the severities `paged` already,
+    /// returns them with those paged now.
     async fn page_storm(
         &self,
         storm: &Incident,
         summary: &Summary,
+        mut paged: Vec<Severity>,
         channel: &ChannelId,
         ts: Option<&str>,
-    ) -> Result<(), DeskError> {
-        let paged = self.storm_paged(storm).await?;
+    ) -> Result<Vec<Severity>, DeskError> {
         for severity in storm::pages_due(summary, &paged) {
             let key = format!("storm-page:{}:{severity}", storm.id);
             if !self
@@ -1137,8 +1144,10 @@ impl Desk {
                     &format!("Paged primary {who} for {count} {severity} incidents"),
                 )
                 .await?;
+            paged.push(severity);
         }
-        Ok(())
+        paged.sort();
+        Ok(paged)
     }
 
     async fn post(
@@ -1242,9 +1251,7 @@ impl Desk {
             }
             Err(e) => {
                 warn!(kind = %timer.kind, subject = %timer.subject, error = %e, retry_in_s = RETRY.as_secs(), "timer failed; it is retried");
-                let at = now()
-                    .checked_add(jiff::SignedDuration::try_from(RETRY).unwrap_or_default())
-                    .unwrap_or(Timestamp::MAX);
+                let at = plus(now(), RETRY);
                 if let Err(e) = self.store.retry_timer(&timer, &self.owner, at).await {
                     warn!(error = %e, "cannot set the retry; the timer is retried after its lease");
                 }
@@ -1435,9 +1442,7 @@ struct Held {
 }
 
 fn lease_end(lease: Duration) -> Timestamp {
-    now()
-        .checked_add(jiff::SignedDuration::try_from(lease).unwrap_or_default())
-        .unwrap_or(Timestamp::MAX)
+    plus(now(), lease)
 }
 
 impl Held {

@@ -17,11 +17,7 @@ pub use dispatcher::{Dispatcher, EngineHandle, Parts};
 
 use crate::domain::inbound::Inbound;
 
-/// `t + d`, saturating at the end of time instead of failing.
-pub(crate) fn plus(t: jiff::Timestamp, d: std::time::Duration) -> jiff::Timestamp {
-    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(jiff::Timestamp::MAX)
-}
+pub(crate) use crate::domain::timer::plus;
 
 /// The port a listener hands events to: the engine's queue. `offer` must not block.
 /// Slack's socket-mode listener implements nothing of the engine and the engine imports

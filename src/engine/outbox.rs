@@ -13,7 +13,7 @@ use tracing::{debug, error, warn};
 use crate::domain::ids::ChannelId;
 use crate::domain::incident::IncidentState;
 use crate::domain::outbox::{Priority, retry_wait};
-use crate::domain::timer::{Route, ThreadState, route};
+use crate::domain::timer::{Route, ThreadState, plus, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
 use crate::slack::api::{ApiError, SlackApi};
@@ -284,9 +284,7 @@ impl Outbox {
                 };
                 let wait = retry_wait(out.attempts, retry_after);
                 warn!(error = %e, retry_in_s = wait.as_secs(), "message kept in the outbox");
-                let due = Timestamp::now()
-                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
-                    .unwrap_or(Timestamp::MAX);
+                let due = plus(Timestamp::now(), wait);
                 let _ = self.store.retry_at(&out.id, due).await;
             }
         }

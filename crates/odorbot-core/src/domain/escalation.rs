@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::calendar::Calendar;
+use super::timer::plus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
@@ -188,11 +189,6 @@ pub struct Escalation {
     pub due: Timestamp,
     pub why: Why,
     pub to_step: usize,
-}
-
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(Timestamp::MAX)
 }
 
 /// The next roster step due for `clock`, if any: none once resolved or when the roster

@@ -24,6 +24,12 @@ pub const MAINTENANCE: &str = "maintenance";
 /// A storm's summary edit and its pages for severities newly among its members.
 pub const STORM: &str = "storm";
 
+/// `t + d`, saturating at the end of time instead of failing.
+pub fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
 /// How urgent a kind of timer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -139,9 +145,8 @@ pub fn route(
     if state.resolved || waited >= patience {
         return Route::Post { thread: None };
     }
-    let recheck = SignedDuration::try_from(ROOT_RECHECK).unwrap_or(SignedDuration::MAX);
     Route::AwaitRoot {
-        retry_at: now.checked_add(recheck).unwrap_or(Timestamp::MAX),
+        retry_at: plus(now, ROOT_RECHECK),
     }
 }
 
