@@ -27,7 +27,7 @@ use crate::probes::Probes;
 use crate::runbook;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::slack::socket::{SocketMode, SocketSettings, SocketState};
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::supervisor::{Beat, Supervisor};
 
 /// Idempotency keys are kept this long; Slack redelivers within minutes.
@@ -97,10 +97,13 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         .await
         .context("cannot open the store (check store.url / ODORBOT_STORE_URL)")?;
     info!(backend = store.backend().name(), "store ready");
-    let api = Arc::new(
-        SlackApi::new(&config.slack, metrics.clone())?
-            .with_shared_pacing(Arc::new(StorePace(store.clone()))),
-    );
+    let api = SlackApi::new(&config.slack, metrics.clone())?;
+    // Replicas share a PostgreSQL store; SQLite serves one process, whose own pacing is
+    // the whole channel's, so booking its slots in the store would only add a write a post.
+    let api = Arc::new(match store.backend() {
+        Backend::Postgres => api.with_shared_pacing(Arc::new(StorePace(store.clone()))),
+        Backend::Sqlite => api,
+    });
     match api.auth_test(Duration::from_secs(15)).await {
         Ok(me) => info!(team = %me.team_id, bot_user = %me.user_id, "authenticated with Slack"),
         Err(ApiError::Refused { code, .. }) => {
