@@ -8,7 +8,7 @@
 //! message.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -22,8 +22,6 @@ pub struct ChannelLimiter {
     /// How far ahead of its schedule a channel may run: `(burst - 1)` intervals.
     tolerance: Duration,
     state: Mutex<State>,
-    /// Woken when a slot is taken or a waiter leaves or arrives: the line has changed.
-    changed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +36,9 @@ struct Channel {
     due: Instant,
     /// Who waits, most urgent first, then in order of arrival.
     line: BTreeSet<(Priority, u64)>,
+    /// Woken when a slot is taken or a waiter leaves or arrives: the line has changed.
+    /// Per channel, so a change wakes only those waiting for that channel.
+    changed: Arc<Notify>,
 }
 
 /// A per-channel schedule shared with other replicas.
@@ -63,7 +64,6 @@ impl ChannelLimiter {
             interval,
             tolerance: interval * burst.max(1).saturating_sub(1),
             state: Mutex::new(State::default()),
-            changed: Notify::new(),
         }
     }
 
@@ -82,7 +82,7 @@ impl ChannelLimiter {
         priority: Priority,
         shared: Option<&dyn SharedPace>,
     ) {
-        let place = {
+        let (place, changed) = {
             let mut st = self.state();
             let now = Instant::now();
             if st.channels.len() >= SWEEP_AT {
@@ -90,25 +90,27 @@ impl ChannelLimiter {
             }
             st.seq += 1;
             let place = (priority, st.seq);
-            st.channels
+            let c = st
+                .channels
                 .entry(channel.to_owned())
                 .or_insert_with(|| Channel {
                     due: now,
                     line: BTreeSet::new(),
-                })
-                .line
-                .insert(place);
-            place
+                    changed: Arc::new(Notify::new()),
+                });
+            c.line.insert(place);
+            (place, c.changed.clone())
         };
         // A newcomer may now be first in line: whoever was first looks again.
-        self.changed.notify_waiters();
+        changed.notify_waiters();
         let mut waiting = InLine {
             limiter: self,
             channel,
             place: Some(place),
+            changed: &changed,
         };
         loop {
-            let notified = self.changed.notified();
+            let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let wait = {
@@ -122,7 +124,7 @@ impl ChannelLimiter {
                         self.take(&mut st, channel, place);
                         waiting.place = None;
                         drop(st);
-                        self.changed.notify_waiters();
+                        changed.notify_waiters();
                         return;
                     }
                     if wait.is_zero() { None } else { Some(wait) }
@@ -140,7 +142,7 @@ impl ChannelLimiter {
                             self.take(&mut st, channel, place);
                             waiting.place = None;
                             drop(st);
-                            self.changed.notify_waiters();
+                            changed.notify_waiters();
                             return;
                         }
                         Some(later) => Some(later.max(Duration::from_millis(1))),
@@ -181,6 +183,7 @@ struct InLine<'a> {
     limiter: &'a ChannelLimiter,
     channel: &'a str,
     place: Option<(Priority, u64)>,
+    changed: &'a Notify,
 }
 
 impl Drop for InLine<'_> {
@@ -189,7 +192,7 @@ impl Drop for InLine<'_> {
             if let Some(c) = self.limiter.state().channels.get_mut(self.channel) {
                 c.line.remove(&place);
             }
-            self.limiter.changed.notify_waiters();
+            self.changed.notify_waiters();
         }
     }
 }
