@@ -8,6 +8,7 @@ use axum::routing::get;
 use k8s_openapi::api::apps::v1::Deployment;
 use odorbot::domain::k8s::{ImageTag, Mode};
 
+use crate::support::alertmanager::post_notification;
 use crate::support::bot::Bot;
 use crate::support::cluster_seed::{
     API_IMAGE, CRASHING_TAG, Seeded, apply, pod_ready, seed, seed_two_revisions, wait_for,
@@ -480,13 +481,9 @@ async fn fire(bot: &Bot, alertname: &str) {
         "alerts": [{"status": "firing", "labels": {"alertname": alertname, "namespace": "odordiff"},
                     "annotations": {"summary": alertname}, "startsAt": "2026-11-27T07:00:00Z", "fingerprint": "abc123"}]
     });
-    let bearer = format!("Bearer {ALERTS_TOKEN}");
-    let (status, body) = crate::support::http::post(
-        &bot.url("/alerts"),
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-        ],
+    let (status, body) = post_notification(
+        bot.url("/alerts"),
+        ALERTS_TOKEN,
         serde_json::to_vec(&alert).unwrap(),
     )
     .await

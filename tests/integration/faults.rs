@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::alertmanager::post_notification;
 use crate::support::bot::Bot;
 use crate::support::fake_slack::FakeSlack;
 
@@ -190,13 +191,7 @@ async fn an_alert_whose_intake_failed_after_the_claim_opens_on_the_retry() {
     .await;
     assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
     let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
-    let bearer = format!("Bearer {token}");
-    let headers = [
-        ("authorization", bearer.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let url = bot.url("/alerts");
-    let post = || crate::support::http::post(&url, &headers, body.into());
+    let post = || post_notification(bot.url("/alerts"), token, body);
     let (status, text) = post().await.expect("the webhook answers");
     assert_eq!(status, 200, "{text}\n{}", bot.logs());
     assert!(
@@ -250,12 +245,7 @@ async fn an_alert_whose_applier_died_after_the_claim_opens_in_the_next_process()
     };
     let first = start("intake.after_claim=1*crash").await;
     let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
-    let bearer = format!("Bearer {token}");
-    let headers = [
-        ("authorization", bearer.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let (status, text) = crate::support::http::post(&first.url("/alerts"), &headers, body.into())
+    let (status, text) = post_notification(first.url("/alerts"), token, body)
         .await
         .expect("the webhook answers");
     assert_eq!(status, 200, "{text}");

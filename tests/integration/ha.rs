@@ -19,7 +19,7 @@ use axum::routing::get;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
-use crate::support::alertmanager::one_alert_notification;
+use crate::support::alertmanager::{one_alert_notification, post_notification};
 use crate::support::bot::{Bot, free_port};
 use crate::support::cluster_seed::{API_IMAGE, seed_two_revisions};
 use crate::support::fake_slack::{APP_TOKEN, BOT_TOKEN, Call, FakeSlack};
@@ -460,18 +460,9 @@ async fn two_replicas_share_the_channels_pacing() {
         "  channel_rate_per_sec: 10\n  channel_burst: 2\n",
     )
     .await;
-    let bearer = format!("Bearer {token}");
     let posts = (0..INCIDENTS_OPENED).map(|i| {
-        let url = bots[i % 2].url("/alerts");
-        let bearer = bearer.clone();
-        async move {
-            let body = one_alert_notification(&format!("pace{i}"), &format!("Pace{i}"), "pace", i);
-            let headers = [
-                ("authorization", bearer.as_str()),
-                ("content-type", "application/json"),
-            ];
-            crate::support::http::post(&url, &headers, body.into_bytes()).await
-        }
+        let body = one_alert_notification(&format!("pace{i}"), &format!("Pace{i}"), "pace", i);
+        post_notification(bots[i % 2].url("/alerts"), token, body)
     });
     for answer in futures_util::future::join_all(posts).await {
         assert_eq!(answer.as_ref().map(|(s, _)| *s), Some(200), "{answer:?}");
@@ -567,23 +558,14 @@ async fn two_replicas_under_a_burst_of_alerts_post_one_root_one_page_and_each_st
     .await;
     let logs = || all_logs(&bots);
     let started = std::time::Instant::now();
-    let bearer = format!("Bearer {token}");
     let posts = (0..LOAD).map(|i| {
-        let url = bots[i % 2].url("/alerts");
-        let bearer = bearer.clone();
-        async move {
-            let body = one_alert_notification(
-                &format!("load{i}"),
-                &format!("Load{i}"),
-                &format!("load {i}"),
-                i,
-            );
-            let headers = [
-                ("authorization", bearer.as_str()),
-                ("content-type", "application/json"),
-            ];
-            crate::support::http::post(&url, &headers, body.into_bytes()).await
-        }
+        let body = one_alert_notification(
+            &format!("load{i}"),
+            &format!("Load{i}"),
+            &format!("load {i}"),
+            i,
+        );
+        post_notification(bots[i % 2].url("/alerts"), token, body)
     });
     for answer in futures_util::future::join_all(posts).await {
         assert_eq!(answer.as_ref().map(|(s, _)| *s), Some(200), "{answer:?}");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::alertmanager::{Alertmanager, one_alert_notification};
+use crate::support::alertmanager::{Alertmanager, one_alert_notification, post_notification};
 use crate::support::bot::Bot;
 use crate::support::fake_slack::{Call, FakeSlack};
 use crate::support::http;
@@ -937,24 +937,25 @@ async fn post_alerts(
     bodies: impl Iterator<Item = String>,
 ) -> Vec<(Option<(u16, String)>, Duration)> {
     use futures_util::StreamExt;
-    let url = bot.url("/alerts");
-    let bearer = format!("Bearer {TOKEN}");
     futures_util::stream::iter(bodies)
-        .map(|body| {
-            let (url, bearer) = (url.clone(), bearer.clone());
-            async move {
-                let headers = [
-                    ("authorization", bearer.as_str()),
-                    ("content-type", "application/json"),
-                ];
-                let sent = std::time::Instant::now();
-                let answer = http::post(&url, &headers, body.into_bytes()).await;
-                (answer, sent.elapsed())
-            }
+        .map(|body| async move {
+            let sent = std::time::Instant::now();
+            let answer = post_notification(bot.url("/alerts"), TOKEN, body).await;
+            (answer, sent.elapsed())
         })
         .buffer_unordered(16)
         .collect()
         .await
+}
+
+/// Waits until the message `ts` is edited to read `wanted`.
+async fn edited(fake: &FakeSlack, ts: &str, wanted: &str) -> bool {
+    fake.wait_until(WAIT, |f| {
+        f.calls_to("chat.update")
+            .iter()
+            .any(|c| c.body["ts"] == ts && text(c).contains(wanted))
+    })
+    .await
 }
 
 /// Root messages that Slack took.
@@ -1052,11 +1053,7 @@ async fn an_alert_storm_posts_one_summary_pages_once_and_recovers_visibly() {
     let members = STORM - ALONE;
     let summary = format!("INC-6 Alert storm — {members} incidents, {members} open");
     assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("chat.update")
-            .iter()
-            .any(|c| c.body["ts"] == ts && text(c).contains(&summary)))
-            .await,
+        edited(&fake, &ts, &summary).await,
         "{:?}\n{}",
         fake.calls_to("chat.update").last(),
         bot.logs()
@@ -1128,11 +1125,7 @@ async fn an_alert_storm_posts_one_summary_pages_once_and_recovers_visibly() {
     }
     let recovered = format!("*Resolved:* {} of {members}", members - 1);
     assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("chat.update")
-            .iter()
-            .any(|c| c.body["ts"] == ts && text(c).contains(&recovered)))
-            .await,
+        edited(&fake, &ts, &recovered).await,
         "{:?}\n{}",
         fake.calls_to("chat.update").last(),
         bot.logs()

@@ -87,6 +87,21 @@ impl Alertmanager {
     }
 }
 
+/// Posts `body` to odorbot's webhook `url` as Alertmanager's webhook receiver does, with
+/// the bearer `token`; the status and body of the answer.
+pub async fn post_notification(
+    url: String,
+    token: &str,
+    body: impl Into<Vec<u8>>,
+) -> Option<(u16, String)> {
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    http::post(&url, &headers, body.into()).await
+}
+
 /// An Alertmanager (payload version 4) notification of one firing alert, the only one of
 /// its group, with severity `high`; `fingerprint` is written in hexadecimal, as Alertmanager does.
 pub fn one_alert_notification(
