@@ -8,7 +8,8 @@
 //! the floor's, answers other than 200, intake throughput, how long the intake loop took to
 //! apply the inbox, then checks that every group is one incident with every alert recorded, and waits (at most `ALERT_STORM_DRAIN_SECS`,
 //! default 300) until odorbot's posts stop: the time until the last post, how many, and
-//! the most that went to the channel in any one second (Slack paces about one a second).
+//! the most that went to the channel in any one second (Slack paces about one a second),
+//! and when the storm summary and each severity's page were posted.
 //!
 //! Run with `cargo bench --bench alert_storm` (PostgreSQL on 127.0.0.1:5432, as the tests
 //! use; `ALERT_STORM_STORES=sqlite` for SQLite only).
@@ -120,6 +121,22 @@ async fn main() {
                 ""
             }
         );
+        let storm = storm_timings(&fake, started);
+        println!(
+            "{store:<8} storm summary posted {}; pages per severity: {}",
+            storm
+                .summary
+                .map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            storm
+                .pages
+                .iter()
+                .map(|(sev, d)| format!(
+                    "{sev} {}",
+                    d.map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let (status, _) = bot.terminate().await;
         assert!(status.success());
         if let Some(db) = db {
@@ -131,7 +148,7 @@ async fn main() {
 /// One Alertmanager 0.25 notification: group `g`, `n` firing alerts, severities cycling
 /// through critical, high and medium by group.
 fn notification(g: usize, n: usize) -> Vec<u8> {
-    let severity = ["critical", "high", "medium"][g % 3];
+    let severity = SEVERITIES[g % 3];
     let alerts: Vec<serde_json::Value> = (0..n)
         .map(|a| {
             serde_json::json!({
@@ -328,6 +345,47 @@ async fn wait_posts_stop(
             return (last.min(bound), at.len(), busiest);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+const SEVERITIES: [&str; 3] = ["critical", "high", "medium"];
+
+struct StormTimings {
+    /// When the storm's summary root was posted.
+    summary: Option<Duration>,
+    /// Per severity the storm holds, when its page was posted as a new message (an edit
+    /// notifies nobody, so only `chat.postMessage` counts).
+    pages: Vec<(&'static str, Option<Duration>)>,
+}
+
+/// From the fake Slack's record: when the storm summary and each severity's page came,
+/// counted from the first notification.
+fn storm_timings(fake: &FakeSlack, started: Instant) -> StormTimings {
+    let posted: Vec<(Instant, String)> = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200 && !c.limited)
+        .map(|c| (c.at, c.body.to_string()))
+        .collect();
+    let first = |matches: &dyn Fn(&str) -> bool| {
+        posted
+            .iter()
+            .filter(|(_, text)| matches(text))
+            .map(|(at, _)| at.saturating_duration_since(started))
+            .min()
+    };
+    StormTimings {
+        summary: first(&|t| t.contains("Alert storm —")),
+        pages: SEVERITIES
+            .iter()
+            .map(|sev| {
+                let line = format!(" {sev} incidents so far");
+                (
+                    *sev,
+                    first(&|t| t.contains("alert storm INC-") && t.contains(&line)),
+                )
+            })
+            .collect(),
     }
 }
 
