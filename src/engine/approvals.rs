@@ -821,14 +821,16 @@ impl Approvals {
     }
 }
 
-/// The deployment a verified step changes: rollbacks, restarts, deploys and scales.
+/// The deployment a verified step changes: rollbacks, restarts, deploys, new limits (a
+/// new pod template, so a rollout) and scales.
 fn verified_deployment(action: &Action<Bound>, api: &K8sName) -> Option<K8sName> {
     match action {
         // A Helm rollback is verified on the release's API deployment.
         Action::RollbackHelm { .. } => Some(api.clone()),
         Action::RollbackDeployment { deployment, .. }
         | Action::RolloutRestart { deployment, .. }
-        | Action::SetImage { deployment, .. } => Some(deployment.clone()),
+        | Action::SetImage { deployment, .. }
+        | Action::SetResources { deployment, .. } => Some(deployment.clone()),
         Action::Scale {
             deployment,
             replicas,

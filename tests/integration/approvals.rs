@@ -908,6 +908,118 @@ async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
     assert!(api.is_empty(), "the API's clean-up did not run: {api:?}");
 }
 
+/// PostgreSQL's container limits as they stand: (memory, cpu), and its image.
+async fn postgres_limits(s: &Seeded) -> (Option<String>, Option<String>, String) {
+    let d: Deployment = s.api::<Deployment>().get("postgres").await.unwrap();
+    let c = d.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    let limits = c.resources.and_then(|r| r.limits).unwrap_or_default();
+    let get = |k: &str| limits.get(k).map(|q| q.0.clone());
+    (get("memory"), get("cpu"), c.image.unwrap())
+}
+
+/// The pool-exhausted runbook's "raise PostgreSQL's limits", by verb and by its recovery
+/// button: each a two-person request whose dry run shows the new limits, which the
+/// requester cannot approve; approved, the container has exactly those limits and
+/// nothing else changed. A container the pod template does not have is refused.
+#[tokio::test]
+async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let bot = incident_bot(&fake, &s, &health).await;
+    let (_, _, image) = postgres_limits(&s).await;
+
+    let d = fake
+        .slash_command(
+            "U0ALICE",
+            CHANNEL,
+            "resources postgres pgbouncer --memory 3Gi --reason \"pool exhausted\"",
+        )
+        .await;
+    let refused = reply(&fake, &d).await;
+    assert!(
+        refused.contains("pgbouncer") && !refused.contains("Requested"),
+        "{refused}"
+    );
+
+    let id = request(
+        &fake,
+        "resources postgres postgres --memory 3Gi --reason \"pool exhausted\"",
+    )
+    .await;
+    let card = text(&cards(&fake)[0]);
+    assert!(card.contains("3Gi"), "{card}");
+    assert!(
+        !click(&fake, "U0ALICE", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert_eq!(
+        postgres_limits(&s).await.0,
+        None,
+        "the dry run changed nothing"
+    );
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    let succeeded = |f: &FakeSlack| {
+        f.calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| text(c).contains("*succeeded*"))
+            .count()
+    };
+    assert!(
+        fake.wait_until(WAIT, |f| succeeded(f) >= 1).await,
+        "{}",
+        bot.logs()
+    );
+    assert_eq!(
+        postgres_limits(&s).await,
+        (Some("3Gi".into()), None, image.clone())
+    );
+
+    fire(&bot, "OdorDiffDbPoolExhausted").await;
+    assert!(
+        fake.wait_until(WAIT, |f| button_labelled(f, "Raise PostgreSQL limits")
+            .is_some())
+            .await,
+        "{}",
+        bot.logs()
+    );
+    let button = button_labelled(&fake, "Raise PostgreSQL limits").unwrap();
+    let d = fake
+        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000500")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Requested `resources`"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| cards(f).len() >= 2).await);
+    let card = text(&cards(&fake)[1]);
+    // The API server keeps quantities in canonical form: the runbook's 2000m is 2.
+    assert!(
+        card.contains("limits.memory: 3Gi → 4Gi")
+            && card.contains("limits.cpu: (none) → 2")
+            && card.contains("recovery for INC-1"),
+        "{card}"
+    );
+    let id = request_id(&card);
+    assert!(
+        click(&fake, "U0BOB", "approve", &id)
+            .await
+            .contains("Recorded")
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| succeeded(f) >= 2).await,
+        "{}",
+        bot.logs()
+    );
+    assert_eq!(
+        postgres_limits(&s).await,
+        (Some("4Gi".into()), Some("2".into()), image)
+    );
+}
+
 /// `db terminate-long` binds the sessions its approver saw: a long statement that started
 /// after the preview is not terminated, though it is long-running by the time of approval.
 #[tokio::test]

@@ -21,7 +21,7 @@ use super::ids::K8sName;
 use super::signals::{SIGNAL_NAMES, Signal};
 use super::view::{code, code_span, escape};
 use crate::runbook::Catalog;
-use crate::runbook::actions::{Action, ActionKind, Bound, LogSource, one_line};
+use crate::runbook::actions::{Action, ActionKind, Bound, LogSource, ResourceLimits, one_line};
 use crate::runbook::values::{ArgType, LabelSelector};
 
 /// How a verb behaves, which decides where it is listed and what it may do.
@@ -784,6 +784,50 @@ pub static VERBS: &[VerbSpec] = &[
                     min_replicas: min.map(number).transpose()?,
                     max_replicas: max.map(number).transpose()?,
                     target_cpu_percent: cpu.map(number).transpose()?,
+                })
+            })
+        },
+    },
+    VerbSpec {
+        name: "resources",
+        summary: "Set a container's memory and CPU limits, e.g. PostgreSQL's when its pool is exhausted.",
+        group: Group::Recovery,
+        args: &[
+            name_arg("deployment", true, "the deployment"),
+            name_arg("container", true, "the container in its pod template"),
+        ],
+        options: &[
+            OptSpec {
+                name: "memory",
+                kind: Some(ArgKind::Text { max_chars: 20 }),
+                help: "the memory limit, e.g. 4Gi",
+            },
+            OptSpec {
+                name: "cpu",
+                kind: Some(ArgKind::Text { max_chars: 20 }),
+                help: "the CPU limit, e.g. 2000m or 2",
+            },
+            REASON,
+        ],
+        examples: &[
+            "/odor resources postgres postgres --memory 4Gi --cpu 2000m --reason \"pool exhausted, memory at its limit\"",
+        ],
+        build: |args, ctx| {
+            let (memory, cpu) = (args.text("memory"), args.text("cpu"));
+            if memory.is_none() && cpu.is_none() {
+                return Err(rule(
+                    "resources",
+                    "`resources` needs `--memory`, `--cpu` or both.",
+                ));
+            }
+            change(args, "resources", ctx, || {
+                Ok(Action::SetResources {
+                    deployment: required_name(args, "deployment"),
+                    container: required_name(args, "container"),
+                    limits: ResourceLimits {
+                        memory: memory.map(val).transpose()?,
+                        cpu: cpu.map(val).transpose()?,
+                    },
                 })
             })
         },
@@ -2138,6 +2182,56 @@ mod tests {
             shipped("restart no-such-thing"),
             Err(ParseError::Rule { .. })
         ));
+    }
+
+    /// `/odor resources` asks for exactly what the pool-exhausted alert's recovery button
+    /// asks for, and refuses what it cannot mean.
+    #[test]
+    fn resources_asks_what_the_runbooks_recovery_step_asks() {
+        let entry = ctx()
+            .catalog
+            .alert("database-connection-pool-exhausted")
+            .unwrap();
+        let step = entry
+            .recovery
+            .iter()
+            .find(|s| s.action.kind() == ActionKind::SetResources)
+            .expect("the runbook raises PostgreSQL's limits");
+        let button = step.bind(&Default::default()).unwrap();
+        match shipped("resources postgres postgres --memory 4Gi --cpu 2000m --reason r") {
+            Ok(Command::Cluster {
+                action,
+                reason: Some(_),
+                ..
+            }) => assert_eq!(action, button),
+            other => panic!("{other:?}"),
+        }
+        match shipped("resources postgres postgres --cpu 2 --reason r") {
+            Ok(Command::Cluster {
+                action: Action::SetResources { limits, .. },
+                ..
+            }) => {
+                assert!(limits.memory.is_none());
+                assert_eq!(limits.cpu.map(|q| q.to_string()).as_deref(), Some("2"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (text, wanted) in [
+            ("resources postgres postgres --reason r", "needs `--memory`"),
+            ("resources postgres postgres --memory 4Gi", "needs a reason"),
+            (
+                "resources postgres postgres --memory lots --reason r",
+                "\"lots\"",
+            ),
+            (
+                "resources no-such-thing postgres --memory 4Gi --reason r",
+                "not one of the runbook's deployments",
+            ),
+            ("resources postgres --memory 4Gi --reason r", "container"),
+        ] {
+            let e = shipped(text).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{text}: {e}");
+        }
     }
 
     /// One bound per value: the grammar, the value type and the catalog agree on the
