@@ -287,6 +287,7 @@ struct RawProbes {
     prometheus_url: Option<String>,
     metrics_url: Option<String>,
     job: Option<String>,
+    endpoint_label: Option<String>,
     rate_window: Option<String>,
     postgres_url_file: Option<PathBuf>,
     pgbouncer_url_file: Option<PathBuf>,
@@ -1196,6 +1197,13 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
             format!("{job:?} is not a job label value"),
         );
     }
+    let endpoint_label = raw.endpoint_label.unwrap_or_else(|| "endpoint".to_owned());
+    if !crate::domain::signals::is_label_name(&endpoint_label) {
+        c.error(
+            c.at("probes.endpoint_label"),
+            format!("{endpoint_label:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+        );
+    }
     let health_url = c.url("ODORBOT_HEALTH_URL", "probes.health_url", raw.health_url);
     let link = |c: &mut Compiler<'_>, key: &str, raw: Option<String>, default: Option<&str>| {
         let raw = raw.or(default.map(str::to_owned))?;
@@ -1209,6 +1217,7 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
         ),
         metrics_url: c.url("ODORBOT_METRICS_URL", "probes.metrics_url", raw.metrics_url),
         job,
+        endpoint_label,
         rate_window: c.duration(
             "probes.rate_window",
             raw.rate_window,
@@ -1478,7 +1487,7 @@ mod tests {
     #[test]
     fn every_error_is_reported_with_its_location() {
         let f = file(
-            "slack:\n  api_url: ftp://x\n  connections: 40\n  ping_interval: soon\nstore:\n  url: mysql://db\nengine:\n  workers: 0\nkubernetes:\n  namespace: Odor_Diff\nlog:\n  format: xml\n",
+            "slack:\n  api_url: ftp://x\n  connections: 40\n  ping_interval: soon\nstore:\n  url: mysql://db\nengine:\n  workers: 0\nkubernetes:\n  namespace: Odor_Diff\nlog:\n  format: xml\nprobes:\n  endpoint_label: \"path}\"\n",
         );
         let errs =
             Config::load(Some(f.path()), &env_from(&[("SLACK_BOT_TOKEN", "nope")])).unwrap_err();
@@ -1494,10 +1503,11 @@ mod tests {
             format!("{name}: engine.workers: 0 is out of range"),
             format!("{name}: kubernetes.namespace: \"Odor_Diff\" must use only lowercase"),
             format!("{name}: log.format: \"xml\" is not json or text"),
+            format!("{name}: probes.endpoint_label: \"path}}\" is not a Prometheus label name"),
         ] {
             assert!(text.contains(&want), "missing {want:?} in\n{text}");
         }
-        assert_eq!(errs.0.len(), 9, "{text}");
+        assert_eq!(errs.0.len(), 10, "{text}");
         assert!(!text.contains("nope"), "a token value leaked: {text}");
     }
 

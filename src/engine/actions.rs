@@ -290,6 +290,17 @@ impl Runner {
                 let (reading, source) = p.signal(signal).await;
                 diagnostics::render_signal(signal, &reading, source, &p.thresholds, &p.links)
             }
+            Action::ErrorBreakdown { top } => {
+                let top = top.map_or(diagnostics::ERROR_BREAKDOWN_TOP, |t| t.get() as usize);
+                let (label, window) = p.breakdown_by();
+                diagnostics::render_error_breakdown(
+                    &p.error_breakdown(top).await,
+                    label,
+                    window,
+                    &p.thresholds,
+                    &p.links,
+                )
+            }
             Action::HttpHealth { path } => {
                 let checks = p.health().await;
                 let want = path.render();

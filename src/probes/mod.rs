@@ -22,8 +22,8 @@ use self::prometheus::Prometheus;
 use self::redis::Redis;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
-    CacheStats, CertInfo, ConnectionCounts, HealthAnswer, HealthCheck, Picture, PoolStats,
-    SlowStatement, TopStatements,
+    CacheStats, CertInfo, ConnectionCounts, EndpointErrors, HealthAnswer, HealthCheck, Picture,
+    PoolStats, SlowStatement, TopStatements, error_breakdown,
 };
 pub use crate::domain::probe::{Limit, ProbeError};
 use crate::domain::signals::{Links, Reading, Signal, Source, Thresholds};
@@ -56,6 +56,8 @@ pub struct ProbesConfig {
     pub metrics_url: Option<Url>,
     /// The `job` label of OdorDiff-2's API series in PromQL.
     pub job: String,
+    /// The label of `http_requests_total` naming the endpoint, for the error breakdown.
+    pub endpoint_label: String,
     /// The range of PromQL `rate()`s.
     pub rate_window: Duration,
     /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
@@ -83,6 +85,7 @@ pub struct Probes {
     prometheus: Option<Prometheus>,
     metrics_url: Option<Url>,
     job: String,
+    endpoint_label: String,
     rate_window: Duration,
     postgres: Option<Postgres>,
     pgbouncer: Option<PgBouncer>,
@@ -110,6 +113,7 @@ impl Probes {
                 .map(|u| Prometheus::new(u, http.clone())),
             metrics_url: config.metrics_url.clone(),
             job: config.job.clone(),
+            endpoint_label: config.endpoint_label.clone(),
             rate_window: config.rate_window,
             postgres: config
                 .postgres_url
@@ -271,6 +275,32 @@ impl Probes {
     /// The bound of one probe.
     fn limit(&self) -> Limit {
         Limit::new(self.timeout, TIMEOUT_KEY)
+    }
+
+    /// 5xx answers by endpoint over the rate window, the worst `top` (Prometheus only: a
+    /// scrape has no rates, only totals since the service started).
+    pub async fn error_breakdown(&self, top: usize) -> Result<Vec<EndpointErrors>, ProbeError> {
+        let prom = self.prometheus.as_ref().ok_or(ProbeError::not_configured(
+            "Prometheus",
+            "probes.prometheus_url",
+        ))?;
+        let limit = self.limit();
+        let window = format_duration(self.rate_window);
+        let (errors, requests) =
+            prometheus::breakdown_queries(&self.job, &self.endpoint_label, &window);
+        let (errors, requests) = bounded(limit, async {
+            Ok(tokio::join!(
+                prom.by_label(&errors, &self.endpoint_label, limit),
+                prom.by_label(&requests, &self.endpoint_label, limit)
+            ))
+        })
+        .await?;
+        Ok(error_breakdown(&errors?, &requests?, top))
+    }
+
+    /// The label the error breakdown is by, and its window.
+    pub fn breakdown_by(&self) -> (&str, Duration) {
+        (&self.endpoint_label, self.rate_window)
     }
 
     fn postgres(&self) -> Result<&Postgres, ProbeError> {

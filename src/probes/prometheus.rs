@@ -32,6 +32,16 @@ pub fn query(signal: Signal, job: &str, window: &str) -> String {
     }
 }
 
+/// The error breakdown's two PromQL expressions: 5xx answers a second by `label`, and all
+/// answers a second by `label`. `label` is a checked label name (`probes.endpoint_label`).
+pub fn breakdown_queries(job: &str, label: &str, window: &str) -> (String, String) {
+    let sel = format!("job=\"{job}\"");
+    (
+        format!("sum by ({label}) (rate(http_requests_total{{{sel},status=~\"5..\"}}[{window}]))"),
+        format!("sum by ({label}) (rate(http_requests_total{{{sel}}}[{window}]))"),
+    )
+}
+
 #[derive(Debug, Deserialize)]
 struct ApiAnswer {
     status: String,
@@ -51,6 +61,8 @@ enum ApiData {
 
 #[derive(Debug, Deserialize)]
 struct VectorSample {
+    #[serde(default)]
+    metric: std::collections::BTreeMap<String, String>,
     value: (f64, String),
 }
 
@@ -122,6 +134,34 @@ impl Prometheus {
                 ))),
             },
             ApiData::Scalar((_, v)) => parse_value(&v),
+            _ => Err(unexpected_type()),
+        }
+    }
+
+    /// An instant query's series by the value of `label` (series without it are one
+    /// entry, `""`), at most `MAX_SERIES`.
+    ///
+    /// # Errors
+    /// As [`Prometheus::instant`], but no series is an empty list.
+    pub async fn by_label(
+        &self,
+        promql: &str,
+        label: &str,
+        limit: Limit,
+    ) -> Result<Vec<(String, f64)>, ProbeError> {
+        /// A bound on what one answer may hold: a label with thousands of values (a
+        /// path with ids in it) is cut, not copied whole into a reply.
+        const MAX_SERIES: usize = 500;
+        let url = self.url("api/v1/query", &[("query", promql)])?;
+        match self.call(&url, limit).await? {
+            ApiData::Vector(samples) => Ok(samples
+                .into_iter()
+                .take(MAX_SERIES)
+                .filter_map(|s| {
+                    let value = parse_value(&s.value.1).ok()?;
+                    Some((s.metric.get(label).cloned().unwrap_or_default(), value))
+                })
+                .collect()),
             _ => Err(unexpected_type()),
         }
     }

@@ -110,6 +110,70 @@ async fn promql_answers_match_the_exporters_known_values() {
     ));
 }
 
+/// The error breakdown against Prometheus scraping the exporter's known values: the
+/// endpoints with 5xx, most errors first, with their exact ratios; `--top` bounds it; and
+/// `/odor errors` and the High Error Rate runbook's first investigation step show it.
+#[tokio::test]
+async fn errors_are_broken_down_by_endpoint_with_the_exporters_known_ratios() {
+    use crate::support::bot::Bot;
+    use crate::support::fake_slack::FakeSlack;
+
+    let (target, _exporter) = exporter().await;
+    let prom = Prometheus::start(target).await;
+    assert!(
+        prom.wait_for_samples(13, Duration::from_secs(40)).await,
+        "Prometheus scraped the exporter"
+    );
+    let p = probes_with(
+        &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
+        "  rate_window: 10s\n",
+    );
+    let rows = p.error_breakdown(5).await.unwrap();
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+    assert_eq!(endpoints, ["/generate", "/search"], "{rows:?}");
+    assert!(close(rows[0].ratio().unwrap(), 0.03), "{rows:?}");
+    assert!(close(rows[1].ratio().unwrap(), 0.5 / 30.0), "{rows:?}");
+    // 1.5 errors a scrape, a scrape a second.
+    assert!((1.2..=1.8).contains(&rows[0].errors), "{rows:?}");
+    assert_eq!(p.error_breakdown(1).await.unwrap().len(), 1);
+    // A label the series do not have: every 5xx is one unnamed row, not an error.
+    let by_route = probes_with(
+        &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
+        "  rate_window: 10s\n  endpoint_label: route\n",
+    );
+    let rows = by_route.error_breakdown(5).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(close(rows[0].ratio().unwrap(), 0.02), "{rows:?}");
+
+    let fake = FakeSlack::start().await;
+    let bot = Bot::start_sections(
+        &fake,
+        None,
+        &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
+        &[("probes", "  rate_window: 10s\n")],
+        "approvals:\n  roles:\n    operator: [U0ALICE]\n",
+    )
+    .await;
+    for command in ["errors --top 1", "diagnose high-error-rate"] {
+        let d = fake.slash_command("U0ALICE", "C111", command).await;
+        let reply = fake
+            .reply_to(&d, Duration::from_secs(30))
+            .await
+            .map(|c| c.body.to_string())
+            .unwrap_or_default();
+        assert!(
+            reply.contains("*`/generate`*: 3.00% of") && reply.contains("over 10s"),
+            "{command}: {reply}\n{}",
+            bot.logs()
+        );
+        assert_eq!(
+            reply.contains("`/search`"),
+            command.starts_with("diagnose"),
+            "{command}: {reply}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_scrape_of_metrics_stands_in_when_prometheus_is_down() {
     let (target, _exporter) = exporter().await;

@@ -41,6 +41,8 @@ pub async fn serve(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) 
 
 /// OdorDiff-2's metric families. Every scrape adds the same amounts, so ratios and
 /// quantiles are exact: 2% of requests are 5xx, p95 is 1.5 s, 90% of generations succeed.
+/// By endpoint: `/generate` has 3% 5xx of half the requests, `/search` 1/60 of 30%,
+/// `/health` none of the rest.
 pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let scrapes = Arc::new(AtomicU64::new(0));
     let router = Router::new().route(
@@ -50,8 +52,11 @@ pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
             async move {
                 format!(
                     "# TYPE http_requests_total counter\n\
-                     http_requests_total{{method=\"GET\",status=\"200\"}} {ok}\n\
-                     http_requests_total{{method=\"POST\",status=\"503\"}} {err}\n\
+                     http_requests_total{{endpoint=\"/generate\",method=\"POST\",status=\"200\"}} {gen_ok}\n\
+                     http_requests_total{{endpoint=\"/generate\",method=\"POST\",status=\"503\"}} {gen_err}\n\
+                     http_requests_total{{endpoint=\"/search\",method=\"GET\",status=\"200\"}} {search_ok}\n\
+                     http_requests_total{{endpoint=\"/search\",method=\"GET\",status=\"500\"}} {search_err}\n\
+                     http_requests_total{{endpoint=\"/health\",method=\"GET\",status=\"200\"}} {health}\n\
                      # TYPE http_request_duration_seconds histogram\n\
                      http_request_duration_seconds_bucket{{le=\"0.5\"}} {b05}\n\
                      http_request_duration_seconds_bucket{{le=\"1\"}} {b1}\n\
@@ -67,8 +72,11 @@ pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                      odordiff_generation_requests_total {gen}\n\
                      # TYPE odordiff_generation_success_total counter\n\
                      odordiff_generation_success_total {genok}\n",
-                    ok = 98 * n,
-                    err = 2 * n,
+                    gen_ok = 48.5 * n as f64,
+                    gen_err = 1.5 * n as f64,
+                    search_ok = 29.5 * n as f64,
+                    search_err = 0.5 * n as f64,
+                    health = 20 * n,
                     b05 = 80 * n,
                     b1 = 90 * n,
                     b2 = 100 * n,

@@ -615,6 +615,25 @@ pub static VERBS: &[VerbSpec] = &[
         build: |_, ctx| query("top", ctx, || Ok(Action::ResourceUsage { selector: None })),
     },
     VerbSpec {
+        name: "errors",
+        summary: "5xx answers by endpoint from Prometheus: rate and error ratio, the most errors first.",
+        group: Group::Diagnostics,
+        args: &[],
+        options: &[OptSpec {
+            name: "top",
+            kind: Some(ArgKind::Int { min: 1, max: 50 }),
+            help: "how many endpoints (default 5)",
+        }],
+        examples: &["/odor errors", "/odor errors --top 10"],
+        build: |args, ctx| {
+            query("errors", ctx, || {
+                Ok(Action::ErrorBreakdown {
+                    top: int(args, "top").map(number).transpose()?,
+                })
+            })
+        },
+    },
+    VerbSpec {
         name: "backups",
         summary: "Velero backups and restores.",
         group: Group::Diagnostics,

@@ -267,6 +267,102 @@ pub fn render_slow_queries(
     message("PostgreSQL slow queries", lines, links)
 }
 
+/// One endpoint's requests over the rate window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointErrors {
+    pub endpoint: String,
+    /// 5xx answers a second.
+    pub errors: f64,
+    /// All answers a second.
+    pub requests: f64,
+}
+
+impl EndpointErrors {
+    /// The share of answers that were 5xx; `None` with no requests.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.requests > 0.0).then(|| self.errors / self.requests)
+    }
+}
+
+/// The endpoints shown by default.
+pub const ERROR_BREAKDOWN_TOP: usize = 5;
+
+/// Per-endpoint 5xx and request rates joined by endpoint: those with errors, the most
+/// errors a second first (then the higher ratio, then by name, so the order is stable),
+/// at most `top`. An endpoint with 5xx but no request series still shows, ratio unknown.
+pub fn error_breakdown(
+    errors: &[(String, f64)],
+    requests: &[(String, f64)],
+    top: usize,
+) -> Vec<EndpointErrors> {
+    let mut rows: Vec<EndpointErrors> = errors
+        .iter()
+        .filter(|(_, rate)| *rate > 0.0)
+        .map(|(endpoint, rate)| EndpointErrors {
+            endpoint: endpoint.clone(),
+            errors: *rate,
+            requests: requests
+                .iter()
+                .find(|(e, _)| e == endpoint)
+                .map_or(0.0, |(_, r)| *r),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.errors
+            .total_cmp(&a.errors)
+            .then_with(|| {
+                b.ratio()
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.ratio().unwrap_or(0.0))
+            })
+            .then_with(|| a.endpoint.cmp(&b.endpoint))
+    });
+    rows.truncate(top);
+    rows
+}
+
+/// `/odor errors`: the worst endpoints, each judged against the error-rate threshold.
+pub fn render_error_breakdown(
+    result: &Result<Vec<EndpointErrors>, ProbeError>,
+    label: &str,
+    window: Duration,
+    t: &Thresholds,
+    links: &Links,
+) -> Message {
+    let mut lines = vec![format!(
+        "_5xx by `{}` over {}, most errors first_",
+        escape(label),
+        format_duration(window)
+    )];
+    match result {
+        Err(why) => lines.push(unknown_line("Errors by endpoint", why)),
+        Ok(rows) if rows.is_empty() => lines.push(verdict_line(
+            "Errors by endpoint",
+            "no 5xx answers",
+            &Verdict::Ok("none".into()),
+        )),
+        Ok(rows) => lines.extend(rows.iter().map(|row| {
+            let (value, verdict) = match row.ratio() {
+                Some(ratio) => (
+                    format!(
+                        "{:.2}% of {:.2} req/s ({:.2} 5xx/s)",
+                        ratio * 100.0,
+                        row.requests,
+                        row.errors
+                    ),
+                    judge(Signal::ErrorRate, &Ok(ratio), t),
+                ),
+                None => (
+                    format!("{:.2} 5xx/s", row.errors),
+                    Verdict::Unknown("no request series for it".into()),
+                ),
+            };
+            verdict_line(&code_span(&row.endpoint), &value, &verdict)
+        })),
+    }
+    message("Errors by endpoint — OdorDiff-2", lines, links)
+}
+
 /// `/odor db pools`: PgBouncer's pools with a verdict.
 pub fn render_pools(result: &Result<Vec<PoolStats>, ProbeError>, links: &Links) -> Message {
     let lines = match result {
@@ -554,6 +650,75 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    fn rates(rows: &[(&str, f64)]) -> Vec<(String, f64)> {
+        rows.iter().map(|(e, r)| ((*e).to_owned(), *r)).collect()
+    }
+
+    #[test]
+    fn the_error_breakdown_puts_the_most_errors_first_and_keeps_the_top() {
+        let errors = rates(&[
+            ("/search", 0.5),
+            ("/generate", 1.5),
+            ("/health", 0.0),
+            ("/orphan", 0.2),
+            ("/b", 0.5),
+        ]);
+        let requests = rates(&[
+            ("/generate", 50.0),
+            ("/search", 30.0),
+            ("/health", 20.0),
+            ("/b", 10.0),
+        ]);
+        let rows = error_breakdown(&errors, &requests, 10);
+        let order: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+        // Equal 5xx rates: the higher ratio first (/b is 5%, /search 1.7%).
+        assert_eq!(order, ["/generate", "/b", "/search", "/orphan"]);
+        assert_eq!(rows[0].ratio(), Some(0.03));
+        assert_eq!(rows[3].ratio(), None, "no request series");
+        assert_eq!(error_breakdown(&errors, &requests, 2).len(), 2);
+        assert!(error_breakdown(&[], &requests, 5).is_empty());
+    }
+
+    #[test]
+    fn the_error_breakdown_judges_each_endpoint_and_escapes_its_label() {
+        let t = Thresholds::default();
+        let rows = vec![
+            EndpointErrors {
+                endpoint: "/generate".into(),
+                errors: 1.5,
+                requests: 50.0,
+            },
+            EndpointErrors {
+                endpoint: "<!channel>".into(),
+                errors: 0.001,
+                requests: 1000.0,
+            },
+        ];
+        let m = render_error_breakdown(
+            &Ok(rows),
+            "endpoint",
+            Duration::from_secs(300),
+            &t,
+            &Links::default(),
+        );
+        let shown = text(&m);
+        assert!(
+            shown.contains("🔴 *`/generate`*: 3.00% of 50.00 req/s (1.50 5xx/s)"),
+            "{shown}"
+        );
+        assert!(shown.contains("0.00% of 1000.00 req/s"), "{shown}");
+        assert!(!shown.contains("<!channel>"), "{shown}");
+        assert!(shown.contains("over 5m"), "{shown}");
+        let none = text(&render_error_breakdown(
+            &Ok(Vec::new()),
+            "endpoint",
+            Duration::from_secs(300),
+            &t,
+            &Links::default(),
+        ));
+        assert!(none.contains("no 5xx answers"), "{none}");
     }
 
     #[test]

@@ -201,6 +201,15 @@ pub fn signal_row(
 }
 
 /// Judges a service signal against the thresholds.
+/// A Prometheus label name, safe to put in PromQL as is: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 pub fn judge(signal: Signal, reading: &Reading, t: &Thresholds) -> Verdict {
     let value = match reading {
         Ok(v) if v.is_finite() => *v,
@@ -278,6 +287,16 @@ impl Links {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_names_are_prometheus_label_names() {
+        for ok in ["endpoint", "route", "_path", "handler_2"] {
+            assert!(is_label_name(ok), "{ok}");
+        }
+        for bad in ["", "2xx", "end-point", "path}", "a b", "é"] {
+            assert!(!is_label_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn verdicts_follow_the_runbook_thresholds() {

@@ -213,6 +213,7 @@ action_kinds! {
     CacheStats = "cache_stats", false, "Redis hit rate, evictions and memory";
     CacheKeys = "cache_keys", false, "a bounded sample of Redis keys (SCAN)";
     HttpMetric = "http_metric", false, "one metric signal of the service";
+    ErrorBreakdown = "error_breakdown", false, "5xx rate and error ratio per endpoint, worst first";
     HttpHealth = "http_health", false, "a health path of the public endpoint";
     TlsCertificate = "tls_certificate", false, "the TLS certificate a host serves and its dates";
     DiskUsage = "disk_usage", false, "volume usage against the free-space threshold";
@@ -292,6 +293,7 @@ impl ActionKind {
             | K::DbVacuum => "db",
             K::CacheStats | K::CacheKeys | K::PatchConfigmap | K::JobFromCronjob => "cache",
             K::HttpMetric | K::HttpHealth => "status",
+            K::ErrorBreakdown => "errors",
             K::RolloutRestart => "restart",
             K::Scale => "scale",
             K::RollbackDeployment | K::RollbackHelm => "rollback",
@@ -400,6 +402,10 @@ pub enum Action<S: Stage> {
     },
     HttpMetric {
         signal: S::Val<MetricSignal>,
+    },
+    ErrorBreakdown {
+        /// How many endpoints to show; `None`: the default.
+        top: Option<S::Val<RowLimit>>,
     },
     HttpHealth {
         path: S::Val<HttpPath>,
@@ -578,6 +584,7 @@ impl<S: Stage> Action<S> {
             Self::CacheStats => K::CacheStats,
             Self::CacheKeys { .. } => K::CacheKeys,
             Self::HttpMetric { .. } => K::HttpMetric,
+            Self::ErrorBreakdown { .. } => K::ErrorBreakdown,
             Self::HttpHealth { .. } => K::HttpHealth,
             Self::TlsCertificate { .. } => K::TlsCertificate,
             Self::DiskUsage { .. } => K::DiskUsage,
@@ -714,6 +721,9 @@ impl<S: Stage> Action<S> {
             },
             Self::HttpMetric { signal } => A::HttpMetric {
                 signal: m.field("signal", signal)?,
+            },
+            Self::ErrorBreakdown { top } => A::ErrorBreakdown {
+                top: m.optional("top", top.as_ref())?,
             },
             Self::HttpHealth { path } => A::HttpHealth {
                 path: m.field("path", path)?,
@@ -1276,7 +1286,7 @@ mod tests {
             .iter()
             .filter(|k| !k.is_destructive())
             .count();
-        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (28, 20));
+        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (29, 20));
         for kind in ActionKind::ALL {
             assert_eq!(ActionKind::from_tag(kind.tag()), Some(*kind));
             // Parameters may be missing here, but the tag itself must be known.

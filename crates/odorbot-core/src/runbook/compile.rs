@@ -1449,6 +1449,9 @@ impl Compiler {
             R::HttpMetric { signal } => A::HttpMetric {
                 signal: self.req(p, "signal", &signal)?,
             },
+            R::ErrorBreakdown { top } => A::ErrorBreakdown {
+                top: self.opt(p, "top", top.as_ref())?,
+            },
             R::HttpHealth { path } => A::HttpHealth {
                 path: self.req(p, "path", &path)?,
             },

@@ -455,6 +455,9 @@ pub enum RawAction {
     HttpMetric {
         signal: RawArg,
     },
+    ErrorBreakdown {
+        top: Option<RawArg>,
+    },
     HttpHealth {
         path: RawArg,
     },

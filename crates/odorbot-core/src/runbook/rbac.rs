@@ -132,6 +132,7 @@ impl ActionKind {
             | K::CacheStats
             | K::CacheKeys
             | K::HttpMetric
+            | K::ErrorBreakdown
             | K::HttpHealth
             | K::TlsCertificate
             | K::DiskUsage
