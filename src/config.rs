@@ -756,7 +756,7 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
                 .map(|p| (p.display().to_string(), c.at("kubernetes.kubeconfig"))),
         ),
     };
-    let probes = compile_probes(c, raw.probes);
+    let probes = compile_probes(c, raw.probes, &kubernetes.namespace);
     let incidents = compile_incidents(c, raw.incidents);
     let approvals = compile_approvals(c, raw.approvals);
     let access = compile_access(c, raw.access);
@@ -1138,7 +1138,7 @@ fn compile_storm(c: &mut Compiler<'_>, raw: RawStorm) -> StormPolicy {
     }
 }
 
-fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
+fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes, namespace: &K8sName) -> ProbesConfig {
     let percent = |c: &mut Compiler<'_>, key: &str, v: Option<f64>, default: f64| match v {
         None => default,
         Some(p) if (0.0..=100.0).contains(&p) => p / 100.0,
@@ -1218,6 +1218,7 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes) -> ProbesConfig {
         metrics_url: c.url("ODORBOT_METRICS_URL", "probes.metrics_url", raw.metrics_url),
         job,
         endpoint_label,
+        namespace: namespace.to_string(),
         rate_window: c.duration(
             "probes.rate_window",
             raw.rate_window,

@@ -316,9 +316,9 @@ impl Runner {
                 let (host, cert) = p.tls().await;
                 diagnostics::render_tls(&host, &cert, &p.links)
             }
-            Action::DiskUsage { .. } => {
-                let (reading, _) = p.signal(Signal::VolumeUsage).await;
-                diagnostics::render_disk(&reading, &p.thresholds, &p.links)
+            Action::DiskUsage { pvc } => {
+                let pvc = pvc.as_ref().map(|v| v.render());
+                diagnostics::render_disk(&p.disk().await, pvc.as_deref(), &p.thresholds, &p.links)
             }
             Action::Notify { role } => {
                 Message::text(format!("📣 Notify: {}", escape(&role.render())))

@@ -14,7 +14,6 @@ use crate::domain::diagnostics;
 use crate::domain::ids::{ChannelId, UserId};
 
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
-use crate::domain::signals::Signal;
 use crate::domain::status::SelfStatus;
 use crate::domain::view::{Block, escape};
 use crate::domain::view::{Message, code_span};
@@ -374,10 +373,6 @@ impl Dispatcher {
                     }
                 });
                 diagnostics::render_cache(&stats, keys.as_ref(), &p.thresholds, &p.links)
-            }
-            Command::Disk => {
-                let (reading, _) = p.signal(Signal::VolumeUsage).await;
-                diagnostics::render_disk(&reading, &p.thresholds, &p.links)
             }
             Command::Certs => {
                 // Bounded like every source of a reply: the API server's own bound is longer.

@@ -22,8 +22,8 @@ use self::prometheus::Prometheus;
 use self::redis::Redis;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
-    CacheStats, CertInfo, ConnectionCounts, EndpointErrors, HealthAnswer, HealthCheck, Picture,
-    PoolStats, SlowStatement, TopStatements, error_breakdown,
+    CacheStats, CertInfo, ConnectionCounts, DiskPicture, EndpointErrors, HealthAnswer, HealthCheck,
+    Picture, PoolStats, SlowStatement, TopStatements, error_breakdown, volumes,
 };
 pub use crate::domain::probe::{Limit, ProbeError};
 use crate::domain::signals::{Links, Reading, Signal, Source, Thresholds};
@@ -58,6 +58,9 @@ pub struct ProbesConfig {
     pub job: String,
     /// The label of `http_requests_total` naming the endpoint, for the error breakdown.
     pub endpoint_label: String,
+    /// The service's namespace (`kubernetes.namespace`), whose volumes and container logs
+    /// the kubelet's series are read for.
+    pub namespace: String,
     /// The range of PromQL `rate()`s.
     pub rate_window: Duration,
     /// PostgreSQL, for connections, slow queries and maintenance (may hold a password).
@@ -86,6 +89,7 @@ pub struct Probes {
     metrics_url: Option<Url>,
     job: String,
     endpoint_label: String,
+    namespace: String,
     rate_window: Duration,
     postgres: Option<Postgres>,
     pgbouncer: Option<PgBouncer>,
@@ -114,6 +118,7 @@ impl Probes {
             metrics_url: config.metrics_url.clone(),
             job: config.job.clone(),
             endpoint_label: config.endpoint_label.clone(),
+            namespace: config.namespace.clone(),
             rate_window: config.rate_window,
             postgres: config
                 .postgres_url
@@ -166,8 +171,12 @@ impl Probes {
         let mut out: Vec<(Signal, Reading, Source)> = match &self.prometheus {
             Some(prom) => {
                 let queries = wanted.iter().map(|s| {
-                    let promql =
-                        prometheus::query(*s, &self.job, &format_duration(self.rate_window));
+                    let promql = prometheus::query(
+                        *s,
+                        &self.job,
+                        &self.namespace,
+                        &format_duration(self.rate_window),
+                    );
                     async move {
                         (
                             *s,
@@ -277,13 +286,43 @@ impl Probes {
         Limit::new(self.timeout, TIMEOUT_KEY)
     }
 
+    fn prometheus(&self) -> Result<&Prometheus, ProbeError> {
+        self.prometheus.as_ref().ok_or(ProbeError::not_configured(
+            "Prometheus",
+            "probes.prometheus_url",
+        ))
+    }
+
+    /// Each volume of the namespace by claim, and container log bytes by pod, from the
+    /// kubelet's series in Prometheus (the typed form of `kubectl exec … df` and `du`).
+    pub async fn disk(&self) -> DiskPicture {
+        let limit = self.limit();
+        let ns = &self.namespace;
+        let by = |metric: &str, label: &'static str, agg: &str| {
+            let promql = format!("{agg} by ({label}) ({metric}{{namespace=\"{ns}\"}})");
+            async move {
+                bounded(limit, async {
+                    self.prometheus()?.by_label(&promql, label, limit).await
+                })
+                .await
+            }
+        };
+        let claim = "persistentvolumeclaim";
+        let (used, capacity, logs) = tokio::join!(
+            by("kubelet_volume_stats_used_bytes", claim, "max"),
+            by("kubelet_volume_stats_capacity_bytes", claim, "max"),
+            by("kubelet_container_log_filesystem_used_bytes", "pod", "sum"),
+        );
+        DiskPicture {
+            volumes: used.and_then(|u| Ok(volumes(&u, &capacity?))),
+            logs,
+        }
+    }
+
     /// 5xx answers by endpoint over the rate window, the worst `top` (Prometheus only: a
     /// scrape has no rates, only totals since the service started).
     pub async fn error_breakdown(&self, top: usize) -> Result<Vec<EndpointErrors>, ProbeError> {
-        let prom = self.prometheus.as_ref().ok_or(ProbeError::not_configured(
-            "Prometheus",
-            "probes.prometheus_url",
-        ))?;
+        let prom = self.prometheus()?;
         let limit = self.limit();
         let window = format_duration(self.rate_window);
         let (errors, requests) =

@@ -10,9 +10,9 @@ use super::http::HttpClient;
 use super::{Limit, ProbeError};
 use crate::domain::signals::{Reading, Signal};
 
-/// The PromQL expression for a signal, for OdorDiff-2's API `job`, with rates over
-/// `window` (a Prometheus duration such as `5m`).
-pub fn query(signal: Signal, job: &str, window: &str) -> String {
+/// The PromQL expression for a signal, for OdorDiff-2's API `job` (its volumes in
+/// `namespace`), with rates over `window` (a Prometheus duration such as `5m`).
+pub fn query(signal: Signal, job: &str, namespace: &str, window: &str) -> String {
     let sel = format!("job=\"{job}\"");
     match signal {
         Signal::RequestRate => format!("sum(rate(http_requests_total{{{sel}}}[{window}]))"),
@@ -24,11 +24,18 @@ pub fn query(signal: Signal, job: &str, window: &str) -> String {
         ),
         Signal::ActiveConnections => format!("sum(http_connections_active{{{sel}}})"),
         Signal::DailyActiveUsers => format!("max(odordiff_daily_active_users{{{sel}}})"),
-        Signal::GenerationRequests => format!("sum(rate(odordiff_generation_requests_total{{{sel}}}[{window}]))"),
+        Signal::GenerationRequests => {
+            format!("sum(rate(odordiff_generation_requests_total{{{sel}}}[{window}]))")
+        }
         Signal::GenerationSuccess => format!(
             "sum(rate(odordiff_generation_success_total{{{sel}}}[{window}])) / sum(rate(odordiff_generation_requests_total{{{sel}}}[{window}]))"
         ),
-        Signal::VolumeUsage => "max(kubelet_volume_stats_used_bytes{namespace=\"odordiff\"} / kubelet_volume_stats_capacity_bytes{namespace=\"odordiff\"})".into(),
+        Signal::VolumeUsage => {
+            let ns = format!("namespace=\"{namespace}\"");
+            format!(
+                "max(kubelet_volume_stats_used_bytes{{{ns}}} / kubelet_volume_stats_capacity_bytes{{{ns}}})"
+            )
+        }
     }
 }
 
@@ -470,10 +477,14 @@ broken{line 3
     }
 
     #[test]
-    fn queries_select_the_job() {
+    fn queries_select_the_job_and_the_namespace() {
         assert_eq!(
-            query(Signal::ErrorRate, "odordiff-api", "5m"),
+            query(Signal::ErrorRate, "odordiff-api", "odordiff", "5m"),
             "sum(rate(http_requests_total{job=\"odordiff-api\",status=~\"5..\"}[5m])) / sum(rate(http_requests_total{job=\"odordiff-api\"}[5m]))"
+        );
+        assert_eq!(
+            query(Signal::VolumeUsage, "odordiff-api", "staging", "5m"),
+            "max(kubelet_volume_stats_used_bytes{namespace=\"staging\"} / kubelet_volume_stats_capacity_bytes{namespace=\"staging\"})"
         );
     }
 }

@@ -89,11 +89,34 @@ async fn promql_answers_match_the_exporters_known_values() {
     // 100 requests a scrape, one scrape a second.
     let rate = value(Signal::RequestRate).unwrap();
     assert!((80.0..=120.0).contains(&rate), "{rate}");
-    // The exporter serves no kubelet volume stats: Prometheus says so, no fallback.
+    // The fullest volume of the service's namespace, not another namespace's.
     assert!(
-        matches!(value(Signal::VolumeUsage), Err(ProbeError::NoData(_))),
+        close(value(Signal::VolumeUsage).unwrap(), 0.95),
         "{:?}",
         value(Signal::VolumeUsage)
+    );
+    let disk = p.disk().await;
+    let volumes: Vec<(String, Option<f64>)> = disk
+        .volumes
+        .unwrap()
+        .iter()
+        .map(|v| (v.pvc.clone(), v.used_ratio()))
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            ("postgres-data-postgres-0".to_owned(), Some(0.95)),
+            ("redis-data".to_owned(), Some(0.1))
+        ]
+    );
+    let mut logs = disk.logs.unwrap();
+    logs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        logs,
+        [
+            ("odordiff-api-1".to_owned(), 6.0 * 1024.0 * 1024.0),
+            ("postgres-0".to_owned(), 2.0 * 1024.0 * 1024.0)
+        ]
     );
     assert!(
         got.iter()
@@ -113,8 +136,9 @@ async fn promql_answers_match_the_exporters_known_values() {
 /// The error breakdown against Prometheus scraping the exporter's known values: the
 /// endpoints with 5xx, most errors first, with their exact ratios; `--top` bounds it; and
 /// `/odor errors` and the High Error Rate runbook's first investigation step show it.
+/// `/odor disk <pvc>` shows that volume by name and the largest container logs.
 #[tokio::test]
-async fn errors_are_broken_down_by_endpoint_with_the_exporters_known_ratios() {
+async fn errors_by_endpoint_and_disk_by_claim_show_the_exporters_known_values() {
     use crate::support::bot::Bot;
     use crate::support::fake_slack::FakeSlack;
 
@@ -172,6 +196,21 @@ async fn errors_are_broken_down_by_endpoint_with_the_exporters_known_ratios() {
             "{command}: {reply}"
         );
     }
+    // One volume by its claim's name, with the largest container logs.
+    let d = fake
+        .slash_command("U0ALICE", "C111", "disk postgres-data-postgres-0")
+        .await;
+    let reply = fake
+        .reply_to(&d, Duration::from_secs(30))
+        .await
+        .map(|c| c.body.to_string())
+        .unwrap_or_default();
+    assert!(
+        reply.contains("🔴 *`postgres-data-postgres-0`*: 95.00% used (95.0 GiB of 100.0 GiB)")
+            && !reply.contains("redis-data")
+            && reply.contains("• `odordiff-api-1`: 6.0 MiB"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -701,7 +740,7 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
                 "Issuer: CN=odorbot-test",
             ],
         ),
-        ("disk", &["unknown:", "needs Prometheus"]),
+        ("disk", &["unknown: Prometheus is not configured (probes.prometheus_url)"]),
         (
             "status",
             &[

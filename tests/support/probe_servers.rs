@@ -42,8 +42,12 @@ pub async fn serve(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) 
 /// OdorDiff-2's metric families. Every scrape adds the same amounts, so ratios and
 /// quantiles are exact: 2% of requests are 5xx, p95 is 1.5 s, 90% of generations succeed.
 /// By endpoint: `/generate` has 3% 5xx of half the requests, `/search` 1/60 of 30%,
-/// `/health` none of the rest.
+/// `/health` none of the rest. The kubelet's series for namespace `odordiff`: PostgreSQL's
+/// claim 95 GiB of 100 GiB, Redis' 1 of 10, container logs 6 MiB for `odordiff-api-1` (two
+/// containers) and 2 MiB for `postgres-0`; a fuller volume in another namespace.
 pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    const MIB: u64 = 1024 * 1024;
+    const GIB: u64 = 1024 * MIB;
     let scrapes = Arc::new(AtomicU64::new(0));
     let router = Router::new().route(
         "/metrics",
@@ -71,7 +75,19 @@ pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                      # TYPE odordiff_generation_requests_total counter\n\
                      odordiff_generation_requests_total {gen}\n\
                      # TYPE odordiff_generation_success_total counter\n\
-                     odordiff_generation_success_total {genok}\n",
+                     odordiff_generation_success_total {genok}\n\
+                     # TYPE kubelet_volume_stats_used_bytes gauge\n\
+                     kubelet_volume_stats_used_bytes{{namespace=\"odordiff\",persistentvolumeclaim=\"postgres-data-postgres-0\"}} {pg_used}\n\
+                     kubelet_volume_stats_used_bytes{{namespace=\"odordiff\",persistentvolumeclaim=\"redis-data\"}} {gib}\n\
+                     kubelet_volume_stats_used_bytes{{namespace=\"elsewhere\",persistentvolumeclaim=\"full\"}} 99\n\
+                     # TYPE kubelet_volume_stats_capacity_bytes gauge\n\
+                     kubelet_volume_stats_capacity_bytes{{namespace=\"odordiff\",persistentvolumeclaim=\"postgres-data-postgres-0\"}} {pg_cap}\n\
+                     kubelet_volume_stats_capacity_bytes{{namespace=\"odordiff\",persistentvolumeclaim=\"redis-data\"}} {redis_cap}\n\
+                     kubelet_volume_stats_capacity_bytes{{namespace=\"elsewhere\",persistentvolumeclaim=\"full\"}} 100\n\
+                     # TYPE kubelet_container_log_filesystem_used_bytes gauge\n\
+                     kubelet_container_log_filesystem_used_bytes{{namespace=\"odordiff\",pod=\"odordiff-api-1\",container=\"api\"}} {mib5}\n\
+                     kubelet_container_log_filesystem_used_bytes{{namespace=\"odordiff\",pod=\"odordiff-api-1\",container=\"sidecar\"}} {mib1}\n\
+                     kubelet_container_log_filesystem_used_bytes{{namespace=\"odordiff\",pod=\"postgres-0\",container=\"postgres\"}} {mib2}\n",
                     gen_ok = 48.5 * n as f64,
                     gen_err = 1.5 * n as f64,
                     search_ok = 29.5 * n as f64,
@@ -83,6 +99,13 @@ pub async fn exporter() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                     sum = 60 * n,
                     gen = 50 * n,
                     genok = 45 * n,
+                    gib = GIB,
+                    pg_used = 95 * GIB,
+                    pg_cap = 100 * GIB,
+                    redis_cap = 10 * GIB,
+                    mib1 = MIB,
+                    mib2 = 2 * MIB,
+                    mib5 = 5 * MIB,
                 )
             }
         }),

@@ -145,8 +145,6 @@ pub enum Command {
     Db { view: DbView, older_than: Duration },
     /// Redis statistics, with a key sample when a pattern is given.
     Cache { pattern: Option<String> },
-    /// Persistent volume usage.
-    Disk,
     /// Certificates: the public endpoint's TLS certificate.
     Certs,
     /// One runbook signal with its verdict.
@@ -409,12 +407,18 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "disk",
-        summary: "Usage of the busiest persistent volume against the 10% free threshold.",
+        summary: "Usage of each persistent volume (or one, by claim) against the free-space threshold, and the largest container logs.",
         group: Group::Diagnostics,
-        args: &[],
+        args: &[name_arg("pvc", false, "one PersistentVolumeClaim")],
         options: &[],
-        examples: &["/odor disk"],
-        build: |_, _| Ok(Command::Disk),
+        examples: &["/odor disk", "/odor disk postgres-data-postgres-0"],
+        build: |args, ctx| {
+            query("disk", ctx, || {
+                Ok(Action::DiskUsage {
+                    pvc: name(args, "pvc"),
+                })
+            })
+        },
     },
     VerbSpec {
         name: "certs",
@@ -1731,7 +1735,6 @@ impl Command {
         Some(match self {
             Self::Help { .. }
             | Self::Status
-            | Self::Disk
             | Self::Certs
             | Self::Metrics { .. }
             | Self::Oncall
@@ -1783,7 +1786,6 @@ impl Command {
             Self::Status => "status",
             Self::Db { .. } => "db",
             Self::Cache { .. } => "cache",
-            Self::Disk => "disk",
             Self::Certs => "certs",
             Self::Metrics { .. } => "metrics",
             Self::IncidentOpen { .. } => "incident",

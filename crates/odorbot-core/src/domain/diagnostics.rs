@@ -453,17 +453,103 @@ pub fn render_cache(
 }
 
 /// `/odor disk`.
-pub fn render_disk(reading: &Reading, t: &Thresholds, links: &Links) -> Message {
-    let verdict = judge(Signal::VolumeUsage, reading, t);
-    let value = reading
-        .as_ref()
-        .map(|v| format!("{} used", Signal::VolumeUsage.format(*v)))
-        .unwrap_or_default();
-    message(
-        "Disk space",
-        vec![verdict_line("Busiest volume", &value, &verdict)],
-        links,
-    )
+/// One PersistentVolumeClaim's volume as the kubelet reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeUse {
+    pub pvc: String,
+    pub used_bytes: f64,
+    /// `None` when the kubelet reported no capacity for it.
+    pub capacity_bytes: Option<f64>,
+}
+
+impl VolumeUse {
+    pub fn used_ratio(&self) -> Option<f64> {
+        self.capacity_bytes
+            .filter(|c| *c > 0.0)
+            .map(|c| self.used_bytes / c)
+    }
+}
+
+/// Used and capacity bytes by claim joined into volumes, the fullest first (a volume of
+/// unknown capacity last), then by name.
+pub fn volumes(used: &[(String, f64)], capacity: &[(String, f64)]) -> Vec<VolumeUse> {
+    let mut rows: Vec<VolumeUse> = used
+        .iter()
+        .map(|(pvc, bytes)| VolumeUse {
+            pvc: pvc.clone(),
+            used_bytes: *bytes,
+            capacity_bytes: capacity.iter().find(|(c, _)| c == pvc).map(|(_, b)| *b),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.used_ratio()
+            .unwrap_or(-1.0)
+            .total_cmp(&a.used_ratio().unwrap_or(-1.0))
+            .then_with(|| a.pvc.cmp(&b.pvc))
+    });
+    rows
+}
+
+/// Container logs shown by `/odor disk`, the largest first.
+pub const LOG_PODS_SHOWN: usize = 5;
+
+/// What `/odor disk` and the `disk_usage` step read.
+#[derive(Debug, Clone)]
+pub struct DiskPicture {
+    pub volumes: Result<Vec<VolumeUse>, ProbeError>,
+    /// Bytes of container logs by pod.
+    pub logs: Result<Vec<(String, f64)>, ProbeError>,
+}
+
+/// `/odor disk [<pvc>]`: each volume (or the one asked for) judged against the free-space
+/// threshold, by claim name, and the pods with the largest container logs.
+pub fn render_disk(d: &DiskPicture, pvc: Option<&str>, t: &Thresholds, links: &Links) -> Message {
+    let mut lines = Vec::new();
+    match &d.volumes {
+        Err(why) => lines.push(unknown_line("Volumes", why)),
+        Ok(all) => {
+            let shown: Vec<&VolumeUse> = all
+                .iter()
+                .filter(|v| pvc.is_none_or(|p| v.pvc == p))
+                .collect();
+            if shown.is_empty() {
+                let what = pvc.map_or("Volumes".to_owned(), code_span);
+                lines.push(unknown_line(&what, &"no kubelet volume stats for it"));
+            }
+            lines.extend(shown.iter().map(|v| {
+                let reading = v
+                    .used_ratio()
+                    .ok_or_else(|| ProbeError::NoData("no capacity reported".into()));
+                let value = match v.capacity_bytes {
+                    Some(cap) => format!(
+                        "{} used ({} of {})",
+                        Signal::VolumeUsage.format(reading.clone().unwrap_or(0.0)),
+                        human_bytes(v.used_bytes as u64),
+                        human_bytes(cap as u64)
+                    ),
+                    None => format!("{} used", human_bytes(v.used_bytes as u64)),
+                };
+                verdict_line(
+                    &code_span(&v.pvc),
+                    &value,
+                    &judge(Signal::VolumeUsage, &reading, t),
+                )
+            }));
+        }
+    }
+    lines.push("*Container logs*, largest first".into());
+    match &d.logs {
+        Ok(pods) if pods.is_empty() => lines.push("no container log series".into()),
+        Ok(pods) => {
+            let mut pods = pods.clone();
+            pods.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            lines.extend(pods.iter().take(LOG_PODS_SHOWN).map(|(pod, bytes)| {
+                format!("• {}: {}", code_span(pod), human_bytes(*bytes as u64))
+            }));
+        }
+        Err(why) => lines.push(unknown_line("Container logs", why)),
+    }
+    message("Disk space", lines, links)
 }
 
 /// The TLS side of `/odor certs`.
@@ -719,6 +805,38 @@ mod tests {
             &Links::default(),
         ));
         assert!(none.contains("no 5xx answers"), "{none}");
+    }
+
+    #[test]
+    fn disk_shows_each_volume_by_claim_fullest_first_and_the_largest_logs() {
+        let gib = 1024.0 * 1024.0 * 1024.0;
+        let used = rates(&[("redis-data", 1.0 * gib), ("postgres-data", 95.0 * gib)]);
+        let capacity = rates(&[("redis-data", 10.0 * gib), ("postgres-data", 100.0 * gib)]);
+        let all = volumes(&used, &capacity);
+        assert_eq!(all[0].pvc, "postgres-data");
+        assert_eq!(all[1].used_ratio(), Some(0.1));
+        let d = DiskPicture {
+            volumes: Ok(all),
+            logs: Ok(rates(&[("api-1", 2.0 * gib), ("api-2", 5.0 * gib)])),
+        };
+        let t = Thresholds::default();
+        let shown = text(&render_disk(&d, None, &t, &Links::default()));
+        assert!(
+            shown.contains("🔴 *`postgres-data`*: 95.00% used (95.0 GiB of 100.0 GiB)"),
+            "{shown}"
+        );
+        assert!(shown.contains("✅ *`redis-data`*: 10.00% used"), "{shown}");
+        assert!(
+            shown.find("`api-2`").unwrap() < shown.find("`api-1`").unwrap(),
+            "{shown}"
+        );
+        let one = text(&render_disk(&d, Some("redis-data"), &t, &Links::default()));
+        assert!(
+            one.contains("redis-data") && !one.contains("postgres-data"),
+            "{one}"
+        );
+        let none = text(&render_disk(&d, Some("gone"), &t, &Links::default()));
+        assert!(none.contains("no kubelet volume stats for it"), "{none}");
     }
 
     #[test]
