@@ -233,13 +233,7 @@ impl Cluster {
                 });
             }
         };
-        // The kubelet answers 200 with this line when the run's log is gone (it keeps one
-        // dead container per container: a crash loop's run before last is collected).
-        if let Some(gone) = text
-            .trim()
-            .strip_prefix("unable to retrieve container logs for ")
-            .filter(|rest| !rest.contains('\n'))
-        {
+        if let Some(gone) = log_gone(&text) {
             return Ok(PodLogs {
                 pod: name,
                 container,
@@ -928,6 +922,21 @@ fn default_container(pod: &Pod) -> String {
         .unwrap_or_default()
 }
 
+/// The kubelet answers 200 with one line of its own when a run's log is gone (it keeps one
+/// dead container per container, so a crash loop's run before last is collected, and its
+/// file may already be unlinked): that line, not a log line.
+fn log_gone(text: &str) -> Option<&str> {
+    let line = text.trim();
+    if line.contains('\n') {
+        return None;
+    }
+    line.strip_prefix("unable to retrieve container logs for ")
+        .or_else(|| {
+            line.starts_with("failed to try resolving symlinks in path \"/var/log/pods/")
+                .then_some(line)
+        })
+}
+
 /// Keeps the matching lines, the last [`LogQuery::MAX_LINES_PER_POD`] of them.
 fn filter_lines(text: &str, grep: Option<&Filter>) -> (Vec<String>, bool) {
     let mut lines: Vec<String> = text
@@ -1044,4 +1053,24 @@ pub(super) fn typed_spec<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, ClusterError> {
     from_field(obj, "spec", what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_gone;
+
+    #[test]
+    fn the_kubelets_own_lines_about_a_gone_log_are_not_log_lines() {
+        assert_eq!(
+            log_gone("unable to retrieve container logs for containerd://ab12\n"),
+            Some("containerd://ab12")
+        );
+        let unlinked = "failed to try resolving symlinks in path \"/var/log/pods/ns_pod_uid/api/0.log\": lstat /var/log/pods/ns_pod_uid/api/0.log: no such file or directory";
+        assert_eq!(log_gone(unlinked), Some(unlinked));
+        assert_eq!(log_gone("ERROR startup failed"), None);
+        assert_eq!(
+            log_gone("unable to retrieve container logs for x\nsecond line"),
+            None
+        );
+    }
 }
