@@ -99,6 +99,14 @@ if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
   "${psql[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 fi
 
+# PgBouncer's users. Clients are trusted on loopback; `app` logs in to PostgreSQL with its
+# password from here, as the API's role does through PgBouncer (the connectivity test).
+write_userlist() {
+  printf '"pgbouncer" ""\n"postgres" ""\n"app" "app-password"\n' >"$DIR/userlist.txt"
+  chown postgres: "$DIR/userlist.txt"
+  chmod 0600 "$DIR/userlist.txt"
+}
+
 if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT"; then
   cat >"$DIR/pgbouncer.ini" <<INI
 [databases]
@@ -117,10 +125,14 @@ ignore_startup_parameters = extra_float_digits
 logfile = $DIR/pgbouncer.log
 pidfile = $DIR/pgbouncer.pid
 INI
-  printf '"pgbouncer" ""\n"postgres" ""\n' >"$DIR/userlist.txt"
-  chown postgres: "$DIR"/pgbouncer.ini "$DIR"/userlist.txt
+  chown postgres: "$DIR"/pgbouncer.ini
+  write_userlist
   as_pg pgbouncer -d "$DIR/pgbouncer.ini"
   for _ in $(seq 1 40); do "$bin/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT" && break; sleep 0.25; done
   "$bin/pg_isready" -h 127.0.0.1 -p "$PGB_PORT" >/dev/null
+elif ! grep -q '^"app"' "$DIR/userlist.txt" 2>/dev/null; then
+  # A PgBouncer started by an earlier version of this script: teach it `app`.
+  write_userlist
+  "$bin/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbouncer -d pgbouncer -q -c RELOAD >/dev/null
 fi
 echo "probe servers: PostgreSQL 127.0.0.1:$PG_PORT, PgBouncer 127.0.0.1:$PGB_PORT, Redis with TLS 127.0.0.1:$REDIS_TLS_PORT (CA $tls/ca.crt)" >&2

@@ -291,6 +291,7 @@ struct RawProbes {
     rate_window: Option<String>,
     postgres_url_file: Option<PathBuf>,
     pgbouncer_url_file: Option<PathBuf>,
+    app_database_url_file: Option<PathBuf>,
     redis_url_file: Option<PathBuf>,
     redis_ca_file: Option<String>,
     health_url: Option<String>,
@@ -381,6 +382,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "ODORBOT_PGBOUNCER_URL",
         "PgBouncer admin console URL (or _FILE)",
+    ),
+    (
+        "ODORBOT_APP_DATABASE_URL",
+        "the API's own database URL, for the connectivity test (or _FILE)",
     ),
     (
         "ODORBOT_REDIS_URL",
@@ -1233,6 +1238,11 @@ fn compile_probes(c: &mut Compiler<'_>, raw: RawProbes, namespace: &K8sName) -> 
         pgbouncer_url: c.secret_url(
             "ODORBOT_PGBOUNCER_URL",
             raw.pgbouncer_url_file,
+            &["postgres", "postgresql"],
+        ),
+        app_database_url: c.secret_url(
+            "ODORBOT_APP_DATABASE_URL",
+            raw.app_database_url_file,
             &["postgres", "postgresql"],
         ),
         redis_url: c.secret_url(

@@ -262,7 +262,11 @@ impl Runner {
                     Err(e) => map("Resource usage", e),
                 }
             }
-            Action::DbConnections { .. } | Action::DbConnectivity => {
+            Action::DbConnectivity => {
+                let (via, result) = p.app_connectivity().await;
+                diagnostics::render_connectivity(&result, via.as_deref(), &p.links)
+            }
+            Action::DbConnections { .. } => {
                 let (counts, size) = tokio::join!(p.db_connections(), p.db_size());
                 diagnostics::render_connections(&counts, &size, &p.links)
             }

@@ -17,13 +17,14 @@ use secrecy::SecretString;
 use url::Url;
 
 use self::http::HttpClient;
-use self::postgres::{PgBouncer, Postgres};
+use self::postgres::{AppDatabase, PgBouncer, Postgres};
 use self::prometheus::Prometheus;
 use self::redis::Redis;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
-    CacheStats, CertInfo, ConnectionCounts, DiskPicture, EndpointErrors, HealthAnswer, HealthCheck,
-    Picture, PoolStats, SlowStatement, TopStatements, error_breakdown, volumes,
+    AppConnection, CacheStats, CertInfo, ConnectionCounts, DiskPicture, EndpointErrors,
+    HealthAnswer, HealthCheck, Picture, PoolStats, SlowStatement, TopStatements, error_breakdown,
+    volumes,
 };
 pub use crate::domain::probe::{Limit, ProbeError};
 use crate::domain::signals::{Links, Reading, Signal, Source, Thresholds};
@@ -67,6 +68,9 @@ pub struct ProbesConfig {
     pub postgres_url: Option<SecretString>,
     /// PgBouncer's admin console (`…/pgbouncer`).
     pub pgbouncer_url: Option<SecretString>,
+    /// The API's own database URL (through PgBouncer, as the application's role): the
+    /// connectivity test connects the way the API does, not the way odorbot does.
+    pub app_database_url: Option<SecretString>,
     /// `redis://` or `rediss://` (TLS), with `user:password@` for an ACL user.
     pub redis_url: Option<SecretString>,
     /// PEM roots that vouch for a `rediss://` server instead of the system's.
@@ -93,6 +97,7 @@ pub struct Probes {
     rate_window: Duration,
     postgres: Option<Postgres>,
     pgbouncer: Option<PgBouncer>,
+    app_database: Option<AppDatabase>,
     redis: Option<Redis>,
     health_url: Option<Url>,
     tls_host: Option<String>,
@@ -129,6 +134,11 @@ impl Probes {
                 .pgbouncer_url
                 .as_ref()
                 .map(|u| PgBouncer::new(u, timeout))
+                .transpose()?,
+            app_database: config
+                .app_database_url
+                .as_ref()
+                .map(|u| AppDatabase::new(u, timeout))
                 .transpose()?,
             redis: config
                 .redis_url
@@ -399,6 +409,21 @@ impl Probes {
             self.postgres()?.vacuum_analyze().await
         })
         .await
+    }
+
+    /// A fresh connection made as the API makes it, and a query on it; `where` it went
+    /// (host and port, never the credentials).
+    pub async fn app_connectivity(&self) -> (Option<String>, Result<AppConnection, ProbeError>) {
+        let Some(app) = &self.app_database else {
+            return (
+                None,
+                Err(ProbeError::not_configured(
+                    "The API's database connection",
+                    "probes.app_database_url_file or ODORBOT_APP_DATABASE_URL",
+                )),
+            );
+        };
+        (Some(app.via()), bounded(self.limit(), app.check()).await)
     }
 
     pub async fn pgbouncer_pools(&self) -> Result<Vec<PoolStats>, ProbeError> {

@@ -9,7 +9,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::{Limit, ProbeError, TIMEOUT_KEY};
-use crate::domain::diagnostics::{ConnectionCounts, PoolStats, SlowStatement, TopStatements};
+use crate::domain::diagnostics::{
+    AppConnection, ConnectionCounts, PoolStats, SlowStatement, TopStatements,
+};
 
 /// odorbot's sessions carry this name, so it never terminates its own backends.
 pub const APPLICATION_NAME: &str = "odorbot";
@@ -239,6 +241,63 @@ fn slow_statement(r: &PgRow) -> SlowStatement {
 pub struct PgBouncer {
     options: PgConnectOptions,
     limit: Limit,
+}
+
+/// The API's database connection, as the API makes it: typically through PgBouncer in
+/// transaction mode, as the application's role. A fresh connection each time, as a new
+/// API pod would make, so a refused login or a full pool shows.
+pub struct AppDatabase {
+    options: PgConnectOptions,
+    limit: Limit,
+}
+
+impl AppDatabase {
+    /// # Errors
+    /// When the URL cannot be parsed.
+    pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
+        let options = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|_| unparsable("The API's database", "ODORBOT_APP_DATABASE_URL"))?
+            .statement_cache_capacity(0)
+            .application_name(APPLICATION_NAME);
+        Ok(Self {
+            options,
+            limit: Limit::new(timeout, TIMEOUT_KEY),
+        })
+    }
+
+    /// Host and port the connection goes to; never the user or the password.
+    pub fn via(&self) -> String {
+        format!("{}:{}", self.options.get_host(), self.options.get_port())
+    }
+
+    /// Connects, asks who it is, and disconnects.
+    ///
+    /// # Errors
+    /// A short reason: refused credentials, unreachable, the server's own refusal.
+    pub async fn check(&self) -> Result<AppConnection, ProbeError> {
+        let started = std::time::Instant::now();
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(|e| reason(&e, self.limit))?;
+        // The simple protocol: PgBouncer in transaction mode hands each transaction any
+        // server connection, where a named prepared statement may already exist.
+        let row = sqlx::raw_sql("SELECT current_user::text, current_database()::text")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| reason(&e, self.limit))?;
+        let took = started.elapsed();
+        let text = |i: usize| {
+            row.try_get::<String, _>(i)
+                .map_err(|e| reason(&e, self.limit))
+        };
+        let (user, database) = (text(0)?, text(1)?);
+        let _ = conn.close().await;
+        Ok(AppConnection {
+            user,
+            database,
+            took,
+        })
+    }
 }
 
 impl PgBouncer {

@@ -201,6 +201,7 @@ async fn the_container_connects_answers_help_serves_readyz_and_stops_on_sigterm(
             "pgbouncer-url",
             "postgres://pgbouncer@127.0.0.1:9/pgbouncer",
         ),
+        ("app-database-url", "postgres://app@127.0.0.1:9/odordiff"),
         ("redis-url", "redis://127.0.0.1:9"),
     ] {
         write(&secrets.join(key), &format!("{value}\n"));

@@ -250,6 +250,10 @@ async fn two_replicas_configured_as_the_ha_overlay_execute_each_approval_once_an
             "pgbouncer-url",
             "postgres://pgbouncer@127.0.0.1:9/pgbouncer".to_owned(),
         ),
+        (
+            "app-database-url",
+            "postgres://app@127.0.0.1:9/odordiff".to_owned(),
+        ),
         ("redis-url", "redis://127.0.0.1:9".to_owned()),
         ("store-url", db.url.clone()),
     ]

@@ -15,8 +15,8 @@ use sqlx::{Connection, PgConnection};
 
 use crate::support::pg::{TempDb, session};
 use crate::support::probe_servers::{
-    Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url, redis_cmds,
-    redis_tls, serve, tls_server,
+    Prometheus, black_hole, closed_addr, exporter, pg_admin_url, pgbouncer_admin_url,
+    pgbouncer_app_url, redis_cmds, redis_tls, serve, tls_server,
 };
 
 /// Probes configured from environment-style pairs, with test timeouts.
@@ -210,6 +210,68 @@ async fn errors_by_endpoint_and_disk_by_claim_show_the_exporters_known_values() 
             && !reply.contains("redis-data")
             && reply.contains("• `odordiff-api-1`: 6.0 MiB"),
         "{reply}"
+    );
+}
+
+/// The connectivity test connects as the API does: through PgBouncer as `app`, and says
+/// whom it connected as and where; a refused login (straight to PostgreSQL with a wrong
+/// password) is a breach that never shows the password; unset, it says which key to set.
+#[tokio::test]
+async fn connectivity_is_tested_the_way_the_api_connects() {
+    use crate::support::bot::Bot;
+    use crate::support::fake_slack::FakeSlack;
+    use odorbot::domain::diagnostics::render_connectivity;
+
+    let url = pgbouncer_app_url();
+    let p = probes(&[("ODORBOT_APP_DATABASE_URL", &url)]);
+    let (via, result) = p.app_connectivity().await;
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert_eq!(via, Some(format!("127.0.0.1:{port}")));
+    let c = result.unwrap();
+    assert_eq!((c.user.as_str(), c.database.as_str()), ("app", "postgres"));
+
+    let wrong = pg_admin_url().replacen("postgres@", "app:wrong-secret@", 1);
+    let p = probes(&[("ODORBOT_APP_DATABASE_URL", &wrong)]);
+    let (via, result) = p.app_connectivity().await;
+    assert_eq!(result, Err(ProbeError::Auth));
+    let shown = format!(
+        "{:?}",
+        render_connectivity(&result, via.as_deref(), &p.links).blocks
+    );
+    assert!(
+        shown.contains("🔴") && shown.contains("credentials refused"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("wrong-secret"),
+        "a password leaked: {shown}"
+    );
+
+    let (_, unset) = probes(&[]).app_connectivity().await;
+    assert!(
+        unset
+            .unwrap_err()
+            .to_string()
+            .contains("probes.app_database_url_file")
+    );
+
+    let fake = FakeSlack::start().await;
+    let bot =
+        Bot::start_sections(&fake, None, &[("ODORBOT_APP_DATABASE_URL", &url)], &[], "").await;
+    let d = fake
+        .slash_command("U0ALICE", "C111", "db connectivity")
+        .await;
+    let reply = fake
+        .reply_to(&d, Duration::from_secs(30))
+        .await
+        .map(|c| c.body.to_string())
+        .unwrap_or_default();
+    assert!(
+        reply.contains(&format!(
+            "✅ *Connection as the API makes it*: `app` to `postgres` through `127.0.0.1:{port}`"
+        )),
+        "{reply}\n{}",
+        bot.logs()
     );
 }
 
@@ -740,7 +802,10 @@ async fn diagnostics_verbs_answer_in_slack_with_verdicts() {
                 "Issuer: CN=odorbot-test",
             ],
         ),
-        ("disk", &["unknown: Prometheus is not configured (probes.prometheus_url)"]),
+        (
+            "disk",
+            &["unknown: Prometheus is not configured (probes.prometheus_url)"],
+        ),
         (
             "status",
             &[

@@ -29,6 +29,14 @@ pub fn pgbouncer_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://pgbouncer@127.0.0.1:56432/pgbouncer".into())
 }
 
+/// The API's route to its database in the probe tests: through that PgBouncer, as the
+/// `app` role (PgBouncer logs in to PostgreSQL with the password in its auth file).
+pub fn pgbouncer_app_url() -> String {
+    let admin = pgbouncer_admin_url();
+    let (base, _) = admin.rsplit_once('/').expect("a database in the URL");
+    format!("{}/postgres", base.replacen("pgbouncer@", "app@", 1))
+}
+
 /// Serves `router` on a loopback port until the returned handle is dropped.
 pub async fn serve(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -337,7 +337,7 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "db",
-        summary: "PostgreSQL connections by state, long-running and slowest statements, or PgBouncer's pools, with a verdict.",
+        summary: "PostgreSQL connections by state, long-running and slowest statements, PgBouncer's pools, or a connection made as the API makes it, with a verdict.",
         group: Group::Diagnostics,
         args: &[ArgSpec {
             name: "view",
@@ -345,6 +345,7 @@ pub static VERBS: &[VerbSpec] = &[
                 "connections",
                 "slow-queries",
                 "pools",
+                "connectivity",
                 "terminate-long",
                 "vacuum",
             ]),
@@ -366,6 +367,7 @@ pub static VERBS: &[VerbSpec] = &[
             "/odor db connections",
             "/odor db slow-queries --older-than 2m",
             "/odor db pools",
+            "/odor db connectivity",
         ],
         build: build_db,
     },
@@ -1356,6 +1358,9 @@ fn build_db(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
             });
         }
         Some(Value::Word("vacuum")) => return change(args, "db", ctx, || Ok(Action::DbVacuum)),
+        Some(Value::Word("connectivity")) => {
+            return query("db", ctx, || Ok(Action::DbConnectivity));
+        }
         _ => DbView::Pools,
     };
     Ok(Command::Db { view, older_than })

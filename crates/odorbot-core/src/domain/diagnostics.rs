@@ -228,6 +228,46 @@ pub fn render_connections(
     message("PostgreSQL connections", lines, links)
 }
 
+/// A connection made the way the API makes it, and what it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConnection {
+    /// `current_user` and `current_database()` as the server saw them.
+    pub user: String,
+    pub database: String,
+    /// Connecting and the first query.
+    pub took: Duration,
+}
+
+/// The `db_connectivity` step: whether the database accepts the API's own connection
+/// (`via`: where it goes, e.g. `127.0.0.1:6432`), not odorbot's.
+pub fn render_connectivity(
+    result: &Result<AppConnection, ProbeError>,
+    via: Option<&str>,
+    links: &Links,
+) -> Message {
+    let what = "Connection as the API makes it";
+    let line = match result {
+        Ok(c) => verdict_line(
+            what,
+            &format!(
+                "{} to {} through {} in {} ms",
+                code_span(&c.user),
+                code_span(&c.database),
+                code_span(via.unwrap_or("?")),
+                c.took.as_millis()
+            ),
+            &Verdict::Ok("connected and answered".into()),
+        ),
+        Err(why @ ProbeError::NotConfigured { .. }) => unknown_line(what, why),
+        Err(why) => verdict_line(
+            what,
+            &via.map(code_span).unwrap_or_default(),
+            &Verdict::Breach(why.to_string()),
+        ),
+    };
+    message("Database connectivity", vec![line], links)
+}
+
 /// `/odor db slow-queries`.
 pub fn render_slow_queries(
     running: &Result<Vec<SlowStatement>, ProbeError>,
@@ -837,6 +877,45 @@ mod tests {
         );
         let none = text(&render_disk(&d, Some("gone"), &t, &Links::default()));
         assert!(none.contains("no kubelet volume stats for it"), "{none}");
+    }
+
+    #[test]
+    fn connectivity_says_whom_it_connected_as_and_judges_a_refusal() {
+        let ok = AppConnection {
+            user: "app".into(),
+            database: "odordiff".into(),
+            took: Duration::from_millis(12),
+        };
+        let shown = text(&render_connectivity(
+            &Ok(ok),
+            Some("pgbouncer:6432"),
+            &Links::default(),
+        ));
+        assert!(
+            shown.contains("✅ *Connection as the API makes it*: `app` to `odordiff` through `pgbouncer:6432` in 12 ms"),
+            "{shown}"
+        );
+        let refused = text(&render_connectivity(
+            &Err(ProbeError::Auth),
+            Some("pgbouncer:6432"),
+            &Links::default(),
+        ));
+        assert!(
+            refused.contains("🔴") && refused.contains("credentials refused"),
+            "{refused}"
+        );
+        let unset = text(&render_connectivity(
+            &Err(ProbeError::not_configured(
+                "The API's database connection",
+                "probes.app_database_url_file",
+            )),
+            None,
+            &Links::default(),
+        ));
+        assert!(
+            unset.contains("❔") && unset.contains("probes.app_database_url_file"),
+            "{unset}"
+        );
     }
 
     #[test]

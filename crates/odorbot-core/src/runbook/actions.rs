@@ -209,7 +209,7 @@ action_kinds! {
     DbConnections = "db_connections", false, "PostgreSQL connections by state";
     DbSlowQueries = "db_slow_queries", false, "the slowest statements by mean time";
     PgbouncerPools = "pgbouncer_pools", false, "PgBouncer pools (SHOW POOLS)";
-    DbConnectivity = "db_connectivity", false, "whether PostgreSQL accepts a connection";
+    DbConnectivity = "db_connectivity", false, "whether the database accepts the API's own connection";
     CacheStats = "cache_stats", false, "Redis hit rate, evictions and memory";
     CacheKeys = "cache_keys", false, "a bounded sample of Redis keys (SCAN)";
     HttpMetric = "http_metric", false, "one metric signal of the service";
