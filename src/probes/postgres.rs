@@ -49,6 +49,17 @@ fn reason(e: &sqlx::Error, limit: Limit) -> ProbeError {
     }
 }
 
+/// Connection options from a secret URL, with odorbot's sessions named as its own.
+fn options(
+    url: &SecretString,
+    what: &'static str,
+    key: &'static str,
+) -> Result<PgConnectOptions, ProbeError> {
+    Ok(PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|_| unparsable(what, key))?
+        .application_name(APPLICATION_NAME))
+}
+
 /// The service's PostgreSQL.
 #[derive(Clone)]
 pub struct Postgres {
@@ -62,9 +73,7 @@ impl Postgres {
     /// # Errors
     /// When the URL cannot be parsed.
     pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
-        let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| unparsable("PostgreSQL", "ODORBOT_POSTGRES_URL"))?
-            .application_name(APPLICATION_NAME);
+        let options = options(url, "PostgreSQL", "ODORBOT_POSTGRES_URL")?;
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(timeout)
@@ -255,10 +264,8 @@ impl AppDatabase {
     /// # Errors
     /// When the URL cannot be parsed.
     pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
-        let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| unparsable("The API's database", "ODORBOT_APP_DATABASE_URL"))?
-            .statement_cache_capacity(0)
-            .application_name(APPLICATION_NAME);
+        let options = options(url, "The API's database", "ODORBOT_APP_DATABASE_URL")?
+            .statement_cache_capacity(0);
         Ok(Self {
             options,
             limit: Limit::new(timeout, TIMEOUT_KEY),
@@ -304,11 +311,9 @@ impl PgBouncer {
     /// # Errors
     /// When the URL cannot be parsed.
     pub fn new(url: &SecretString, timeout: Duration) -> Result<Self, ProbeError> {
-        let options = PgConnectOptions::from_str(url.expose_secret())
-            .map_err(|_| unparsable("PgBouncer", "ODORBOT_PGBOUNCER_URL"))?
+        let options = options(url, "PgBouncer", "ODORBOT_PGBOUNCER_URL")?
             .extra_float_digits(None)
-            .statement_cache_capacity(0)
-            .application_name(APPLICATION_NAME);
+            .statement_cache_capacity(0);
         Ok(Self {
             options,
             limit: Limit::new(timeout, TIMEOUT_KEY),

@@ -858,6 +858,20 @@ fn button_labelled(fake: &FakeSlack, label: &str) -> Option<String> {
     })
 }
 
+/// Waits for the recovery button labelled `label` in the incident thread and clicks it as
+/// Alice; the reply she gets.
+async fn click_recovery(fake: &FakeSlack, bot: &Bot, label: &str, ts: &str) -> String {
+    assert!(
+        fake.wait_until(WAIT, |f| button_labelled(f, label).is_some())
+            .await,
+        "no {label:?} button\n{}",
+        bot.logs()
+    );
+    let button = button_labelled(fake, label).unwrap();
+    let d = fake.block_action("U0ALICE", CHANNEL, &button, "", ts).await;
+    reply(fake, &d).await
+}
+
 /// Each recovery button runs its own catalog step: the PostgreSQL one cleans up
 /// PostgreSQL's logs, not the API's.
 #[tokio::test]
@@ -867,18 +881,7 @@ async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
     let fake = FakeSlack::start().await;
     let bot = incident_bot(&fake, &s, &health).await;
     fire(&bot, "OdorDiffDiskSpaceLow").await;
-    assert!(
-        fake.wait_until(WAIT, |f| button_labelled(f, "Clean up PostgreSQL logs")
-            .is_some())
-            .await,
-        "{}",
-        bot.logs()
-    );
-    let button = button_labelled(&fake, "Clean up PostgreSQL logs").unwrap();
-    let d = fake
-        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000400")
-        .await;
-    let answer = reply(&fake, &d).await;
+    let answer = click_recovery(&fake, &bot, "Clean up PostgreSQL logs", "1700000000.000400").await;
     assert!(answer.contains("Requested `logs`"), "{answer}");
     assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
     let card = text(&cards(&fake)[0]);
@@ -981,18 +984,7 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
     );
 
     fire(&bot, "OdorDiffDbPoolExhausted").await;
-    assert!(
-        fake.wait_until(WAIT, |f| button_labelled(f, "Raise PostgreSQL limits")
-            .is_some())
-            .await,
-        "{}",
-        bot.logs()
-    );
-    let button = button_labelled(&fake, "Raise PostgreSQL limits").unwrap();
-    let d = fake
-        .block_action("U0ALICE", CHANNEL, &button, "", "1700000000.000500")
-        .await;
-    let answer = reply(&fake, &d).await;
+    let answer = click_recovery(&fake, &bot, "Raise PostgreSQL limits", "1700000000.000500").await;
     assert!(answer.contains("Requested `resources`"), "{answer}");
     assert!(fake.wait_until(WAIT, |f| cards(f).len() >= 2).await);
     let card = text(&cards(&fake)[1]);

@@ -54,9 +54,10 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-#[tokio::test]
-async fn promql_answers_match_the_exporters_known_values() {
-    let (target, _exporter) = exporter().await;
+/// The test exporter, a Prometheus scraping it with enough samples for a 10 s `rate()`,
+/// and probes reading that Prometheus with that window.
+async fn scraped_exporter() -> (Prometheus, tokio::task::JoinHandle<()>, Probes) {
+    let (target, exporter) = exporter().await;
     let prom = Prometheus::start(target).await;
     // rate() needs its whole window filled to give the true rate: a 10s window, 13 scrapes.
     assert!(
@@ -67,6 +68,12 @@ async fn promql_answers_match_the_exporters_known_values() {
         &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
         "  rate_window: 10s\n",
     );
+    (prom, exporter, p)
+}
+
+#[tokio::test]
+async fn promql_answers_match_the_exporters_known_values() {
+    let (_prom, _exporter, p) = scraped_exporter().await;
     let got = p.signals(&Signal::ALL).await;
     let value = |s: Signal| got.iter().find(|(g, _, _)| *g == s).unwrap().1.clone();
     assert!(
@@ -142,16 +149,7 @@ async fn errors_by_endpoint_and_disk_by_claim_show_the_exporters_known_values() 
     use crate::support::bot::Bot;
     use crate::support::fake_slack::FakeSlack;
 
-    let (target, _exporter) = exporter().await;
-    let prom = Prometheus::start(target).await;
-    assert!(
-        prom.wait_for_samples(13, Duration::from_secs(40)).await,
-        "Prometheus scraped the exporter"
-    );
-    let p = probes_with(
-        &[("ODORBOT_PROMETHEUS_URL", &prom.url)],
-        "  rate_window: 10s\n",
-    );
+    let (prom, _exporter, p) = scraped_exporter().await;
     let rows = p.error_breakdown(5).await.unwrap();
     let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
     assert_eq!(endpoints, ["/generate", "/search"], "{rows:?}");
