@@ -118,6 +118,12 @@ async fn request(fake: &FakeSlack, command: &str) -> String {
     request_id(&text(&cards(fake)[before]))
 }
 
+/// Sends `command` as Alice and returns the reply, for commands refused at request time.
+async fn ask(fake: &FakeSlack, command: &str) -> String {
+    let d = fake.slash_command("U0ALICE", CHANNEL, command).await;
+    reply(fake, &d).await
+}
+
 /// The request id in a card's approve button.
 fn request_id(card: &str) -> String {
     let start = card.find("approval:approve:").unwrap() + "approval:approve:".len();
@@ -932,14 +938,11 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
     let bot = incident_bot(&fake, &s, &health).await;
     let (_, _, image) = postgres_limits(&s).await;
 
-    let d = fake
-        .slash_command(
-            "U0ALICE",
-            CHANNEL,
-            "resources postgres pgbouncer --memory 3Gi --reason \"pool exhausted\"",
-        )
-        .await;
-    let refused = reply(&fake, &d).await;
+    let refused = ask(
+        &fake,
+        "resources postgres pgbouncer --memory 3Gi --reason \"pool exhausted\"",
+    )
+    .await;
     assert!(
         refused.contains("pgbouncer") && !refused.contains("Requested"),
         "{refused}"
@@ -1262,14 +1265,7 @@ async fn cert_renew_renews_a_second_certificate_the_runbook_lists() {
     );
     let _bot = start_yaml(&fake, &s, &health, None, &yaml).await;
 
-    let d = fake
-        .slash_command(
-            "U0ALICE",
-            CHANNEL,
-            "cert renew other-tls --reason \"expiring\"",
-        )
-        .await;
-    let refused = reply(&fake, &d).await;
+    let refused = ask(&fake, "cert renew other-tls --reason \"expiring\"").await;
     assert!(
         refused.contains("is not one of the runbook") && refused.contains("admin-tls"),
         "{refused}"

@@ -54,6 +54,15 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
+/// Sends `/odor <command>` as Alice and returns the reply's body ("" when none came).
+async fn ask(fake: &crate::support::fake_slack::FakeSlack, command: &str) -> String {
+    let d = fake.slash_command("U0ALICE", "C111", command).await;
+    fake.reply_to(&d, Duration::from_secs(30))
+        .await
+        .map(|c| c.body.to_string())
+        .unwrap_or_default()
+}
+
 /// The test exporter, a Prometheus scraping it with enough samples for a 10 s `rate()`,
 /// and probes reading that Prometheus with that window.
 async fn scraped_exporter() -> (Prometheus, tokio::task::JoinHandle<()>, Probes) {
@@ -177,12 +186,7 @@ async fn errors_by_endpoint_and_disk_by_claim_show_the_exporters_known_values() 
     )
     .await;
     for command in ["errors --top 1", "diagnose high-error-rate"] {
-        let d = fake.slash_command("U0ALICE", "C111", command).await;
-        let reply = fake
-            .reply_to(&d, Duration::from_secs(30))
-            .await
-            .map(|c| c.body.to_string())
-            .unwrap_or_default();
+        let reply = ask(&fake, command).await;
         assert!(
             reply.contains("*`/generate`*: 3.00% of") && reply.contains("over 10s"),
             "{command}: {reply}\n{}",
@@ -195,14 +199,7 @@ async fn errors_by_endpoint_and_disk_by_claim_show_the_exporters_known_values() 
         );
     }
     // One volume by its claim's name, with the largest container logs.
-    let d = fake
-        .slash_command("U0ALICE", "C111", "disk postgres-data-postgres-0")
-        .await;
-    let reply = fake
-        .reply_to(&d, Duration::from_secs(30))
-        .await
-        .map(|c| c.body.to_string())
-        .unwrap_or_default();
+    let reply = ask(&fake, "disk postgres-data-postgres-0").await;
     assert!(
         reply.contains("🔴 *`postgres-data-postgres-0`*: 95.00% used (95.0 GiB of 100.0 GiB)")
             && !reply.contains("redis-data")
@@ -256,14 +253,7 @@ async fn connectivity_is_tested_the_way_the_api_connects() {
     let fake = FakeSlack::start().await;
     let bot =
         Bot::start_sections(&fake, None, &[("ODORBOT_APP_DATABASE_URL", &url)], &[], "").await;
-    let d = fake
-        .slash_command("U0ALICE", "C111", "db connectivity")
-        .await;
-    let reply = fake
-        .reply_to(&d, Duration::from_secs(30))
-        .await
-        .map(|c| c.body.to_string())
-        .unwrap_or_default();
+    let reply = ask(&fake, "db connectivity").await;
     assert!(
         reply.contains(&format!(
             "✅ *Connection as the API makes it*: `app` to `postgres` through `127.0.0.1:{port}`"
