@@ -150,6 +150,12 @@ async fn click(fake: &FakeSlack, user: &str, verb: &str, id: &str) -> String {
     reply(fake, &d).await
 }
 
+/// Bob, the second person, approves request `id`.
+async fn approve(fake: &FakeSlack, id: &str) {
+    let answer = click(fake, "U0BOB", "approve", id).await;
+    assert!(answer.contains("Recorded"), "{answer}");
+}
+
 fn thread_has(fake: &FakeSlack, what: &str) -> bool {
     fake.calls_to("chat.postMessage")
         .iter()
@@ -893,11 +899,7 @@ async fn the_postgres_logs_button_runs_the_postgres_log_cleanup() {
     let card = text(&cards(&fake)[0]);
     assert!(card.contains("postgres-logs-cleanup"), "{card}");
     let id = request_id(&card);
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
             .await,
@@ -965,11 +967,7 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
         None,
         "the dry run changed nothing"
     );
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     let succeeded = |f: &FakeSlack| {
         f.calls_to("chat.postMessage")
             .iter()
@@ -999,11 +997,7 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
         "{card}"
     );
     let id = request_id(&card);
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| succeeded(f) >= 2).await,
         "{}",
@@ -1056,11 +1050,7 @@ async fn terminate_long_terminates_exactly_the_previewed_sessions() {
     // has run longer than 2s.
     let later = session(&db.url, "SELECT pg_sleep(600)").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
             .await,
@@ -1163,11 +1153,7 @@ async fn a_deploy_whose_rollout_never_completes_says_so_on_the_card() {
         "deploy odordiff-api 9.9.9-never-built --reason \"try\"",
     )
     .await;
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     let updated = |f: &FakeSlack| {
         f.calls_to("chat.update")
             .iter()
@@ -1281,11 +1267,7 @@ async fn cert_renew_renews_a_second_certificate_the_runbook_lists() {
         card.contains("Secret/admin-tls-keys: present → deleted"),
         "{card}"
     );
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| f
             .calls_to("chat.postMessage")
@@ -1327,11 +1309,7 @@ async fn a_request_interrupted_during_its_checks_is_not_executed() {
     )
     .await;
     let id = request(&fake, "restart odordiff-api --reason \"stuck\"").await;
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| thread_has(f, "*Interrupted*")
             && thread_has(f, "*Not executed*"))
@@ -1465,11 +1443,7 @@ async fn quarantine_and_unquarantine_change_only_the_pods_label() {
         &format!("unquarantine {suspect} --reason \"false alarm\""),
     )
     .await;
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     label(None).await;
     assert_eq!(
         version(&policies.get("default-deny-all").await.unwrap()),
@@ -1547,11 +1521,7 @@ async fn a_card_slack_failed_to_take_arrives_later_and_its_outcome_goes_into_its
     assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
     let card = text(&cards(&fake)[0]);
     let id = request_id(&card);
-    assert!(
-        click(&fake, "U0BOB", "approve", &id)
-            .await
-            .contains("Recorded")
-    );
+    approve(&fake, &id).await;
     assert!(
         fake.wait_until(WAIT, |f| thread_has(f, "*succeeded*"))
             .await,
