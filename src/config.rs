@@ -348,6 +348,7 @@ struct RawEngine {
 struct RawKubernetes {
     namespace: Option<String>,
     kubeconfig: Option<PathBuf>,
+    velero_namespace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -753,7 +754,15 @@ fn compile(c: &mut Compiler<'_>, raw: Raw) -> Config {
                 .expect("default namespace is a valid name")
         }),
     };
+    let velero_namespace = match raw.kubernetes.velero_namespace {
+        None => namespace.clone(),
+        Some(v) => v.parse::<K8sName>().unwrap_or_else(|e| {
+            c.error(c.at("kubernetes.velero_namespace"), format!("{v:?} {e}"));
+            namespace.clone()
+        }),
+    };
     let kubernetes = KubernetesConfig {
+        velero_namespace,
         namespace,
         kubeconfig: c.file(
             raw.kubernetes
@@ -1381,6 +1390,7 @@ mod tests {
         assert_eq!(c.store.url.expose_secret(), DEFAULT_STORE_URL);
         assert_eq!(c.slack.connections, 2);
         assert_eq!(c.kubernetes.namespace.as_str(), "odordiff");
+        assert_eq!(c.kubernetes.velero_namespace.as_str(), "odordiff");
         assert_eq!(c.slack.bot_token.expose_secret(), "xoxb-123-abc");
     }
 
@@ -1498,7 +1508,7 @@ mod tests {
     #[test]
     fn every_error_is_reported_with_its_location() {
         let f = file(
-            "slack:\n  api_url: ftp://x\n  connections: 40\n  ping_interval: soon\nstore:\n  url: mysql://db\nengine:\n  workers: 0\nkubernetes:\n  namespace: Odor_Diff\nlog:\n  format: xml\nprobes:\n  endpoint_label: \"path}\"\n",
+            "slack:\n  api_url: ftp://x\n  connections: 40\n  ping_interval: soon\nstore:\n  url: mysql://db\nengine:\n  workers: 0\nkubernetes:\n  namespace: Odor_Diff\n  velero_namespace: Velero_NS\nlog:\n  format: xml\nprobes:\n  endpoint_label: \"path}\"\n",
         );
         let errs =
             Config::load(Some(f.path()), &env_from(&[("SLACK_BOT_TOKEN", "nope")])).unwrap_err();
@@ -1513,12 +1523,13 @@ mod tests {
             format!("{name}: store.url: must start with sqlite:"),
             format!("{name}: engine.workers: 0 is out of range"),
             format!("{name}: kubernetes.namespace: \"Odor_Diff\" must use only lowercase"),
+            format!("{name}: kubernetes.velero_namespace: \"Velero_NS\" must use only lowercase"),
             format!("{name}: log.format: \"xml\" is not json or text"),
             format!("{name}: probes.endpoint_label: \"path}}\" is not a Prometheus label name"),
         ] {
             assert!(text.contains(&want), "missing {want:?} in\n{text}");
         }
-        assert_eq!(errs.0.len(), 10, "{text}");
+        assert_eq!(errs.0.len(), 11, "{text}");
         assert!(!text.contains("nope"), "a token value leaked: {text}");
     }
 

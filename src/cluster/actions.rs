@@ -33,7 +33,7 @@ use crate::domain::args::MAX_REPLICAS;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
     Change, ChangeReport, DataKey, EnvName, ImageTag, Mode, QualifiedName, Quantity,
-    ResourceLimits, diff_objects, image_with_tag, parse_quantity_millis,
+    ResourceLimits, RestoreProgress, diff_objects, image_with_tag, parse_quantity_millis,
 };
 use crate::runbook::actions::{MAX_JOB_NAME, TEST_RESTORE_PREFIX};
 
@@ -1083,7 +1083,7 @@ impl Cluster {
         }
         let name = restore.to_string();
         let ns = self.namespace.as_str();
-        let target: String = format!("{}-restore-test", &ns[..ns.len().min(49)]);
+        let target = self.restore_target();
         let restore = DynamicObject::new(&name, &ar)
             .within(self.velero_namespace.as_str())
             .data(json!({"spec": {
@@ -1109,6 +1109,35 @@ impl Cluster {
             "the restored copy lives in namespace {target}; delete it after checking"
         ));
         Ok(r)
+    }
+
+    /// Where test restores put their copy of the namespace.
+    pub fn restore_target(&self) -> String {
+        let ns = self.namespace.as_str();
+        format!("{}-restore-test", &ns[..ns.len().min(49)])
+    }
+
+    /// A test restore's progress, from its status.
+    ///
+    /// # Errors
+    /// [`ClusterError::CrdNotInstalled`] without Velero; the call's errors.
+    pub async fn restore_progress(&self, name: &K8sName) -> Result<RestoreProgress, ClusterError> {
+        let ar = self.crd("velero.io/v1", "restores").await?;
+        let api = self.dynamic_api(&ar, &self.velero_namespace);
+        let r = self
+            .call(
+                Op::new("get", "restores").named(name.as_str()),
+                api.get(name.as_str()),
+            )
+            .await?;
+        let status = &r.data["status"];
+        Ok(RestoreProgress {
+            phase: status["phase"].as_str().unwrap_or_default().to_owned(),
+            items_restored: status["progress"]["itemsRestored"].as_i64(),
+            total_items: status["progress"]["totalItems"].as_i64(),
+            warnings: status["warnings"].as_i64().unwrap_or(0),
+            errors: status["errors"].as_i64().unwrap_or(0),
+        })
     }
 
     /// `velero_restore_cleanup {restore?}`: deletes the named test restore, or every

@@ -105,6 +105,19 @@ pub struct KubernetesConfig {
     pub namespace: K8sName,
     /// A kubeconfig file; unset means `KUBECONFIG` or the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,
+    /// Where Velero's Backups and Restores live; the namespace above unless configured.
+    pub velero_namespace: K8sName,
+}
+
+impl KubernetesConfig {
+    /// `namespace` with Velero's objects in it too.
+    pub fn new(namespace: K8sName, kubeconfig: Option<PathBuf>) -> Self {
+        Self {
+            velero_namespace: namespace.clone(),
+            namespace,
+            kubeconfig,
+        }
+    }
 }
 
 /// Bounds that the runbook's numbers must respect, and how long any one call may take.
@@ -159,7 +172,8 @@ impl Cluster {
     /// # Errors
     /// [`ClusterError::Config`] when no usable credentials are found.
     pub async fn connect(config: &KubernetesConfig) -> Result<Self, ClusterError> {
-        Ok(Self::new(connect(config).await?, config.namespace.clone()))
+        Ok(Self::new(connect(config).await?, config.namespace.clone())
+            .with_velero_namespace(config.velero_namespace.clone()))
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {

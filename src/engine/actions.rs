@@ -277,6 +277,10 @@ impl Runner {
                     tokio::join!(p.db_long_running(older), p.db_top_statements(limit));
                 diagnostics::render_slow_queries(&running, older, &top, &p.links)
             }
+            Action::DbSizes { limit } => {
+                let limit = limit.map_or(diagnostics::DB_SIZES_TOP, |l| l.get() as usize);
+                diagnostics::render_db_sizes(&p.db_sizes(limit).await, &p.links)
+            }
             Action::PgbouncerPools => {
                 diagnostics::render_pools(&p.pgbouncer_pools().await, &p.links)
             }

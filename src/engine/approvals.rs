@@ -15,6 +15,7 @@ use crate::domain::approval::{
 };
 use crate::domain::diagnostics::HealthCheck;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
+use crate::domain::k8s::RestoreProgress;
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
@@ -409,6 +410,13 @@ impl Approvals {
                 {
                     self.verify(&request, deployment).await;
                 }
+                if let Action::VeleroTestRestore {
+                    restore: Some(restore),
+                    ..
+                } = action.action()
+                {
+                    self.follow_restore(&request, restore).await;
+                }
             }
             Err(why) => {
                 self.runner.count(&why);
@@ -438,6 +446,36 @@ impl Approvals {
             &format!("*{}*: {}{note}", to.name(), escape(outcome)),
         )
         .await;
+    }
+
+    /// Waits (at most `rollout_timeout`) for a test restore to reach a final phase and
+    /// reports it in the card's thread: items restored, warnings, errors, and the clean-up.
+    async fn follow_restore(&self, request: &Request, restore: &K8sName) {
+        let Ok(cluster) = &self.runner.cluster else {
+            return;
+        };
+        let deadline = Instant::now() + self.config.rollout_timeout;
+        let mut last = RestoreProgress::default();
+        let finished = loop {
+            if let Ok(p) = cluster.restore_progress(restore).await {
+                last = p;
+                if last.is_final() {
+                    break true;
+                }
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let bound = crate::domain::args::format_duration(self.config.rollout_timeout);
+        let report = last.report(
+            restore.as_str(),
+            &cluster.restore_target(),
+            (!finished).then_some(bound.as_str()),
+        );
+        self.thread(request, &report).await;
+        self.audit("odorbot", "verify", &request.id, &report).await;
     }
 
     /// Waits for the rollout, checks `/health` and `/ready`, then watches the pods and

@@ -22,7 +22,7 @@ use self::prometheus::Prometheus;
 use self::redis::Redis;
 use crate::domain::args::format_duration;
 use crate::domain::diagnostics::{
-    AppConnection, CacheStats, CertInfo, ConnectionCounts, DiskPicture, EndpointErrors,
+    AppConnection, CacheStats, CertInfo, ConnectionCounts, DbSizes, DiskPicture, EndpointErrors,
     HealthAnswer, HealthCheck, Picture, PoolStats, SlowStatement, TopStatements, error_breakdown,
     volumes,
 };
@@ -368,6 +368,26 @@ impl Probes {
             self.postgres()?.database_size().await
         })
         .await
+    }
+
+    /// PostgreSQL's storage: the database, its largest `limit` relations, WAL and logs.
+    pub async fn db_sizes(&self, limit: usize) -> DbSizes {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let bound = self.limit();
+        let (database, relations, wal, logs) = tokio::join!(
+            self.db_size(),
+            bounded(bound, async {
+                self.postgres()?.largest_relations(limit).await
+            }),
+            bounded(bound, async { self.postgres()?.dir_size(true).await }),
+            bounded(bound, async { self.postgres()?.dir_size(false).await }),
+        );
+        DbSizes {
+            database,
+            relations,
+            wal,
+            logs,
+        }
     }
 
     pub async fn db_long_running(

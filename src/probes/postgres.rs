@@ -180,6 +180,42 @@ impl Postgres {
         Ok(size)
     }
 
+    /// The largest user relations by total size (table, indexes and TOAST).
+    ///
+    /// # Errors
+    /// A short reason.
+    pub async fn largest_relations(&self, limit: i64) -> Result<Vec<(String, i64)>, ProbeError> {
+        sqlx::query_as(
+            "SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' \
+             ORDER BY 2 DESC, 1 LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| reason(&e, self.limit))
+    }
+
+    /// Files and bytes in the WAL directory (`waldir`) or the log directory, from
+    /// `pg_ls_waldir()` / `pg_ls_logdir()` (superuser or `pg_monitor`).
+    ///
+    /// # Errors
+    /// A short reason, such as the permission the role lacks.
+    pub async fn dir_size(&self, waldir: bool) -> Result<(i64, i64), ProbeError> {
+        let sql = if waldir {
+            "SELECT count(*), COALESCE(sum(size), 0)::bigint FROM pg_ls_waldir()"
+        } else {
+            "SELECT count(*), COALESCE(sum(size), 0)::bigint FROM pg_ls_logdir()"
+        };
+        sqlx::query_as(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| reason(&e, self.limit))
+    }
+
     /// Terminates exactly the given sessions (pid and start time) that are still client
     /// backends of the service's database running a statement longer than `older_than`;
     /// never odorbot's own, never a later session that reuses a pid. Returns what was

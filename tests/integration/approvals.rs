@@ -785,14 +785,13 @@ async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
 }
 
 /// The names of `kind`'s objects in the namespace that start with `prefix`.
-async fn named(
+/// The admin's API for one kind in the seeded namespace.
+fn dynamic(
     s: &Seeded,
     api_version: &str,
     kind: &str,
     plural: &str,
-    prefix: &str,
-) -> Vec<String> {
-    use kube::ResourceExt;
+) -> kube::Api<kube::api::DynamicObject> {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let ar = kube::api::ApiResource {
         group: group.into(),
@@ -801,9 +800,19 @@ async fn named(
         kind: kind.into(),
         plural: plural.into(),
     };
-    let api: kube::Api<kube::api::DynamicObject> =
-        kube::Api::namespaced_with(s.admin.clone(), &s.ns, &ar);
-    api.list(&Default::default())
+    kube::Api::namespaced_with(s.admin.clone(), &s.ns, &ar)
+}
+
+async fn named(
+    s: &Seeded,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    prefix: &str,
+) -> Vec<String> {
+    use kube::ResourceExt;
+    dynamic(s, api_version, kind, plural)
+        .list(&Default::default())
         .await
         .unwrap()
         .items
@@ -815,7 +824,8 @@ async fn named(
 
 /// Clean-up Jobs and test restores are named when requested, so the approved dry run and
 /// the execution agree on the name and the request executes instead of being refused as
-/// drift.
+/// drift. Once Velero finishes the test restore its outcome is reported in the thread;
+/// `backup cleanup` then deletes it.
 #[tokio::test]
 async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
     let s = seed().await;
@@ -857,6 +867,53 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     let restores = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
     assert_eq!(restores.len(), 1, "{restores:?}");
+    // Velero (the test plays it) finishes the restore: odorbot reports it in the thread.
+    let finished = serde_json::json!({"status": {"phase": "Completed",
+        "progress": {"itemsRestored": 7, "totalItems": 7}, "warnings": 2, "errors": 0}});
+    dynamic(&s, "velero.io/v1", "Restore", "restores")
+        .patch(
+            &restores[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(finished),
+        )
+        .await
+        .unwrap();
+    let report = format!(
+        "⚠️ Test restore `{}` Completed: 7 of 7 items restored into `{}-restore-test`, 2 warnings, 0 errors",
+        restores[0], s.ns
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|c| text(c).contains(&report)))
+            .await,
+        "{report}"
+    );
+
+    // The clean-up deletes that test restore, and would touch no other Restore.
+    let refused = ask(&fake, "backup cleanup nightly-restore --reason \"tidy\"").await;
+    assert!(
+        refused.contains("is not a test restore") && !refused.contains("Requested"),
+        "{refused}"
+    );
+    let id = request(
+        &fake,
+        &format!("backup cleanup {} --reason \"verified\"", restores[0]),
+    )
+    .await;
+    approve(&fake, &id).await;
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| text(c).contains("*succeeded*"))
+            .count()
+            >= 3)
+            .await
+    );
+    let left = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// The offer's button whose label is `label`, as its action id.

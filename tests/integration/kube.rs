@@ -7,10 +7,7 @@ use crate::support::kube::kubeconfig;
 
 #[tokio::test]
 async fn kube_rs_reads_the_real_api_servers_version() {
-    let config = KubernetesConfig {
-        namespace: "odordiff".parse().unwrap(),
-        kubeconfig: Some(kubeconfig()),
-    };
+    let config = KubernetesConfig::new("odordiff".parse().unwrap(), Some(kubeconfig()));
     let client = cluster::connect(&config).await.unwrap();
     let version = cluster::server_version(&client).await.unwrap();
     assert!(version.starts_with("v1.20"), "{version}");

@@ -405,6 +405,55 @@ async fn top_statements_come_from_pg_stat_statements_or_say_it_is_missing() {
     bare.drop_db().await;
 }
 
+/// `db_sizes` from PostgreSQL's own functions: a table of known size is the largest
+/// relation with its index counted; the WAL directory has files; the probe server keeps no
+/// log directory, which is said, not hidden. A role without `pg_monitor` is told why.
+#[tokio::test]
+async fn db_sizes_show_the_largest_relations_and_the_wal() {
+    let db = TempDb::create_on(&pg_admin_url(), "").await;
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE events (id bigint PRIMARY KEY, body text); \
+         INSERT INTO events SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g; \
+         CREATE TABLE small (id int);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let (expected,): (i64,) = sqlx::query_as("SELECT pg_total_relation_size('events')")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let p = probes(&[("ODORBOT_POSTGRES_URL", &db.url)]);
+    let sizes = p.db_sizes(10).await;
+    let relations = sizes.relations.unwrap();
+    assert_eq!(relations[0], ("public.events".to_owned(), expected));
+    assert!(expected > 4_000_000, "{expected}");
+    assert!(relations.iter().any(|(n, _)| n == "public.small"));
+    let (files, bytes) = sizes.wal.unwrap();
+    assert!(files >= 1 && bytes > 0, "{files} {bytes}");
+    assert!(sizes.database.unwrap() > expected);
+    // logging_collector is off on the probe server: no log directory, said as such.
+    assert!(sizes.logs.is_err(), "{:?}", sizes.logs);
+
+    sqlx::raw_sql("DROP ROLE IF EXISTS sizes_probe; CREATE ROLE sizes_probe LOGIN")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let plain = db.url.replacen("postgres@", "sizes_probe@", 1);
+    let sizes = probes(&[("ODORBOT_POSTGRES_URL", &plain)])
+        .db_sizes(10)
+        .await;
+    let why = sizes.wal.unwrap_err().to_string();
+    assert!(why.contains("permission denied"), "{why}");
+    sqlx::raw_sql("DROP ROLE sizes_probe")
+        .execute(&mut c)
+        .await
+        .ok();
+    drop(c);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn pgbouncer_pools_show_waiting_clients() {
     let db = TempDb::create_on(&pg_admin_url(), "").await;

@@ -37,10 +37,7 @@ const SEED_MANAGER: &str = "odorbot-test-seed";
 
 /// The admin client of the test API server.
 pub async fn admin_client() -> Client {
-    let config = KubernetesConfig {
-        namespace: "default".parse().unwrap(),
-        kubeconfig: Some(kubeconfig()),
-    };
+    let config = KubernetesConfig::new("default".parse().unwrap(), Some(kubeconfig()));
     odorbot::cluster::connect(&config).await.unwrap()
 }
 
@@ -177,22 +174,19 @@ impl Seeded {
     /// odorbot's [`Cluster`] authenticated as the `odorbot` ServiceAccount, connected the
     /// way the product connects (a kubeconfig file).
     pub async fn bot(&self) -> Cluster {
-        Cluster::connect(&KubernetesConfig {
-            namespace: self.ns.parse().unwrap(),
-            kubeconfig: Some(self.bot_kubeconfig.path().to_owned()),
-        })
-        .await
-        .unwrap()
+        Cluster::connect(&self.bot_config()).await.unwrap()
+    }
+
+    fn bot_config(&self) -> KubernetesConfig {
+        KubernetesConfig::new(
+            self.ns.parse().unwrap(),
+            Some(self.bot_kubeconfig.path().to_owned()),
+        )
     }
 
     /// A raw kube client with the bot's identity, for requests `Cluster` never makes.
     pub async fn bot_client(&self) -> Client {
-        odorbot::cluster::connect(&KubernetesConfig {
-            namespace: self.ns.parse().unwrap(),
-            kubeconfig: Some(self.bot_kubeconfig.path().to_owned()),
-        })
-        .await
-        .unwrap()
+        odorbot::cluster::connect(&self.bot_config()).await.unwrap()
     }
 
     /// The bot's kubeconfig file, for running the odorbot binary as the ServiceAccount.

@@ -345,6 +345,7 @@ pub static VERBS: &[VerbSpec] = &[
                 "connections",
                 "slow-queries",
                 "pools",
+                "sizes",
                 "connectivity",
                 "terminate-long",
                 "vacuum",
@@ -368,6 +369,7 @@ pub static VERBS: &[VerbSpec] = &[
             "/odor db slow-queries --older-than 2m",
             "/odor db pools",
             "/odor db connectivity",
+            "/odor db sizes",
         ],
         build: build_db,
     },
@@ -928,19 +930,37 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "backup",
-        summary: "A Velero test restore of the newest (or named) backup, into a scratch namespace.",
+        summary: "A Velero test restore of the newest (or named) backup into a scratch namespace, or the clean-up of test restores.",
         group: Group::Recovery,
         args: &[
-            choice("action", &["test-restore"], "test-restore"),
-            name_arg("backup", false, "the backup"),
+            choice(
+                "action",
+                &["test-restore", "cleanup"],
+                "test-restore or cleanup",
+            ),
+            name_arg(
+                "name",
+                false,
+                "test-restore: the backup (default the newest completed); cleanup: the test restore (default every test-restore-…)",
+            ),
         ],
         options: &[REASON],
-        examples: &["/odor backup test-restore --reason \"weekly backup verification\""],
+        examples: &[
+            "/odor backup test-restore --reason \"weekly backup verification\"",
+            "/odor backup cleanup test-restore-1764748800 --reason \"verified\"",
+        ],
         build: |args, ctx| {
+            let cleanup = matches!(args.get("action"), Some(Value::Word("cleanup")));
             change(args, "backup", ctx, || {
-                Ok(Action::VeleroTestRestore {
-                    backup: name(args, "backup"),
-                    restore: None,
+                Ok(if cleanup {
+                    Action::VeleroRestoreCleanup {
+                        restore: name(args, "name"),
+                    }
+                } else {
+                    Action::VeleroTestRestore {
+                        backup: name(args, "name"),
+                        restore: None,
+                    }
                 })
             })
         },
@@ -1360,6 +1380,9 @@ fn build_db(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
         Some(Value::Word("vacuum")) => return change(args, "db", ctx, || Ok(Action::DbVacuum)),
         Some(Value::Word("connectivity")) => {
             return query("db", ctx, || Ok(Action::DbConnectivity));
+        }
+        Some(Value::Word("sizes")) => {
+            return query("db", ctx, || Ok(Action::DbSizes { limit: None }));
         }
         _ => DbView::Pools,
     };

@@ -228,6 +228,51 @@ pub fn render_connections(
     message("PostgreSQL connections", lines, links)
 }
 
+/// Files counted and their bytes, from `pg_ls_waldir()` or `pg_ls_logdir()`.
+pub type DirSize = (i64, i64);
+
+/// PostgreSQL's storage from its own functions: the typed form of `find …/data -size +100M`
+/// and `du -sh` of the log directory.
+#[derive(Debug, Clone)]
+pub struct DbSizes {
+    pub database: Result<i64, ProbeError>,
+    /// `schema.name` and total bytes (table, indexes and TOAST), the largest first.
+    pub relations: Result<Vec<(String, i64)>, ProbeError>,
+    pub wal: Result<DirSize, ProbeError>,
+    pub logs: Result<DirSize, ProbeError>,
+}
+
+/// Relations shown by default.
+pub const DB_SIZES_TOP: usize = 10;
+
+/// `/odor db sizes`.
+pub fn render_db_sizes(s: &DbSizes, links: &Links) -> Message {
+    let mut lines = vec![match &s.database {
+        Ok(bytes) => format!("Database size: {}", human_bytes(*bytes as u64)),
+        Err(why) => unknown_line("Database size", why),
+    }];
+    lines.push("*Largest relations* (table, indexes and TOAST)".into());
+    match &s.relations {
+        Ok(rows) if rows.is_empty() => lines.push("no user relations".into()),
+        Ok(rows) => {
+            lines.extend(rows.iter().map(|(name, bytes)| {
+                format!("• {}: {}", code_span(name), human_bytes(*bytes as u64))
+            }))
+        }
+        Err(why) => lines.push(unknown_line("Relations", why)),
+    }
+    let dir = |what: &str, source: &str, r: &Result<DirSize, ProbeError>| match r {
+        Ok((files, bytes)) => format!(
+            "*{what}*: {files} files, {} (`{source}`)",
+            human_bytes(*bytes as u64)
+        ),
+        Err(why) => unknown_line(what, why),
+    };
+    lines.push(dir("WAL", "pg_ls_waldir()", &s.wal));
+    lines.push(dir("Server logs", "pg_ls_logdir()", &s.logs));
+    message("PostgreSQL storage", lines, links)
+}
+
 /// A connection made the way the API makes it, and what it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConnection {
@@ -877,6 +922,34 @@ mod tests {
         );
         let none = text(&render_disk(&d, Some("gone"), &t, &Links::default()));
         assert!(none.contains("no kubelet volume stats for it"), "{none}");
+    }
+
+    #[test]
+    fn db_sizes_list_the_largest_relations_and_say_why_a_directory_is_unknown() {
+        let s = DbSizes {
+            database: Ok(3 * 1024 * 1024 * 1024),
+            relations: Ok(vec![
+                ("public.events".into(), 2 * 1024 * 1024 * 1024),
+                ("public.<b>".into(), 1024),
+            ]),
+            wal: Ok((12, 192 * 1024 * 1024)),
+            logs: Err(ProbeError::Server {
+                server: "PostgreSQL",
+                message: "permission denied for function pg_ls_logdir (42501)".into(),
+            }),
+        };
+        let shown = text(&render_db_sizes(&s, &Links::default()));
+        assert!(shown.contains("Database size: 3.0 GiB"), "{shown}");
+        assert!(shown.contains("• `public.events`: 2.0 GiB"), "{shown}");
+        assert!(!shown.contains("<b>"), "{shown}");
+        assert!(
+            shown.contains("*WAL*: 12 files, 192.0 MiB (`pg_ls_waldir()`)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("❔ *Server logs*: unknown: PostgreSQL: permission denied"),
+            "{shown}"
+        );
     }
 
     #[test]

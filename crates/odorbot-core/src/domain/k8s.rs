@@ -872,6 +872,57 @@ pub struct VeleroRestore {
     pub completed: Option<String>,
 }
 
+/// A Velero Restore's progress, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RestoreProgress {
+    /// `""` until Velero has picked the restore up.
+    pub phase: String,
+    pub items_restored: Option<i64>,
+    pub total_items: Option<i64>,
+    pub warnings: i64,
+    pub errors: i64,
+}
+
+impl RestoreProgress {
+    /// Velero's final phases: the restore changes no more.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self.phase.as_str(),
+            "Completed" | "PartiallyFailed" | "Failed" | "FailedValidation"
+        )
+    }
+
+    /// The thread's report of test restore `name` into `target`; `None` for `waited`
+    /// means it finished, else how long odorbot waited for it in vain.
+    pub fn report(&self, name: &str, target: &str, waited: Option<&str>) -> String {
+        let mark = match (self.phase.as_str(), self.errors, self.warnings) {
+            ("Completed", 0, 0) => "✅",
+            ("Completed" | "PartiallyFailed", ..) => "⚠️",
+            _ => "🔴",
+        };
+        let items = match (self.items_restored, self.total_items) {
+            (Some(done), Some(total)) => format!("{done} of {total} items restored"),
+            (Some(done), None) => format!("{done} items restored"),
+            _ => "no items reported".to_owned(),
+        };
+        let phase = if self.phase.is_empty() {
+            "not started"
+        } else {
+            &self.phase
+        };
+        let head = match waited {
+            None => format!("{mark} Test restore `{name}` {phase}"),
+            Some(bound) => {
+                format!("🔴 Test restore `{name}` did not finish within {bound} (phase {phase})")
+            }
+        };
+        format!(
+            "{head}: {items} into `{target}`, {} warnings, {} errors. Check the copy there, then `/odor backup cleanup {name}`.",
+            self.warnings, self.errors
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backups {
     pub backups: Vec<VeleroBackup>,
@@ -933,6 +984,47 @@ mod tests {
             Some(after.into()),
         ));
         r
+    }
+
+    #[test]
+    fn a_restore_reports_its_phase_items_and_what_to_do_next() {
+        let done = RestoreProgress {
+            phase: "Completed".into(),
+            items_restored: Some(42),
+            total_items: Some(42),
+            warnings: 0,
+            errors: 0,
+        };
+        assert!(done.is_final());
+        assert_eq!(
+            done.report("test-restore-5", "odordiff-restore-test", None),
+            "✅ Test restore `test-restore-5` Completed: 42 of 42 items restored into `odordiff-restore-test`, 0 warnings, 0 errors. Check the copy there, then `/odor backup cleanup test-restore-5`."
+        );
+        let partial = RestoreProgress {
+            phase: "PartiallyFailed".into(),
+            errors: 2,
+            ..done.clone()
+        };
+        assert!(partial.report("r", "t", None).starts_with("⚠️"));
+        let failed = RestoreProgress {
+            phase: "Failed".into(),
+            ..RestoreProgress::default()
+        };
+        assert!(failed.report("r", "t", None).starts_with("🔴"));
+        let waiting = RestoreProgress {
+            phase: "InProgress".into(),
+            items_restored: Some(3),
+            ..RestoreProgress::default()
+        };
+        assert!(!waiting.is_final());
+        assert!(
+            waiting.report("r", "t", Some("10m")).starts_with(
+                "🔴 Test restore `r` did not finish within 10m (phase InProgress): 3 items restored"
+            ),
+            "{}",
+            waiting.report("r", "t", Some("10m"))
+        );
+        assert!(!RestoreProgress::default().is_final());
     }
 
     #[test]

@@ -209,6 +209,7 @@ action_kinds! {
     DbConnections = "db_connections", false, "PostgreSQL connections by state";
     DbSlowQueries = "db_slow_queries", false, "the slowest statements by mean time";
     PgbouncerPools = "pgbouncer_pools", false, "PgBouncer pools (SHOW POOLS)";
+    DbSizes = "db_sizes", false, "the largest relations, WAL and server log sizes, from PostgreSQL's own functions";
     DbConnectivity = "db_connectivity", false, "whether the database accepts the API's own connection";
     CacheStats = "cache_stats", false, "Redis hit rate, evictions and memory";
     CacheKeys = "cache_keys", false, "a bounded sample of Redis keys (SCAN)";
@@ -287,6 +288,7 @@ impl ActionKind {
             K::ResourceUsage => "top",
             K::DbConnections
             | K::DbSlowQueries
+            | K::DbSizes
             | K::PgbouncerPools
             | K::DbConnectivity
             | K::DbTerminateLong
@@ -391,6 +393,10 @@ pub enum Action<S: Stage> {
         state: Option<S::Val<DbState>>,
     },
     DbSlowQueries {
+        limit: Option<S::Val<RowLimit>>,
+    },
+    DbSizes {
+        /// How many relations to show; `None`: the default.
         limit: Option<S::Val<RowLimit>>,
     },
     PgbouncerPools,
@@ -579,6 +585,7 @@ impl<S: Stage> Action<S> {
             Self::ResourceUsage { .. } => K::ResourceUsage,
             Self::DbConnections { .. } => K::DbConnections,
             Self::DbSlowQueries { .. } => K::DbSlowQueries,
+            Self::DbSizes { .. } => K::DbSizes,
             Self::PgbouncerPools => K::PgbouncerPools,
             Self::DbConnectivity => K::DbConnectivity,
             Self::CacheStats => K::CacheStats,
@@ -710,6 +717,9 @@ impl<S: Stage> Action<S> {
                 state: m.optional("state", state.as_ref())?,
             },
             Self::DbSlowQueries { limit } => A::DbSlowQueries {
+                limit: m.optional("limit", limit.as_ref())?,
+            },
+            Self::DbSizes { limit } => A::DbSizes {
                 limit: m.optional("limit", limit.as_ref())?,
             },
             Self::PgbouncerPools => A::PgbouncerPools,
@@ -1286,7 +1296,7 @@ mod tests {
             .iter()
             .filter(|k| !k.is_destructive())
             .count();
-        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (29, 20));
+        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (30, 20));
         for kind in ActionKind::ALL {
             assert_eq!(ActionKind::from_tag(kind.tag()), Some(*kind));
             // Parameters may be missing here, but the tag itself must be known.

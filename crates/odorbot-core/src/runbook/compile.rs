@@ -1435,6 +1435,9 @@ impl Compiler {
             R::DbSlowQueries { limit } => A::DbSlowQueries {
                 limit: self.opt(p, "limit", limit.as_ref())?,
             },
+            R::DbSizes { limit } => A::DbSizes {
+                limit: self.opt(p, "limit", limit.as_ref())?,
+            },
             R::PgbouncerPools {} => A::PgbouncerPools,
             R::DbConnectivity {} => A::DbConnectivity,
             R::CacheStats {} => A::CacheStats,

@@ -445,6 +445,9 @@ pub enum RawAction {
     DbSlowQueries {
         limit: Option<RawArg>,
     },
+    DbSizes {
+        limit: Option<RawArg>,
+    },
     PgbouncerPools {},
     DbConnectivity {},
     CacheStats {},

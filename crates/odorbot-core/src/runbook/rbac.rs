@@ -127,6 +127,7 @@ impl ActionKind {
             K::ResourceUsage => &[need!("metrics.k8s.io", "pods", LIST, Any)],
             K::DbConnections
             | K::DbSlowQueries
+            | K::DbSizes
             | K::PgbouncerPools
             | K::DbConnectivity
             | K::CacheStats
@@ -214,7 +215,8 @@ impl ActionKind {
             ],
             K::VeleroTestRestore => &[
                 need!("velero.io", "backups", LIST, Any),
-                need!("velero.io", "restores", &["create"], Any),
+                // `get`: its progress is watched and reported after it is created.
+                need!("velero.io", "restores", &["create", "get"], Any),
             ],
             K::VeleroRestoreCleanup => &[need!("velero.io", "restores", &["list", "delete"], Any)],
         }
