@@ -156,6 +156,18 @@ async fn approve(fake: &FakeSlack, id: &str) {
     assert!(answer.contains("Recorded"), "{answer}");
 }
 
+/// Waits until `n` executions have posted their success.
+async fn succeeded(fake: &FakeSlack, n: usize) -> bool {
+    fake.wait_until(WAIT, |f| {
+        f.calls_to("chat.postMessage")
+            .iter()
+            .filter(|c| text(c).contains("*succeeded*"))
+            .count()
+            >= n
+    })
+    .await
+}
+
 fn thread_has(fake: &FakeSlack, what: &str) -> bool {
     fake.calls_to("chat.postMessage")
         .iter()
@@ -851,17 +863,7 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
                 .map(text)
                 .collect::<Vec<_>>()
         };
-        assert!(
-            fake.wait_until(WAIT, |f| f
-                .calls_to("chat.postMessage")
-                .iter()
-                .filter(|c| text(c).contains("*succeeded*"))
-                .count()
-                >= done)
-                .await,
-            "{command}: {:?}",
-            thread()
-        );
+        assert!(succeeded(&fake, done).await, "{command}: {:?}", thread());
     }
     let jobs = named(&s, "batch/v1", "Job", "jobs", "app-logs-cleanup-manual-").await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
@@ -903,15 +905,7 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
     )
     .await;
     approve(&fake, &id).await;
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("chat.postMessage")
-            .iter()
-            .filter(|c| text(c).contains("*succeeded*"))
-            .count()
-            >= 3)
-            .await
-    );
+    assert!(succeeded(&fake, 3).await);
     let left = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
     assert!(left.is_empty(), "{left:?}");
 }
@@ -1025,17 +1019,7 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
         "the dry run changed nothing"
     );
     approve(&fake, &id).await;
-    let succeeded = |f: &FakeSlack| {
-        f.calls_to("chat.postMessage")
-            .iter()
-            .filter(|c| text(c).contains("*succeeded*"))
-            .count()
-    };
-    assert!(
-        fake.wait_until(WAIT, |f| succeeded(f) >= 1).await,
-        "{}",
-        bot.logs()
-    );
+    assert!(succeeded(&fake, 1).await, "{}", bot.logs());
     assert_eq!(
         postgres_limits(&s).await,
         (Some("3Gi".into()), None, image.clone())
@@ -1055,11 +1039,7 @@ async fn postgres_limits_are_raised_by_verb_and_by_button_after_approval() {
     );
     let id = request_id(&card);
     approve(&fake, &id).await;
-    assert!(
-        fake.wait_until(WAIT, |f| succeeded(f) >= 2).await,
-        "{}",
-        bot.logs()
-    );
+    assert!(succeeded(&fake, 2).await, "{}", bot.logs());
     assert_eq!(
         postgres_limits(&s).await,
         (Some("4Gi".into()), Some("2".into()), image)
