@@ -32,7 +32,7 @@ use super::{Cluster, ClusterError, FIELD_MANAGER, Op, to_json};
 use crate::domain::args::MAX_REPLICAS;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
-    Change, ChangeReport, DataKey, EnvName, ImageTag, Mode, QualifiedName, Quantity,
+    Change, ChangeReport, DataKey, EnvName, ImageTag, JobProgress, Mode, QualifiedName, Quantity,
     ResourceLimits, RestoreProgress, diff_objects, image_with_tag, parse_quantity_millis,
 };
 use crate::runbook::actions::{MAX_JOB_NAME, TEST_RESTORE_PREFIX};
@@ -1109,6 +1109,46 @@ impl Cluster {
             "the restored copy lives in namespace {target}; delete it after checking"
         ));
         Ok(r)
+    }
+
+    /// A Job's progress, from its status: what a Job odorbot started is followed by.
+    ///
+    /// # Errors
+    /// The call's errors.
+    pub async fn job_progress(&self, name: &K8sName) -> Result<JobProgress, ClusterError> {
+        let api: Api<Job> = self.api();
+        let job = self
+            .call(
+                Op::new("get", "jobs").named(name.as_str()),
+                api.get(name.as_str()),
+            )
+            .await?;
+        let status = job.status.unwrap_or_default();
+        let conditions = status.conditions.unwrap_or_default();
+        let holds = |kind: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == kind && c.status == "True")
+        };
+        let (finished, why) = match (holds("Complete"), holds("Failed")) {
+            (Some(_), _) => (Some(true), None),
+            (None, Some(c)) => {
+                let why = [c.reason.as_deref(), c.message.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                (Some(false), (!why.is_empty()).then_some(why))
+            }
+            (None, None) => (None, None),
+        };
+        Ok(JobProgress {
+            active: status.active.unwrap_or(0),
+            succeeded: status.succeeded.unwrap_or(0),
+            failed: status.failed.unwrap_or(0),
+            finished,
+            why,
+        })
     }
 
     /// Where test restores put their copy of the namespace.

@@ -109,6 +109,32 @@ impl Cluster {
             .items)
     }
 
+    /// The last `lines` lines its pods logged, oldest first, for the report on a Job odorbot
+    /// started; why they could not be read, as a line, when they could not.
+    pub async fn job_log_tail(&self, job: &K8sName, lines: u32) -> Vec<String> {
+        let query = match format!("job-name={job}").parse::<Selector>() {
+            Ok(selector) => LogQuery {
+                source: LogSource::Selector(selector),
+                tail: Some(lines),
+                since: None,
+                grep: None,
+                previous: false,
+            },
+            Err(e) => return vec![format!("(no log: {e})")],
+        };
+        match self.logs(&query).await {
+            Ok(report) => report
+                .pods
+                .into_iter()
+                .flat_map(|p| match p.error {
+                    Some(e) => vec![format!("({}: {e})", p.pod)],
+                    None => p.lines,
+                })
+                .collect(),
+            Err(e) => vec![format!("(the log could not be read: {e})")],
+        }
+    }
+
     /// `logs {selector | pod, tail?, since?, grep?}`: the last lines of each selected pod's
     /// default container, filtered, within the bounds of [`LogQuery`].
     ///

@@ -564,11 +564,12 @@ impl Runner {
                 .job_from_cronjob(cronjob, job_name, mode)
                 .await
                 .map_err(err),
-            Action::LogsCleanup { cronjob, job_name } => {
+            Action::LogsCleanup { cronjob, job_name }
+            | Action::SmokeTests { cronjob, job_name } => {
                 let job_name = job_name
                     .as_ref()
-                    .ok_or(Failure::Unbound("the clean-up Job has no name"))?;
-                c.job_from_cronjob_as(cronjob, job_name, "logs_cleanup", mode)
+                    .ok_or(Failure::Unbound("the Job has no name"))?;
+                c.job_from_cronjob_as(cronjob, job_name, action.kind().tag(), mode)
                     .await
                     .map_err(err)
             }

@@ -15,7 +15,7 @@ use crate::domain::approval::{
 };
 use crate::domain::diagnostics::HealthCheck;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
-use crate::domain::k8s::RestoreProgress;
+use crate::domain::k8s::{JobProgress, RestoreProgress};
 use crate::domain::view::{Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
@@ -417,6 +417,9 @@ impl Approvals {
                 {
                     self.follow_restore(&request, restore).await;
                 }
+                if let Some((what, job)) = action.action().started_job() {
+                    self.follow_job(&request, what, job).await;
+                }
             }
             Err(why) => {
                 self.runner.count(&why);
@@ -448,32 +451,65 @@ impl Approvals {
         .await;
     }
 
-    /// Waits (at most `rollout_timeout`) for a test restore to reach a final phase and
-    /// reports it in the card's thread: items restored, warnings, errors, and the clean-up.
+    /// Reads `progress` every second until it is final or `rollout_timeout` has passed:
+    /// the last reading, and how long odorbot waited in vain if it never became final.
+    async fn follow<T: Default, F: Future<Output = Option<T>>>(
+        &self,
+        progress: impl Fn() -> F,
+        is_final: impl Fn(&T) -> bool,
+    ) -> (T, Option<String>) {
+        let deadline = Instant::now() + self.config.rollout_timeout;
+        let mut last = T::default();
+        loop {
+            if let Some(p) = progress().await {
+                last = p;
+                if is_final(&last) {
+                    return (last, None);
+                }
+            }
+            if Instant::now() >= deadline {
+                let bound = crate::domain::args::format_duration(self.config.rollout_timeout);
+                return (last, Some(bound));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Follows a test restore to a final phase and reports it in the card's thread: items
+    /// restored, warnings, errors, and the clean-up.
     async fn follow_restore(&self, request: &Request, restore: &K8sName) {
         let Ok(cluster) = &self.runner.cluster else {
             return;
         };
-        let deadline = Instant::now() + self.config.rollout_timeout;
-        let mut last = RestoreProgress::default();
-        let finished = loop {
-            if let Ok(p) = cluster.restore_progress(restore).await {
-                last = p;
-                if last.is_final() {
-                    break true;
-                }
-            }
-            if Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        };
-        let bound = crate::domain::args::format_duration(self.config.rollout_timeout);
+        let (last, waited) = self
+            .follow(
+                || async { cluster.restore_progress(restore).await.ok() },
+                RestoreProgress::is_final,
+            )
+            .await;
         let report = last.report(
             restore.as_str(),
             &cluster.restore_target(),
-            (!finished).then_some(bound.as_str()),
+            waited.as_deref(),
         );
+        self.thread(request, &report).await;
+        self.audit("odorbot", "verify", &request.id, &report).await;
+    }
+
+    /// Follows a Job odorbot started to completion or failure and reports it in the card's
+    /// thread with the tail of its pod's log: the smoke tests' pass or fail.
+    async fn follow_job(&self, request: &Request, what: &str, job: &K8sName) {
+        let Ok(cluster) = &self.runner.cluster else {
+            return;
+        };
+        let (last, waited) = self
+            .follow(
+                || async { cluster.job_progress(job).await.ok() },
+                JobProgress::is_final,
+            )
+            .await;
+        let log = cluster.job_log_tail(job, JobProgress::LOG_TAIL).await;
+        let report = last.report(what, job.as_str(), &log, waited.as_deref());
         self.thread(request, &report).await;
         self.audit("odorbot", "verify", &request.id, &report).await;
     }

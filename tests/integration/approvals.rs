@@ -11,7 +11,8 @@ use odorbot::domain::k8s::{ImageTag, Mode};
 use crate::support::alertmanager::post_notification;
 use crate::support::bot::Bot;
 use crate::support::cluster_seed::{
-    API_IMAGE, CRASHING_TAG, Seeded, apply, pod_ready, seed, seed_two_revisions, wait_for,
+    API_IMAGE, CRASHING_TAG, SMOKE_FAIL, Seeded, apply, cronjob_resource, pod_ready, seed,
+    seed_two_revisions, wait_for,
 };
 use crate::support::fake_slack::{Call, Delivery, FakeSlack};
 use crate::support::probe_servers::serve;
@@ -636,12 +637,24 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         .collect();
     let all = thread.join("\n");
     for want in [
-        "CrashLoopBackOff",
         "Error (exit 3)",
         "startup failed: cannot run database migrations",
     ] {
         assert!(all.contains(want), "findings lack {want:?}: {all}");
     }
+    // A crash-looping container waits in CrashLoopBackOff most of the time but is briefly
+    // running or terminated between restarts: whichever moment the findings were read in,
+    // they show a failing pod that has restarted.
+    let restarted = all.split("\\n").any(|line| {
+        line.contains("🔴")
+            && line
+                .split(" restarts")
+                .next()
+                .and_then(|head| head.rsplit(' ').next())
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n > 0)
+    });
+    assert!(restarted, "findings lack a restarted failing pod: {all}");
     let offer = thread.iter().find(|t| t.contains("recovery:")).unwrap();
     assert!(
         offer.contains("rollback_helm release=odordiff-2"),
@@ -796,7 +809,6 @@ async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
     );
 }
 
-/// The names of `kind`'s objects in the namespace that start with `prefix`.
 /// The admin's API for one kind in the seeded namespace.
 fn dynamic(
     s: &Seeded,
@@ -815,6 +827,7 @@ fn dynamic(
     kube::Api::namespaced_with(s.admin.clone(), &s.ns, &ar)
 }
 
+/// The names of `kind`'s objects in the namespace that start with `prefix`.
 async fn named(
     s: &Seeded,
     api_version: &str,
@@ -908,6 +921,78 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
     assert!(succeeded(&fake, 3).await);
     let left = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// The runbook's "Run smoke tests": `/odor smoke` becomes, once approved, a Job from the
+/// suspended CronJob that runs the suite on the real node; odorbot follows it and reports
+/// passed, and with the suite failing failed, each with the suite's own last log lines.
+#[tokio::test]
+async fn smoke_tests_run_as_a_job_and_report_pass_then_fail() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let _bot = start(&fake, &s, &health, None).await;
+    let reported = |what: &'static str, from: &'static str| {
+        let fake = &fake;
+        async move {
+            fake.wait_until(Duration::from_secs(120), |f| {
+                f.calls_to("chat.postMessage")
+                    .iter()
+                    .any(|c| text(c).contains(what) && text(c).contains(from))
+            })
+            .await
+        }
+    };
+    let id = request(&fake, "smoke --reason \"after deploying 1.6.0\"").await;
+    approve(&fake, &id).await;
+    assert!(
+        reported(
+            "✅ Smoke tests passed: Job `odordiff-smoke-tests-manual-",
+            "smoke: passed (2 checks)"
+        )
+        .await,
+        "{:?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+    );
+
+    // The suite starts failing: the CronJob's template runs the failing image.
+    let failing = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+        "containers": [{"name": "odordiff-smoke-tests", "image": SMOKE_FAIL, "args": ["--run-once"]}]}}}}}});
+    let cronjobs = cronjob_resource(&s.admin).await;
+    kube::Api::<kube::api::DynamicObject>::namespaced_with(s.admin.clone(), &s.ns, &cronjobs)
+        .patch(
+            "odordiff-smoke-tests",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(failing),
+        )
+        .await
+        .unwrap();
+    let id = request(&fake, "smoke --reason \"again\"").await;
+    approve(&fake, &id).await;
+    assert!(
+        reported(
+            "🔴 Smoke tests failed: Job `odordiff-smoke-tests-manual-",
+            "smoke: failed (1 of 2 checks)"
+        )
+        .await,
+        "{:?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+    );
+    let jobs = named(
+        &s,
+        "batch/v1",
+        "Job",
+        "jobs",
+        "odordiff-smoke-tests-manual-",
+    )
+    .await;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
 }
 
 /// The offer's button whose label is `label`, as its action id.

@@ -784,7 +784,7 @@ pub async fn seed() -> Seeded {
         ),
         ("app-logs-cleanup", "busybox:1.36", 1, "OnFailure"),
         ("postgres-logs-cleanup", "busybox:1.36", 1, "OnFailure"),
-        ("smoke-tests", SMOKE_PASS, 0, "Never"),
+        ("odordiff-smoke-tests", SMOKE_PASS, 0, "Never"),
     ] {
         apply(
             &admin,

@@ -886,6 +886,22 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "smoke",
+        summary: "Run the smoke-test suite as a Job from its suspended CronJob; the thread gets pass or fail and the tail of its log.",
+        group: Group::Recovery,
+        args: &[],
+        options: &[REASON],
+        examples: &["/odor smoke --reason \"after deploying 1.6.0\""],
+        build: |args, ctx| {
+            change(args, "smoke", ctx, || {
+                Ok(Action::SmokeTests {
+                    cronjob: ctx.catalog.service().smoke_tests.clone(),
+                    job_name: None,
+                })
+            })
+        },
+    },
+    VerbSpec {
         name: "maintenance",
         summary: "Put the maintenance annotation on odordiff-api, or take it off.",
         group: Group::Recovery,

@@ -11,6 +11,8 @@ use std::str::FromStr;
 use serde_json::Value;
 use thiserror::Error;
 
+use super::view::escape;
+
 /// Whether a destructive action only previews (`dryRun=All`) or really changes the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -923,6 +925,61 @@ impl RestoreProgress {
     }
 }
 
+/// A Job's progress, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobProgress {
+    pub active: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    /// `Some(true)` once the Job is `Complete`, `Some(false)` once it is `Failed`.
+    pub finished: Option<bool>,
+    /// The `Failed` condition's reason and message, e.g. `BackoffLimitExceeded`.
+    pub why: Option<String>,
+}
+
+impl JobProgress {
+    /// Log lines a report quotes: enough to see why a suite failed, few enough for a thread.
+    pub const LOG_TAIL: u32 = 20;
+
+    pub fn is_final(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// The thread's report of Job `job` that `what` ("Smoke tests") started, with the tail
+    /// of its pod's log; `None` for `waited` means it finished, else how long odorbot waited
+    /// for it in vain.
+    pub fn report(&self, what: &str, job: &str, log: &[String], waited: Option<&str>) -> String {
+        let pods = format!(
+            "{} active, {} succeeded, {} failed pods",
+            self.active, self.succeeded, self.failed
+        );
+        let why = self
+            .why
+            .as_deref()
+            .map(|w| format!(" ({})", escape(w)))
+            .unwrap_or_default();
+        let mut out = match (self.finished, waited) {
+            (Some(true), _) => format!("✅ {what} passed: Job `{job}` complete, {pods}."),
+            (Some(false), _) => format!("🔴 {what} failed: Job `{job}` failed{why}, {pods}."),
+            (None, Some(bound)) => {
+                format!("🔴 {what} did not finish within {bound}: Job `{job}` has {pods}.")
+            }
+            (None, None) => format!("⏳ {what}: Job `{job}` is running, {pods}."),
+        };
+        if log.is_empty() {
+            out.push_str("\nIts pod logged nothing.");
+        } else {
+            // Backticks in a line would close the code block early.
+            let shown: Vec<String> = log.iter().map(|l| l.replace("```", "'''")).collect();
+            out.push_str(&format!(
+                "\nLast lines of its log:\n```{}```",
+                escape(&shown.join("\n"))
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backups {
     pub backups: Vec<VeleroBackup>,
@@ -1025,6 +1082,50 @@ mod tests {
             waiting.report("r", "t", Some("10m"))
         );
         assert!(!RestoreProgress::default().is_final());
+    }
+
+    #[test]
+    fn a_job_report_says_pass_fail_or_timeout_and_quotes_the_log_escaped() {
+        let log = vec![
+            "smoke: GET /health ok".to_owned(),
+            "smoke: failed <!channel> ```".to_owned(),
+        ];
+        let passed = JobProgress {
+            succeeded: 1,
+            finished: Some(true),
+            ..JobProgress::default()
+        };
+        assert!(passed.is_final());
+        let text = passed.report("Smoke tests", "s-1", &log[..1], None);
+        assert_eq!(
+            text,
+            "✅ Smoke tests passed: Job `s-1` complete, 0 active, 1 succeeded, 0 failed pods.\nLast lines of its log:\n```smoke: GET /health ok```"
+        );
+        let failed = JobProgress {
+            failed: 1,
+            finished: Some(false),
+            why: Some("BackoffLimitExceeded: Job has reached the specified backoff limit".into()),
+            ..JobProgress::default()
+        };
+        let text = failed.report("Smoke tests", "s-1", &log, None);
+        assert!(
+            text.starts_with("🔴 Smoke tests failed: Job `s-1` failed (BackoffLimitExceeded: Job has reached the specified backoff limit), 0 active, 0 succeeded, 1 failed pods."),
+            "{text}"
+        );
+        // Log lines are hostile input: no mention and no early end of the code block.
+        assert!(
+            text.ends_with("smoke: failed &lt;!channel&gt; '''```"),
+            "{text}"
+        );
+        let running = JobProgress {
+            active: 1,
+            ..JobProgress::default()
+        };
+        assert!(!running.is_final());
+        assert_eq!(
+            running.report("Job", "s-1", &[], Some("10m")),
+            "🔴 Job did not finish within 10m: Job `s-1` has 1 active, 0 succeeded, 0 failed pods.\nIts pod logged nothing."
+        );
     }
 
     #[test]

@@ -240,6 +240,7 @@ action_kinds! {
     DbTerminateLong = "db_terminate_long", true, "terminate backends running longer than a limit";
     DbVacuum = "db_vacuum", true, "VACUUM ANALYZE the database";
     LogsCleanup = "logs_cleanup", true, "run a log clean-up Job from its CronJob";
+    SmokeTests = "smoke_tests", true, "run the smoke-test suite as a Job from its suspended CronJob and report pass or fail";
 }
 
 impl ActionKind {
@@ -307,6 +308,7 @@ impl ActionKind {
             K::UnquarantinePod => "unquarantine",
             K::RotateSecret => "secret",
             K::LogsCleanup => "logs",
+            K::SmokeTests => "smoke",
         }
     }
 }
@@ -537,6 +539,11 @@ pub enum Action<S: Stage> {
         /// The Job to create; fixed when a request is made, as for a test restore.
         job_name: Option<S::Val<K8sName>>,
     },
+    SmokeTests {
+        cronjob: S::Val<K8sName>,
+        /// As for `logs_cleanup`.
+        job_name: Option<S::Val<K8sName>>,
+    },
 }
 
 /// Maps every parameter field of an action from one stage to another. Each traversal
@@ -617,6 +624,7 @@ impl<S: Stage> Action<S> {
             Self::DbTerminateLong { .. } => K::DbTerminateLong,
             Self::DbVacuum => K::DbVacuum,
             Self::LogsCleanup { .. } => K::LogsCleanup,
+            Self::SmokeTests { .. } => K::SmokeTests,
         }
     }
 
@@ -888,6 +896,10 @@ impl<S: Stage> Action<S> {
                 cronjob: m.field("cronjob", cronjob)?,
                 job_name: m.optional("job_name", job_name.as_ref())?,
             },
+            Self::SmokeTests { cronjob, job_name } => A::SmokeTests {
+                cronjob: m.field("cronjob", cronjob)?,
+                job_name: m.optional("job_name", job_name.as_ref())?,
+            },
         })
     }
 }
@@ -1098,7 +1110,28 @@ pub const TEST_RESTORE_PREFIX: &str = "test-restore-";
 /// Kubernetes puts a Job's name in a label, so it is at most 63 characters.
 pub const MAX_JOB_NAME: usize = 63;
 
+/// `<cronjob>-manual-<unix time>`, within a Job name's length.
+fn manual_job_name(cronjob: &K8sName, now_unix: i64) -> Option<K8sName> {
+    let suffix = format!("-manual-{now_unix}");
+    let keep = MAX_JOB_NAME.saturating_sub(suffix.len());
+    let base: String = cronjob.as_str().chars().take(keep).collect();
+    format!("{}{suffix}", base.trim_end_matches(['-', '.']))
+        .parse()
+        .ok()
+}
+
 impl Action<Bound> {
+    /// The Job an approved action started, which odorbot then follows to its outcome,
+    /// and what the report calls it.
+    pub fn started_job(&self) -> Option<(&'static str, &K8sName)> {
+        match self {
+            Self::JobFromCronjob { job_name, .. } => Some(("The Job", job_name)),
+            Self::LogsCleanup { job_name, .. } => Some(("The log clean-up", job_name.as_ref()?)),
+            Self::SmokeTests { job_name, .. } => Some(("Smoke tests", job_name.as_ref()?)),
+            _ => None,
+        }
+    }
+
     /// Fills the names an action creates and that would otherwise depend on the clock at
     /// execution (`<cronjob>-manual-<unix time>`, `test-restore-<unix time>`). Called once,
     /// when a request is made: the dry run, the card, the drift check and the execution
@@ -1110,13 +1143,15 @@ impl Action<Bound> {
                 cronjob,
                 job_name: None,
             } => {
-                let suffix = format!("-manual-{now_unix}");
-                let keep = MAX_JOB_NAME.saturating_sub(suffix.len());
-                let base: String = cronjob.as_str().chars().take(keep).collect();
-                let job_name = format!("{}{suffix}", base.trim_end_matches(['-', '.']))
-                    .parse()
-                    .ok();
+                let job_name = manual_job_name(&cronjob, now_unix);
                 Self::LogsCleanup { cronjob, job_name }
+            }
+            Self::SmokeTests {
+                cronjob,
+                job_name: None,
+            } => {
+                let job_name = manual_job_name(&cronjob, now_unix);
+                Self::SmokeTests { cronjob, job_name }
             }
             Self::VeleroTestRestore {
                 backup,
@@ -1296,7 +1331,7 @@ mod tests {
             .iter()
             .filter(|k| !k.is_destructive())
             .count();
-        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (30, 20));
+        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (30, 21));
         for kind in ActionKind::ALL {
             assert_eq!(ActionKind::from_tag(kind.tag()), Some(*kind));
             // Parameters may be missing here, but the tag itself must be known.

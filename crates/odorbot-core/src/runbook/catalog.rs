@@ -50,9 +50,10 @@ pub struct Service {
     /// The ConfigMap `cache ttl` sets, and the key it sets.
     pub config: K8sName,
     pub cache_ttl_key: DataKey,
-    /// The CronJobs `cache warm` and `logs cleanup` start a Job from.
+    /// The CronJobs `cache warm`, `logs cleanup` and `smoke` start a Job from.
     pub cache_warming: K8sName,
     pub logs_cleanup: K8sName,
+    pub smoke_tests: K8sName,
     /// The NetworkPolicy `quarantine` points at the quarantined pod.
     pub quarantine_policy: K8sName,
     /// The certificate `cert renew` renews when it names none.

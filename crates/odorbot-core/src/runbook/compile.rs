@@ -292,6 +292,7 @@ impl Compiler {
         let config = name("config", "configmaps", &raw.config);
         let cache_warming = name("cache_warming", "cronjobs", &raw.cache_warming);
         let logs_cleanup = name("logs_cleanup", "cronjobs", &raw.logs_cleanup);
+        let smoke_tests = name("smoke_tests", "cronjobs", &raw.smoke_tests);
         let quarantine_policy = name(
             "quarantine_policy",
             "quarantine_policies",
@@ -307,6 +308,7 @@ impl Compiler {
             cache_ttl_key: cache_ttl_key?,
             cache_warming: cache_warming?,
             logs_cleanup: logs_cleanup?,
+            smoke_tests: smoke_tests?,
             quarantine_policy: quarantine_policy?,
             certificate: certificate?,
         })
@@ -1228,6 +1230,19 @@ impl Compiler {
         self.input(&format!("{params}.{name}"), raw, false)
     }
 
+    /// The CronJob and optional Job name of an action that starts a Job by hand; both
+    /// are checked before either error is returned.
+    fn manual_job(
+        &mut self,
+        params: &str,
+        cronjob: &RawArg,
+        job_name: Option<&RawArg>,
+    ) -> Option<(Input<K8sName>, Option<Input<K8sName>>)> {
+        let cronjob = self.req(params, "cronjob", cronjob);
+        let job_name = self.opt(params, "job_name", job_name);
+        Some((cronjob?, job_name?))
+    }
+
     /// A parameter the action can do without: `Some(None)` when absent.
     fn opt<T: ArgType>(
         &mut self,
@@ -1712,12 +1727,12 @@ impl Compiler {
             }
             R::DbVacuum {} => A::DbVacuum,
             R::LogsCleanup { cronjob, job_name } => {
-                let cronjob = self.req(p, "cronjob", &cronjob);
-                let job_name = self.opt(p, "job_name", job_name.as_ref());
-                A::LogsCleanup {
-                    cronjob: cronjob?,
-                    job_name: job_name?,
-                }
+                let (cronjob, job_name) = self.manual_job(p, &cronjob, job_name.as_ref())?;
+                A::LogsCleanup { cronjob, job_name }
+            }
+            R::SmokeTests { cronjob, job_name } => {
+                let (cronjob, job_name) = self.manual_job(p, &cronjob, job_name.as_ref())?;
+                A::SmokeTests { cronjob, job_name }
             }
         })
     }

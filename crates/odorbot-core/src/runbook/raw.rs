@@ -52,6 +52,7 @@ pub struct RawService {
     pub cache_ttl_key: String,
     pub cache_warming: String,
     pub logs_cleanup: String,
+    pub smoke_tests: String,
     pub quarantine_policy: String,
     pub certificate: String,
 }
@@ -557,6 +558,10 @@ pub enum RawAction {
     },
     DbVacuum {},
     LogsCleanup {
+        cronjob: RawArg,
+        job_name: Option<RawArg>,
+    },
+    SmokeTests {
         cronjob: RawArg,
         job_name: Option<RawArg>,
     },

@@ -175,10 +175,14 @@ impl ActionKind {
             K::PatchConfigmap => &[need!("", "configmaps", GET_PATCH, CONFIGMAPS)],
             // A Job from a listed CronJob's template. `create` on Jobs cannot be pinned: the
             // token could run any pod as any ServiceAccount of the namespace; the optional
-            // admission policy holds the Jobs to their CronJobs' templates.
-            K::JobFromCronjob | K::LogsCleanup => &[
+            // admission policy holds the Jobs to their CronJobs' templates. The Job is then
+            // followed to its outcome (its generated name cannot be pinned either) and the
+            // tail of its pod's log reported.
+            K::JobFromCronjob | K::LogsCleanup | K::SmokeTests => &[
                 need!("batch", "cronjobs", &["get"], CRONJOBS),
-                need!("batch", "jobs", &["create"], Any),
+                need!("batch", "jobs", &["create", "get"], Any),
+                need!("", "pods", &["list"], Any),
+                need!("", "pods/log", &["get"], Any),
             ],
             K::ExpandPvc => &[need!("", "persistentvolumeclaims", GET_PATCH, PVCS)],
             // The pod's name is generated, so `patch` covers every pod: beyond the label it
