@@ -33,7 +33,7 @@ use crate::domain::args::MAX_REPLICAS;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
     Change, ChangeReport, DataKey, EnvName, ImageTag, JobProgress, Mode, QualifiedName, Quantity,
-    ResourceLimits, RestoreProgress, diff_objects, image_with_tag, parse_quantity_millis,
+    ResourceLimits, RestoreProgress, diff_objects, parse_quantity_millis, retag,
 };
 use crate::runbook::actions::{MAX_JOB_NAME, TEST_RESTORE_PREFIX};
 
@@ -402,16 +402,18 @@ impl Cluster {
         Ok(report)
     }
 
-    /// `set_image {deployment, container, tag}`: keeps the container's image repository
-    /// and sets the tag; the change-cause annotation records it for `rollout_history`.
+    /// `set_image {deployment, container, tag}`: sets the tag of an image that comes from
+    /// `repository`; the change-cause annotation records it for `rollout_history`.
     ///
     /// # Errors
-    /// [`ClusterError::InvalidInput`] for an unknown container; the calls' errors.
+    /// [`ClusterError::InvalidInput`] for an unknown container or an image from another
+    /// repository; the calls' errors.
     pub async fn set_image(
         &self,
         deployment: &K8sName,
         container_name: &K8sName,
         tag: &ImageTag,
+        repository: &str,
         mode: Mode,
     ) -> Result<ChangeReport, ClusterError> {
         check_dns_label(container_name, "container")?;
@@ -421,7 +423,8 @@ impl Cluster {
             &format!("deployment {deployment}"),
             container_name,
         )?;
-        let image = image_with_tag(c.image.as_deref().unwrap_or_default(), tag);
+        let image = retag(c.image.as_deref().unwrap_or_default(), tag, repository)
+            .map_err(|e| invalid(e.to_string()))?;
         let patch = json!({
             "metadata": {"annotations": {
                 CHANGE_CAUSE: format!("odorbot: set image {container_name}={image}")

@@ -17,9 +17,9 @@ use crate::domain::args::Filter;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
     AccessReview, BindingInfo, CertificateInfo, ConfigMapEntry, ContainerState, EndpointsInfo,
-    EventInfo, HpaInfo, LogQuery, LogSource, LogsReport, PdbInfo, PodDescription, PodInfo, PodLogs,
-    PodUsage, PvcInfo, Readable, ResourceUsage, RevisionInfo, RolloutStatus, Selector,
-    VeleroBackup, VeleroRestore, parse_quantity_millis,
+    EventInfo, HpaInfo, InputError, LogQuery, LogSource, LogsReport, PdbInfo, PodDescription,
+    PodInfo, PodLogs, PodUsage, PreDeploy, PvcInfo, Readable, ResourceUsage, RevisionInfo,
+    RolloutStatus, Selector, VeleroBackup, VeleroRestore, parse_quantity_millis,
 };
 use crate::domain::view::truncate;
 
@@ -457,6 +457,54 @@ impl Cluster {
             current_cpu_percent: status.current_cpu_utilization_percentage,
             current_replicas: status.current_replicas,
             desired_replicas: status.desired_replicas,
+        })
+    }
+
+    /// The runbook's pre-deployment checks for `deployment`: its pods (by its own
+    /// selector), the namespace's PodDisruptionBudgets, and those of the autoscalers `hpas`
+    /// that scale it. A cluster without PDBs served has none to report.
+    ///
+    /// # Errors
+    /// The calls' errors.
+    pub async fn pre_deploy(
+        &self,
+        deployment: &K8sName,
+        hpas: &[String],
+    ) -> Result<PreDeploy, ClusterError> {
+        let d = self.get_deployment(deployment).await?;
+        let selector = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let selector: Selector = selector.parse().map_err(|e: InputError| {
+            ClusterError::InvalidInput(format!("the selector of {deployment}: {e}"))
+        })?;
+        let pods = self.pods(&selector).await?;
+        let pdbs = match self.pdb_status().await {
+            Err(ClusterError::NotServed { .. }) => Vec::new(),
+            other => other?,
+        };
+        let mut scaling = Vec::new();
+        for name in hpas {
+            let Ok(name) = name.parse::<K8sName>() else {
+                continue;
+            };
+            let h = self.hpa_status(&name).await?;
+            if h.target == format!("Deployment/{deployment}") {
+                scaling.push(h);
+            }
+        }
+        Ok(PreDeploy {
+            pods,
+            pdbs,
+            hpas: scaling,
         })
     }
 

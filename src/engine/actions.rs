@@ -519,10 +519,35 @@ impl Runner {
                 deployment,
                 container,
                 tag,
-            } => c
-                .set_image(deployment, container, tag, mode)
-                .await
-                .map_err(err),
+            } => {
+                // Checked again at execution: a stored request or a procedure step reaches
+                // here as well as the verb.
+                let target = self
+                    .catalog
+                    .service()
+                    .deploy_target(deployment)
+                    .filter(|t| &t.container == container)
+                    .ok_or_else(|| {
+                        Failure::NotListed(format!(
+                            "{deployment}/{container} is not a container the runbook deploys ({})",
+                            self.catalog.service().deployable()
+                        ))
+                    })?;
+                let mut report = c
+                    .set_image(deployment, container, tag, &target.repository, mode)
+                    .await
+                    .map_err(err)?;
+                if mode == Mode::DryRun {
+                    let hpas = self.catalog.objects("horizontalpodautoscalers");
+                    match c.pre_deploy(deployment, hpas).await {
+                        Ok(checks) => report.notes.extend(checks.notes(deployment.as_str())),
+                        Err(e) => report.notes.push(format!(
+                            "⚠️ the pre-deployment checks could not be read: {e}"
+                        )),
+                    }
+                }
+                Ok(report)
+            }
             Action::PatchHpa {
                 hpa,
                 min_replicas,

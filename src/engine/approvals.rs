@@ -410,6 +410,15 @@ impl Approvals {
                 {
                     self.verify(&request, deployment).await;
                 }
+                if matches!(action.action(), Action::SetImage { .. }) {
+                    // The runbook's step 5, which changes the cluster too (a Job), so it is
+                    // a request of its own.
+                    self.thread(
+                        &request,
+                        "Next in the standard deployment: the smoke tests, `/odor smoke --reason \"…\"`.",
+                    )
+                    .await;
+                }
                 if let Action::VeleroTestRestore {
                     restore: Some(restore),
                     ..

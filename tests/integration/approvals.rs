@@ -336,7 +336,13 @@ async fn execution_is_refused_when_the_cluster_drifted_since_the_dry_run() {
     let cluster = s.bot().await;
     let api = "odordiff-api".parse().unwrap();
     cluster
-        .set_image(&api, &api, &"1.7.0".parse().unwrap(), Mode::Execute)
+        .set_image(
+            &api,
+            &api,
+            &"1.7.0".parse().unwrap(),
+            API_IMAGE,
+            Mode::Execute,
+        )
         .await
         .unwrap();
     // Let the controller finish that rollout, so the only difference is the drift.
@@ -606,7 +612,7 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
     let api: odorbot::domain::ids::K8sName = "odordiff-api".parse().unwrap();
     let bad: ImageTag = CRASHING_TAG.parse().unwrap();
     cluster
-        .set_image(&api, &api, &bad, Mode::Execute)
+        .set_image(&api, &api, &bad, API_IMAGE, Mode::Execute)
         .await
         .unwrap();
     let selector: odorbot::domain::k8s::Selector = "app=odordiff-api".parse().unwrap();
@@ -739,6 +745,15 @@ async fn an_approved_deploy_of_a_crashing_release_is_reported_failed() {
         &format!("deploy odordiff-api {CRASHING_TAG} --reason \"release 1.6.1\""),
     )
     .await;
+    // The runbook's pre-deployment checks are on the card the approver reads.
+    let card = text(&cards(&fake)[0]);
+    for want in [
+        "pre-deployment: 3 of 3 pods of odordiff-api ready",
+        "pre-deployment: PodDisruptionBudget odordiff-api-pdb allows 1 disruptions (3 healthy, 2 needed)",
+        "pre-deployment: HorizontalPodAutoscaler odordiff-api-hpa at",
+    ] {
+        assert!(card.contains(want), "card lacks {want:?}: {card}");
+    }
     let ok = click(&fake, "U0BOB", "approve", &id).await;
     assert!(ok.contains("Recorded: approve"), "{ok}");
     assert!(
@@ -770,6 +785,21 @@ async fn an_approved_deploy_of_a_crashing_release_is_reported_failed() {
     assert!(thread_has(&fake, "*Health after the change*"));
     assert!(thread_has(&fake, "⚠️ Watch: not Running and Ready"));
     assert!(thread_has(&fake, "🔴 See the warnings above."));
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(
+            f,
+            "Next in the standard deployment: the smoke tests, `/odor smoke"
+        ))
+        .await
+    );
+    // What the runbook does not deploy, or from elsewhere, is refused before any call.
+    let refused = ask(&fake, "deploy redis 7.2 --reason \"upgrade\"").await;
+    assert!(
+        refused.contains(
+            "`redis` is not one the runbook deploys; it deploys odordiff-api, odordiff-worker."
+        ),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -788,7 +818,7 @@ async fn a_rollback_whose_target_revision_changed_is_refused_as_drift() {
     let api = "odordiff-api".parse().unwrap();
     for tag in ["1.7.0", "1.6.0"] {
         cluster
-            .set_image(&api, &api, &tag.parse().unwrap(), Mode::Execute)
+            .set_image(&api, &api, &tag.parse().unwrap(), API_IMAGE, Mode::Execute)
             .await
             .unwrap();
         s.rolled_out_as_the_bot_sees_it(&cluster).await;

@@ -451,7 +451,7 @@ async fn set_image_then_rollback_restores_the_previous_revisions_template() {
 
     let tag = "1.6.0".parse().unwrap();
     let dry = bot
-        .set_image(&api, &n("odordiff-api"), &tag, Mode::DryRun)
+        .set_image(&api, &n("odordiff-api"), &tag, API_IMAGE, Mode::DryRun)
         .await
         .unwrap();
     assert!(lines(&dry).contains(&format!(
@@ -459,15 +459,24 @@ async fn set_image_then_rollback_restores_the_previous_revisions_template() {
     )), "{dry}");
     assert_eq!(shape(&deployment(&s, "odordiff-api").await), shape(&before));
     let err = bot
-        .set_image(&api, &n("sidecar"), &tag, Mode::DryRun)
+        .set_image(&api, &n("sidecar"), &tag, API_IMAGE, Mode::DryRun)
         .await
         .unwrap_err();
     assert!(
         matches!(err, ClusterError::InvalidInput(ref m) if m.contains("has no container \"sidecar\"")),
         "{err}"
     );
+    // Only the tag changes, and only of an image from the runbook's repository.
+    let err = bot
+        .set_image(&api, &api, &tag, "ghcr.io/elsewhere/api", Mode::DryRun)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClusterError::InvalidInput(ref m) if m.contains(&format!("runs an image from {API_IMAGE}, not from the runbook's repository ghcr.io/elsewhere/api"))),
+        "{err}"
+    );
 
-    bot.set_image(&api, &n("odordiff-api"), &tag, Mode::Execute)
+    bot.set_image(&api, &n("odordiff-api"), &tag, API_IMAGE, Mode::Execute)
         .await
         .unwrap();
     settle(&s, &bot, "odordiff-api").await;
@@ -1677,9 +1686,15 @@ async fn invalid_input_never_reaches_the_api_server() {
         )
         .await
         .unwrap_err(),
-        bot.set_image(&api, &n("a.b"), &"1.0".parse().unwrap(), Mode::Execute)
-            .await
-            .unwrap_err(),
+        bot.set_image(
+            &api,
+            &n("a.b"),
+            &"1.0".parse().unwrap(),
+            API_IMAGE,
+            Mode::Execute,
+        )
+        .await
+        .unwrap_err(),
         bot.patch_configmap(&n("odordiff-config"), &BTreeMap::new(), Mode::Execute)
             .await
             .unwrap_err(),

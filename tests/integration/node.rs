@@ -72,7 +72,7 @@ async fn a_bad_release_crash_loops_fails_its_rollout_and_a_rollback_brings_ready
     short_progress_deadline(&s, "odordiff-api").await;
 
     let tag: ImageTag = CRASHING_TAG.parse().unwrap();
-    bot.set_image(&api, &api, &tag, Mode::Execute)
+    bot.set_image(&api, &api, &tag, API_IMAGE, Mode::Execute)
         .await
         .unwrap();
 
@@ -261,7 +261,7 @@ async fn logs_are_the_containers_output_filtered_by_grep_and_since() {
     // runbook's high-latency grep looks for.
     let tag: ImageTag = "1.6.3-errors".parse().unwrap();
     let api = n("odordiff-api");
-    bot.set_image(&api, &api, &tag, Mode::Execute)
+    bot.set_image(&api, &api, &tag, API_IMAGE, Mode::Execute)
         .await
         .unwrap();
     s.rolled_out("odordiff-api", 90).await;

@@ -609,9 +609,15 @@ pub async fn seed_two_revisions() -> Seeded {
     let bot = s.bot().await;
     let api = "odordiff-api".parse().unwrap();
     let tag: odorbot::domain::k8s::ImageTag = "1.6.0".parse().unwrap();
-    bot.set_image(&api, &api, &tag, odorbot::domain::k8s::Mode::Execute)
-        .await
-        .unwrap();
+    bot.set_image(
+        &api,
+        &api,
+        &tag,
+        API_IMAGE,
+        odorbot::domain::k8s::Mode::Execute,
+    )
+    .await
+    .unwrap();
     s.rolled_out_as_the_bot_sees_it(&bot).await;
     s
 }

@@ -861,7 +861,7 @@ pub static VERBS: &[VerbSpec] = &[
     },
     VerbSpec {
         name: "deploy",
-        summary: "Set a deployment's image tag.",
+        summary: "Set a deployment's image tag: the container and the image repository are the runbook's (service.deploy); the card shows the pre-deployment checks.",
         group: Group::Recovery,
         args: &[
             name_arg("deployment", true, "the deployment"),
@@ -875,11 +875,21 @@ pub static VERBS: &[VerbSpec] = &[
         options: &[REASON],
         examples: &["/odor deploy odordiff-api 1.6.0 --reason \"release 1.6\""],
         build: |args, ctx| {
+            let deployment = required_name(args, "deployment");
+            let service = ctx.catalog.service();
+            let Some(target) = service.deploy_target(&deployment) else {
+                return Err(rule(
+                    "deploy",
+                    &format!(
+                        "`{deployment}` is not one the runbook deploys; it deploys {}.",
+                        service.deployable()
+                    ),
+                ));
+            };
             change(args, "deploy", ctx, || {
-                let deployment = required_name(args, "deployment");
                 Ok(Action::SetImage {
-                    container: deployment.clone(),
-                    deployment,
+                    deployment: deployment.clone(),
+                    container: target.container.clone(),
                     tag: val(args.text("tag").unwrap_or_default())?,
                 })
             })

@@ -286,14 +286,49 @@ pub fn render(v: &Value) -> Option<String> {
 /// Replaces the tag (and drops any digest) of an image reference, keeping its repository:
 /// `ghcr.io/o/api:1.4@sha256:…` with `1.5` gives `ghcr.io/o/api:1.5`.
 pub fn image_with_tag(image: &str, tag: &ImageTag) -> String {
+    format!("{}:{}", image_repository(image), tag.as_str())
+}
+
+/// Where an image reference comes from: the reference without its tag and digest.
+pub fn image_repository(image: &str) -> &str {
     let without_digest = image.split('@').next().unwrap_or(image);
     // A colon after the last slash separates the tag; one before it belongs to a registry port.
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    let repo = match without_digest[last_slash..].find(':') {
+    match without_digest[last_slash..].find(':') {
         Some(i) => &without_digest[..last_slash + i],
         None => without_digest,
-    };
-    format!("{repo}:{}", tag.as_str())
+    }
+}
+
+/// Whether `s` is an image repository as a catalog writes it: lower case, no tag, no digest.
+pub fn is_image_repository(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && image_repository(s) == s
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':')
+        })
+        && !s.starts_with(['.', '-', '/', ':'])
+        && !s.ends_with(['/', ':'])
+}
+
+/// The image a container running `current` gets with `tag`, when `current` comes from the
+/// `allowed` repository: a deploy changes the tag, never where the code comes from.
+///
+/// # Errors
+/// [`InputError::Repository`] when the container runs an image from elsewhere.
+pub fn retag(current: &str, tag: &ImageTag, allowed: &str) -> Result<String, InputError> {
+    let running = image_repository(current);
+    if running == allowed {
+        Ok(image_with_tag(current, tag))
+    } else {
+        Err(InputError::Repository {
+            running: running.to_owned(),
+            allowed: allowed.to_owned(),
+        })
+    }
 }
 
 /// Why an input for a Kubernetes action was rejected; shown to users as is.
@@ -311,6 +346,10 @@ pub enum InputError {
     LabelValue(String),
     #[error("{0:?} is not an image tag (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)")]
     ImageTag(String),
+    #[error(
+        "the container runs an image from {running}, not from the runbook's repository {allowed}: a deploy only changes the tag, so fix the image by hand first"
+    )]
+    Repository { running: String, allowed: String },
     #[error("{0:?} is not a Kubernetes quantity such as 500m, 2, 4Gi or 200Gi")]
     Quantity(String),
     #[error(
@@ -925,6 +964,69 @@ impl RestoreProgress {
     }
 }
 
+/// What the runbook's pre-deployment checks see before a deployment's image changes: its
+/// pods, the namespace's disruption budgets and the autoscalers that scale it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PreDeploy {
+    pub pods: Vec<PodInfo>,
+    pub pdbs: Vec<PdbInfo>,
+    pub hpas: Vec<HpaInfo>,
+}
+
+impl PreDeploy {
+    /// Pods named when some are not ready: enough to act on, short enough for a card.
+    const NAMED: usize = 3;
+
+    /// The checks as notes of the request's dry run, so the approver sees them on the card.
+    pub fn notes(&self, deployment: &str) -> Vec<String> {
+        let pods: Vec<&PodInfo> = self.pods.iter().filter(|p| !p.terminating).collect();
+        let ready = pods.iter().filter(|p| p.ready).count();
+        let not_ready: Vec<String> = pods
+            .iter()
+            .filter(|p| !p.ready)
+            .take(Self::NAMED)
+            .map(|p| match &p.reason {
+                Some(r) => format!("{} ({r})", p.name),
+                None => p.name.clone(),
+            })
+            .collect();
+        let mut out = vec![match (pods.len(), not_ready.is_empty()) {
+            (0, _) => format!("pre-deployment: no pod of {deployment} is running"),
+            (n, true) => format!("pre-deployment: {ready} of {n} pods of {deployment} ready"),
+            (n, false) => format!(
+                "⚠️ pre-deployment: {ready} of {n} pods of {deployment} ready; not ready: {}",
+                not_ready.join(", ")
+            ),
+        }];
+        if self.pdbs.is_empty() {
+            out.push("pre-deployment: no PodDisruptionBudget in the namespace".into());
+        }
+        for b in &self.pdbs {
+            let mark = if b.disruptions_allowed > 0 {
+                ""
+            } else {
+                "⚠️ "
+            };
+            out.push(format!(
+                "{mark}pre-deployment: PodDisruptionBudget {} allows {} disruptions ({} healthy, {} needed)",
+                b.name, b.disruptions_allowed, b.current_healthy, b.desired_healthy
+            ));
+        }
+        for h in &self.hpas {
+            let cpu = match (h.current_cpu_percent, h.target_cpu_percent) {
+                (Some(c), Some(t)) => format!(", CPU {c}% of a {t}% target"),
+                (None, Some(t)) => format!(", CPU target {t}%"),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "pre-deployment: HorizontalPodAutoscaler {} at {} replicas ({}–{}){cpu}",
+                h.name, h.current_replicas, h.min_replicas, h.max_replicas
+            ));
+        }
+        out
+    }
+}
+
 /// A Job's progress, as its status reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobProgress {
@@ -1197,6 +1299,104 @@ mod tests {
     fn diff_of_equal_objects_is_empty() {
         let v = json!({"spec": {"a": [1, 2]}, "metadata": {"labels": {"x": "y"}}});
         assert!(diff_objects("X/y", &v, &v).is_empty());
+    }
+
+    #[test]
+    fn a_deploy_retags_only_images_from_the_allowed_repository() {
+        let tag: ImageTag = "1.6.1".parse().unwrap();
+        let allowed = "registry.local:5000/odordiff/api";
+        assert_eq!(
+            retag("registry.local:5000/odordiff/api:1.6.0", &tag, allowed),
+            Ok("registry.local:5000/odordiff/api:1.6.1".into())
+        );
+        assert_eq!(
+            retag("registry.local:5000/odordiff/api@sha256:abc", &tag, allowed),
+            Ok("registry.local:5000/odordiff/api:1.6.1".into())
+        );
+        let elsewhere = retag("docker.io/someone/api:1.6.0", &tag, allowed).unwrap_err();
+        assert_eq!(
+            elsewhere,
+            InputError::Repository {
+                running: "docker.io/someone/api".into(),
+                allowed: allowed.into()
+            }
+        );
+        // A repository that merely starts like the allowed one is another repository.
+        assert!(retag("registry.local:5000/odordiff/api-evil:1", &tag, allowed).is_err());
+        for good in [
+            "ghcr.io/odordiff/odordiff-api",
+            "registry.local:5000/a/b",
+            "busybox",
+        ] {
+            assert!(is_image_repository(good), "{good}");
+        }
+        for bad in [
+            "",
+            "ghcr.io/a:1.0",
+            "ghcr.io/a@sha256:1",
+            "GHCR.io/a",
+            "ghcr.io/a/",
+            "a b",
+        ] {
+            assert!(!is_image_repository(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pre_deployment_checks_name_unready_pods_and_blocking_budgets() {
+        let pod = |name: &str, ready: bool, reason: Option<&str>| PodInfo {
+            name: name.into(),
+            phase: "Running".into(),
+            ready,
+            ready_containers: usize::from(ready),
+            containers: 1,
+            restarts: 0,
+            reason: reason.map(Into::into),
+            created: None,
+            terminating: false,
+        };
+        let mut gone = pod("api-old", false, None);
+        gone.terminating = true;
+        let checks = PreDeploy {
+            pods: vec![
+                pod("api-a", true, None),
+                pod("api-b", false, Some("CrashLoopBackOff")),
+                gone,
+            ],
+            pdbs: vec![PdbInfo {
+                name: "api-pdb".into(),
+                min_available: Some("2".into()),
+                max_unavailable: None,
+                current_healthy: 1,
+                desired_healthy: 2,
+                disruptions_allowed: 0,
+            }],
+            hpas: vec![HpaInfo {
+                name: "api-hpa".into(),
+                target: "Deployment/api".into(),
+                min_replicas: 2,
+                max_replicas: 10,
+                target_cpu_percent: Some(70),
+                current_cpu_percent: Some(41),
+                current_replicas: 2,
+                desired_replicas: 2,
+            }],
+        };
+        assert_eq!(
+            checks.notes("api"),
+            [
+                "⚠️ pre-deployment: 1 of 2 pods of api ready; not ready: api-b (CrashLoopBackOff)",
+                "⚠️ pre-deployment: PodDisruptionBudget api-pdb allows 0 disruptions (1 healthy, 2 needed)",
+                "pre-deployment: HorizontalPodAutoscaler api-hpa at 2 replicas (2–10), CPU 41% of a 70% target",
+            ]
+        );
+        assert_eq!(
+            PreDeploy::default().notes("api"),
+            [
+                "pre-deployment: no pod of api is running",
+                "pre-deployment: no PodDisruptionBudget in the namespace"
+            ]
+        );
     }
 
     #[test]

@@ -58,6 +58,35 @@ pub struct Service {
     pub quarantine_policy: K8sName,
     /// The certificate `cert renew` renews when it names none.
     pub certificate: K8sName,
+    /// What `deploy` may change: each deployment's container and image repository.
+    pub deploy: Vec<DeployTarget>,
+}
+
+/// A deployment whose image tag `deploy` (and a `set_image` step) may set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployTarget {
+    pub deployment: K8sName,
+    /// The container whose image is set: named, never guessed from the deployment's name.
+    pub container: K8sName,
+    /// The image repository the running image must come from; only its tag changes.
+    pub repository: String,
+}
+
+impl Service {
+    /// How `deployment` is deployed, if the runbook lets it be.
+    pub fn deploy_target(&self, deployment: &K8sName) -> Option<&DeployTarget> {
+        self.deploy.iter().find(|t| &t.deployment == deployment)
+    }
+
+    /// The deployments `deploy` may change, for a refusal.
+    pub fn deployable(&self) -> String {
+        let names: Vec<&str> = self.deploy.iter().map(|t| t.deployment.as_str()).collect();
+        if names.is_empty() {
+            "none: the runbook's service.deploy is empty".into()
+        } else {
+            names.join(", ")
+        }
+    }
 }
 
 /// The status cadence when the protocol sets none (the runbook's own says 15 minutes).

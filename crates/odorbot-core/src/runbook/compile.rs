@@ -12,19 +12,20 @@ use url::Url;
 
 use crate::domain::args::parse_duration;
 use crate::domain::ids::K8sName;
+use crate::domain::k8s::is_image_repository;
 
 use super::CatalogError;
 use super::actions::{Action, ActionKind, Input, LogSource, Param, ResourceLimits, Template};
 use super::catalog::{
-    Alert, Catalog, Cause, Checklist, Contacts, EmergencyContact, EscalateAfter, Escalation,
-    EscalationRule, ExternalResource, LiveSignal, LocalTime, Maintenance, Procedure, Protocol,
-    ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step, TeamContact, TraceQuery, Tracing,
-    TracingUi, Vendor, Watch,
+    Alert, Catalog, Cause, Checklist, Contacts, DeployTarget, EmergencyContact, EscalateAfter,
+    Escalation, EscalationRule, ExternalResource, LiveSignal, LocalTime, Maintenance, Procedure,
+    Protocol, ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step, TeamContact, TraceQuery,
+    Tracing, TracingUi, Vendor, Watch,
 };
 use super::raw::{
-    RawAction, RawAlert, RawArg, RawCatalog, RawChecklist, RawContacts, RawEscalation,
-    RawMaintenance, RawProcedure, RawProtocol, RawQuery, RawScalar, RawSchedule, RawService,
-    RawSignal, RawStep, RawTracing,
+    RawAction, RawAlert, RawArg, RawCatalog, RawChecklist, RawContacts, RawDeployTarget,
+    RawEscalation, RawMaintenance, RawProcedure, RawProtocol, RawQuery, RawScalar, RawSchedule,
+    RawService, RawSignal, RawStep, RawTracing,
 };
 use super::rbac::OBJECT_KINDS;
 use super::values::{
@@ -268,6 +269,60 @@ impl Compiler {
         out
     }
 
+    /// `service.deploy`: listed deployments, each once, with a container and a bare
+    /// repository.
+    fn deploy_targets(
+        &mut self,
+        raw: &[RawDeployTarget],
+        objects: &BTreeMap<String, Vec<String>>,
+    ) -> Option<Vec<DeployTarget>> {
+        let mut out: Vec<DeployTarget> = Vec::new();
+        let mut ok = true;
+        for (i, t) in raw.iter().enumerate() {
+            let at = format!("service.deploy[{i}]");
+            let deployment = self.parse::<K8sName>(&format!("{at}.deployment"), &t.deployment);
+            let container = self.parse::<K8sName>(&format!("{at}.container"), &t.container);
+            let listed = objects
+                .get("deployments")
+                .is_some_and(|names| names.contains(&t.deployment));
+            if deployment.is_some() && !listed {
+                self.error(
+                    format!("{at}.deployment"),
+                    format!("{:?} is not listed under objects.deployments", t.deployment),
+                );
+            }
+            if !is_image_repository(&t.repository) {
+                self.error(
+                    format!("{at}.repository"),
+                    format!(
+                        "{:?} is not an image repository (lower case, without a tag or digest)",
+                        t.repository
+                    ),
+                );
+            }
+            if out.iter().any(|o| o.deployment.as_str() == t.deployment) {
+                self.error(
+                    format!("{at}.deployment"),
+                    format!("{:?} is listed twice", t.deployment),
+                );
+                ok = false;
+            }
+            match (deployment, container) {
+                (Some(deployment), Some(container))
+                    if listed && is_image_repository(&t.repository) =>
+                {
+                    out.push(DeployTarget {
+                        deployment,
+                        container,
+                        repository: t.repository.clone(),
+                    });
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// The `service` section: each name valid and listed under its `objects` kind.
     fn service(
         &mut self,
@@ -299,6 +354,7 @@ impl Compiler {
             &raw.quarantine_policy,
         );
         let certificate = name("certificate", "certificates", &raw.certificate);
+        let deploy = self.deploy_targets(&raw.deploy, objects);
         let cache_ttl_key = self.parse::<DataKey>("service.cache_ttl_key", &raw.cache_ttl_key);
         Some(Service {
             api: api?,
@@ -311,6 +367,7 @@ impl Compiler {
             smoke_tests: smoke_tests?,
             quarantine_policy: quarantine_policy?,
             certificate: certificate?,
+            deploy: deploy?,
         })
     }
 
@@ -1796,6 +1853,24 @@ mod tests {
     }
 
     const CASES: &[Case] = &[
+        Case {
+            what: "a deploy target that is not listed, one listed twice and a repository with a tag",
+            replacements: &[
+                (
+                    "{deployment: odordiff-worker, container: odordiff-worker, repository: ghcr.io/odordiff/odordiff-worker}",
+                    "{deployment: billing, container: billing, repository: ghcr.io/odordiff/billing:1.0}",
+                ),
+                (
+                    "    - {deployment: odordiff-api, container: odordiff-api, repository: ghcr.io/odordiff/odordiff-api}\n",
+                    "    - {deployment: odordiff-api, container: odordiff-api, repository: ghcr.io/odordiff/odordiff-api}\n    - {deployment: odordiff-api, container: api, repository: ghcr.io/odordiff/odordiff-api}\n",
+                ),
+            ],
+            errors: &[
+                "t.yaml: service.deploy[1].deployment: \"odordiff-api\" is listed twice",
+                "t.yaml: service.deploy[2].deployment: \"billing\" is not listed under objects.deployments",
+                "t.yaml: service.deploy[2].repository: \"ghcr.io/odordiff/billing:1.0\" is not an image repository (lower case, without a tag or digest)",
+            ],
+        },
         Case {
             what: "a step naming an object the objects section does not list",
             replacements: &[(

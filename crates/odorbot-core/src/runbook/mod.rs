@@ -26,10 +26,10 @@ use std::fmt;
 use std::path::Path;
 
 pub use catalog::{
-    Alert, Catalog, Cause, Checklist, Contacts, EmergencyContact, Entry, EscalateAfter, Escalation,
-    EscalationRule, ExternalResource, LiveSignal, LocalTime, Maintenance, Procedure, Protocol,
-    ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step, TeamContact, TraceQuery, Tracing,
-    TracingUi, Vendor, Watch,
+    Alert, Catalog, Cause, Checklist, Contacts, DeployTarget, EmergencyContact, Entry,
+    EscalateAfter, Escalation, EscalationRule, ExternalResource, LiveSignal, LocalTime,
+    Maintenance, Procedure, Protocol, ProtocolStep, Query, SECTION_IDS, Schedule, Service, Step,
+    TeamContact, TraceQuery, Tracing, TracingUi, Vendor, Watch,
 };
 pub use compile::compile;
 

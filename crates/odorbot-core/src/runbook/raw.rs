@@ -55,6 +55,18 @@ pub struct RawService {
     pub smoke_tests: String,
     pub quarantine_policy: String,
     pub certificate: String,
+    #[serde(default)]
+    pub deploy: Vec<RawDeployTarget>,
+}
+
+/// A deployment `/odor deploy` may set the tag of: its container, and the one repository
+/// its image may come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployTarget {
+    pub deployment: String,
+    pub container: String,
+    pub repository: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -141,9 +141,16 @@ impl ActionKind {
             | K::Note
             | K::DbTerminateLong
             | K::DbVacuum => &[],
-            K::RolloutRestart | K::SetImage | K::SetResources | K::Annotate => {
+            K::RolloutRestart | K::SetResources | K::Annotate => {
                 &[need!("apps", "deployments", GET_PATCH, DEPLOYMENTS)]
             }
+            // The card shows the pre-deployment checks: pods, PDBs, the autoscalers.
+            K::SetImage => &[
+                need!("apps", "deployments", GET_PATCH, DEPLOYMENTS),
+                need!("", "pods", &["list"], Any),
+                need!("policy", "poddisruptionbudgets", LIST, Any),
+                need!("autoscaling", "horizontalpodautoscalers", &["get"], HPAS),
+            ],
             K::Scale => &[need!("apps", "deployments/scale", GET_PATCH, DEPLOYMENTS)],
             // A replace guarded by resourceVersion.
             K::RollbackDeployment => &[
