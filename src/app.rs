@@ -14,6 +14,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, LogFormat};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
+use crate::engine::guide::Guide;
 use crate::engine::incidents::Desk;
 use crate::engine::intake::Intake;
 use crate::engine::outbox::Outbox;
@@ -161,6 +162,15 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         outbox.clone(),
         people.clone(),
     ));
+    let guide = Arc::new(Guide::new(
+        store.clone(),
+        api.clone(),
+        runner.clone(),
+        approvals.clone(),
+        outbox.clone(),
+        catalog.clone(),
+        config.approvals.lease,
+    ));
     let desk = Arc::new(Desk::new(
         store.clone(),
         api.clone(),
@@ -178,6 +188,7 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
             desk: desk.clone(),
             runner,
             approvals: approvals.clone(),
+            guide: guide.clone(),
             catalog,
             people,
             replies: replies.clone(),
@@ -243,6 +254,10 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
     let (a, c) = (approvals.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "approvals", move |beat| {
         a.clone().run(c.clone(), beat)
+    });
+    let (g, c) = (guide.clone(), cancel.clone());
+    supervisor.restart(&tasks, &cancel, "guide", move |beat| {
+        g.clone().run(c.clone(), beat)
     });
     let (o, c) = (outbox.clone(), cancel.clone());
     supervisor.restart(&tasks, &cancel, "outbox", move |beat| {

@@ -89,6 +89,31 @@ impl Approvals {
         user: &UserId,
         channel: &ChannelId,
     ) -> Message {
+        match self
+            .make_request(asked, change, reason, user, channel)
+            .await
+        {
+            Ok((_, reply)) | Err(reply) => reply,
+        }
+    }
+
+    /// Whether `user` may request `verb` (a guided procedure checks before it starts).
+    pub async fn may_request(&self, user: &UserId, verb: &str) -> bool {
+        self.people
+            .has_role(user.as_str(), &self.roles_for(verb, false))
+            .await
+    }
+
+    /// [`Approvals::request`], with the request's id when one was made; the reply says why
+    /// when none was.
+    pub async fn make_request(
+        &self,
+        asked: &str,
+        change: &Change,
+        reason: &str,
+        user: &UserId,
+        channel: &ChannelId,
+    ) -> Result<(String, Message), Message> {
         let verb = change.action().kind().policy_verb();
         if !self.config.channels.is_empty() && !self.config.channels.contains(channel) {
             let allowed: Vec<String> = self
@@ -97,37 +122,37 @@ impl Approvals {
                 .iter()
                 .map(|c| format!("<#{c}>"))
                 .collect();
-            return Message::text(format!(
+            return Err(Message::text(format!(
                 ":no_entry: Destructive steps are not allowed here; use {}.",
                 allowed.join(", ")
-            ));
+            )));
         }
         if !self
             .people
             .has_role(user.as_str(), &self.roles_for(verb, false))
             .await
         {
-            return Message::text(format!(
+            return Err(Message::text(format!(
                 ":no_entry: You may not request `{verb}`; it needs one of these roles: {}.",
                 self.roles_for(verb, false).join(", ")
-            ));
+            )));
         }
         if let Some(why) = self.cooling_down(verb, "").await {
-            return Message::text(format!(":hourglass: {why} Ask again later."));
+            return Err(Message::text(format!(":hourglass: {why} Ask again later.")));
         }
         let created = now();
         let action = change.clone().with_names_fixed(created.as_second());
         let action = match self.runner.bind_targets(action).await {
             Ok(a) => a,
             Err(why) => {
-                return self
+                return Err(self
                     .refused(
                         user,
                         asked,
                         "Could not see what this would act on, so nothing was requested",
                         &why,
                     )
-                    .await;
+                    .await);
             }
         };
         if let Action::DbTerminateLong {
@@ -136,22 +161,22 @@ impl Approvals {
         } = action.action()
             && s.get().is_empty()
         {
-            return Message::text(format!(
+            return Err(Message::text(format!(
                 "No statement has run longer than {}; there is nothing to terminate, so nothing was requested.",
                 crate::domain::args::format_duration(*older_than)
-            ));
+            )));
         }
         let report = match self.runner.dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {
-                return self
+                return Err(self
                     .refused(
                         user,
                         asked,
                         "The dry run failed, so nothing was requested",
                         &why,
                     )
-                    .await;
+                    .await);
             }
         };
         let (preview, fingerprint) = (report.preview(), report.fingerprint());
@@ -177,9 +202,9 @@ impl Approvals {
             updated_at: created,
         };
         if let Err(e) = self.store.create_request(&request).await {
-            return Message::text(format!(
+            return Err(Message::text(format!(
                 ":x: The request could not be recorded, so nothing was requested: {e}"
-            ));
+            )));
         }
         self.audit(
             user.as_str(),
@@ -197,16 +222,17 @@ impl Approvals {
             Queued::InOutbox => "on its way to this channel",
             Queued::Sent => "posted in this channel",
             Queued::Lost => {
-                return Message::text(format!(
+                return Err(Message::text(format!(
                     ":x: Requested `{verb}`, but neither Slack nor the store took its card, so nobody can approve it and it expires unapproved in {}; try again shortly.",
                     crate::domain::args::format_duration(self.config.expiry)
-                ));
+                )));
             }
         };
-        Message::text(format!(
+        let reply = Message::text(format!(
             "Requested `{verb}`; its card is {card_is}, where a second person with the approver role must approve it (expires in {}).",
             crate::domain::args::format_duration(self.config.expiry)
-        ))
+        ));
+        Ok((request.id, reply))
     }
 
     /// Why `verb` may not run now because of its cooldown (measured from the last
@@ -843,7 +869,7 @@ impl Approvals {
         Message::text(format!(":warning: {what}: {}", escape(&why)))
     }
 
-    async fn audit(&self, actor: &str, kind: &str, subject: &str, detail: &str) {
+    pub(crate) async fn audit(&self, actor: &str, kind: &str, subject: &str, detail: &str) {
         if let Err(e) = self.store.audit(now(), actor, kind, subject, detail).await {
             warn!(error = %e, kind, subject, "audit entry not written");
         }
@@ -859,6 +885,7 @@ impl Approvals {
                 | "failed"
                 | "refuse"
                 | "interrupted"
+                | "procedure"
         ) && let Ok(open) = self.store.open_incidents().await
         {
             let text = format!(

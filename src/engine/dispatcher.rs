@@ -20,6 +20,7 @@ use crate::domain::view::{Message, code_span};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::coalesce::Coalesce;
+use crate::engine::guide::Guide;
 use crate::engine::incidents::{Desk, DeskError};
 use crate::engine::people::People;
 use crate::engine::replies::Replies;
@@ -63,6 +64,7 @@ pub struct Parts {
     pub desk: Arc<Desk>,
     pub runner: Arc<Runner>,
     pub approvals: Arc<Approvals>,
+    pub guide: Arc<Guide>,
     pub catalog: Arc<Catalog>,
     pub people: Arc<People>,
     /// Where every reply to a command or click goes: queued, never sent by the worker.
@@ -336,6 +338,15 @@ impl Dispatcher {
                 .post_checklist(&name, channel, None, None)
                 .await
                 .map_or_else(|e| desk_error(&e), Message::text),
+            Command::Run {
+                procedure,
+                params,
+                reason,
+            } => {
+                self.guide
+                    .start(&procedure, params, &reason, user, channel)
+                    .await
+            }
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
             Command::Status => {
                 self.status
@@ -479,6 +490,10 @@ impl Dispatcher {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
             ["recovery", id, index] => self.on_recovery_button(id, index, action).await,
+            ["run", ..] => match crate::domain::guide::parse_button(&action.action_id) {
+                Some((control, id)) => self.guide.control(control, id, &action.user).await,
+                None => Message::text(":warning: That run button is malformed; nothing was done."),
+            },
             ["checklist", ..] => match crate::domain::checklist::parse_button(&action.action_id) {
                 Some((id, index)) => self
                     .desk

@@ -7,6 +7,7 @@ pub mod approvals;
 mod coalesce;
 mod dispatcher;
 pub mod failure;
+pub mod guide;
 pub mod incidents;
 pub mod intake;
 pub mod outbox;

@@ -126,6 +126,14 @@ impl Outbox {
             .await
     }
 
+    /// Queues procedure run `run`'s root message; once Slack took it, its ts is recorded
+    /// as the run's thread, and the run's steps begin.
+    pub async fn send_run_root(&self, channel: &ChannelId, run: &str, message: &Message) -> Queued {
+        let belongs = Belongs::RunOf(run.to_owned());
+        self.queue(channel, Some(&belongs), None, message, Priority::Routine)
+            .await
+    }
+
     /// Queues a message for `request`'s card thread (`thread`, or the card's once posted).
     pub async fn send_in_request_thread(
         &self,
@@ -189,6 +197,7 @@ impl Outbox {
         match belongs {
             Some(Belongs::CardOf(request)) => self.store.set_request_ts(request, ts).await,
             Some(Belongs::ChecklistOf(list)) => self.store.set_checklist_ts(list, ts).await,
+            Some(Belongs::RunOf(run)) => self.store.set_run_ts(run, ts).await,
             _ => Ok(()),
         }
     }

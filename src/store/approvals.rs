@@ -100,6 +100,22 @@ impl Store {
         row.as_ref().map(row_to_request).transpose()
     }
 
+    /// The newest request asked for with exactly `command`: a guided procedure's step
+    /// names itself uniquely, so a driver that died after asking finds its request again.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn request_asked(&self, command: &str) -> Result<Option<Request>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM approvals WHERE command = $1 ORDER BY created_at_ms DESC LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(command)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_request).transpose()
+    }
+
     /// Requests in `state`, oldest first.
     ///
     /// # Errors

@@ -21,6 +21,7 @@ pub mod incidents;
 pub mod outbox;
 pub mod pace;
 pub mod replies;
+pub mod runs;
 pub mod timers;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -38,6 +38,8 @@ pub enum Belongs {
     CardOf(String),
     /// It is this checklist's message: once posted, its ts is recorded for its updates.
     ChecklistOf(String),
+    /// It is this procedure run's root message: once posted, its ts is the run's thread.
+    RunOf(String),
 }
 
 /// The columns that say what a row belongs to.
@@ -46,16 +48,18 @@ struct Columns<'a> {
     request: Option<&'a str>,
     card: i64,
     checklist: Option<&'a str>,
+    run: Option<&'a str>,
 }
 
 impl Belongs {
-    /// The `incident_id`, `request_id`, `card` and `checklist_id` columns.
+    /// The `incident_id`, `request_id`, `card`, `checklist_id` and `run_id` columns.
     fn columns(belongs: Option<&Belongs>) -> Columns<'_> {
         let none = Columns {
             incident: None,
             request: None,
             card: 0,
             checklist: None,
+            run: None,
         };
         match belongs {
             None => none,
@@ -76,6 +80,10 @@ impl Belongs {
                 checklist: Some(id),
                 ..none
             },
+            Some(Belongs::RunOf(id)) => Columns {
+                run: Some(id),
+                ..none
+            },
         }
     }
 
@@ -84,13 +92,14 @@ impl Belongs {
         request: Option<String>,
         card: i64,
         checklist: Option<String>,
+        run: Option<String>,
     ) -> Option<Self> {
         match (incident, request, checklist) {
             (Some(id), _, _) => Some(Belongs::Incident(id)),
             (None, Some(id), _) if card != 0 => Some(Belongs::CardOf(id)),
             (None, Some(id), _) => Some(Belongs::Request(id)),
             (None, None, Some(id)) => Some(Belongs::ChecklistOf(id)),
-            (None, None, None) => None,
+            (None, None, None) => run.map(Belongs::RunOf),
         }
     }
 }
@@ -143,10 +152,11 @@ impl Store {
             request,
             card,
             checklist,
+            run,
         } = Belongs::columns(belongs);
         sqlx::query(
-            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card, checklist_id, priority) \
-             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO outbox (id, channel, thread_ts, message, attempts, due_at_ms, created_at_ms, incident_id, request_id, card, checklist_id, priority, run_id) \
+             VALUES ($1, $2, $3, $4, 0, $5, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id)
         .bind(channel)
@@ -158,6 +168,7 @@ impl Store {
         .bind(card)
         .bind(checklist)
         .bind(priority.rank())
+        .bind(run)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -180,7 +191,7 @@ impl Store {
                 "outbox",
                 IN_THREAD_ORDER,
                 "priority, id",
-                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, checklist_id, sending, priority",
+                "id, channel, thread_ts, message, attempts, created_at_ms, incident_id, request_id, card, checklist_id, sending, priority, run_id",
                 owner,
                 now,
                 lease_ms,
@@ -205,6 +216,7 @@ impl Store {
                         r.try_get("request_id")?,
                         r.try_get("card")?,
                         r.try_get("checklist_id")?,
+                        r.try_get("run_id")?,
                     ),
                     maybe_sent: r.try_get::<i64, _>("sending")? != 0,
                     priority: Priority::from_rank(r.try_get("priority")?),

@@ -1690,3 +1690,125 @@ async fn a_card_slack_failed_to_take_arrives_later_and_its_outcome_goes_into_its
         "Slack failed the card first"
     );
 }
+
+/// The runbook's database maintenance followed as a guided thread on the real cluster and
+/// PostgreSQL: each change is a request Bob approves (annotation, scale down, VACUUM, scale
+/// up, annotation removed), the note is posted when reached, and a process killed in the
+/// middle is replaced by one that resumes the run where it stood.
+#[tokio::test]
+async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let db = crate::support::pg::TempDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let env = [("ODORBOT_POSTGRES_URL", db.url.as_str())];
+    let yaml = approvals_yaml(120);
+    let first = start_env(&fake, &s, &health, Some(&url), &yaml, &env).await;
+    let started = ask(&fake, "run database-maintenance --reason \"weekly window\"").await;
+    assert!(
+        started.contains("Started *Database Maintenance*"),
+        "{started}"
+    );
+    let deployment = || async { s.api::<Deployment>().get("odordiff-api").await.unwrap() };
+    let annotated = |d: &Deployment| {
+        d.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.get("maintenance").map(String::as_str) == Some("true"))
+    };
+    let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas);
+    // Approves the `n`th card (0-based) once it is posted, as Bob.
+    let approve_card = |n: usize| {
+        let fake = &fake;
+        async move {
+            assert!(
+                fake.wait_until(WAIT, |f| cards(f).len() > n).await,
+                "no card {n}: {:?}",
+                fake.calls_to("chat.postMessage")
+                    .iter()
+                    .map(text)
+                    .collect::<Vec<_>>()
+            );
+            let id = request_id(&text(&cards(fake)[n]));
+            let ok = click(fake, "U0BOB", "approve", &id).await;
+            assert!(ok.contains("Recorded: approve"), "{ok}");
+        }
+    };
+
+    approve_card(0).await;
+    wait_for("the maintenance annotation", 60, || async {
+        annotated(&deployment().await).then_some(())
+    })
+    .await;
+    // The second step's card is up: this process dies before anyone approves it.
+    assert!(fake.wait_until(WAIT, |f| cards(f).len() > 1).await);
+    first.kill9().await;
+    let _second = start_env(&fake, &s, &health, Some(&url), &yaml, &env).await;
+    approve_card(1).await;
+    wait_for("odordiff-api scaled to 1", 90, || async {
+        (replicas(&deployment().await) == Some(1)).then_some(())
+    })
+    .await;
+    approve_card(2).await;
+    assert!(
+        fake.wait_until(Duration::from_secs(90), |f| f
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|c| text(c).contains(
+                "VACUUM ANALYZE in the previous step has already updated"
+            )))
+        .await
+    );
+    approve_card(3).await;
+    approve_card(4).await;
+    assert!(
+        fake.wait_until(Duration::from_secs(90), |f| f
+            .calls_to("chat.postMessage")
+            .iter()
+            .any(|c| text(c).contains("✅ All 6 steps done.")))
+            .await,
+        "{:?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+    );
+    let d = deployment().await;
+    assert_eq!(replicas(&d), Some(3));
+    assert!(
+        !d.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("maintenance"))
+    );
+    // Five requests, one per change step: the one asked just before the kill was not
+    // asked again by the process that took over.
+    assert_eq!(cards(&fake).len(), 5);
+    // The run's message ends showing every step done.
+    let root = fake
+        .calls_to("chat.update")
+        .iter()
+        .map(text)
+        .rfind(|t| t.contains("Procedure: Database Maintenance"))
+        .unwrap_or_default();
+    assert!(root.contains("(6/6 steps, finished)"), "{root}");
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
+        .await
+        .unwrap();
+    let audit = store
+        .audit_since(jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.kind == "procedure")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        kinds.first().copied(),
+        Some("started database-maintenance — reason: weekly window")
+    );
+    assert_eq!(kinds.last().copied(), Some("finished"));
+}

@@ -174,6 +174,12 @@ pub enum Command {
     Diagnose { alert: String },
     /// Post a runbook checklist, interactive, in the channel.
     Checklist { name: String },
+    /// Follow a runbook procedure as a guided thread, with its parameters (checked).
+    Run {
+        procedure: String,
+        params: Vec<(String, String)>,
+        reason: String,
+    },
     /// The runbook's contacts.
     Contacts,
     /// Pending approval requests.
@@ -1337,6 +1343,23 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "run",
+        summary: "Follow a runbook procedure step by step in a thread: read-only steps run when reached, change steps become approval requests; pause, resume or abandon it there.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "procedure",
+            kind: ArgKind::Text { max_chars: 300 },
+            required: true,
+            help: "the procedure's id, then its parameters as name=value",
+        }],
+        options: &[REASON],
+        examples: &[
+            "/odor run database-maintenance --reason \"weekly window\"",
+            "/odor run standard-deployment tag=1.6.0 --reason \"release 1.6\"",
+        ],
+        build: build_run,
+    },
+    VerbSpec {
         name: "oncall",
         summary: "Who is on call, role by role.",
         group: Group::Incidents,
@@ -1443,6 +1466,72 @@ fn build_cache(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
             pattern: args.text("pattern").map(str::to_owned),
         }),
     }
+}
+
+fn build_run(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
+    let text = args.text("procedure").unwrap_or_default();
+    let mut words = text.split_whitespace();
+    let id = words.next().unwrap_or_default();
+    let Some(procedure) = ctx.catalog.procedure(id) else {
+        let ids: Vec<String> = ctx
+            .catalog
+            .procedures()
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        return Err(rule(
+            "run",
+            &format!(
+                "{} is not a runbook procedure; use one of {}.",
+                code_span(id),
+                ids.join(", ")
+            ),
+        ));
+    };
+    let mut params = Vec::new();
+    for word in words {
+        let Some((name, value)) = word.split_once('=') else {
+            return Err(rule(
+                "run",
+                &format!(
+                    "{} is not a parameter; give parameters as name=value.",
+                    code_span(word)
+                ),
+            ));
+        };
+        if !procedure.params().iter().any(|p| p.name.as_str() == name) {
+            return Err(rule(
+                "run",
+                &format!("{} has no parameter {}.", procedure.id, code_span(name)),
+            ));
+        }
+        params.push((name.to_owned(), value.to_owned()));
+    }
+    // Every step binds now, so a bad value is refused before the run starts.
+    let supplied: BTreeMap<String, String> = params.iter().cloned().collect();
+    for step in &procedure.steps {
+        step.bind(&supplied).map_err(|errors| {
+            rule(
+                "run",
+                &format!(
+                    "step “{}”: {}",
+                    escape(&step.title),
+                    escape(&one_line(&errors))
+                ),
+            )
+        })?;
+    }
+    let Some(reason) = args.text("reason") else {
+        return Err(rule(
+            "run",
+            "a procedure's change steps are approval requests, so it needs a reason: add `--reason \"…\"`.",
+        ));
+    };
+    Ok(Command::Run {
+        procedure: procedure.id.to_string(),
+        params,
+        reason: reason.to_owned(),
+    })
 }
 
 fn rule(verb: &'static str, message: &str) -> ParseError {
@@ -1814,8 +1903,9 @@ impl Command {
                 None => Scope::Read,
                 Some(_) => Scope::Sensitive,
             },
-            // The investigation steps include logs, SQL and configuration values.
-            Self::Diagnose { .. } | Self::Audit { .. } => Scope::Sensitive,
+            // The investigation steps include logs, SQL and configuration values; a
+            // procedure's change steps are requests the approval policy governs each.
+            Self::Diagnose { .. } | Self::Audit { .. } | Self::Run { .. } => Scope::Sensitive,
             Self::IncidentOpen { .. }
             | Self::Update { .. }
             | Self::Incident {
@@ -1869,6 +1959,7 @@ impl Command {
             Self::Cluster { verb, .. } => verb,
             Self::Diagnose { .. } => "diagnose",
             Self::Checklist { .. } => "checklist",
+            Self::Run { .. } => "run",
             Self::Contacts => "contacts",
             Self::Approvals => "approvals",
             Self::Audit { .. } => "audit",
@@ -2063,6 +2154,54 @@ mod tests {
         assert!(!got.contains("````"), "{got}");
         let mixed = err("status\u{202e}").to_string();
         assert!(mixed.contains("is not an odorbot command"), "{mixed}");
+    }
+
+    #[test]
+    fn a_run_names_a_procedure_and_binds_its_parameters_before_it_starts() {
+        let Ok(Command::Run {
+            procedure,
+            params,
+            reason,
+        }) = shipped("run standard-deployment tag=1.6.0 --reason \"release 1.6\"")
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(
+            (procedure.as_str(), params, reason.as_str()),
+            (
+                "standard-deployment",
+                vec![("tag".to_owned(), "1.6.0".to_owned())],
+                "release 1.6"
+            )
+        );
+        let refused = |text: &str| match shipped(text) {
+            Err(ParseError::Rule { message, .. }) => message,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(
+            refused("run nightly --reason x").starts_with(
+                "`nightly` is not a runbook procedure; use one of standard-deployment, "
+            )
+        );
+        assert_eq!(
+            refused("run standard-deployment tag --reason x"),
+            "`tag` is not a parameter; give parameters as name=value."
+        );
+        assert_eq!(
+            refused("run standard-deployment replicas=3 tag=1 --reason x"),
+            "standard-deployment has no parameter `replicas`."
+        );
+        assert!(
+            refused("run standard-deployment tag=-bad --reason x")
+                .starts_with("step “Deploy the API”: tag: ")
+        );
+        assert!(refused("run standard-deployment tag=1.6.0").contains("needs a reason"));
+        assert_eq!(
+            shipped("run database-maintenance --reason \"weekly\"")
+                .unwrap()
+                .scope(),
+            Some(Scope::Sensitive)
+        );
     }
 
     #[test]
