@@ -490,6 +490,7 @@ impl Dispatcher {
             ["incident", verb, id] => self.on_incident_button(verb, id, action).await,
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
             ["recovery", id, index] => self.on_recovery_button(id, index, action).await,
+            ["runstart", procedure, id] => self.on_run_button(procedure, id, action).await,
             ["run", ..] => match crate::domain::guide::parse_button(&action.action_id) {
                 Some((control, id)) => self.guide.control(control, id, &action.user).await,
                 None => Message::text(":warning: That run button is malformed; nothing was done."),
@@ -554,6 +555,38 @@ impl Dispatcher {
                 &action.user,
                 &channel,
             )
+            .await
+    }
+
+    /// A procedure offered in an incident's thread, started as a guided run for it.
+    async fn on_run_button(&self, procedure: &str, id: &str, action: &BlockAction) -> Message {
+        let incident = match self.store.incident_by_id(id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Message::text(":warning: That incident no longer exists."),
+            Err(e) => return desk_error(&DeskError::Store(e)),
+        };
+        if let Err(denied) = self
+            .allowed(
+                &self.access,
+                Scope::Sensitive,
+                "run",
+                &action.user,
+                action.channel.as_ref(),
+            )
+            .await
+        {
+            return denied;
+        }
+        let Some(channel) = action
+            .channel
+            .clone()
+            .or_else(|| self.desk.incident_channel().cloned())
+        else {
+            return Message::text(":warning: No channel to post the run in.");
+        };
+        let reason = format!("{}: {}", incident.name(), incident.title);
+        self.guide
+            .start(procedure, Vec::new(), &reason, &action.user, &channel)
             .await
     }
 

@@ -113,7 +113,11 @@ pub struct Recovery {
 }
 
 /// The runbook entry's recovery steps as buttons; a click becomes an approval request.
-fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message {
+fn recovery_offer(
+    incident: &Incident,
+    entry: &crate::runbook::Alert,
+    catalog: &crate::runbook::Catalog,
+) -> Message {
     let title = format!(
         "Recovery actions for {} (each needs a second person's approval)",
         entry.title
@@ -136,6 +140,23 @@ fn recovery_offer(incident: &Incident, entry: &crate::runbook::Alert) -> Message
                 ButtonStyle::Default,
             ));
         }
+    }
+    // The procedures the entry points to, as guided runs, when they need no parameter.
+    for procedure in entry
+        .see_also
+        .iter()
+        .filter_map(|id| catalog.procedure(id.as_str()))
+        .filter(|p| p.steps.iter().all(|s| s.bind(&Default::default()).is_ok()))
+    {
+        blocks.push(Block::Section(format!(
+            "• Follow *{}* step by step in a thread",
+            escape(&procedure.title)
+        )));
+        buttons.push(Button::new(
+            format!("Run: {}", procedure.title),
+            format!("runstart:{}:{}", procedure.id, incident.id),
+            ButtonStyle::Default,
+        ));
     }
     if !buttons.is_empty() {
         blocks.push(Block::Actions(buttons));
@@ -485,7 +506,7 @@ impl Desk {
             held.confirm().await?;
             self.post(&channel, Some(&ts), &findings, Priority::Findings)
                 .await;
-            let offer = recovery_offer(incident, entry);
+            let offer = recovery_offer(incident, entry, &self.catalog);
             self.post(&channel, Some(&ts), &offer, Priority::Findings)
                 .await;
             let note = format!(

@@ -720,6 +720,28 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         !thread_has(&fake, "⚠️ Watch"),
         "no watch warnings after a rollback that really completed"
     );
+
+    // The entry's procedure is offered too: its button starts it as a guided run for the
+    // incident, whose first step asks for a request of its own. The release was just
+    // rolled back to its first revision, so that request's dry run is refused, and the
+    // run pauses saying why.
+    let run = button_labelled(&fake, "Run: Emergency Rollback")
+        .unwrap_or_else(|| panic!("no procedure button: {offer}"));
+    let d = fake
+        .block_action("U0ALICE", CHANNEL, &run, "", "1700000000.000400")
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Started *Emergency Rollback*"), "{answer}");
+    assert!(
+        fake.wait_until(WAIT, |f| thread_has(f, "🔴 Step 1: Immediate rollback failed: :warning: The dry run failed, so nothing was requested: invalid input: release odordiff-2: there is no revision before revision 1\\nThe run is paused"))
+            .await,
+        "{:?}",
+        fake.calls_to("chat.postMessage")
+            .iter()
+            .map(text)
+            .filter(|t| t.contains("Step") || t.contains("Procedure"))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// A deploy of a release that crashes at start, approved and executed: the verification on

@@ -900,3 +900,58 @@ async fn sqlite_alert_inbox_racing_replicas() {
 async fn postgres_alert_inbox_racing_replicas() {
     on_postgres(racing_replicas_store_and_claim_each_notification_once).await;
 }
+
+/// A guided run is driven by one replica at a time (the other takes it only once the claim
+/// lapsed), and a write made on a stale read is applied again to the fresh run, so a
+/// person's pause and the driver's step both land.
+async fn a_run_is_driven_by_one_replica_and_no_write_is_lost(a: Store, b: Store) {
+    use odorbot::domain::guide::{Control, Run, RunState, StepState};
+    let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let catalog = odorbot::runbook::load_default().unwrap();
+    let procedure = catalog.procedure("database-maintenance").unwrap();
+    let run = Run::start("run-1".into(), procedure, vec![], "weekly", "U0ALICE", 0);
+    a.create_run(&run, "C0OPS", t(0)).await.unwrap();
+    // Not driven before its message is posted: its thread does not exist yet.
+    assert!(a.claim_runs("A", t(1), t(31)).await.unwrap().is_empty());
+    a.set_run_ts("run-1", "1700000000.000100").await.unwrap();
+    assert_eq!(a.claim_runs("A", t(1), t(31)).await.unwrap().len(), 1);
+    assert!(b.claim_runs("B", t(2), t(32)).await.unwrap().is_empty());
+    // The holder renews; the other replica takes over only after the claim lapsed.
+    assert_eq!(a.claim_runs("A", t(10), t(40)).await.unwrap().len(), 1);
+    assert!(b.claim_runs("B", t(39), t(69)).await.unwrap().is_empty());
+    assert_eq!(b.claim_runs("B", t(41), t(71)).await.unwrap().len(), 1);
+    let (step, pause) = tokio::join!(
+        a.update_run("run-1", t(42), |r| Ok(r.requested(0, 42, "req-1"))),
+        b.update_run("run-1", t(42), |r| r.control(Control::Pause, "U0BOB", 42)),
+    );
+    assert!(matches!(step, Ok(Some(Ok(_)))), "{step:?}");
+    assert!(matches!(pause, Ok(Some(Ok(_)))), "{pause:?}");
+    let stored = a.run("run-1").await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.run.state, RunState::Paused);
+    assert_eq!(
+        stored.run.states[0],
+        StepState::Requested {
+            request: "req-1".into()
+        }
+    );
+    // A refusal writes nothing.
+    let again = b
+        .update_run("run-1", t(43), |r| r.control(Control::Pause, "U0BOB", 43))
+        .await
+        .unwrap();
+    assert!(matches!(again, Some(Err(_))), "{again:?}");
+    assert_eq!(a.run("run-1").await.unwrap().unwrap().version, 2);
+    // A paused run is driven by nobody.
+    assert!(a.claim_runs("A", t(100), t(130)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_runs_are_driven_once_and_lose_no_write() {
+    on_sqlite(a_run_is_driven_by_one_replica_and_no_write_is_lost).await;
+}
+
+#[tokio::test]
+async fn postgres_runs_are_driven_once_and_lose_no_write() {
+    on_postgres(a_run_is_driven_by_one_replica_and_no_write_is_lost).await;
+}
