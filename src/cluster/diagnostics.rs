@@ -400,17 +400,7 @@ impl Cluster {
         d: &Deployment,
     ) -> Result<Vec<(u64, ReplicaSet)>, ClusterError> {
         let uid = d.metadata.uid.clone().unwrap_or_default();
-        let selector = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let selector = selector_of(d);
         let api: Api<ReplicaSet> = self.api();
         let list = self
             .call(
@@ -472,17 +462,7 @@ impl Cluster {
         hpas: &[String],
     ) -> Result<PreDeploy, ClusterError> {
         let d = self.get_deployment(deployment).await?;
-        let selector = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.selector.match_labels.as_ref())
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default();
+        let selector = selector_of(&d);
         let selector: Selector = selector.parse().map_err(|e: InputError| {
             ClusterError::InvalidInput(format!("the selector of {deployment}: {e}"))
         })?;
@@ -834,6 +814,20 @@ fn velero_time(o: &DynamicObject) -> String {
                 .creation_timestamp
                 .as_ref()
                 .map(|t| t.0.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A Deployment's `matchLabels` as a label selector (`app=odordiff-api`).
+fn selector_of(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         })
         .unwrap_or_default()
 }

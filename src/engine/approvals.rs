@@ -516,19 +516,14 @@ impl Approvals {
         let Ok(cluster) = &self.runner.cluster else {
             return;
         };
-        let (last, waited) = self
-            .follow(
-                || async { cluster.restore_progress(restore).await.ok() },
-                RestoreProgress::is_final,
-            )
-            .await;
-        let report = last.report(
-            restore.as_str(),
-            &cluster.restore_target(),
-            waited.as_deref(),
-        );
-        self.thread(request, &report).await;
-        self.audit("odorbot", "verify", &request.id, &report).await;
+        let progress = || async { cluster.restore_progress(restore).await.ok() };
+        let (last, waited) = self.follow(progress, RestoreProgress::is_final).await;
+        let target = cluster.restore_target();
+        self.report(
+            request,
+            &last.report(restore.as_str(), &target, waited.as_deref()),
+        )
+        .await;
     }
 
     /// Follows a Job odorbot started to completion or failure and reports it in the card's
@@ -537,16 +532,20 @@ impl Approvals {
         let Ok(cluster) = &self.runner.cluster else {
             return;
         };
-        let (last, waited) = self
-            .follow(
-                || async { cluster.job_progress(job).await.ok() },
-                JobProgress::is_final,
-            )
-            .await;
+        let progress = || async { cluster.job_progress(job).await.ok() };
+        let (last, waited) = self.follow(progress, JobProgress::is_final).await;
         let log = cluster.job_log_tail(job, JobProgress::LOG_TAIL).await;
-        let report = last.report(what, job.as_str(), &log, waited.as_deref());
-        self.thread(request, &report).await;
-        self.audit("odorbot", "verify", &request.id, &report).await;
+        self.report(
+            request,
+            &last.report(what, job.as_str(), &log, waited.as_deref()),
+        )
+        .await;
+    }
+
+    /// A verification's report: in the card's thread and in the audit log.
+    async fn report(&self, request: &Request, report: &str) {
+        self.thread(request, report).await;
+        self.audit("odorbot", "verify", &request.id, report).await;
     }
 
     /// Waits for the rollout, checks `/health` and `/ready`, then watches the pods and

@@ -169,6 +169,21 @@ async fn succeeded(fake: &FakeSlack, n: usize) -> bool {
     .await
 }
 
+/// Every message posted so far, as JSON text.
+fn posts(fake: &FakeSlack) -> Vec<String> {
+    fake.calls_to("chat.postMessage").iter().map(text).collect()
+}
+
+/// Waits at most `wait` for a posted message containing `what`.
+async fn posted(fake: &FakeSlack, what: &str, wait: Duration) -> bool {
+    fake.wait_until(wait, |f| {
+        f.calls_to("chat.postMessage")
+            .iter()
+            .any(|c| text(c).contains(what))
+    })
+    .await
+}
+
 fn thread_has(fake: &FakeSlack, what: &str) -> bool {
     fake.calls_to("chat.postMessage")
         .iter()
@@ -710,10 +725,7 @@ async fn an_api_alert_on_a_crash_loop_ends_in_an_approved_verified_rollback() {
         assert!(
             thread_has(&fake, want),
             "thread lacks {want:?}: {:?}",
-            fake.calls_to("chat.postMessage")
-                .iter()
-                .map(text)
-                .collect::<Vec<_>>()
+            posts(&fake)
         );
     }
     assert!(
@@ -922,12 +934,7 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
                 .await
                 .contains("Recorded")
         );
-        let thread = || {
-            fake.calls_to("chat.postMessage")
-                .iter()
-                .map(text)
-                .collect::<Vec<_>>()
-        };
+        let thread = || posts(&fake);
         assert!(succeeded(&fake, done).await, "{command}: {:?}", thread());
     }
     let jobs = named(&s, "batch/v1", "Job", "jobs", "app-logs-cleanup-manual-").await;
@@ -949,14 +956,7 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
         "⚠️ Test restore `{}` Completed: 7 of 7 items restored into `{}-restore-test`, 2 warnings, 0 errors",
         restores[0], s.ns
     );
-    assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("chat.postMessage")
-            .iter()
-            .any(|c| text(c).contains(&report)))
-            .await,
-        "{report}"
-    );
+    assert!(posted(&fake, &report, WAIT).await, "{report}");
 
     // The clean-up deletes that test restore, and would touch no other Restore.
     let refused = ask(&fake, "backup cleanup nightly-restore --reason \"tidy\"").await;
@@ -1004,10 +1004,7 @@ async fn smoke_tests_run_as_a_job_and_report_pass_then_fail() {
         )
         .await,
         "{:?}",
-        fake.calls_to("chat.postMessage")
-            .iter()
-            .map(text)
-            .collect::<Vec<_>>()
+        posts(&fake)
     );
 
     // The suite starts failing: the CronJob's template runs the failing image.
@@ -1031,10 +1028,7 @@ async fn smoke_tests_run_as_a_job_and_report_pass_then_fail() {
         )
         .await,
         "{:?}",
-        fake.calls_to("chat.postMessage")
-            .iter()
-            .map(text)
-            .collect::<Vec<_>>()
+        posts(&fake)
     );
     let jobs = named(
         &s,
@@ -1443,16 +1437,9 @@ async fn cert_renew_renews_a_second_certificate_the_runbook_lists() {
     );
     approve(&fake, &id).await;
     assert!(
-        fake.wait_until(WAIT, |f| f
-            .calls_to("chat.postMessage")
-            .iter()
-            .any(|c| text(c).contains("*succeeded*")))
-            .await,
+        posted(&fake, "*succeeded*", WAIT).await,
         "{:?}",
-        fake.calls_to("chat.postMessage")
-            .iter()
-            .map(text)
-            .collect::<Vec<_>>()
+        posts(&fake)
     );
     let secrets = s.api::<k8s_openapi::api::core::v1::Secret>();
     assert!(secrets.get_opt("admin-tls-keys").await.unwrap().is_none());
@@ -1748,10 +1735,7 @@ async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
             assert!(
                 fake.wait_until(WAIT, |f| cards(f).len() > n).await,
                 "no card {n}: {:?}",
-                fake.calls_to("chat.postMessage")
-                    .iter()
-                    .map(text)
-                    .collect::<Vec<_>>()
+                posts(fake)
             );
             let id = request_id(&text(&cards(fake)[n]));
             let ok = click(fake, "U0BOB", "approve", &id).await;
@@ -1775,27 +1759,19 @@ async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
     .await;
     approve_card(2).await;
     assert!(
-        fake.wait_until(Duration::from_secs(90), |f| f
-            .calls_to("chat.postMessage")
-            .iter()
-            .any(|c| text(c).contains(
-                "VACUUM ANALYZE in the previous step has already updated"
-            )))
+        posted(
+            &fake,
+            "VACUUM ANALYZE in the previous step has already updated",
+            Duration::from_secs(90)
+        )
         .await
     );
     approve_card(3).await;
     approve_card(4).await;
     assert!(
-        fake.wait_until(Duration::from_secs(90), |f| f
-            .calls_to("chat.postMessage")
-            .iter()
-            .any(|c| text(c).contains("✅ All 6 steps done.")))
-            .await,
+        posted(&fake, "✅ All 6 steps done.", Duration::from_secs(90)).await,
         "{:?}",
-        fake.calls_to("chat.postMessage")
-            .iter()
-            .map(text)
-            .collect::<Vec<_>>()
+        posts(&fake)
     );
     let d = deployment().await;
     assert_eq!(replicas(&d), Some(3));
