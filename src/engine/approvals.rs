@@ -15,8 +15,8 @@ use crate::domain::approval::{
 };
 use crate::domain::diagnostics::HealthCheck;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
-use crate::domain::k8s::{JobProgress, RestoreProgress};
-use crate::domain::view::{Message, escape};
+use crate::domain::k8s::{JobProgress, RestoreProgress, restore_cleanup_button};
+use crate::domain::view::{Block, Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::failure::Failure;
 use crate::engine::outbox::{Outbox, Queued};
@@ -519,11 +519,17 @@ impl Approvals {
         let progress = || async { cluster.restore_progress(restore).await.ok() };
         let (last, waited) = self.follow(progress, RestoreProgress::is_final).await;
         let target = cluster.restore_target();
-        self.report(
-            request,
-            &last.report(restore.as_str(), &target, waited.as_deref()),
-        )
-        .await;
+        let report = last.report(restore.as_str(), &target, waited.as_deref());
+        self.audit("odorbot", "verify", &request.id, &report).await;
+        // Finished or not, the restore is odorbot's to delete: the button asks for it.
+        let message = Message {
+            text: report.clone(),
+            blocks: vec![
+                Block::Section(report),
+                Block::Actions(vec![restore_cleanup_button(restore.as_str())]),
+            ],
+        };
+        self.thread_message(request, &message).await;
     }
 
     /// Follows a Job odorbot started to completion or failure and reports it in the card's
@@ -912,6 +918,10 @@ impl Approvals {
     }
 
     async fn thread(&self, r: &Request, text: &str) {
+        self.thread_message(r, &Message::text(text)).await;
+    }
+
+    async fn thread_message(&self, r: &Request, message: &Message) {
         let Ok(Some(fresh)) = self.store.request(&r.id).await else {
             return;
         };
@@ -919,12 +929,7 @@ impl Approvals {
         // holds them until the card exists when it is not posted yet.
         if let Ok(channel) = fresh.channel.parse::<ChannelId>() {
             self.outbox
-                .send_in_request_thread(
-                    &channel,
-                    &fresh.id,
-                    fresh.message_ts.as_deref(),
-                    &Message::text(text),
-                )
+                .send_in_request_thread(&channel, &fresh.id, fresh.message_ts.as_deref(), message)
                 .await;
         }
     }

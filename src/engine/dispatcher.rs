@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 use crate::domain::access::{self, Policy, Scope};
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
-use crate::domain::ids::{ChannelId, UserId};
+use crate::domain::ids::{ChannelId, K8sName, UserId};
 
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
 use crate::domain::status::SelfStatus;
@@ -28,7 +28,7 @@ use crate::engine::{Connection, InboundSink};
 use crate::metrics::{CommandLabels, Metrics};
 use crate::probes::Probes;
 use crate::runbook::Catalog;
-use crate::runbook::actions::Classified;
+use crate::runbook::actions::{Action, Bound, Classified};
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 
@@ -491,6 +491,7 @@ impl Dispatcher {
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
             ["recovery", id, index] => self.on_recovery_button(id, index, action).await,
             ["runstart", procedure, id] => self.on_run_button(procedure, id, action).await,
+            ["restorecleanup", restore] => self.on_restore_cleanup_button(restore, action).await,
             ["run", ..] => match crate::domain::guide::parse_button(&action.action_id) {
                 Some((control, id)) => self.guide.control(control, id, &action.user).await,
                 None => Message::text(":warning: That run button is malformed; nothing was done."),
@@ -552,6 +553,34 @@ impl Dispatcher {
                 &recovery.asked,
                 &recovery.change,
                 &recovery.reason,
+                &action.user,
+                &channel,
+            )
+            .await
+    }
+
+    /// The button under a test restore's report: a request to delete that restore.
+    async fn on_restore_cleanup_button(&self, restore: &str, action: &BlockAction) -> Message {
+        let Ok(name) = restore.parse::<K8sName>() else {
+            return Message::text(":warning: That clean-up button is malformed; nothing was done.");
+        };
+        let cleanup = Action::<Bound>::VeleroRestoreCleanup {
+            restore: Some(name.clone()),
+        };
+        let (Classified::Change(change), Some(channel)) = (
+            cleanup.classify(),
+            action
+                .channel
+                .clone()
+                .or_else(|| self.desk.incident_channel().cloned()),
+        ) else {
+            return Message::text(":warning: No channel to post the approval card in.");
+        };
+        self.approvals
+            .request(
+                &format!("clean-up button of test restore {name}"),
+                &change,
+                &format!("clean up test restore {name} after checking it"),
                 &action.user,
                 &channel,
             )

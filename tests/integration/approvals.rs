@@ -964,12 +964,24 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
         refused.contains("is not a test restore") && !refused.contains("Requested"),
         "{refused}"
     );
-    let id = request(
-        &fake,
-        &format!("backup cleanup {} --reason \"verified\"", restores[0]),
-    )
-    .await;
-    approve(&fake, &id).await;
+    // The report's own button asks for exactly that clean-up.
+    let button = button_labelled(&fake, "Clean up this test restore");
+    assert_eq!(button, Some(format!("restorecleanup:{}", restores[0])));
+    let d = fake
+        .block_action(
+            "U0ALICE",
+            CHANNEL,
+            &button.unwrap(),
+            "",
+            "1700000000.000900",
+        )
+        .await;
+    let answer = reply(&fake, &d).await;
+    assert!(answer.contains("Requested `backup`"), "{answer}");
+    assert!(fake.wait_until(WAIT, |f| cards(f).len() == 3).await);
+    let card = text(&cards(&fake)[2]);
+    assert!(card.contains("clean-up button of test restore"), "{card}");
+    approve(&fake, &request_id(&card)).await;
     assert!(succeeded(&fake, 3).await);
     let left = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
     assert!(left.is_empty(), "{left:?}");

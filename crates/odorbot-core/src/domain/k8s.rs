@@ -1082,6 +1082,15 @@ impl JobProgress {
     }
 }
 
+/// The button under a finished test restore's report: a request to delete that restore.
+pub fn restore_cleanup_button(restore: &str) -> super::view::Button {
+    super::view::Button::new(
+        "Clean up this test restore",
+        format!("restorecleanup:{restore}"),
+        super::view::ButtonStyle::Default,
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backups {
     pub backups: Vec<VeleroBackup>,
