@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJobSpec, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, PersistentVolumeClaim, Pod, PodTemplateSpec, Secret,
+    ConfigMap, Container, Namespace, PersistentVolumeClaim, Pod, PodTemplateSpec, Secret,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -33,7 +33,7 @@ use crate::domain::args::MAX_REPLICAS;
 use crate::domain::ids::K8sName;
 use crate::domain::k8s::{
     Change, ChangeReport, DataKey, EnvName, ImageTag, JobProgress, Mode, QualifiedName, Quantity,
-    ResourceLimits, RestoreProgress, diff_objects, parse_quantity_millis, retag,
+    ResourceLimits, RestoreProgress, diff_objects, parse_quantity_millis, restore_namespace, retag,
 };
 use crate::runbook::actions::{MAX_JOB_NAME, TEST_RESTORE_PREFIX};
 
@@ -1156,8 +1156,7 @@ impl Cluster {
 
     /// Where test restores put their copy of the namespace.
     pub fn restore_target(&self) -> String {
-        let ns = self.namespace.as_str();
-        format!("{}-restore-test", &ns[..ns.len().min(49)])
+        restore_namespace(self.namespace.as_str())
     }
 
     /// A test restore's progress, from its status.
@@ -1184,7 +1183,8 @@ impl Cluster {
     }
 
     /// `velero_restore_cleanup {restore?}`: deletes the named test restore, or every
-    /// Restore named `test-restore-…`. Other Restores are never touched.
+    /// Restore named `test-restore-…`, then the scratch namespace they restore into. Other
+    /// Restores and namespaces are never touched.
     ///
     /// # Errors
     /// [`ClusterError::InvalidInput`] for a name without the test prefix;
@@ -1231,7 +1231,53 @@ impl Cluster {
                 Some("deleted".into()),
             ));
         }
+        self.delete_restore_namespace(&mut r, mode).await?;
         Ok(r)
+    }
+
+    /// Deletes the scratch namespace of test restores into `r`, through the one
+    /// cluster-scoped grant (`manifests/base/restore-clusterrole.yaml`); without it, says so
+    /// and leaves the namespace.
+    async fn delete_restore_namespace(
+        &self,
+        r: &mut ChangeReport,
+        mode: Mode,
+    ) -> Result<(), ClusterError> {
+        let target = self.restore_target();
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let found = self
+            .call(
+                Op::new("get", "namespaces").named(&target),
+                api.get(&target),
+            )
+            .await;
+        match found {
+            Ok(ns) if ns.metadata.deletion_timestamp.is_some() => {
+                r.notes.push(format!("namespace {target} is already being deleted"));
+            }
+            Ok(_) => {
+                self.call(
+                    Op::new("delete", "namespaces").named(&target),
+                    api.delete(&target, &delete_params(mode)),
+                )
+                .await
+                .map_err(|e| after(&r.changes, e))?;
+                r.changes.push(Change::new(
+                    format!("Namespace/{target}"),
+                    "",
+                    Some("present".into()),
+                    Some("deleted".into()),
+                ));
+            }
+            Err(ClusterError::NotFound { .. }) => {
+                r.notes.push(format!("namespace {target} does not exist"));
+            }
+            Err(ClusterError::Forbidden { .. }) => r.notes.push(format!(
+                "namespace {target} was left: odorbot may not delete it (apply manifests/base/restore-clusterrole.yaml)"
+            )),
+            Err(e) => return Err(after(&r.changes, e)),
+        }
+        Ok(())
     }
 }
 

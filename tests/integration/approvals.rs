@@ -964,6 +964,17 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
         refused.contains("is not a test restore") && !refused.contains("Requested"),
         "{refused}"
     );
+    // Velero (played by the test) filled the scratch namespace; the clean-up deletes it
+    // too, through the one cluster-scoped grant, pinned to that namespace.
+    s.grant_restore_namespace().await;
+    let scratch = odorbot::domain::k8s::restore_namespace(&s.ns);
+    apply(
+        &s.admin,
+        &s.ns,
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": scratch}}),
+    )
+    .await;
+    s.remember_cluster_object("Namespace", scratch.clone());
     // The report's own button asks for exactly that clean-up.
     let button = button_labelled(&fake, "Clean up this test restore");
     assert_eq!(button, Some(format!("restorecleanup:{}", restores[0])));
@@ -981,10 +992,22 @@ async fn logs_cleanup_and_a_test_restore_execute_after_approval() {
     assert!(fake.wait_until(WAIT, |f| cards(f).len() == 3).await);
     let card = text(&cards(&fake)[2]);
     assert!(card.contains("clean-up button of test restore"), "{card}");
+    assert!(
+        card.contains(&format!("Namespace/{scratch}: present → deleted")),
+        "{card}"
+    );
     approve(&fake, &request_id(&card)).await;
     assert!(succeeded(&fake, 3).await);
     let left = named(&s, "velero.io/v1", "Restore", "restores", "test-restore-").await;
     assert!(left.is_empty(), "{left:?}");
+    let gone = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(s.admin.clone())
+        .get_opt(&scratch)
+        .await
+        .unwrap();
+    assert!(
+        gone.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "{scratch} left behind"
+    );
 }
 
 /// The runbook's "Run smoke tests": `/odor smoke` becomes, once approved, a Job from the

@@ -184,6 +184,8 @@ fn the_base_runs_the_built_image_behind_the_admin_service_and_its_network_policy
     assert_eq!(
         kinds(&base),
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",
@@ -197,9 +199,27 @@ fn the_base_runs_the_built_image_behind_the_admin_service_and_its_network_policy
             "ServiceAccount"
         ]
     );
+    let cluster_scoped = ["ClusterRole", "ClusterRoleBinding"];
     assert!(
         base.iter()
+            .filter(|o| !cluster_scoped.contains(&o["kind"].as_str().unwrap_or_default()))
             .all(|o| o["metadata"]["namespace"] == "odordiff")
+    );
+    // The one cluster-scoped grant: the scratch namespace of test restores, by name.
+    let scratch = odorbot::domain::k8s::restore_namespace("odordiff");
+    assert_eq!(
+        one(&base, "ClusterRole")["rules"],
+        json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "delete"],
+                "resourceNames": [scratch]}])
+    );
+    let binding = one(&base, "ClusterRoleBinding");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "odorbot", "namespace": "odordiff"}])
+    );
+    assert_eq!(
+        binding["roleRef"]["name"],
+        one(&base, "ClusterRole")["metadata"]["name"]
     );
     let deployment = one(&base, "Deployment");
     let c = container(deployment);
@@ -296,6 +316,8 @@ fn the_ha_overlay_runs_two_replicas_on_postgres_with_a_disruption_budget() {
     assert_eq!(
         kinds(&ha),
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "NetworkPolicy",

@@ -198,6 +198,26 @@ impl Seeded {
         self.cluster_scoped.lock().unwrap().push((kind, name));
     }
 
+    /// odorbot's cluster-scoped grant as shipped, for this namespace's scratch namespace
+    /// (the shipped files name odordiff's), under names unique to this seed.
+    pub async fn grant_restore_namespace(&self) {
+        let name = format!("odorbot-restore-test-{}", self.ns);
+        let mut role = manifest_file("restore-clusterrole.yaml", &self.ns);
+        role["metadata"]["name"] = json!(name);
+        role["rules"][0]["resourceNames"] =
+            json!([odorbot::domain::k8s::restore_namespace(&self.ns)]);
+        let mut binding = manifest_file("restore-clusterrolebinding.yaml", &self.ns);
+        binding["metadata"]["name"] = json!(name);
+        binding["roleRef"]["name"] = json!(name);
+        for (kind, mut obj) in [("ClusterRole", role), ("ClusterRoleBinding", binding)] {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+            apply(&self.admin, &self.ns, obj).await;
+            self.remember_cluster_object(kind, name.clone());
+        }
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -309,6 +329,10 @@ impl Drop for Seeded {
                                 .await
                                 .map(drop)
                         }
+                        "Namespace" => Api::<Namespace>::all(admin.clone())
+                            .delete(&name, &dp)
+                            .await
+                            .map(drop),
                         _ => Ok(()),
                     };
                 }

@@ -1082,6 +1082,11 @@ impl JobProgress {
     }
 }
 
+/// Where test restores of namespace `ns` put their copy (a namespace name: at most 63).
+pub fn restore_namespace(ns: &str) -> String {
+    format!("{}-restore-test", &ns[..ns.len().min(49)])
+}
+
 /// The button under a finished test restore's report: a request to delete that restore.
 pub fn restore_cleanup_button(restore: &str) -> super::view::Button {
     super::view::Button::new(
