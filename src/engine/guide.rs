@@ -129,7 +129,7 @@ impl Guide {
             .await
         {
             Queued::Lost => Message::text(
-                ":x: The run was recorded, but neither Slack nor the store took its message; abandon it with `/odor run` again later.",
+                ":x: The run was recorded, but neither Slack nor the store took its message, so it cannot start (its steps go in that message's thread); start it again.",
             ),
             _ => {
                 self.wake.notify_one();
