@@ -82,15 +82,21 @@ impl Runner {
     /// what could not be done. Each source has its own shorter bound; this one holds for
     /// the reply as a whole (a cert-manager list, say, is bounded by nothing shorter).
     pub async fn run(&self, query: &Query) -> Message {
+        self.answer(query).await.unwrap_or_else(|failed| failed)
+    }
+
+    /// [`Runner::run`], telling the answer from the reply saying why there is none (a
+    /// guided procedure pauses on the latter).
+    ///
+    /// # Errors
+    /// The reply saying what could not be done.
+    pub async fn answer(&self, query: &Query) -> Result<Message, Message> {
         let action = query.action();
         let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
         let answer = tokio::time::timeout(deadline.after, self.try_run(action))
             .await
             .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())));
-        match answer {
-            Ok(m) => m,
-            Err(why) => self.failed(action.kind().summary(), &why),
-        }
+        answer.map_err(|why| self.failed(action.kind().summary(), &why))
     }
 
     /// What a change would do, as the server-side dry run shows it; nothing is requested.

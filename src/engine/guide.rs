@@ -244,14 +244,23 @@ impl Guide {
                 let supplied: BTreeMap<String, String> = run.params.iter().cloned().collect();
                 let note = match step.bind(&supplied).map(|a| a.classify()) {
                     Ok(Classified::Query(q)) => {
-                        let findings = self.runner.run(&q).await;
+                        let answer = self.runner.answer(&q).await;
                         self.say(
                             stored,
                             &format!("*Step {}: {}*", i + 1, escape(&step.title)),
                         )
                         .await;
-                        self.post(stored, &findings).await;
-                        Ok("findings in the thread".to_owned())
+                        match answer {
+                            Ok(findings) => {
+                                self.post(stored, &findings).await;
+                                Ok("findings in the thread".to_owned())
+                            }
+                            // A check that could not be made is not passed over.
+                            Err(why) => {
+                                self.post(stored, &why).await;
+                                Err("its check could not be made (why is above)".to_owned())
+                            }
+                        }
                     }
                     Ok(Classified::Change(_)) => Err("the step changes things".to_owned()),
                     Err(errors) => Err(crate::runbook::actions::one_line(&errors)),

@@ -118,3 +118,69 @@ async fn commands_outside_the_configured_channels_are_refused() {
     assert!(reply.contains(&format!("<#{OPS}>")), "{reply}");
     assert!(reply.contains(&format!("<#{INCIDENTS}>")), "{reply}");
 }
+
+/// A guided run whose read-only check cannot be made (there is no Kubernetes here) pauses
+/// on it instead of passing over it, and *Abandon* on its message ends it; a user who may
+/// not read sensitive data cannot start one.
+#[tokio::test]
+async fn a_guided_run_pauses_on_a_check_it_cannot_make_and_can_be_abandoned() {
+    let fake = FakeSlack::start().await;
+    let bot = bot(&fake).await;
+    let command = "run user-access-review --reason \"quarterly review\"";
+    let refused = ask(&fake, "U0NOBODY", OPS, command).await;
+    assert!(!refused.contains("Started"), "{refused}");
+    let started = ask(&fake, "U0OPS", OPS, command).await;
+    assert!(
+        started.contains("Started *User Access Review*"),
+        "{started}"
+    );
+    let posted = |what: &'static str| {
+        let fake = &fake;
+        async move {
+            fake.wait_until(WAIT, |f| {
+                f.calls_to("chat.postMessage")
+                    .iter()
+                    .any(|c| c.body.to_string().contains(what))
+            })
+            .await
+        }
+    };
+    assert!(
+        posted("🔴 Step 1: List service accounts and review RBAC permissions failed: its check could not be made").await,
+        "{}",
+        bot.logs()
+    );
+    assert!(posted("Kubernetes is not available").await);
+    let root = fake
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .find(|c| c.body.to_string().contains("Procedure: User Access Review"))
+        .expect("the run's message");
+    let abandon = root.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["elements"].as_array())
+        .flatten()
+        .filter_map(|e| e["action_id"].as_str())
+        .find(|id| id.starts_with("run:abandon:"))
+        .expect("an Abandon button")
+        .to_owned();
+    let d = fake
+        .block_action("U0OPS", OPS, &abandon, "", "1700000000.000100")
+        .await;
+    let answer = fake
+        .reply_to(&d, WAIT)
+        .await
+        .expect("a reply")
+        .body
+        .to_string();
+    assert!(answer.contains("Recorded: abandon"), "{answer}");
+    assert!(
+        fake.wait_until(WAIT, |f| f
+            .calls_to("chat.update")
+            .iter()
+            .any(|c| c.body.to_string().contains("(0/2 steps, abandoned)")))
+            .await
+    );
+}
