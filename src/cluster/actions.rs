@@ -1224,12 +1224,7 @@ impl Cluster {
             )
             .await
             .map_err(|e| after(&r.changes, e))?;
-            r.changes.push(Change::new(
-                format!("Restore/{name}"),
-                "",
-                Some("present".into()),
-                Some("deleted".into()),
-            ));
+            r.changes.push(deleted(&format!("Restore/{name}")));
         }
         self.delete_restore_namespace(&mut r, mode).await?;
         Ok(r)
@@ -1262,12 +1257,7 @@ impl Cluster {
                 )
                 .await
                 .map_err(|e| after(&r.changes, e))?;
-                r.changes.push(Change::new(
-                    format!("Namespace/{target}"),
-                    "",
-                    Some("present".into()),
-                    Some("deleted".into()),
-                ));
+                r.changes.push(deleted(&format!("Namespace/{target}")));
             }
             Err(ClusterError::NotFound { .. }) => {
                 r.notes.push(format!("namespace {target} does not exist"));
@@ -1279,6 +1269,11 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// A whole object deleted, as a change line: `<object>: present → deleted`.
+fn deleted(object: &str) -> Change {
+    Change::new(object, "", Some("present".into()), Some("deleted".into()))
 }
 
 fn report(action: &'static str, mode: Mode, changes: Vec<Change>) -> ChangeReport {

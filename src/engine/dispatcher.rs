@@ -541,11 +541,7 @@ impl Dispatcher {
                 ":warning: That recovery step is not available; nothing was done.",
             );
         };
-        let Some(channel) = action
-            .channel
-            .clone()
-            .or_else(|| self.desk.incident_channel().cloned())
-        else {
+        let Some(channel) = self.clicked_channel(action) else {
             return Message::text(":warning: No channel to post the approval card in.");
         };
         self.approvals
@@ -559,6 +555,15 @@ impl Dispatcher {
             .await
     }
 
+    /// Where a click's card or run goes: the clicked message's channel, else the incident
+    /// channel.
+    fn clicked_channel(&self, action: &BlockAction) -> Option<ChannelId> {
+        action
+            .channel
+            .clone()
+            .or_else(|| self.desk.incident_channel().cloned())
+    }
+
     /// The button under a test restore's report: a request to delete that restore.
     async fn on_restore_cleanup_button(&self, restore: &str, action: &BlockAction) -> Message {
         let Ok(name) = restore.parse::<K8sName>() else {
@@ -567,13 +572,9 @@ impl Dispatcher {
         let cleanup = Action::<Bound>::VeleroRestoreCleanup {
             restore: Some(name.clone()),
         };
-        let (Classified::Change(change), Some(channel)) = (
-            cleanup.classify(),
-            action
-                .channel
-                .clone()
-                .or_else(|| self.desk.incident_channel().cloned()),
-        ) else {
+        let (Classified::Change(change), Some(channel)) =
+            (cleanup.classify(), self.clicked_channel(action))
+        else {
             return Message::text(":warning: No channel to post the approval card in.");
         };
         self.approvals
@@ -606,11 +607,7 @@ impl Dispatcher {
         {
             return denied;
         }
-        let Some(channel) = action
-            .channel
-            .clone()
-            .or_else(|| self.desk.incident_channel().cloned())
-        else {
+        let Some(channel) = self.clicked_channel(action) else {
             return Message::text(":warning: No channel to post the run in.");
         };
         let reason = format!("{}: {}", incident.name(), incident.title);

@@ -144,11 +144,7 @@ impl Guide {
 
     /// Pause, Resume or Abandon from the run's message.
     pub async fn control(&self, control: Control, id: &str, user: &UserId) -> Message {
-        let verb = match control {
-            Control::Pause => "pause",
-            Control::Resume => "resume",
-            Control::Abandon => "abandon",
-        };
+        let verb = control.name();
         if !self.approvals.may_request(user, "run").await {
             return Message::text(format!(
                 ":no_entry: You may not {verb} a procedure run; it needs a role that may request changes."
