@@ -44,7 +44,10 @@ impl Cluster {
         Ok(pods.iter().map(pod_info).collect())
     }
 
-    async fn list_pods(&self, selector: Option<&Selector>) -> Result<Vec<Pod>, ClusterError> {
+    pub(super) async fn list_pods(
+        &self,
+        selector: Option<&Selector>,
+    ) -> Result<Vec<Pod>, ClusterError> {
         let api: Api<Pod> = self.api();
         let lp = match selector {
             Some(s) => ListParams::default().labels(&s.to_string()),
@@ -101,7 +104,7 @@ impl Cluster {
             .collect())
     }
 
-    async fn list_events(&self) -> Result<Vec<Event>, ClusterError> {
+    pub(super) async fn list_events(&self) -> Result<Vec<Event>, ClusterError> {
         let api: Api<Event> = self.api();
         Ok(self
             .call(Op::new("list", "events"), api.list(&ListParams::default()))
@@ -952,7 +955,7 @@ fn termination(t: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Stri
     s
 }
 
-fn event_time(e: &Event) -> Option<Timestamp> {
+pub(super) fn event_time(e: &Event) -> Option<Timestamp> {
     e.last_timestamp
         .as_ref()
         .map(|t| t.0)
@@ -993,7 +996,7 @@ fn default_container(pod: &Pod) -> String {
 /// The kubelet answers 200 with one line of its own when a run's log is gone (it keeps one
 /// dead container per container, so a crash loop's run before last is collected, and its
 /// file may already be unlinked): that line, not a log line.
-fn log_gone(text: &str) -> Option<&str> {
+pub(super) fn log_gone(text: &str) -> Option<&str> {
     let line = text.trim();
     if line.contains('\n') {
         return None;

@@ -13,6 +13,7 @@
 
 mod actions;
 mod diagnostics;
+mod evidence;
 mod helm;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::domain::ids::K8sName;
 use crate::domain::k8s::Change;
 
 pub use actions::{HpaPatch, SecretRotation};
+pub use evidence::EvidenceReads;
 pub use helm::HELM_PINNED_REVISIONS;
 
 /// The field manager of every write: server-side apply and the managed-fields history

@@ -99,6 +99,30 @@ impl Runner {
         answer.map_err(|why| self.failed(action.kind().summary(), &why))
     }
 
+    /// The reads `collect_evidence` keeps, within `probes.deadline` like any query.
+    ///
+    /// # Errors
+    /// The reply saying what could not be read.
+    pub async fn read_evidence(
+        &self,
+        sel: &crate::runbook::values::LabelSelector,
+        since: std::time::Duration,
+    ) -> Result<crate::cluster::EvidenceReads, Message> {
+        let what = crate::runbook::actions::ActionKind::CollectEvidence.summary();
+        let read = async {
+            let sel = selector(sel)?;
+            self.cluster()?
+                .evidence(&sel, since)
+                .await
+                .map_err(Failure::Cluster)
+        };
+        let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
+        tokio::time::timeout(deadline.after, read)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())))
+            .map_err(|why| self.failed(what, &why))
+    }
+
     /// What a change would do, as the server-side dry run shows it; nothing is requested.
     pub async fn preview(&self, change: &Change, requested_by: &str) -> Message {
         match self.dry_run(change).await {
@@ -336,6 +360,12 @@ impl Runner {
             }
             Action::Notify { role } => {
                 Message::text(format!("📣 Notify: {}", escape(&role.render())))
+            }
+            // Kept evidence belongs to an incident, which a guided run names.
+            Action::CollectEvidence { .. } => {
+                return Err(Failure::Invalid(
+                    "evidence is kept under an incident: it is collected by a step of a guided procedure (`/odor run suspected-security-breach …`)".into(),
+                ));
             }
             Action::Note { text } => Message::text(format!("📝 {}", escape(&text.render()))),
             // A `Query` is never a change (`Action::classify`); said, not assumed.

@@ -98,6 +98,10 @@ impl Approvals {
     }
 
     /// Whether `user` may request `verb` (a guided procedure checks before it starts).
+    pub fn people(&self) -> &People {
+        &self.people
+    }
+
     pub async fn may_request(&self, user: &UserId, verb: &str) -> bool {
         self.people
             .has_role(user.as_str(), &self.roles_for(verb, false))

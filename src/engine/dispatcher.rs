@@ -11,6 +11,7 @@ use tracing::{debug, error, info, warn};
 use crate::domain::access::{self, Policy, Scope};
 use crate::domain::command::{self, Command, DbView, IncidentVerb, VERBS, help_text};
 use crate::domain::diagnostics;
+use crate::domain::evidence;
 use crate::domain::ids::{ChannelId, K8sName, UserId};
 
 use crate::domain::inbound::{BlockAction, Inbound, InboundEvent, SlashCommand, ViewSubmission};
@@ -319,6 +320,7 @@ impl Dispatcher {
                 .map_or_else(|e| desk_error(&e), Message::text),
             Command::Approvals => self.approvals.pending().await,
             Command::Audit { since, json } => self.approvals.audit_report(since, json).await,
+            Command::Evidence { number, json } => self.evidence(number, json, user, channel).await,
             Command::Cluster { action, reason, .. } => match action.classify() {
                 Classified::Query(query) => self.runner.run(&query).await,
                 // With a reason, a change becomes a request; without one, its preview.
@@ -342,9 +344,17 @@ impl Dispatcher {
                 procedure,
                 params,
                 reason,
+                incident,
             } => {
+                let incident = match incident {
+                    None => None,
+                    Some(n) => match self.desk.find(Some(n)).await {
+                        Ok(i) => Some(i.id),
+                        Err(e) => return desk_error(&e),
+                    },
+                };
                 self.guide
-                    .start(&procedure, params, &reason, user, channel)
+                    .start(&procedure, params, incident, &reason, user, channel)
                     .await
             }
             Command::Help { verb } => Message::text(help_text(VERBS, verb)),
@@ -589,6 +599,53 @@ impl Dispatcher {
     }
 
     /// A procedure offered in an incident's thread, started as a guided run for it.
+    /// `/odor evidence`: the incident's evidence listed in the reply and exported as a file
+    /// in the channel, off the worker; the access is audited first, whatever follows.
+    async fn evidence(
+        &self,
+        number: Option<i64>,
+        json: bool,
+        user: &UserId,
+        channel: &ChannelId,
+    ) -> Message {
+        let incident = match self.desk.find(number).await {
+            Ok(i) => i,
+            Err(e) => return desk_error(&e),
+        };
+        let name = incident.name();
+        let items = match self.store.evidence(&incident.id).await {
+            Ok(items) => items,
+            Err(e) => return desk_error(&DeskError::Store(e)),
+        };
+        let form = if json { "JSON" } else { "text" };
+        self.approvals
+            .audit(
+                user.as_str(),
+                "evidence",
+                &name,
+                &format!("exported {} items as {form}", items.len()),
+            )
+            .await;
+        if items.is_empty() {
+            return evidence::render_list(&name, &items);
+        }
+        let at = jiff::Timestamp::now().as_millisecond();
+        let body = evidence::export(&name, user.as_str(), at, &items, json);
+        let file = evidence::file_name(&name, json);
+        let comment = format!("Evidence for {name}, exported for <@{user}> ({form}).");
+        let (api, channel) = (self.api.clone(), channel.clone());
+        // A lost upload is asked for again; it is an export, and its access is audited.
+        tokio::spawn(async move {
+            if let Err(e) = api
+                .upload_file(&channel, None, &file, body.into_bytes(), &comment)
+                .await
+            {
+                warn!(error = %e, file, "evidence export not uploaded");
+            }
+        });
+        evidence::render_list(&name, &items)
+    }
+
     async fn on_run_button(&self, procedure: &str, id: &str, action: &BlockAction) -> Message {
         let incident = match self.store.incident_by_id(id).await {
             Ok(Some(i)) => i,
@@ -612,7 +669,14 @@ impl Dispatcher {
         };
         let reason = format!("{}: {}", incident.name(), incident.title);
         self.guide
-            .start(procedure, Vec::new(), &reason, &action.user, &channel)
+            .start(
+                procedure,
+                Vec::new(),
+                Some(incident.id.clone()),
+                &reason,
+                &action.user,
+                &channel,
+            )
             .await
     }
 

@@ -13,16 +13,20 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::domain::evidence::{self, Collection};
 use crate::domain::guide::{Control, Next, Run};
 use crate::domain::ids::{ChannelId, UserId};
+use crate::domain::incident::Incident;
 use crate::domain::outbox::Priority;
-use crate::domain::view::{Message, escape};
+use crate::domain::roster::Role;
+use crate::domain::view::{Block, Message, escape};
 use crate::engine::actions::Runner;
 use crate::engine::approvals::Approvals;
 use crate::engine::outbox::{Outbox, Queued};
 use crate::engine::plus;
 use crate::idgen::IdGen;
-use crate::runbook::actions::Classified;
+use crate::runbook::actions::{Action, Classified};
+use crate::runbook::values::LabelSelector;
 use crate::runbook::{Catalog, Procedure};
 use crate::slack::api::SlackApi;
 use crate::store::Store;
@@ -31,6 +35,9 @@ use crate::supervisor::Beat;
 
 /// How often runs are looked at when nothing wakes the loop.
 const ROUND: Duration = Duration::from_secs(1);
+/// The window of logs and events `collect_evidence` keeps when its step names none: the
+/// runbook's `--since=24h`.
+const EVIDENCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Guide {
     store: Store,
@@ -77,11 +84,13 @@ impl Guide {
     }
 
     /// `/odor run <procedure> …`: checks that `user` may request every change step, records
-    /// the run and posts its root message; the loop takes it from there.
+    /// the run and posts its root message; the loop takes it from there. The run works on
+    /// `incident` (an id), or else on the only open incident, if there is one.
     pub async fn start(
         &self,
         procedure: &str,
         params: Vec<(String, String)>,
+        incident: Option<String>,
         reason: &str,
         user: &UserId,
         channel: &ChannelId,
@@ -103,8 +112,15 @@ impl Guide {
                 refused.join(", ")
             ));
         }
+        let incident = match incident {
+            Some(id) => Some(id),
+            None => match self.store.open_incidents().await {
+                Ok(open) if open.len() == 1 => Some(open[0].id.clone()),
+                _ => None,
+            },
+        };
         let at = now();
-        let run = Run::start(
+        let mut run = Run::start(
             IdGen::process().next("run", at),
             p,
             params,
@@ -112,6 +128,7 @@ impl Guide {
             user.as_str(),
             at.as_millisecond(),
         );
+        run.incident = incident;
         if let Err(e) = self.store.create_run(&run, channel.as_str(), at).await {
             return Message::text(format!(
                 ":x: The run could not be recorded, so it was not started: {e}"
@@ -240,15 +257,23 @@ impl Guide {
                 let supplied: BTreeMap<String, String> = run.params.iter().cloned().collect();
                 let note = match step.bind(&supplied).map(|a| a.classify()) {
                     Ok(Classified::Query(q)) => {
-                        let answer = self.runner.answer(&q).await;
+                        // Evidence and pages act on odorbot's store and on people; every
+                        // other query is the runner's.
+                        let answer = match q.action() {
+                            Action::CollectEvidence { selector, since } => {
+                                self.collect(stored, i, selector, since.as_ref()).await
+                            }
+                            Action::Notify { role } => self.page(stored, role.as_str()).await,
+                            _ => self.runner.answer(&q).await.map(|m| (m, Priority::Routine)),
+                        };
                         self.say(
                             stored,
                             &format!("*Step {}: {}*", i + 1, escape(&step.title)),
                         )
                         .await;
                         match answer {
-                            Ok(findings) => {
-                                self.post(stored, &findings).await;
+                            Ok((findings, priority)) => {
+                                self.send(stored, &findings, priority).await;
                                 Ok("findings in the thread".to_owned())
                             }
                             // A check that could not be made is not passed over.
@@ -442,14 +467,119 @@ impl Guide {
         self.post(stored, &Message::text(text.to_owned())).await;
     }
 
-    /// Into the run's thread, through the outbox.
     async fn post(&self, stored: &StoredRun, message: &Message) {
+        self.send(stored, message, Priority::Routine).await;
+    }
+
+    /// Into the run's thread, through the outbox.
+    async fn send(&self, stored: &StoredRun, message: &Message, priority: Priority) {
         let Ok(channel) = stored.channel.parse::<ChannelId>() else {
             return;
         };
         self.outbox
-            .send(&channel, stored.ts.as_deref(), message, Priority::Routine)
+            .send(&channel, stored.ts.as_deref(), message, priority)
             .await;
+    }
+
+    /// The incident the run works on: the one it was started for, or else the only open
+    /// one now.
+    async fn incident(&self, stored: &StoredRun) -> Result<Incident, Message> {
+        let found = match &stored.run.incident {
+            Some(id) => self
+                .store
+                .incident_by_id(id)
+                .await
+                .map(|i| i.into_iter().collect()),
+            None => self.store.open_incidents().await,
+        };
+        let mut found: Vec<Incident> = found.map_err(|e| Message::text(format!(":x: {e}")))?;
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 if stored.run.incident.is_some() => Err(Message::text(
+                ":warning: The run's incident no longer exists.",
+            )),
+            n => Err(Message::text(format!(
+                ":warning: The evidence needs an incident to be kept under, and {} open; open one or start the run with `--incident INC-n`, then *Resume*.",
+                if n == 0 {
+                    "none is".to_owned()
+                } else {
+                    format!("{n} are")
+                }
+            ))),
+        }
+    }
+
+    /// `collect_evidence`: reads the evidence, keeps it under the run's incident with a
+    /// hash per item, audits that, and lists it. A step retried after a crash keeps the
+    /// first copy (the collection is the run's step).
+    async fn collect(
+        &self,
+        stored: &StoredRun,
+        i: usize,
+        selector: &LabelSelector,
+        since: Option<&Duration>,
+    ) -> Result<(Message, Priority), Message> {
+        let incident = self.incident(stored).await?;
+        let since = since.copied().unwrap_or(EVIDENCE_WINDOW);
+        let read = self.runner.read_evidence(selector, since).await?;
+        let run = &stored.run;
+        let collection = Collection::keep(read.reads, &run.starter, now_ms());
+        let id = format!("{}.{}", run.id, i + 1);
+        self.store
+            .keep_evidence(&incident.id, &id, &collection.kept)
+            .await
+            .map_err(|e| Message::text(format!(":x: The evidence could not be kept: {e}")))?;
+        let hashes: Vec<String> = collection
+            .kept
+            .iter()
+            .map(|item| format!("{} sha256:{}", item.name, item.sha256))
+            .collect();
+        self.approvals
+            .audit(
+                &run.starter,
+                "evidence",
+                &incident.name(),
+                &format!(
+                    "collected by run {} ({} items): {}",
+                    run.id,
+                    collection.kept.len(),
+                    hashes.join(", ")
+                ),
+            )
+            .await;
+        let mut message = evidence::render_collected(&incident.name(), &collection);
+        if !read.notes.is_empty() {
+            message
+                .blocks
+                .push(Block::Context(escape(&read.notes.join("; "))));
+        }
+        Ok((message, Priority::Routine))
+    }
+
+    /// `notify`: pages the role's roster people in the run's thread, with the evidence kept
+    /// for the run's incident so far.
+    async fn page(&self, stored: &StoredRun, role: &str) -> Result<(Message, Priority), Message> {
+        let Some(role) = Role::from_catalog(role) else {
+            return Err(Message::text(format!(
+                ":warning: {} is no roster role; nobody was paged.",
+                escape(role)
+            )));
+        };
+        let run = &stored.run;
+        let items = match self.incident(stored).await {
+            Ok(incident) => self.store.evidence(&incident.id).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let what = format!("{} (run {}): {}", run.title, run.id, run.reason);
+        let mention = self.approvals.people().mention(role);
+        let text = if role == Role::Security {
+            evidence::page_text(&mention, &what, &items)
+        } else {
+            format!("📣 *{}* {mention}: {}", role.title(), escape(&what))
+        };
+        self.audit("odorbot", &run.id, &format!("paged the {}", role.title()))
+            .await;
+        Ok((Message::text(text), Priority::Page))
     }
 
     async fn audit(&self, actor: &str, run: &str, detail: &str) {

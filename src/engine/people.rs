@@ -38,6 +38,11 @@ impl People {
     }
 
     /// Whether `user` holds one of the approval `roles`, directly or through a user group.
+    /// Mentions of the roster's people for a role (a note when nobody is configured).
+    pub fn mention(&self, role: Role) -> String {
+        self.roster.mention(role)
+    }
+
     pub async fn has_role(&self, user: &str, roles: &[String]) -> bool {
         for role in roles {
             let targets = self.roles.get(role).map_or(&[][..], Vec::as_slice);

@@ -561,6 +561,61 @@ impl SlackApi {
         .map(|_| ())
     }
 
+    /// Shares a file in a channel (in a thread when `thread_ts` is given), the way Slack
+    /// asks for it now: `files.getUploadURLExternal`, the bytes to the URL it returns, then
+    /// `files.completeUploadExternal`. Needs the `files:write` scope.
+    ///
+    /// # Errors
+    /// [`ApiError`] from whichever of the three calls failed.
+    pub async fn upload_file(
+        &self,
+        channel: &ChannelId,
+        thread_ts: Option<&str>,
+        filename: &str,
+        content: Vec<u8>,
+        comment: &str,
+    ) -> Result<(), ApiError> {
+        let token = self.token(As::Bot);
+        let deadline = Duration::from_secs(30);
+        let ask = SlackApiFilesGetUploadUrlExternalRequest::new(filename.to_owned(), content.len());
+        let target = self
+            .call("files.getUploadURLExternal", None, deadline, || {
+                let session = self.client.open_session(&token);
+                let ask = ask.clone();
+                async move { session.get_upload_url_external(&ask).await }
+            })
+            .await?;
+        let upload = SlackApiFilesUploadViaUrlRequest::new(
+            target.upload_url,
+            content,
+            "application/octet-stream".to_owned(),
+        );
+        self.call("files.upload", None, deadline, || {
+            let session = self.client.open_session(&token);
+            let upload = upload.clone();
+            async move { session.files_upload_via_url(&upload).await }
+        })
+        .await?;
+        let complete = SlackApiFilesCompleteUploadExternalRequest::new(vec![
+            SlackApiFilesComplete::new(target.file_id).with_title(filename.to_owned()),
+        ])
+        .with_channel_id(SlackChannelId::new(channel.to_string()))
+        .opt_thread_ts(thread_ts.map(|ts| SlackTs::new(ts.to_owned())))
+        .with_initial_comment(comment.to_owned());
+        self.call(
+            "files.completeUploadExternal",
+            Some((channel.as_str(), Priority::Routine)),
+            deadline,
+            || {
+                let session = self.client.open_session(&token);
+                let complete = complete.clone();
+                async move { session.files_complete_upload_external(&complete).await }
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The members of a user group (`usergroups.users.list`).
     ///
     /// # Errors

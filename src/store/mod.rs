@@ -16,6 +16,7 @@ use crate::domain::status::OpenWork;
 
 pub mod approvals;
 pub mod checklists;
+pub mod evidence;
 pub mod inbox;
 pub mod incidents;
 pub mod outbox;
@@ -62,6 +63,8 @@ pub enum StoreError {
 pub(crate) enum WriteLock {
     /// Opening an incident: the open incident of a group and the next number.
     IncidentNumbers = 1,
+    /// Keeping a collection of evidence: all of its items or none.
+    Evidence = 2,
 }
 
 impl WriteLock {

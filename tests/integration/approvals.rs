@@ -1845,3 +1845,136 @@ async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
     );
     assert_eq!(kinds.last().copied(), Some("finished"));
 }
+
+/// The runbook's breach procedure on real containers: the evidence (the pods' logs, the
+/// events, the pod specs, the NetworkPolicies) is kept under the incident with a SHA-256
+/// per item before the containment deletes the pods; the security team is paged with the
+/// list; quarantine and containment are requests Bob approves; `/odor evidence --json`
+/// exports exactly what was hashed, and every access is in the audit log.
+#[tokio::test]
+async fn the_breach_procedure_keeps_hashed_evidence_pages_security_and_contains() {
+    use odorbot::domain::evidence::sha256_hex;
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let yaml = format!(
+        "{}incidents:\n  channel: {CHANNEL}\n  roster:\n    primary: [U0BOB]\n    security: [U0SEC]\n",
+        approvals_yaml(120)
+    );
+    let _bot = start_yaml(&fake, &s, &health, Some(&url), &yaml).await;
+    let pods = s.rolled_out("odordiff-api", 90).await;
+    let pod = pods[0].metadata.name.clone().unwrap();
+    let opened = ask(&fake, "incident open high \"unexpected outbound traffic\"").await;
+    assert!(opened.contains("Opened INC-1"), "{opened}");
+
+    let started = ask(
+        &fake,
+        &format!(
+            "run suspected-security-breach pod={pod} --incident INC-1 --reason \"egress to an unknown host\""
+        ),
+    )
+    .await;
+    assert!(
+        started.contains("Started *Suspected Security Breach*"),
+        "{started}"
+    );
+    assert!(
+        posted(&fake, "Evidence kept for INC-1", WAIT).await,
+        "{:?}",
+        posts(&fake)
+    );
+    let kept = posts(&fake)
+        .into_iter()
+        .find(|p| p.contains("Evidence kept for INC-1"))
+        .unwrap();
+    let log_item = format!("log/{pod}/odordiff-api");
+    for item in [log_item.as_str(), "pod_specs", "events", "network_policies"] {
+        assert!(kept.contains(item), "{item} not listed: {kept}");
+    }
+    // The page names the security team's people and carries the list.
+    assert!(posted(&fake, "<@U0SEC>", WAIT).await, "{:?}", posts(&fake));
+    let page = posts(&fake)
+        .into_iter()
+        .find(|p| p.contains("<@U0SEC>"))
+        .unwrap();
+    assert!(
+        page.contains("Evidence kept") && page.contains(&log_item),
+        "{page}"
+    );
+
+    // Quarantine, then containment: each a card Bob approves.
+    for n in 0..2 {
+        assert!(
+            fake.wait_until(WAIT, |f| cards(f).len() > n).await,
+            "no card {n}: {:?}",
+            posts(&fake)
+        );
+        approve(&fake, &request_id(&text(&cards(&fake)[n]))).await;
+    }
+    assert!(
+        posted(&fake, "✅ All 5 steps done.", Duration::from_secs(120)).await,
+        "{:?}",
+        posts(&fake)
+    );
+    let d: Deployment = s.api::<Deployment>().get("odordiff-api").await.unwrap();
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(0));
+
+    // The export is what was hashed, and the hashes are the ones the thread listed.
+    let listed = ask(&fake, "evidence INC-1 --json").await;
+    assert!(listed.contains("Evidence for INC-1"), "{listed}");
+    let files = fake.wait_files(1, WAIT).await;
+    assert_eq!(files.len(), 1, "no export shared");
+    assert_eq!(files[0].name, "evidence-inc-1.json");
+    assert_eq!(files[0].channel.as_deref(), Some(CHANNEL));
+    let export: serde_json::Value = serde_json::from_slice(&files[0].content).unwrap();
+    let items = export["items"].as_array().unwrap();
+    assert!(items.len() >= 4, "{export}");
+    for item in items {
+        let content = item["content"].as_str().unwrap();
+        let hash = item["sha256"].as_str().unwrap();
+        assert_eq!(hash, sha256_hex(content.as_bytes()), "{}", item["name"]);
+        assert!(
+            kept.contains(hash) && listed.contains(hash),
+            "{hash} not listed"
+        );
+        assert_eq!(item["bytes"].as_u64(), Some(content.len() as u64));
+    }
+    let by_name = |name: &str| {
+        items
+            .iter()
+            .find(|i| i["name"] == name)
+            .and_then(|i| i["content"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // The container's own output, with the kubelet's timestamps.
+    let log = by_name(&log_item);
+    assert!(log.contains("INFO odordiff-api 1.5.0 starting"), "{log}");
+    assert!(log.starts_with("20"), "no timestamps: {log}");
+    assert!(by_name("pod_specs").contains(&pod));
+    assert!(by_name("network_policies").contains("odorbot-quarantine"));
+    assert!(serde_json::from_str::<Vec<serde_json::Value>>(&by_name("events")).is_ok());
+
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
+        .await
+        .unwrap();
+    let audit = store
+        .audit_since(jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    let evidence: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.kind == "evidence" && e.subject == "INC-1")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(evidence.len(), 2, "{evidence:?}");
+    assert!(evidence[0].starts_with("collected by run ") && evidence[0].contains("sha256:"));
+    assert!(evidence[1].starts_with("exported ") && evidence[1].ends_with("as JSON"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.kind == "procedure" && e.detail == "paged the Security team")
+    );
+}

@@ -725,3 +725,56 @@ fn the_optional_admission_policies_parse_and_name_the_catalogs_cronjobs() {
         "object.spec == oldObject.spec"
     );
 }
+
+/// The Slack app asks for exactly the bot scopes the Web API methods odorbot calls need,
+/// and README's setup names each: a new method without a decided scope fails here.
+#[test]
+fn the_slack_app_asks_for_the_scopes_its_methods_need_and_no_more() {
+    // Each method in src/slack/api.rs, with the bot scope it needs (`None`: none, or an
+    // app-level token).
+    let scope_of = |method: &str| -> Option<Option<&str>> {
+        Some(match method {
+            "auth.test" | "apps.connections.open" | "views.open" | "response_url" => None,
+            "chat.postMessage" | "chat.update" => Some("chat:write"),
+            "usergroups.users.list" => Some("usergroups:read"),
+            "conversations.history" | "conversations.replies" => Some("channels:history"),
+            "files.getUploadURLExternal" | "files.upload" | "files.completeUploadExternal" => {
+                Some("files:write")
+            }
+            _ => return None,
+        })
+    };
+    let api = read("src/slack/api.rs");
+    let called = regex::Regex::new(r#""((?:[a-z]+\.[a-zA-Z.]+)|response_url)""#).unwrap();
+    let mut needed = BTreeSet::from(["commands".to_owned()]);
+    for m in called.captures_iter(&api) {
+        let method = &m[1];
+        if method.starts_with("slack.com") || method.ends_with(".rs") {
+            continue;
+        }
+        let scope = scope_of(method)
+            .unwrap_or_else(|| panic!("{method}: which bot scope does it need? decide it here"));
+        needed.extend(scope.map(str::to_owned));
+    }
+    // Private channels need the groups: twin of channels:history.
+    if needed.contains("channels:history") {
+        needed.insert("groups:history".to_owned());
+    }
+    let manifest: Value = serde_yaml_ng::from_str(&read("slack-app.yaml")).unwrap();
+    let asked: BTreeSet<String> = manifest["oauth_config"]["scopes"]["bot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(asked, needed);
+    let readme = read("README.md");
+    let setup = &readme[readme.find("## Creating the Slack app").unwrap()..];
+    let setup = &setup[..setup[3..].find("\n## ").unwrap_or(setup.len() - 3) + 3];
+    for scope in &asked {
+        assert!(
+            setup.contains(&format!("`{scope}`")),
+            "README's Slack setup does not name {scope}"
+        );
+    }
+}

@@ -955,3 +955,70 @@ async fn sqlite_runs_are_driven_once_and_lose_no_write() {
 async fn postgres_runs_are_driven_once_and_lose_no_write() {
     on_postgres(a_run_is_driven_by_one_replica_and_no_write_is_lost).await;
 }
+
+/// Evidence is kept whole, byte for byte, with its hash; a collection written again (a
+/// step retried by the replica that took the run over) keeps the first copy and doubles
+/// nothing, even when both write at once.
+async fn evidence_is_kept_whole_once_per_collection(a: Store, b: Store) {
+    use odorbot::domain::evidence::{Collection, Kind, Read, sha256_hex};
+    let read = |name: &str, content: &str| Read {
+        name: name.into(),
+        kind: Kind::Log,
+        content: content.into(),
+        truncated: false,
+    };
+    let big = "ü→ line\n".repeat(50_000);
+    let first = Collection::keep(
+        vec![read("log/p/app", &big), read("events", "[]\u{0}")],
+        "U0ALICE",
+        1,
+    );
+    let again = Collection::keep(vec![read("log/p/app", "other")], "U0BOB", 2);
+    let (x, y) = tokio::join!(
+        a.keep_evidence("inc-1", "run-1.1", &first.kept),
+        b.keep_evidence("inc-1", "run-1.1", &again.kept),
+    );
+    assert_eq!(
+        x.unwrap() + y.unwrap(),
+        2,
+        "one of the log copies is kept, never both"
+    );
+    let later = Collection::keep(vec![read("log/p/app", "later")], "U0ALICE", 3);
+    assert_eq!(
+        a.keep_evidence("inc-1", "run-2.1", &later.kept)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(a.evidence("inc-2").await.unwrap().is_empty());
+    let kept = b.evidence("inc-1").await.unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    for item in &kept {
+        assert_eq!(item.sha256, sha256_hex(item.content.as_bytes()));
+        assert_eq!(item.bytes, item.content.len());
+    }
+    let events = kept.iter().find(|i| i.name == "events").unwrap();
+    assert_eq!(events.content, "[]\u{fffd}");
+    assert_eq!(events.collected_by, "U0ALICE");
+    let logs: Vec<&str> = kept
+        .iter()
+        .filter(|i| i.name == "log/p/app")
+        .map(|i| i.content.as_str())
+        .collect();
+    assert_eq!(logs.len(), 2);
+    assert!(
+        logs[0] == big || logs[0] == "other",
+        "the first collection's copy"
+    );
+    assert_eq!(logs[1], "later");
+}
+
+#[tokio::test]
+async fn sqlite_evidence_is_kept_whole_once_per_collection() {
+    on_sqlite(evidence_is_kept_whole_once_per_collection).await;
+}
+
+#[tokio::test]
+async fn postgres_evidence_is_kept_whole_once_per_collection() {
+    on_postgres(evidence_is_kept_whole_once_per_collection).await;
+}

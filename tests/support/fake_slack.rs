@@ -61,6 +61,8 @@ const METHODS: &[&str] = &[
     "conversations.info",
     "conversations.history",
     "conversations.replies",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
 ];
 
 #[derive(Debug, Clone)]
@@ -206,6 +208,23 @@ struct State {
     root_delays: VecDeque<Duration>,
     /// Posted messages by ts, (channel, message), so that a button click can carry its message.
     messages: HashMap<String, (String, Value)>,
+    /// Files whose upload URL was handed out, by file id: the name, the announced length
+    /// and, once posted to the URL, the bytes.
+    uploads: HashMap<String, (String, usize, Option<Vec<u8>>)>,
+    /// Files shared by `files.completeUploadExternal`, in order.
+    files: Vec<SharedFile>,
+}
+
+/// A file shared in a channel, as Slack would show it.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    pub id: String,
+    pub name: String,
+    pub title: String,
+    pub channel: Option<String>,
+    pub thread_ts: Option<String>,
+    pub comment: Option<String>,
+    pub content: Vec<u8>,
 }
 
 impl FakeSlack {
@@ -477,6 +496,23 @@ impl FakeSlack {
 
     pub fn calls(&self) -> Vec<Call> {
         self.inner.st().calls.clone()
+    }
+
+    /// Files shared so far, in order.
+    pub fn files(&self) -> Vec<SharedFile> {
+        self.inner.st().files.clone()
+    }
+
+    /// Waits for at least `n` shared files; returns them all (fewer on timeout).
+    pub async fn wait_files(&self, n: usize, timeout: Duration) -> Vec<SharedFile> {
+        let end = Instant::now() + timeout;
+        loop {
+            let files = self.files();
+            if files.len() >= n || Instant::now() >= end {
+                return files;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Calls other than connecting and replying: what "changes nothing" rules out.
@@ -974,6 +1010,41 @@ impl State {
                 }
                 self.history(&channel, thread.as_deref(), &arg)
             }
+            // Slack's upload flow: a URL for the bytes, then the share.
+            "files.getUploadURLExternal" => {
+                let length = arg("length").and_then(|l| l.parse::<usize>().ok());
+                let (Some(name), Some(length)) = (arg("filename"), length) else {
+                    return err("invalid_arguments");
+                };
+                let id = format!("F{:010}", self.next_seq());
+                self.uploads.insert(id.clone(), (name, length, None));
+                json!({"ok": true, "upload_url": format!("http://{addr}/upload/{id}"), "file_id": id})
+            }
+            "files.completeUploadExternal" => {
+                let files = args.get("files").map(decode_nested);
+                let Some(Value::Array(files)) = files else {
+                    return err("invalid_arguments");
+                };
+                let mut shared = Vec::new();
+                for f in &files {
+                    let id = f["id"].as_str().unwrap_or_default().to_owned();
+                    let Some((name, _, Some(content))) = self.uploads.get(&id).cloned() else {
+                        return err("file_not_found");
+                    };
+                    let title = f["title"].as_str().unwrap_or(&name).to_owned();
+                    shared.push(json!({"id": id, "name": name, "title": title}));
+                    self.files.push(SharedFile {
+                        id,
+                        name,
+                        title,
+                        channel: arg("channel_id"),
+                        thread_ts: arg("thread_ts"),
+                        comment: arg("initial_comment"),
+                        content,
+                    });
+                }
+                json!({"ok": true, "files": shared})
+            }
             _ => err("unknown_method"),
         }
     }
@@ -1040,6 +1111,7 @@ fn router(inner: Arc<Inner>) -> Router {
         // slack-morphism calls the read methods (auth.test, users.info, ...) with GET.
         .route("/api/{method}", any(web_api))
         .route("/response/{n}", post(response_url))
+        .route("/upload/{id}", post(upload))
         .route("/link/", get(link))
         .route("/link", get(link))
         .with_state(inner)
@@ -1148,6 +1220,40 @@ async fn response_url(
         "response_url".into(),
         format!("/response/{n}"),
         body,
+        None,
+        fault,
+        response,
+    )
+}
+
+/// An upload URL from `files.getUploadURLExternal`: takes the bytes once, of the length
+/// announced, and answers as Slack does (`OK - <length>`, plain text).
+async fn upload(
+    AxState(inner): AxState<Arc<Inner>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut st = inner.st();
+    let fault = st.take_fault("files.upload");
+    let response = match (fault, st.uploads.get_mut(&id)) {
+        (Some(f), _) => fault_response(f),
+        (None, Some((_, length, content))) if *length == body.len() && content.is_none() => {
+            *content = Some(body.to_vec());
+            (
+                [(header::CONTENT_TYPE, "text/plain")],
+                format!("OK - {}", body.len()),
+            )
+                .into_response()
+        }
+        (None, _) => (StatusCode::NOT_FOUND, "invalid upload").into_response(),
+    };
+    let recorded = json!({"bytes": body.len()});
+    record(
+        &inner,
+        st,
+        "files.upload".into(),
+        format!("/upload/{id}"),
+        recorded,
         None,
         fault,
         response,

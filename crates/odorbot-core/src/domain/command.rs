@@ -179,6 +179,9 @@ pub enum Command {
         procedure: String,
         params: Vec<(String, String)>,
         reason: String,
+        /// The incident the run works on (its evidence is kept under it); `None`: the only
+        /// open one, if there is exactly one.
+        incident: Option<i64>,
     },
     /// The runbook's contacts.
     Contacts,
@@ -186,6 +189,8 @@ pub enum Command {
     Approvals,
     /// The audit log since `since`, as Markdown or JSON.
     Audit { since: Duration, json: bool },
+    /// The evidence kept for an incident: listed, and exported as a file (text or JSON).
+    Evidence { number: Option<i64>, json: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1316,6 +1321,29 @@ pub static VERBS: &[VerbSpec] = &[
         },
     },
     VerbSpec {
+        name: "evidence",
+        summary: "The evidence kept for an incident (logs, events, pod specs, NetworkPolicies, each with its SHA-256), listed here and exported as a file in this channel; every access is audited.",
+        group: Group::Incidents,
+        args: &[ArgSpec {
+            name: "incident",
+            kind: ArgKind::Incident,
+            required: false,
+            help: "which incident (default: the only open one)",
+        }],
+        options: &[OptSpec {
+            name: "json",
+            kind: None,
+            help: "export as JSON instead of text",
+        }],
+        examples: &["/odor evidence INC-7", "/odor evidence INC-7 --json"],
+        build: |args, _| {
+            Ok(Command::Evidence {
+                number: incident_number(args),
+                json: args.get("json").is_some(),
+            })
+        },
+    },
+    VerbSpec {
         name: "contacts",
         summary: "The runbook's contacts: team, vendors, external resources.",
         group: Group::Incidents,
@@ -1352,9 +1380,17 @@ pub static VERBS: &[VerbSpec] = &[
             required: true,
             help: "the procedure's id, then its parameters as name=value",
         }],
-        options: &[REASON],
+        options: &[
+            REASON,
+            OptSpec {
+                name: "incident",
+                kind: Some(ArgKind::Incident),
+                help: "the incident the run works on (default: the only open one)",
+            },
+        ],
         examples: &[
             "/odor run database-maintenance --reason \"weekly window\"",
+            "/odor run suspected-security-breach pod=odordiff-api-7d4f9-x2x7q --incident INC-7 --reason \"unexpected outbound traffic\"",
             "/odor run standard-deployment tag=1.6.0 --reason \"release 1.6\"",
         ],
         build: build_run,
@@ -1531,6 +1567,7 @@ fn build_run(args: &Args, ctx: &Context<'_>) -> Result<Command, ParseError> {
         procedure: procedure.id.to_string(),
         params,
         reason: reason.to_owned(),
+        incident: incident_number(args),
     })
 }
 
@@ -1905,7 +1942,10 @@ impl Command {
             },
             // The investigation steps include logs, SQL and configuration values; a
             // procedure's change steps are requests the approval policy governs each.
-            Self::Diagnose { .. } | Self::Audit { .. } | Self::Run { .. } => Scope::Sensitive,
+            Self::Diagnose { .. }
+            | Self::Audit { .. }
+            | Self::Run { .. }
+            | Self::Evidence { .. } => Scope::Sensitive,
             Self::IncidentOpen { .. }
             | Self::Update { .. }
             | Self::Incident {
@@ -1963,6 +2003,7 @@ impl Command {
             Self::Contacts => "contacts",
             Self::Approvals => "approvals",
             Self::Audit { .. } => "audit",
+            Self::Evidence { .. } => "evidence",
         }
     }
 }
@@ -2156,24 +2197,68 @@ mod tests {
         assert!(mixed.contains("is not an odorbot command"), "{mixed}");
     }
 
+    /// README's access table puts every verb's examples in the scope they parse to.
+    #[test]
+    fn the_readme_access_table_names_every_verb_in_its_scope() {
+        let readme = include_str!("../../../../README.md");
+        let row = |scope: Scope| {
+            readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", scope.key())))
+                .unwrap_or_else(|| panic!("README has no access row for {}", scope.key()))
+        };
+        let mut missing = Vec::new();
+        for spec in VERBS {
+            for example in spec.examples {
+                let text = example.trim_start_matches("/odor ");
+                let Some(scope) = shipped(text).ok().and_then(|c| c.scope()) else {
+                    continue;
+                };
+                if !row(scope).contains(&format!("`{}", spec.name)) {
+                    missing.push(format!("{} ({})", spec.name, scope.key()));
+                }
+            }
+        }
+        missing.dedup();
+        assert!(
+            missing.is_empty(),
+            "README's access table lacks {missing:?}"
+        );
+    }
+
     #[test]
     fn a_run_names_a_procedure_and_binds_its_parameters_before_it_starts() {
         let Ok(Command::Run {
             procedure,
             params,
             reason,
+            incident,
         }) = shipped("run standard-deployment tag=1.6.0 --reason \"release 1.6\"")
         else {
             panic!("not a run");
         };
         assert_eq!(
-            (procedure.as_str(), params, reason.as_str()),
+            (procedure.as_str(), params, reason.as_str(), incident),
             (
                 "standard-deployment",
                 vec![("tag".to_owned(), "1.6.0".to_owned())],
-                "release 1.6"
+                "release 1.6",
+                None
             )
         );
+        let Ok(Command::Run { incident, .. }) = shipped(
+            "run suspected-security-breach pod=odordiff-api-1 --incident INC-7 --reason \"egress\"",
+        ) else {
+            panic!("not a run");
+        };
+        assert_eq!(incident, Some(7));
+        assert!(matches!(
+            shipped("evidence INC-7 --json"),
+            Ok(Command::Evidence {
+                number: Some(7),
+                json: true
+            })
+        ));
         let refused = |text: &str| match shipped(text) {
             Err(ParseError::Rule { message, .. }) => message,
             other => panic!("{text}: {other:?}"),

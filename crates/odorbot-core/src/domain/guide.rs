@@ -87,6 +87,9 @@ pub struct Run {
     pub params: Vec<(String, String)>,
     pub reason: String,
     pub starter: String,
+    /// The id of the incident the run works on, if any: its evidence is kept under it.
+    #[serde(default)]
+    pub incident: Option<String>,
     pub steps: Vec<StepInfo>,
     pub states: Vec<StepState>,
     pub state: RunState,
@@ -171,6 +174,7 @@ impl Run {
             params,
             reason: reason.to_owned(),
             starter: starter.to_owned(),
+            incident: None,
             steps,
             states,
             state: RunState::Running,

@@ -10,6 +10,7 @@ pub mod checklist;
 pub mod command;
 pub mod diagnostics;
 pub mod escalation;
+pub mod evidence;
 pub mod guide;
 pub mod helm;
 #[cfg(test)]

@@ -41,6 +41,13 @@ impl Role {
         }
     }
 
+    /// The role a catalog contact names (`platform-lead` is `platform_lead`).
+    pub fn from_catalog(id: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.key().replace('_', "-") == id)
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::Primary => "Primary on-call",
@@ -123,6 +130,16 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_roles_name_roster_roles() {
+        assert_eq!(
+            Role::from_catalog("platform-lead"),
+            Some(Role::PlatformLead)
+        );
+        assert_eq!(Role::from_catalog("security"), Some(Role::Security));
+        assert_eq!(Role::from_catalog("platform_lead"), None);
+    }
 
     #[test]
     fn targets_mention_users_and_groups() {

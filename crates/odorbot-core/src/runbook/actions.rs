@@ -218,7 +218,8 @@ action_kinds! {
     HttpHealth = "http_health", false, "a health path of the public endpoint";
     TlsCertificate = "tls_certificate", false, "the TLS certificate a host serves and its dates";
     DiskUsage = "disk_usage", false, "volume usage against the free-space threshold";
-    Notify = "notify", false, "a message to a roster role";
+    CollectEvidence = "collect_evidence", false, "keep pods' logs for a window, events, pod specs and NetworkPolicies as hashed evidence of the incident";
+    Notify = "notify", false, "a page to a roster role";
     Note = "note", false, "guidance for people; odorbot does not automate this";
     RolloutRestart = "rollout_restart", true, "restart a deployment's pods";
     Scale = "scale", true, "set a deployment's replicas";
@@ -263,7 +264,8 @@ impl ActionKind {
             | K::ConfigmapKeys
             | K::DbSlowQueries
             | K::CacheKeys
-            | K::AccessReview => Scope::Sensitive,
+            | K::AccessReview
+            | K::CollectEvidence => Scope::Sensitive,
             _ => Scope::Read,
         })
     }
@@ -282,6 +284,7 @@ impl ActionKind {
             K::RolloutStatus | K::RolloutHistory | K::HelmHistory => "history",
             K::HpaStatus | K::PatchHpa => "hpa",
             K::PdbStatus | K::ConfigmapKeys | K::Notify | K::Note => "diagnose",
+            K::CollectEvidence => "evidence",
             K::PvcStatus | K::DiskUsage => "disk",
             K::Certificates | K::TlsCertificate | K::RenewCertificate => "cert",
             K::Backups | K::VeleroTestRestore | K::VeleroRestoreCleanup => "backup",
@@ -424,6 +427,13 @@ pub enum Action<S: Stage> {
     DiskUsage {
         /// `None`: every volume odorbot can see.
         pvc: Option<S::Val<K8sName>>,
+    },
+    /// Read-only for the cluster; what it reads is kept in odorbot's store.
+    CollectEvidence {
+        /// The pods whose logs, and specs, are kept.
+        selector: S::Val<LabelSelector>,
+        /// The window of logs and events; `None`: 24 hours.
+        since: Option<S::Val<Duration>>,
     },
     // Read-only: people.
     Notify {
@@ -602,6 +612,7 @@ impl<S: Stage> Action<S> {
             Self::HttpHealth { .. } => K::HttpHealth,
             Self::TlsCertificate { .. } => K::TlsCertificate,
             Self::DiskUsage { .. } => K::DiskUsage,
+            Self::CollectEvidence { .. } => K::CollectEvidence,
             Self::Notify { .. } => K::Notify,
             Self::Note { .. } => K::Note,
             Self::RolloutRestart { .. } => K::RolloutRestart,
@@ -751,6 +762,10 @@ impl<S: Stage> Action<S> {
             },
             Self::DiskUsage { pvc } => A::DiskUsage {
                 pvc: m.optional("pvc", pvc.as_ref())?,
+            },
+            Self::CollectEvidence { selector, since } => A::CollectEvidence {
+                selector: m.field("selector", selector)?,
+                since: m.optional("since", since.as_ref())?,
             },
             Self::Notify { role } => A::Notify {
                 role: m.field("role", role)?,
@@ -1331,7 +1346,7 @@ mod tests {
             .iter()
             .filter(|k| !k.is_destructive())
             .count();
-        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (30, 21));
+        assert_eq!((read_only, ActionKind::ALL.len() - read_only), (31, 21));
         for kind in ActionKind::ALL {
             assert_eq!(ActionKind::from_tag(kind.tag()), Some(*kind));
             // Parameters may be missing here, but the tag itself must be known.

@@ -1266,7 +1266,14 @@ impl Compiler {
         if let Action::Notify { role } = &action {
             match role {
                 Input::Fixed(r) => {
-                    self.refer(format!("{params_at}.role"), Target::Role, r.as_str())
+                    self.refer(format!("{params_at}.role"), Target::Role, r.as_str());
+                    // A notify step pages the role through the roster.
+                    if crate::domain::roster::Role::from_catalog(r.as_str()).is_none() {
+                        self.error(
+                            format!("{params_at}.role"),
+                            "is no roster role, so nobody could be paged",
+                        );
+                    }
                 }
                 Input::Param(_) => self.error(
                     format!("{params_at}.role"),
@@ -1536,6 +1543,14 @@ impl Compiler {
             R::DiskUsage { pvc } => A::DiskUsage {
                 pvc: self.opt(p, "pvc", pvc.as_ref())?,
             },
+            R::CollectEvidence { selector, since } => {
+                let selector = self.req(p, "selector", &selector);
+                let since = self.opt(p, "since", since.as_ref());
+                A::CollectEvidence {
+                    selector: selector?,
+                    since: since?,
+                }
+            }
             R::Notify { role } => A::Notify {
                 role: self.req(p, "role", &role)?,
             },
@@ -1995,7 +2010,8 @@ mod tests {
             errors: &[
                 "t.yaml: alerts[0] (api-service-down).see_also[0]: \"emergency-rollbak\" is not a catalog entry",
                 "t.yaml: procedures[0] (standard-deployment).checklist: \"pre-deploy\" is not a checklist",
-                "t.yaml: procedures[7] (suspected-security-breach).steps[4].params.role: \"secops\" is not a role in contacts.team",
+                "t.yaml: procedures[7] (suspected-security-breach).steps[1].params.role: \"secops\" is not a role in contacts.team",
+                "t.yaml: procedures[7] (suspected-security-breach).steps[1].params.role: is no roster role, so nobody could be paged",
                 "t.yaml: escalation.path[1]: \"second\" is not a role in contacts.team",
             ],
         },

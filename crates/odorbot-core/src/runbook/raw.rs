@@ -483,6 +483,10 @@ pub enum RawAction {
     DiskUsage {
         pvc: Option<RawArg>,
     },
+    CollectEvidence {
+        selector: RawArg,
+        since: Option<RawArg>,
+    },
     Notify {
         role: RawArg,
     },

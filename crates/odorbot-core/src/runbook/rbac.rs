@@ -97,6 +97,13 @@ impl ActionKind {
             ],
             K::Endpoints => &[need!("", "endpoints", &["get"], Objects("services"))],
             K::Events => &[need!("", "events", LIST, Any)],
+            // The pods' logs and specs, the namespace's events and NetworkPolicies.
+            K::CollectEvidence => &[
+                need!("", "pods", LIST, Any),
+                need!("", "pods/log", &["get"], Any),
+                need!("", "events", LIST, Any),
+                need!("networking.k8s.io", "networkpolicies", LIST, Any),
+            ],
             K::RolloutStatus => &[need!("apps", "deployments", &["get"], DEPLOYMENTS)],
             K::RolloutHistory => &[
                 need!("apps", "deployments", &["get"], DEPLOYMENTS),
