@@ -474,21 +474,37 @@ impl Cluster {
             Err(ClusterError::NotServed { .. }) => Vec::new(),
             other => other?,
         };
+        Ok(PreDeploy {
+            pods,
+            pdbs,
+            hpas: self.autoscalers_of(deployment, hpas).await?,
+        })
+    }
+
+    /// Those of the autoscalers `hpas` (the catalog's) that scale `deployment`; one that
+    /// does not exist is none.
+    ///
+    /// # Errors
+    /// The calls' errors other than not found.
+    pub async fn autoscalers_of(
+        &self,
+        deployment: &K8sName,
+        hpas: &[String],
+    ) -> Result<Vec<HpaInfo>, ClusterError> {
         let mut scaling = Vec::new();
         for name in hpas {
             let Ok(name) = name.parse::<K8sName>() else {
                 continue;
             };
-            let h = self.hpa_status(&name).await?;
+            let h = match self.hpa_status(&name).await {
+                Err(ClusterError::NotFound { .. }) => continue,
+                other => other?,
+            };
             if h.target == format!("Deployment/{deployment}") {
                 scaling.push(h);
             }
         }
-        Ok(PreDeploy {
-            pods,
-            pdbs,
-            hpas: scaling,
-        })
+        Ok(scaling)
     }
 
     /// `pdb_status {}`: every PodDisruptionBudget and how many disruptions it allows now.

@@ -539,7 +539,26 @@ impl Runner {
             Action::Scale {
                 deployment,
                 replicas,
-            } => c.scale(deployment, replicas.get(), mode).await.map_err(err),
+            } => {
+                let mut report = c
+                    .scale(deployment, replicas.get(), mode)
+                    .await
+                    .map_err(err)?;
+                if mode == Mode::DryRun {
+                    let hpas = self.catalog.objects("horizontalpodautoscalers");
+                    match c.autoscalers_of(deployment, hpas).await {
+                        Ok(found) => report.notes.extend(k8s::autoscaler_notes(
+                            &found,
+                            deployment.as_str(),
+                            replicas.get(),
+                        )),
+                        Err(e) => report
+                            .notes
+                            .push(format!("⚠️ the autoscalers could not be read: {e}")),
+                    }
+                }
+                Ok(report)
+            }
             Action::RollbackDeployment {
                 deployment,
                 revision,

@@ -195,6 +195,9 @@ impl Dispatcher {
 
     /// A submitted "Post update" modal: the text becomes the incident's update.
     async fn on_view(&self, view: &ViewSubmission) {
+        if view.callback_id == RUN_MODAL {
+            return self.on_run_form(view).await;
+        }
         if view.callback_id != UPDATE_MODAL {
             warn!(callback_id = %view.callback_id, "unrecognised modal submission");
             return;
@@ -357,7 +360,14 @@ impl Dispatcher {
                     .start(&procedure, params, incident, &reason, user, channel)
                     .await
             }
-            Command::Help { verb } => Message::text(help_text(VERBS, verb)),
+            Command::Help { verb } => {
+                let mut help = Message::text(help_text(VERBS, verb));
+                if verb.is_none() {
+                    help.blocks
+                        .extend(crate::domain::guide::help_buttons(&self.catalog));
+                }
+                help
+            }
             Command::Status => {
                 self.status
                     .run(|| async {
@@ -501,6 +511,7 @@ impl Dispatcher {
             ["approval", verb, id] => self.approvals.on_button(verb, id, &action.user).await,
             ["recovery", id, index] => self.on_recovery_button(id, index, action).await,
             ["runstart", procedure, id] => self.on_run_button(procedure, id, action).await,
+            ["runhelp", procedure] => self.on_help_run_button(procedure, action).await,
             ["restorecleanup", restore] => self.on_restore_cleanup_button(restore, action).await,
             ["run", ..] => match crate::domain::guide::parse_button(&action.action_id) {
                 Some((control, id)) => self.guide.control(control, id, &action.user).await,
@@ -646,6 +657,99 @@ impl Dispatcher {
         evidence::render_list(&name, &items)
     }
 
+    /// A procedure button of `/odor help`: the form asking why opens; its submission starts
+    /// the run (`on_view`), and the answer goes to this click's `response_url`.
+    async fn on_help_run_button(&self, procedure: &str, action: &BlockAction) -> Message {
+        if let Err(denied) = self
+            .allowed(
+                &self.access,
+                Scope::Sensitive,
+                "run",
+                &action.user,
+                action.channel.as_ref(),
+            )
+            .await
+        {
+            return denied;
+        }
+        let Some(p) = self.catalog.procedure(procedure) else {
+            return Message::text(format!(":warning: No procedure {}.", code_span(procedure)));
+        };
+        let (Some(channel), Some(trigger)) = (self.clicked_channel(action), &action.trigger_id)
+        else {
+            return Message::text(format!(
+                "Start it with `/odor run {} --reason \"…\"`.",
+                p.id
+            ));
+        };
+        let form = RunForm {
+            procedure: p.id.to_string(),
+            channel: channel.to_string(),
+            response_url: action.response_url.clone(),
+            clicked_ms: unix_ms(SystemTime::now()),
+        };
+        match self
+            .api
+            .open_text_modal(
+                trigger,
+                "Run a procedure",
+                &format!(
+                    "Why run {}? Each change step's request carries this reason.",
+                    p.title
+                ),
+                RUN_MODAL,
+                &form.encode(),
+            )
+            .await
+        {
+            Ok(()) => Message::text(format!("The form to start *{}* is open.", escape(&p.title))),
+            Err(e) => desk_error(&DeskError::Slack(e.to_string())),
+        }
+    }
+
+    /// A submitted procedure form: the run starts in the channel the button was in.
+    async fn on_run_form(&self, view: &ViewSubmission) {
+        let Some(form) = RunForm::decode(&view.private_metadata) else {
+            warn!("a procedure form came back without its metadata");
+            return;
+        };
+        let reason = view.text.trim();
+        // The button was checked in its channel; the submission is checked again.
+        let anywhere = Policy {
+            channels: Vec::new(),
+            ..self.access.clone()
+        };
+        let reply = match (
+            self.allowed(&anywhere, Scope::Sensitive, "run", &view.user, None)
+                .await,
+            form.channel.parse::<ChannelId>(),
+        ) {
+            (Err(denied), _) => denied,
+            (_, Err(_)) => {
+                Message::text(":warning: The form named no channel; nothing was started.")
+            }
+            (Ok(()), _) if reason.is_empty() => {
+                Message::text(":warning: A run needs a reason; nothing was started.")
+            }
+            (Ok(()), Ok(channel)) => {
+                self.guide
+                    .start(
+                        &form.procedure,
+                        Vec::new(),
+                        None,
+                        reason,
+                        &view.user,
+                        &channel,
+                    )
+                    .await
+            }
+        };
+        let clicked =
+            UNIX_EPOCH + Duration::from_millis(u64::try_from(form.clicked_ms).unwrap_or(0));
+        self.reply(form.response_url.as_deref(), clicked, &reply)
+            .await;
+    }
+
     async fn on_run_button(&self, procedure: &str, id: &str, action: &BlockAction) -> Message {
         let incident = match self.store.incident_by_id(id).await {
             Ok(Some(i)) => i,
@@ -785,6 +889,29 @@ impl Dispatcher {
 
 /// The `callback_id` of the "Post update" modal.
 const UPDATE_MODAL: &str = "incident-update";
+/// The `callback_id` of the form `/odor help`'s procedure buttons open.
+const RUN_MODAL: &str = "procedure-run";
+
+/// What a procedure form carries through Slack and back (`private_metadata`, at most 3000
+/// characters): the procedure, where to post the run, and where to answer the click.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunForm {
+    procedure: String,
+    channel: String,
+    response_url: Option<String>,
+    /// When the click came, from which its `response_url` lives.
+    clicked_ms: i64,
+}
+
+impl RunForm {
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
 
 /// Incident errors echo what was asked for (an incident, a checklist name): escaped.
 fn desk_error(e: &DeskError) -> Message {

@@ -146,7 +146,7 @@ fn recovery_offer(
         .see_also
         .iter()
         .filter_map(|id| catalog.procedure(id.as_str()))
-        .filter(|p| p.steps.iter().all(|s| s.bind(&Default::default()).is_ok()))
+        .filter(|p| p.starts_without_params())
     {
         blocks.push(Block::Section(format!(
             "• Follow *{}* step by step in a thread",

@@ -1787,6 +1787,21 @@ async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
     assert!(fake.wait_until(WAIT, |f| cards(f).len() > 1).await);
     first.kill9().await;
     let _second = start_env(&fake, &s, &health, Some(&url), &yaml, &env).await;
+    // The scale-down card says the autoscaler would undo it; the operator lowers its
+    // minimum first, as the card asks.
+    let card = text(&cards(&fake)[1]);
+    assert!(
+        card.contains("HorizontalPodAutoscaler odordiff-api-hpa keeps odordiff-api between 3 and 10 replicas: it will set 1 back to 3"),
+        "{card}"
+    );
+    s.api::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>()
+        .patch(
+            "odordiff-api-hpa",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"minReplicas": 1}})),
+        )
+        .await
+        .unwrap();
     approve_card(1).await;
     wait_for("odordiff-api scaled to 1", 90, || async {
         (replicas(&deployment().await) == Some(1)).then_some(())
@@ -1977,4 +1992,79 @@ async fn the_breach_procedure_keeps_hashed_evidence_pages_security_and_contains(
             .iter()
             .any(|e| e.kind == "procedure" && e.detail == "paged the Security team")
     );
+}
+
+/// `/odor help` offers a button per procedure that needs no value; the click opens the
+/// form asking why, and its submission starts the run in the click's channel, answered on
+/// the click's `response_url`.
+#[tokio::test]
+async fn a_procedure_starts_from_the_help_buttons_with_the_reason_from_its_form() {
+    let s = seed().await;
+    let (health, _h) = health_server().await;
+    let fake = FakeSlack::start().await;
+    let _bot = start(&fake, &s, &health, None).await;
+    let help = ask(&fake, "help").await;
+    assert!(help.contains("runhelp:database-maintenance"), "{help}");
+    assert!(!help.contains("runhelp:standard-deployment"), "{help}");
+
+    let click = fake
+        .block_action(
+            "U0ALICE",
+            CHANNEL,
+            "runhelp:database-maintenance",
+            "",
+            "1700000000.000100",
+        )
+        .await;
+    let opened = reply(&fake, &click).await;
+    assert!(
+        opened.contains("The form to start *Database Maintenance* is open"),
+        "{opened}"
+    );
+    let views = fake.calls_to("views.open");
+    assert_eq!(views.len(), 1);
+    let view = crate::support::fake_slack::decode_view(&views[0].body);
+    assert_eq!(view["callback_id"], "procedure-run");
+    let metadata = view["private_metadata"].as_str().unwrap().to_owned();
+    fake.send_envelope(serde_json::json!({
+        "envelope_id": "view-run-1",
+        "type": "interactive",
+        "accepts_response_payload": true,
+        "payload": {
+            "type": "view_submission",
+            "user": {"id": "U0ALICE", "username": "alice", "team_id": "T111"},
+            "view": {
+                "id": "V0RUN",
+                "callback_id": "procedure-run",
+                "private_metadata": metadata,
+                "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "weekly window"}}}}
+            }
+        }
+    }))
+    .await;
+    let path = format!(
+        "/response/{}",
+        click
+            .response_url
+            .as_deref()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+    );
+    assert!(
+        fake.wait_until(WAIT, |f| f.calls_to("response_url").iter().any(|c| c.path
+            == path
+            && text(c).contains("Started *Database Maintenance*")))
+            .await,
+        "{:?}",
+        fake.calls_to("response_url")
+    );
+    assert!(
+        posted(&fake, "Started by <@U0ALICE> — reason: weekly window", WAIT).await,
+        "{:?}",
+        posts(&fake)
+    );
+    // Its first change step is Alice's request, for Bob to approve.
+    assert!(fake.wait_until(WAIT, |f| !cards(f).is_empty()).await);
 }

@@ -1476,6 +1476,11 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Form clients send `blocks`/`view` as JSON text; keep them as JSON either way.
+/// The `view` of a recorded `views.open` call, whichever encoding the bot sent it in.
+pub fn decode_view(body: &Value) -> Value {
+    body.get("view").map(decode_nested).unwrap_or(Value::Null)
+}
+
 fn decode_nested(v: &Value) -> Value {
     match v {
         Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),

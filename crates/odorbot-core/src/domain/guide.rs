@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approval::ApprovalState;
 use super::view::{Block, Button, ButtonStyle, Message, escape};
-use crate::runbook::Procedure;
+use crate::runbook::{Catalog, Procedure};
 
 /// Where one step stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +136,37 @@ impl Control {
 }
 
 /// The button id of control `c` on run `id`: `run:<control>:<id>`.
+/// The prefix of `/odor help`'s procedure buttons: `runhelp:<procedure>`.
+pub const HELP_BUTTON: &str = "runhelp:";
+
+/// `/odor help`'s buttons: one per procedure a button can start (no parameter to give),
+/// each opening the form that asks why, since every change step's request carries it.
+pub fn help_buttons(catalog: &Catalog) -> Vec<Block> {
+    let buttons: Vec<Button> = catalog
+        .procedures()
+        .iter()
+        .filter(|p| p.starts_without_params())
+        // Slack's limit for one actions block.
+        .take(25)
+        .map(|p| {
+            Button::new(
+                format!("Run: {}", p.title),
+                format!("{HELP_BUTTON}{}", p.id),
+                ButtonStyle::Default,
+            )
+        })
+        .collect();
+    if buttons.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Block::Section(
+            "*Follow a procedure step by step* (the others take parameters: `/odor run <procedure> name=value … --reason \"…\"`):".into(),
+        ),
+        Block::Actions(buttons),
+    ]
+}
+
 pub fn button_id(c: Control, id: &str) -> String {
     format!("run:{}:{id}", c.name())
 }
@@ -402,6 +433,30 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_offers_a_button_for_each_procedure_that_needs_no_value() {
+        let catalog = crate::runbook::load_default().unwrap();
+        let blocks = help_buttons(&catalog);
+        let Some(Block::Actions(buttons)) = blocks.last() else {
+            panic!("no buttons: {blocks:?}");
+        };
+        let ids: Vec<&str> = buttons.iter().map(|b| b.action_id.as_str()).collect();
+        assert!(ids.contains(&"runhelp:database-maintenance"), "{ids:?}");
+        assert!(ids.contains(&"runhelp:backup-verification"), "{ids:?}");
+        // A tag, replicas or a pod cannot come from a button.
+        for needs in [
+            "standard-deployment",
+            "manual-scaling",
+            "suspected-security-breach",
+        ] {
+            assert!(
+                !ids.contains(&format!("runhelp:{needs}").as_str()),
+                "{needs}"
+            );
+        }
+        assert!(buttons.iter().all(|b| b.text.starts_with("Run: ")));
+    }
 
     /// The first two steps of the shipped database maintenance: a change, then a query
     /// (the steps are cut so the tests stay short).

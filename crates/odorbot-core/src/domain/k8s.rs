@@ -973,6 +973,31 @@ pub struct PreDeploy {
     pub hpas: Vec<HpaInfo>,
 }
 
+/// Notes for scaling `deployment` to `replicas` where autoscalers scale it: one that keeps
+/// it within bounds `replicas` lies outside sets it back within its sync period (15 s by
+/// default), so the approver should know before approving. Zero is left alone: an
+/// autoscaler stops scaling a target scaled to zero.
+pub fn autoscaler_notes(hpas: &[HpaInfo], deployment: &str, replicas: u32) -> Vec<String> {
+    let target = format!("Deployment/{deployment}");
+    hpas.iter()
+        .filter(|h| h.target == target && replicas > 0)
+        .filter_map(|h| {
+            let n = i64::from(replicas);
+            let back = if n < i64::from(h.min_replicas) {
+                h.min_replicas
+            } else if n > i64::from(h.max_replicas) {
+                h.max_replicas
+            } else {
+                return None;
+            };
+            Some(format!(
+                "⚠️ HorizontalPodAutoscaler {} keeps {deployment} between {} and {} replicas: it will set {replicas} back to {back} within its sync period (15 s by default). Change its bounds first (`/odor hpa {} --min … --max …`).",
+                h.name, h.min_replicas, h.max_replicas, h.name
+            ))
+        })
+        .collect()
+}
+
 impl PreDeploy {
     /// Pods named when some are not ready: enough to act on, short enough for a card.
     const NAMED: usize = 3;
@@ -1147,6 +1172,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn scaling_outside_an_autoscalers_bounds_is_said_on_the_card() {
+        let hpa = |target: &str| HpaInfo {
+            name: "api-hpa".into(),
+            target: target.into(),
+            min_replicas: 3,
+            max_replicas: 10,
+            target_cpu_percent: Some(70),
+            current_cpu_percent: None,
+            current_replicas: 3,
+            desired_replicas: 3,
+        };
+        let hpas = [hpa("Deployment/api"), hpa("Deployment/worker")];
+        let below = autoscaler_notes(&hpas, "api", 1);
+        assert_eq!(below.len(), 1, "{below:?}");
+        assert!(
+            below[0].starts_with("⚠️ HorizontalPodAutoscaler api-hpa keeps api between 3 and 10 replicas: it will set 1 back to 3"),
+            "{below:?}"
+        );
+        assert!(autoscaler_notes(&hpas, "api", 12)[0].contains("set 12 back to 10"));
+        assert!(autoscaler_notes(&hpas, "api", 5).is_empty());
+        // Scaled to zero, an autoscaler leaves the target alone (the breach containment).
+        assert!(autoscaler_notes(&hpas, "api", 0).is_empty());
+        assert!(autoscaler_notes(&hpas, "billing", 1).is_empty());
+    }
 
     fn report(after: &str) -> ChangeReport {
         let mut r = ChangeReport::new("rollback_deployment", Mode::DryRun);

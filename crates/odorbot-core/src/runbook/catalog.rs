@@ -437,6 +437,11 @@ pub struct Procedure {
 }
 
 impl Procedure {
+    /// Whether every step binds with no value from a person, so a button can start it.
+    pub fn starts_without_params(&self) -> bool {
+        self.steps.iter().all(|s| s.bind(&BTreeMap::new()).is_ok())
+    }
+
     /// Every placeholder of every step, each once (steps share values by name).
     pub fn params(&self) -> Vec<ParamInfo> {
         let mut out: Vec<ParamInfo> = Vec::new();

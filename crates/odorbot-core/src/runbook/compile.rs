@@ -99,7 +99,8 @@ pub fn compile(raw: RawCatalog) -> Result<Catalog, Vec<CatalogError>> {
         .enumerate()
         .filter_map(|(i, m)| c.maintenance(i, m))
         .collect();
-    c.objects_known(&objects, &raw, &alerts, &procedures, &queries);
+    let deploy = service.as_ref().map(|s| s.deploy.as_slice());
+    c.objects_known(&objects, deploy, &raw, &alerts, &procedures, &queries);
     c.matchers_distinct(&raw.alerts);
     c.resolve_references();
 
@@ -372,10 +373,12 @@ impl Compiler {
     }
 
     /// Every object name a step fixes is one the `objects` section lists, so the Role
-    /// generated from it covers every step.
+    /// generated from it covers every step; a `set_image` step sets the container
+    /// `service.deploy` names for its deployment, as `/odor deploy` does.
     fn objects_known(
         &mut self,
         objects: &BTreeMap<String, Vec<String>>,
+        deploy: Option<&[DeployTarget]>,
         raw: &RawCatalog,
         alerts: &[Alert],
         procedures: &[Procedure],
@@ -409,6 +412,31 @@ impl Compiler {
             }
         }
         for (location, step) in steps {
+            if let (
+                Some(deploy),
+                Action::SetImage {
+                    deployment: Input::Fixed(d),
+                    container: Input::Fixed(c),
+                    ..
+                },
+            ) = (deploy, &step.action)
+            {
+                match deploy.iter().find(|t| &t.deployment == d) {
+                    None => self.error(
+                        format!("{location}.params.deployment"),
+                        format!("{:?} is not listed under service.deploy", d.as_str()),
+                    ),
+                    Some(t) if &t.container != c => self.error(
+                        format!("{location}.params.container"),
+                        format!(
+                            "{:?} is not the container service.deploy names for {d} ({:?})",
+                            c.as_str(),
+                            t.container.as_str()
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
             for (field, shown) in step.action.fields() {
                 let Some(key) = object_key(&field) else {
                     continue;
@@ -1884,6 +1912,16 @@ mod tests {
                 "t.yaml: service.deploy[1].deployment: \"odordiff-api\" is listed twice",
                 "t.yaml: service.deploy[2].deployment: \"billing\" is not listed under objects.deployments",
                 "t.yaml: service.deploy[2].repository: \"ghcr.io/odordiff/billing:1.0\" is not an image repository (lower case, without a tag or digest)",
+            ],
+        },
+        Case {
+            what: "a set_image step whose container is not the one service.deploy names",
+            replacements: &[(
+                "          deployment: odordiff-worker\n          container: odordiff-worker\n",
+                "          deployment: odordiff-worker\n          container: worker\n",
+            )],
+            errors: &[
+                "t.yaml: procedures[0] (standard-deployment).steps[3].params.container: \"worker\" is not the container service.deploy names for odordiff-worker (\"odordiff-worker\")",
             ],
         },
         Case {

@@ -158,7 +158,11 @@ impl ActionKind {
                 need!("policy", "poddisruptionbudgets", LIST, Any),
                 need!("autoscaling", "horizontalpodautoscalers", &["get"], HPAS),
             ],
-            K::Scale => &[need!("apps", "deployments/scale", GET_PATCH, DEPLOYMENTS)],
+            // The card says when an autoscaler will undo the new count.
+            K::Scale => &[
+                need!("apps", "deployments/scale", GET_PATCH, DEPLOYMENTS),
+                need!("autoscaling", "horizontalpodautoscalers", &["get"], HPAS),
+            ],
             // A replace guarded by resourceVersion.
             K::RollbackDeployment => &[
                 need!("apps", "deployments", &["get", "update"], DEPLOYMENTS),
