@@ -244,35 +244,18 @@ impl Cluster {
             previous: query.previous,
             ..LogParams::default()
         };
-        let op = Op::new("get", "pods/log").named(&name);
-        let text = match self.call(op, api.logs(&name, &lp)).await {
+        let text = match self.read_log(api, &name, &lp).await? {
             Ok(t) => t,
-            Err(
-                e @ (ClusterError::Forbidden { .. }
-                | ClusterError::Unreachable(_)
-                | ClusterError::Unauthorized(_)),
-            ) => return Err(e),
-            Err(e) => {
+            Err(why) => {
                 return Ok(PodLogs {
                     pod: name,
                     container,
                     lines: Vec::new(),
                     truncated: false,
-                    error: Some(e.to_string()),
+                    error: Some(why),
                 });
             }
         };
-        if let Some(gone) = log_gone(&text) {
-            return Ok(PodLogs {
-                pod: name,
-                container,
-                lines: Vec::new(),
-                truncated: false,
-                error: Some(format!(
-                    "the kubelet no longer has the log of that run ({gone})"
-                )),
-            });
-        }
         let (lines, truncated) = filter_lines(&text, query.grep.as_ref());
         Ok(PodLogs {
             pod: name,
@@ -280,6 +263,38 @@ impl Cluster {
             lines,
             truncated,
             error: None,
+        })
+    }
+
+    /// One container's log as `lp` asks, or why this container has none (not started, or
+    /// the kubelet no longer keeps that run's log).
+    ///
+    /// # Errors
+    /// A read that was forbidden or could not reach the API server: no other container's
+    /// log would fare better.
+    pub(super) async fn read_log(
+        &self,
+        api: &Api<Pod>,
+        pod: &str,
+        lp: &LogParams,
+    ) -> Result<Result<String, String>, ClusterError> {
+        let text = match self
+            .call(Op::new("get", "pods/log").named(pod), api.logs(pod, lp))
+            .await
+        {
+            Ok(t) => t,
+            Err(
+                e @ (ClusterError::Forbidden { .. }
+                | ClusterError::Unreachable(_)
+                | ClusterError::Unauthorized(_)),
+            ) => return Err(e),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(match log_gone(&text) {
+            Some(gone) => Err(format!(
+                "the kubelet no longer has the log of that run ({gone})"
+            )),
+            None => Ok(text),
         })
     }
 
@@ -1012,7 +1027,7 @@ fn default_container(pod: &Pod) -> String {
 /// The kubelet answers 200 with one line of its own when a run's log is gone (it keeps one
 /// dead container per container, so a crash loop's run before last is collected, and its
 /// file may already be unlinked): that line, not a log line.
-pub(super) fn log_gone(text: &str) -> Option<&str> {
+fn log_gone(text: &str) -> Option<&str> {
     let line = text.trim();
     if line.contains('\n') {
         return None;

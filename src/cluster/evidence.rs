@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
 
-use super::diagnostics::{event_time, log_gone};
+use super::diagnostics::event_time;
 use super::{Cluster, ClusterError, Op, to_json};
 use crate::domain::evidence::{Kind, MAX_ITEM_BYTES, Read, redact_pod};
 use crate::domain::k8s::Selector;
@@ -121,21 +121,10 @@ impl Cluster {
             timestamps: true,
             ..LogParams::default()
         };
-        let text = match self
-            .call(Op::new("get", "pods/log").named(pod), api.logs(pod, &lp))
-            .await
-        {
+        let text = match self.read_log(api, pod, &lp).await? {
             Ok(t) => t,
-            Err(
-                e @ (ClusterError::Forbidden { .. }
-                | ClusterError::Unreachable(_)
-                | ClusterError::Unauthorized(_)),
-            ) => return Err(e),
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(why) => return Ok(Err(why)),
         };
-        if let Some(gone) = log_gone(&text) {
-            return Ok(Err(format!("the kubelet has no log ({gone})")));
-        }
         Ok(Ok(Read {
             name: format!("log/{pod}/{container}"),
             kind: Kind::Log,

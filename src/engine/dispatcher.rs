@@ -657,19 +657,22 @@ impl Dispatcher {
         evidence::render_list(&name, &items)
     }
 
+    /// A click that starts a procedure answers to `/odor run`'s access rule, in its channel.
+    async fn may_run(&self, action: &BlockAction) -> Result<(), Message> {
+        self.allowed(
+            &self.access,
+            Scope::Sensitive,
+            "run",
+            &action.user,
+            action.channel.as_ref(),
+        )
+        .await
+    }
+
     /// A procedure button of `/odor help`: the form asking why opens; its submission starts
     /// the run (`on_view`), and the answer goes to this click's `response_url`.
     async fn on_help_run_button(&self, procedure: &str, action: &BlockAction) -> Message {
-        if let Err(denied) = self
-            .allowed(
-                &self.access,
-                Scope::Sensitive,
-                "run",
-                &action.user,
-                action.channel.as_ref(),
-            )
-            .await
-        {
+        if let Err(denied) = self.may_run(action).await {
             return denied;
         }
         let Some(p) = self.catalog.procedure(procedure) else {
@@ -756,16 +759,7 @@ impl Dispatcher {
             Ok(None) => return Message::text(":warning: That incident no longer exists."),
             Err(e) => return desk_error(&DeskError::Store(e)),
         };
-        if let Err(denied) = self
-            .allowed(
-                &self.access,
-                Scope::Sensitive,
-                "run",
-                &action.user,
-                action.channel.as_ref(),
-            )
-            .await
-        {
+        if let Err(denied) = self.may_run(action).await {
             return denied;
         }
         let Some(channel) = self.clicked_channel(action) else {

@@ -169,6 +169,19 @@ async fn succeeded(fake: &FakeSlack, n: usize) -> bool {
     .await
 }
 
+/// The whole audit log of the store at `url`, read while the bot runs.
+async fn audit_log(url: &str) -> Vec<odorbot::store::approvals::AuditEntry> {
+    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.to_owned()), 1)
+        .await
+        .unwrap();
+    let audit = store
+        .audit_since(jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    store.close().await;
+    audit
+}
+
 /// Every message posted so far, as JSON text.
 fn posts(fake: &FakeSlack) -> Vec<String> {
     fake.calls_to("chat.postMessage").iter().map(text).collect()
@@ -1842,13 +1855,7 @@ async fn database_maintenance_runs_as_a_guided_thread_across_a_restart() {
         .rfind(|t| t.contains("Procedure: Database Maintenance"))
         .unwrap_or_default();
     assert!(root.contains("(6/6 steps, finished)"), "{root}");
-    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
-        .await
-        .unwrap();
-    let audit = store
-        .audit_since(jiff::Timestamp::UNIX_EPOCH)
-        .await
-        .unwrap();
+    let audit = audit_log(&url).await;
     let kinds: Vec<&str> = audit
         .iter()
         .filter(|e| e.kind == "procedure")
@@ -1972,13 +1979,7 @@ async fn the_breach_procedure_keeps_hashed_evidence_pages_security_and_contains(
     assert!(by_name("network_policies").contains("odorbot-quarantine"));
     assert!(serde_json::from_str::<Vec<serde_json::Value>>(&by_name("events")).is_ok());
 
-    let store = odorbot::store::Store::open(&secrecy::SecretString::from(url.clone()), 1)
-        .await
-        .unwrap();
-    let audit = store
-        .audit_since(jiff::Timestamp::UNIX_EPOCH)
-        .await
-        .unwrap();
+    let audit = audit_log(&url).await;
     let evidence: Vec<&str> = audit
         .iter()
         .filter(|e| e.kind == "evidence" && e.subject == "INC-1")
@@ -2026,22 +2027,8 @@ async fn a_procedure_starts_from_the_help_buttons_with_the_reason_from_its_form(
     let view = crate::support::fake_slack::decode_view(&views[0].body);
     assert_eq!(view["callback_id"], "procedure-run");
     let metadata = view["private_metadata"].as_str().unwrap().to_owned();
-    fake.send_envelope(serde_json::json!({
-        "envelope_id": "view-run-1",
-        "type": "interactive",
-        "accepts_response_payload": true,
-        "payload": {
-            "type": "view_submission",
-            "user": {"id": "U0ALICE", "username": "alice", "team_id": "T111"},
-            "view": {
-                "id": "V0RUN",
-                "callback_id": "procedure-run",
-                "private_metadata": metadata,
-                "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "weekly window"}}}}
-            }
-        }
-    }))
-    .await;
+    fake.view_submission("U0ALICE", "procedure-run", &metadata, "weekly window")
+        .await;
     let path = format!(
         "/response/{}",
         click

@@ -706,21 +706,12 @@ async fn the_post_update_button_opens_a_form_whose_text_lands_in_the_thread() {
         view.contains("incident-update") && view.contains(&id),
         "{view}"
     );
-    fake.send_envelope(serde_json::json!({
-        "envelope_id": "view-1",
-        "type": "interactive",
-        "accepts_response_payload": true,
-        "payload": {
-            "type": "view_submission",
-            "user": {"id": "U0PRIMARY", "username": "primary", "team_id": "T111"},
-            "view": {
-                "id": "V0FORM",
-                "callback_id": "incident-update",
-                "private_metadata": id,
-                "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "index rebuilt, latency back to normal"}}}}
-            }
-        }
-    }))
+    fake.view_submission(
+        "U0PRIMARY",
+        "incident-update",
+        &id,
+        "index rebuilt, latency back to normal",
+    )
     .await;
     assert!(
         wait_thread(

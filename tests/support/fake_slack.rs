@@ -399,6 +399,34 @@ impl FakeSlack {
 
     /// Delivers any envelope (an `envelope_id` is added if missing) on one open connection, round
     /// robin; with none open it waits for the next hello. Arms redelivery.
+    /// Delivers the submission of a one-input modal (block and action `text`, as odorbot
+    /// builds them) from `user_id`.
+    pub async fn view_submission(
+        &self,
+        user_id: &str,
+        callback_id: &str,
+        private_metadata: &str,
+        text: &str,
+    ) -> Delivery {
+        let n = self.inner.st().next_seq();
+        self.send_envelope(json!({
+            "envelope_id": envelope_id(n),
+            "type": "interactive",
+            "accepts_response_payload": true,
+            "payload": {
+                "type": "view_submission",
+                "user": {"id": user_id, "username": user_name(user_id), "team_id": TEAM_ID},
+                "view": {
+                    "id": format!("V{n:08}"),
+                    "callback_id": callback_id,
+                    "private_metadata": private_metadata,
+                    "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": text}}}}
+                }
+            }
+        }))
+        .await
+    }
+
     pub async fn send_envelope(&self, mut envelope: Value) -> Delivery {
         let sent_at = Instant::now();
         let obj = envelope

@@ -1156,12 +1156,7 @@ pub static VERBS: &[VerbSpec] = &[
         name: "ack",
         summary: "Acknowledge an incident and own it; escalation stops.",
         group: Group::Incidents,
-        args: &[ArgSpec {
-            name: "incident",
-            kind: ArgKind::Incident,
-            required: false,
-            help: "which incident (default: the only open one)",
-        }],
+        args: &[INCIDENT],
         options: &[],
         examples: &["/odor ack INC-7"],
         build: |args, _| {
@@ -1175,12 +1170,7 @@ pub static VERBS: &[VerbSpec] = &[
         name: "escalate",
         summary: "Page the next person on the roster (primary → secondary → platform lead) now.",
         group: Group::Incidents,
-        args: &[ArgSpec {
-            name: "incident",
-            kind: ArgKind::Incident,
-            required: false,
-            help: "which incident (default: the only open one)",
-        }],
+        args: &[INCIDENT],
         options: &[],
         examples: &["/odor escalate INC-7"],
         build: |args, _| {
@@ -1221,12 +1211,7 @@ pub static VERBS: &[VerbSpec] = &[
         name: "resolve",
         summary: "Resolve an incident: timers stop; the timeline is posted in the thread.",
         group: Group::Incidents,
-        args: &[ArgSpec {
-            name: "incident",
-            kind: ArgKind::Incident,
-            required: false,
-            help: "which incident (default: the only open one)",
-        }],
+        args: &[INCIDENT],
         options: &[],
         examples: &["/odor resolve INC-7"],
         build: |args, _| {
@@ -1240,12 +1225,7 @@ pub static VERBS: &[VerbSpec] = &[
         name: "timeline",
         summary: "The incident's timeline as Markdown.",
         group: Group::Incidents,
-        args: &[ArgSpec {
-            name: "incident",
-            kind: ArgKind::Incident,
-            required: false,
-            help: "which incident (default: the only open one)",
-        }],
+        args: &[INCIDENT],
         options: &[],
         examples: &["/odor timeline INC-7"],
         build: |args, _| {
@@ -1306,11 +1286,7 @@ pub static VERBS: &[VerbSpec] = &[
                 }),
                 help: "how far back (default 24h)",
             },
-            OptSpec {
-                name: "json",
-                kind: None,
-                help: "export as JSON",
-            },
+            JSON,
         ],
         examples: &["/odor audit --since 24h", "/odor audit --since 7d --json"],
         build: |args, _| {
@@ -1324,17 +1300,8 @@ pub static VERBS: &[VerbSpec] = &[
         name: "evidence",
         summary: "The evidence kept for an incident (logs, events, pod specs, NetworkPolicies, each with its SHA-256), listed here and exported as a file in this channel; every access is audited.",
         group: Group::Incidents,
-        args: &[ArgSpec {
-            name: "incident",
-            kind: ArgKind::Incident,
-            required: false,
-            help: "which incident (default: the only open one)",
-        }],
-        options: &[OptSpec {
-            name: "json",
-            kind: None,
-            help: "export as JSON instead of text",
-        }],
+        args: &[INCIDENT],
+        options: &[JSON],
         examples: &["/odor evidence INC-7", "/odor evidence INC-7 --json"],
         build: |args, _| {
             Ok(Command::Evidence {
@@ -1405,6 +1372,20 @@ pub static VERBS: &[VerbSpec] = &[
         build: |_, _| Ok(Command::Oncall),
     },
 ];
+
+/// An optional incident argument, the only open one when left out.
+const INCIDENT: ArgSpec = ArgSpec {
+    name: "incident",
+    kind: ArgKind::Incident,
+    required: false,
+    help: "which incident (default: the only open one)",
+};
+
+const JSON: OptSpec = OptSpec {
+    name: "json",
+    kind: None,
+    help: "export as JSON instead of text",
+};
 
 const REASON: OptSpec = OptSpec {
     name: "reason",
