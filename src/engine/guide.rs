@@ -567,7 +567,11 @@ impl Guide {
         };
         let run = &stored.run;
         let items = match self.incident(stored).await {
-            Ok(incident) => self.store.evidence(&incident.id).await.unwrap_or_default(),
+            Ok(incident) => self
+                .store
+                .evidence_list(&incident.id)
+                .await
+                .unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         let what = format!("{} (run {}): {}", run.title, run.id, run.reason);

@@ -48,13 +48,31 @@ impl Store {
     /// # Errors
     /// The database error, or a row that no longer reads.
     pub async fn evidence(&self, incident_id: &str) -> Result<Vec<Item>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, kind, content, bytes, sha256, truncated, collected_at_ms, collected_by \
-             FROM evidence WHERE incident_id = $1 ORDER BY collected_at_ms, collection, name",
-        )
-        .bind(incident_id)
-        .fetch_all(&self.pool)
-        .await?;
+        self.evidence_items(incident_id, "content").await
+    }
+
+    /// [`Store::evidence`] without the contents (empty), for a listing: a collection can
+    /// hold megabytes.
+    ///
+    /// # Errors
+    /// As [`Store::evidence`].
+    pub async fn evidence_list(&self, incident_id: &str) -> Result<Vec<Item>, StoreError> {
+        self.evidence_items(incident_id, "'' AS content").await
+    }
+
+    async fn evidence_items(
+        &self,
+        incident_id: &str,
+        content: &'static str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let sql = format!(
+            "SELECT name, kind, {content}, bytes, sha256, truncated, collected_at_ms, collected_by \
+             FROM evidence WHERE incident_id = $1 ORDER BY collected_at_ms, collection, name"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(incident_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind")?;

@@ -993,6 +993,18 @@ async fn evidence_is_kept_whole_once_per_collection(a: Store, b: Store) {
     assert!(a.evidence("inc-2").await.unwrap().is_empty());
     let kept = b.evidence("inc-1").await.unwrap();
     assert_eq!(kept.len(), 3, "{kept:?}");
+    // The listing has the same items and hashes, without the megabytes.
+    let listed = a.evidence_list("inc-1").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|i| (&i.name, &i.sha256, i.bytes))
+            .collect::<Vec<_>>(),
+        kept.iter()
+            .map(|i| (&i.name, &i.sha256, i.bytes))
+            .collect::<Vec<_>>()
+    );
+    assert!(listed.iter().all(|i| i.content.is_empty()));
     for item in &kept {
         assert_eq!(item.sha256, sha256_hex(item.content.as_bytes()));
         assert_eq!(item.bytes, item.content.len());
