@@ -125,7 +125,7 @@ impl Runner {
 
     /// What a change would do, as the server-side dry run shows it; nothing is requested.
     pub async fn preview(&self, change: &Change, requested_by: &str) -> Message {
-        match self.dry_run(change).await {
+        match self.card_dry_run(change).await {
             Ok(report) => kv::render_change(&report, requested_by, None),
             Err(why) => self.failed(change.action().kind().summary(), &why),
         }
@@ -435,12 +435,49 @@ impl Runner {
     }
 
     /// The server-side dry run of a destructive action (or, for database actions, what
-    /// would be affected).
+    /// would be affected): the changes, which the check before executing compares.
     ///
     /// # Errors
     /// Why it could not be run.
     pub async fn dry_run(&self, change: &Change) -> Result<ChangeReport, Failure> {
         self.apply(change.action(), Mode::DryRun).await
+    }
+
+    /// [`Runner::dry_run`] with what the approver should know beside the changes, as the
+    /// card shows it: the pre-deployment checks of a deploy, an autoscaler that would undo
+    /// a scale. Read for the card only; the check before executing does not need them.
+    ///
+    /// # Errors
+    /// Why the dry run could not be run; unreadable checks are a note instead.
+    pub async fn card_dry_run(&self, change: &Change) -> Result<ChangeReport, Failure> {
+        let mut report = self.dry_run(change).await?;
+        let Ok(c) = self.cluster() else {
+            return Ok(report);
+        };
+        let hpas = self.catalog.objects("horizontalpodautoscalers");
+        match change.action() {
+            Action::SetImage { deployment, .. } => match c.pre_deploy(deployment, hpas).await {
+                Ok(checks) => report.notes.extend(checks.notes(deployment.as_str())),
+                Err(e) => report
+                    .notes
+                    .push(format!("⚠️ the pre-deployment checks could not be read: {e}")),
+            },
+            Action::Scale {
+                deployment,
+                replicas,
+            } => match c.autoscalers_of(deployment, hpas).await {
+                Ok(found) => report.notes.extend(k8s::autoscaler_notes(
+                    &found,
+                    deployment.as_str(),
+                    replicas.get(),
+                )),
+                Err(e) => report
+                    .notes
+                    .push(format!("⚠️ the autoscalers could not be read: {e}")),
+            },
+            _ => {}
+        }
+        Ok(report)
     }
 
     /// Carries out a destructive action for real. Only the two-person flow calls this,
@@ -539,26 +576,7 @@ impl Runner {
             Action::Scale {
                 deployment,
                 replicas,
-            } => {
-                let mut report = c
-                    .scale(deployment, replicas.get(), mode)
-                    .await
-                    .map_err(err)?;
-                if mode == Mode::DryRun {
-                    let hpas = self.catalog.objects("horizontalpodautoscalers");
-                    match c.autoscalers_of(deployment, hpas).await {
-                        Ok(found) => report.notes.extend(k8s::autoscaler_notes(
-                            &found,
-                            deployment.as_str(),
-                            replicas.get(),
-                        )),
-                        Err(e) => report
-                            .notes
-                            .push(format!("⚠️ the autoscalers could not be read: {e}")),
-                    }
-                }
-                Ok(report)
-            }
+            } => c.scale(deployment, replicas.get(), mode).await.map_err(err),
             Action::RollbackDeployment {
                 deployment,
                 revision,
@@ -588,20 +606,9 @@ impl Runner {
                             self.catalog.service().deployable()
                         ))
                     })?;
-                let mut report = c
-                    .set_image(deployment, container, tag, &target.repository, mode)
+                c.set_image(deployment, container, tag, &target.repository, mode)
                     .await
-                    .map_err(err)?;
-                if mode == Mode::DryRun {
-                    let hpas = self.catalog.objects("horizontalpodautoscalers");
-                    match c.pre_deploy(deployment, hpas).await {
-                        Ok(checks) => report.notes.extend(checks.notes(deployment.as_str())),
-                        Err(e) => report.notes.push(format!(
-                            "⚠️ the pre-deployment checks could not be read: {e}"
-                        )),
-                    }
-                }
-                Ok(report)
+                    .map_err(err)
             }
             Action::PatchHpa {
                 hpa,

@@ -170,7 +170,7 @@ impl Approvals {
                 crate::domain::args::format_duration(*older_than)
             )));
         }
-        let report = match self.runner.dry_run(&action).await {
+        let report = match self.runner.card_dry_run(&action).await {
             Ok(r) => r,
             Err(why) => {
                 return Err(self
