@@ -75,7 +75,7 @@ async fn main() {
     // Its own thread and runtime, as if it were its own process like odorbot.
     std::thread::spawn(move || raw_acker(urls));
     if replies == "failing" {
-        bot_fake.fail_next("response_url", usize::MAX, 500);
+        bot_fake.fail_always("response_url", 500);
     }
     // Logged as in production: the tests' debug lines would be measured too.
     let bot = Bot::start_sections(&bot_fake, None, &[], &[("log", "  filter: info\n")], "").await;

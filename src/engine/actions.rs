@@ -458,9 +458,9 @@ impl Runner {
         match change.action() {
             Action::SetImage { deployment, .. } => match c.pre_deploy(deployment, hpas).await {
                 Ok(checks) => report.notes.extend(checks.notes(deployment.as_str())),
-                Err(e) => report
-                    .notes
-                    .push(format!("⚠️ the pre-deployment checks could not be read: {e}")),
+                Err(e) => report.notes.push(format!(
+                    "⚠️ the pre-deployment checks could not be read: {e}"
+                )),
             },
             Action::Scale {
                 deployment,

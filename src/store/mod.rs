@@ -171,10 +171,12 @@ impl Store {
         if backend == Backend::Sqlite {
             // WAL lets readers run beside the writer; the busy timeout makes writers
             // queue instead of failing with SQLITE_BUSY (for transactions that read
-            // before they write, only with `begin_write`).
+            // before they write, only with `begin_write`). A page cache of 512 KiB per
+            // connection instead of SQLite's 2 MB: a burst of stored replies filled every
+            // pooled connection's cache, about 9 MB of the peak resident set.
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;")
                         .await?;
                     Ok(())
                 })

@@ -202,6 +202,8 @@ struct State {
     other_frames: Vec<String>,
     disconnects: Vec<String>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Methods that fail every time, after any queued faults.
+    failing: HashMap<String, Fault>,
     usergroups: HashMap<String, Vec<String>>,
     response_posts: HashMap<String, usize>,
     /// Delays for the next root messages (`chat.postMessage` without `thread_ts`), one each.
@@ -645,9 +647,19 @@ impl FakeSlack {
         self.inner.push_fault(method, times, Fault::Status(status));
     }
 
+    /// Every call to `method` from now on is answered `status`, until [`Self::clear_faults`].
+    pub fn fail_always(&self, method: &str, status: u16) {
+        self.inner
+            .st()
+            .failing
+            .insert(method.to_owned(), Fault::Status(status));
+    }
+
     /// Forgets the faults still waiting for `method`: from now on it answers normally.
     pub fn clear_faults(&self, method: &str) {
-        self.inner.st().faults.remove(method);
+        let mut st = self.inner.st();
+        st.faults.remove(method);
+        st.failing.remove(method);
     }
 
     /// The next `times` root messages (`chat.postMessage` without `thread_ts`) are answered
@@ -868,7 +880,10 @@ impl State {
     }
 
     fn take_fault(&mut self, method: &str) -> Option<Fault> {
-        self.faults.get_mut(method).and_then(VecDeque::pop_front)
+        self.faults
+            .get_mut(method)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| self.failing.get(method).copied())
     }
 
     /// Sends envelope `id` on an open connection (round robin, avoiding `avoid` if another is
