@@ -92,11 +92,21 @@ impl Runner {
     /// The reply saying what could not be done.
     pub async fn answer(&self, query: &Query) -> Result<Message, Message> {
         let action = query.action();
-        let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
-        let answer = tokio::time::timeout(deadline.after, self.try_run(action))
+        self.within_deadline(action.kind().summary(), self.try_run(action))
             .await
-            .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())));
-        answer.map_err(|why| self.failed(action.kind().summary(), &why))
+    }
+
+    /// `work` bounded by `probes.deadline`; a failure or the deadline becomes the reply.
+    async fn within_deadline<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Message> {
+        let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
+        tokio::time::timeout(deadline.after, work)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())))
+            .map_err(|why| self.failed(what, &why))
     }
 
     /// The reads `collect_evidence` keeps, within `probes.deadline` like any query.
@@ -116,11 +126,7 @@ impl Runner {
                 .await
                 .map_err(Failure::Cluster)
         };
-        let deadline = crate::probes::Limit::new(self.probes.deadline, "probes.deadline");
-        tokio::time::timeout(deadline.after, read)
-            .await
-            .unwrap_or_else(|_| Err(Failure::Probe(deadline.expired())))
-            .map_err(|why| self.failed(what, &why))
+        self.within_deadline(what, read).await
     }
 
     /// What a change would do, as the server-side dry run shows it; nothing is requested.

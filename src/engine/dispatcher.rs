@@ -207,10 +207,7 @@ impl Dispatcher {
             return;
         }
         // The button that opened the modal was checked in its channel; a submission has none.
-        let anywhere = Policy {
-            channels: Vec::new(),
-            ..self.access.clone()
-        };
+        let anywhere = self.anywhere();
         if self
             .allowed(&anywhere, Scope::Respond, "update", &view.user, None)
             .await
@@ -657,6 +654,15 @@ impl Dispatcher {
         evidence::render_list(&name, &items)
     }
 
+    /// The access policy without its channel rule, for a modal's submission: Slack sends
+    /// none, and the button that opened the modal was checked in its channel.
+    fn anywhere(&self) -> Policy {
+        Policy {
+            channels: Vec::new(),
+            ..self.access.clone()
+        }
+    }
+
     /// A click that starts a procedure answers to `/odor run`'s access rule, in its channel.
     async fn may_run(&self, action: &BlockAction) -> Result<(), Message> {
         self.allowed(
@@ -718,10 +724,7 @@ impl Dispatcher {
         };
         let reason = view.text.trim();
         // The button was checked in its channel; the submission is checked again.
-        let anywhere = Policy {
-            channels: Vec::new(),
-            ..self.access.clone()
-        };
+        let anywhere = self.anywhere();
         let reply = match (
             self.allowed(&anywhere, Scope::Sensitive, "run", &view.user, None)
                 .await,

@@ -535,14 +535,9 @@ impl FakeSlack {
 
     /// Waits for at least `n` shared files; returns them all (fewer on timeout).
     pub async fn wait_files(&self, n: usize, timeout: Duration) -> Vec<SharedFile> {
-        let end = Instant::now() + timeout;
-        loop {
-            let files = self.files();
-            if files.len() >= n || Instant::now() >= end {
-                return files;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_until(timeout, |f| f.inner.st().files.len() >= n)
+            .await;
+        self.files()
     }
 
     /// Calls other than connecting and replying: what "changes nothing" rules out.

@@ -26,11 +26,16 @@ struct Seed {
     section_lines: BTreeMap<String, Vec<String>>,
 }
 
-fn seed() -> Seed {
+/// The repository's copy of the seed runbook.
+fn seed_text() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/seed/operations-runbook.md");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the seed runbook {}: {e}", path.display()));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the seed runbook {}: {e}", path.display()))
+}
+
+fn seed() -> Seed {
+    let text = seed_text();
     let mut seed = Seed {
         headings: Vec::new(),
         items: BTreeMap::new(),
@@ -344,9 +349,7 @@ fn numbered(comment: &str) -> Option<&str> {
 }
 
 fn seed_steps() -> Vec<SeedStep> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/seed/operations-runbook.md");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = seed_text();
     let (mut out, mut h4, mut recovery, mut in_code) = (Vec::new(), String::new(), false, false);
     // The block's comments, each with the lines under it.
     let mut block: Vec<(String, Vec<String>)> = Vec::new();
