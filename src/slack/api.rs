@@ -53,6 +53,39 @@ const TAG_KEY: &str = "outbox_id";
 /// Pages of history [`SlackApi::find_tagged`] reads at most.
 const TAG_PAGES: usize = 10;
 
+/// A page of `conversations.history` or `conversations.replies`, read only as far as
+/// [`SlackApi::find_tagged`] needs. Messages stay JSON: another app's metadata may hold any
+/// JSON (numbers, arrays), which slack-morphism's string-only payload type would refuse,
+/// failing the whole page and with it the lookup.
+#[derive(Debug, serde::Deserialize)]
+struct HistoryPage {
+    #[serde(default)]
+    messages: Vec<serde_json::Value>,
+    #[serde(default)]
+    response_metadata: Option<serde_json::Value>,
+}
+
+impl HistoryPage {
+    /// The `ts` of the message carrying `tag` in its metadata.
+    fn tagged(&self, tag: &str) -> Option<String> {
+        self.messages
+            .iter()
+            .find(|m| {
+                let meta = &m["metadata"];
+                meta["event_type"] == TAG_EVENT && meta["event_payload"][TAG_KEY] == tag
+            })
+            .and_then(|m| m["ts"].as_str().map(str::to_owned))
+    }
+
+    /// The cursor of the next page; Slack's empty cursor means there is none.
+    fn next_cursor(&self) -> Option<String> {
+        self.response_metadata.as_ref()?["next_cursor"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+    }
+}
+
 /// Slack's error codes for a token it does not accept.
 const AUTH_CODES: &[&str] = &[
     "invalid_auth",
@@ -494,7 +527,7 @@ impl SlackApi {
                 ("include_all_metadata", Some("true".to_owned())),
                 ("cursor", cursor.clone()),
             ];
-            let page: SlackApiConversationsRepliesResponse = self
+            let page: HistoryPage = self
                 .call(method, None, Duration::from_secs(5), || {
                     let session = self.client.open_session(&token);
                     let params = params.clone();
@@ -506,24 +539,10 @@ impl SlackApi {
                     }
                 })
                 .await?;
-            let found = page.messages.iter().find(|m| {
-                m.content.metadata.as_ref().is_some_and(|meta| {
-                    meta.event_type == TAG_EVENT
-                        && meta
-                            .event_payload
-                            .as_ref()
-                            .and_then(|p| p.get(TAG_KEY))
-                            .is_some_and(|t| t == tag)
-                })
-            });
-            if let Some(m) = found {
-                return Ok(Some(m.origin.ts.to_string()));
+            if let Some(ts) = page.tagged(tag) {
+                return Ok(Some(ts));
             }
-            cursor = page
-                .response_metadata
-                .and_then(|r| r.next_cursor)
-                .map(|c| c.to_string())
-                .filter(|c| !c.is_empty());
+            cursor = page.next_cursor();
             if cursor.is_none() {
                 return Ok(None);
             }
@@ -772,5 +791,84 @@ mod tests {
         assert_eq!(classify(&http(404)), Retry::Never);
         let net = SlackClientError::HttpProtocolError(SlackClientHttpProtocolError::new());
         assert_eq!(classify(&net), Retry::Backoff);
+    }
+
+    const HISTORY: &str =
+        include_str!("../../tests/fixtures/slack/web-api/conversations.history-java-sdk.json");
+    const REPLIES: &str =
+        include_str!("../../tests/fixtures/slack/web-api/conversations.replies-java-sdk.json");
+    const FOREIGN: &str = include_str!(
+        "../../tests/fixtures/slack/web-api/chat.postMessage-request-metadata-python-sdk.json"
+    );
+
+    /// A java-slack-sdk shape sample as its mock server serves it (the first `"ok": false,`
+    /// flipped), read as a page; `edit` changes its one message first.
+    fn sample_page(sample: &str, edit: impl Fn(&mut serde_json::Value)) -> HistoryPage {
+        let served = sample.replacen("\"ok\": false,", "\"ok\": true,", 1);
+        let mut page: serde_json::Value = serde_json::from_str(&served).unwrap();
+        edit(&mut page["messages"][0]);
+        serde_json::from_value(page).unwrap()
+    }
+
+    // The whole samples, masked values and all, are read: only the fields looked at matter.
+    #[test]
+    fn history_and_replies_samples_are_read_and_searched_by_tag() {
+        for sample in [HISTORY, REPLIES] {
+            let untagged = sample_page(sample, |_| {});
+            assert_eq!(untagged.messages.len(), 1);
+            assert_eq!(
+                untagged.tagged("ob-1"),
+                None,
+                "the sample's metadata is empty"
+            );
+            // Slack's "no more pages", an empty cursor, reads as none: the lookup stops.
+            assert_eq!(untagged.next_cursor(), None);
+            let tagged = sample_page(sample, |m| {
+                m["metadata"] = serde_json::json!({"event_type": TAG_EVENT, "event_payload": {TAG_KEY: "ob-1"}});
+            });
+            assert_eq!(tagged.tagged("ob-1").as_deref(), Some("0000000000.000000"));
+            assert_eq!(tagged.tagged("ob-2"), None);
+        }
+    }
+
+    // Slack keeps metadata values as JSON: python-slack-sdk posts a number and an array. A
+    // page holding such a message is still searched.
+    #[test]
+    fn another_apps_metadata_does_not_stop_the_search() {
+        let foreign: serde_json::Value = serde_json::from_str(FOREIGN).unwrap();
+        assert!(
+            foreign["metadata"]["event_payload"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| !v.is_string())
+        );
+        let page: HistoryPage = serde_json::from_value(serde_json::json!({
+            "ok": true,
+            "messages": [
+                {"type": "message", "ts": "1.000002", "metadata": foreign["metadata"]},
+                {"type": "message", "ts": "1.000001",
+                 "metadata": {"event_type": TAG_EVENT, "event_payload": {TAG_KEY: "ob-1"}}},
+            ],
+            "has_more": true,
+            "response_metadata": {"next_cursor": "page:2"},
+        }))
+        .unwrap();
+        assert_eq!(page.tagged("ob-1").as_deref(), Some("1.000001"));
+        assert_eq!(page.next_cursor().as_deref(), Some("page:2"));
+    }
+
+    // What `post_tagged` sends is what `tagged` looks for.
+    #[test]
+    fn the_posted_tag_is_the_one_searched_for() {
+        let ours = SlackMessageMetadata::new(TAG_EVENT.to_owned()).with_event_payload(
+            std::collections::HashMap::from([(TAG_KEY.to_owned(), "ob-1".to_owned())]),
+        );
+        let wire = serde_json::to_value(&ours).unwrap();
+        let page = HistoryPage {
+            messages: vec![serde_json::json!({"ts": "1.5", "metadata": wire})],
+            response_metadata: None,
+        };
+        assert_eq!(page.tagged("ob-1").as_deref(), Some("1.5"));
     }
 }

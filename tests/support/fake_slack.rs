@@ -204,6 +204,10 @@ struct State {
     faults: HashMap<String, VecDeque<Fault>>,
     /// Methods that fail every time, after any queued faults.
     failing: HashMap<String, Fault>,
+    /// Methods that fail on every n-th call: (n, the fault, calls so far).
+    every_nth: HashMap<String, (usize, Fault, usize)>,
+    /// While set, every `chat.postMessage` is taken at once and answered this late.
+    post_delay: Option<Duration>,
     usergroups: HashMap<String, Vec<String>>,
     response_posts: HashMap<String, usize>,
     /// Delays for the next root messages (`chat.postMessage` without `thread_ts`), one each.
@@ -650,11 +654,29 @@ impl FakeSlack {
             .insert(method.to_owned(), Fault::Status(status));
     }
 
+    /// Every `n`-th call to `method` from now on is answered HTTP `status` (and not taken),
+    /// until [`Self::clear_faults`]: a Slack failing one call in `n`.
+    pub fn fail_every(&self, method: &str, n: usize, status: u16) {
+        self.inner
+            .st()
+            .every_nth
+            .insert(method.to_owned(), (n.max(1), Fault::Status(status), 0));
+    }
+
     /// Forgets the faults still waiting for `method`: from now on it answers normally.
     pub fn clear_faults(&self, method: &str) {
         let mut st = self.inner.st();
         st.faults.remove(method);
         st.failing.remove(method);
+        st.every_nth.remove(method);
+    }
+
+    /// From now on every `chat.postMessage` is taken (posted, recorded, in the history) at
+    /// once and answered `delay` late, as a slow Slack that did the work before answering:
+    /// a client that gives up or dies meanwhile does not know the message is there.
+    /// `None` answers at once again.
+    pub fn slow_posts(&self, delay: Option<Duration>) {
+        self.inner.st().post_delay = delay;
     }
 
     /// The next `times` root messages (`chat.postMessage` without `thread_ts`) are answered
@@ -875,10 +897,18 @@ impl State {
     }
 
     fn take_fault(&mut self, method: &str) -> Option<Fault> {
+        let nth = self
+            .every_nth
+            .get_mut(method)
+            .and_then(|(n, fault, calls)| {
+                *calls += 1;
+                (*calls % *n == 0).then_some(*fault)
+            });
         self.faults
             .get_mut(method)
             .and_then(VecDeque::pop_front)
             .or_else(|| self.failing.get(method).copied())
+            .or(nth)
     }
 
     /// Sends envelope `id` on an open connection (round robin, avoiding `avoid` if another is
@@ -1089,8 +1119,10 @@ impl State {
 
     /// A page of `conversations.history` (top-level messages, newest first) or, with
     /// `thread`, of `conversations.replies` (the root, then its replies, oldest first).
-    /// As on Slack, `metadata` is left out unless `include_all_metadata` is true; `limit`
-    /// (default 100) and `cursor` page through.
+    /// As on Slack, `metadata` is left out unless `include_all_metadata` is true (or `1`,
+    /// as the Python SDK sends booleans); `limit` (default 100) and `cursor` page through;
+    /// a thread's parent carries `thread_ts` (its own ts) and `reply_count`, and each reply
+    /// `parent_user_id`, as in Slack's documented answers and the SDK samples.
     fn history(
         &self,
         channel: &str,
@@ -1113,7 +1145,13 @@ impl State {
         if thread.is_none() {
             msgs.reverse();
         }
-        let with_metadata = arg("include_all_metadata").as_deref() == Some("true");
+        let mut reply_counts: HashMap<&str, usize> = HashMap::new();
+        for (c, m) in self.messages.values() {
+            if let Some(root) = m["thread_ts"].as_str().filter(|_| c == channel) {
+                *reply_counts.entry(root).or_default() += 1;
+            }
+        }
+        let with_metadata = matches!(arg("include_all_metadata").as_deref(), Some("true" | "1"));
         let limit: usize = arg("limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(100)
@@ -1127,6 +1165,15 @@ impl State {
             .take(limit)
             .map(|m| {
                 let mut m = (*m).clone();
+                let ts = m["ts"].as_str().unwrap_or_default().to_owned();
+                if let Some(n) = reply_counts.get(ts.as_str()) {
+                    m["thread_ts"] = json!(ts);
+                    m["reply_count"] = json!(n);
+                } else if let Some(root) =
+                    m["thread_ts"].as_str().and_then(|r| self.messages.get(r))
+                {
+                    m["parent_user_id"] = root.1["user"].clone();
+                }
                 if !with_metadata && let Some(o) = m.as_object_mut() {
                     o.remove("metadata");
                 }
@@ -1186,14 +1233,22 @@ async fn web_api(
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    let mut st = inner.st();
-    let fault = st.take_fault(&method);
-    let response = match fault {
-        Some(f) => fault_response(f),
-        None => json_response(&st.answer(&method, token.as_deref(), &args, inner.addr)),
+    let (response, late) = {
+        let mut st = inner.st();
+        let fault = st.take_fault(&method);
+        let response = match fault {
+            Some(f) => fault_response(f),
+            None => json_response(&st.answer(&method, token.as_deref(), &args, inner.addr)),
+        };
+        let late = st.post_delay.filter(|_| method == "chat.postMessage");
+        let path = format!("/api/{method}");
+        let response = record(&inner, st, method, path, args, token, fault, response);
+        (response, late)
     };
-    let path = format!("/api/{method}");
-    record(&inner, st, method, path, args, token, fault, response)
+    if let Some(late) = late {
+        tokio::time::sleep(late).await;
+    }
+    response
 }
 
 /// Records a call as answered and wakes the waiters.
