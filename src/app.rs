@@ -69,10 +69,15 @@ impl crate::slack::api::SharedPace for StorePace {
         channel: &'a str,
         interval: Duration,
         tolerance: Duration,
+        priority: crate::domain::outbox::Priority,
     ) -> futures_util::future::BoxFuture<'a, Option<Duration>> {
         Box::pin(async move {
             let now = jiff::Timestamp::now();
-            match self.0.book_slot(channel, now, interval, tolerance).await {
+            match self
+                .0
+                .book_slot(channel, now, interval, tolerance, priority)
+                .await
+            {
                 Ok(None) => None,
                 Ok(Some(at)) => {
                     Some(Duration::try_from(at.duration_since(now)).unwrap_or_default())

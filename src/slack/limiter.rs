@@ -43,14 +43,17 @@ struct Channel {
 
 /// A per-channel schedule shared with other replicas.
 pub trait SharedPace: Send + Sync {
-    /// Books `channel`'s next slot if it starts within `tolerance` of now: `None` when
+    /// Books `channel`'s next slot for a message of `priority` if it starts within
+    /// `tolerance` of now and no other replica waits with a more urgent one: `None` when
     /// booked (or when booking failed, so this process's pacing stands alone), else how
-    /// long until the schedule has a slot at hand again.
+    /// long until asking again is worth it. A sender told to wait is remembered as
+    /// waiting, so the other replicas leave the next slot to it if it is more urgent.
     fn book<'a>(
         &'a self,
         channel: &'a str,
         interval: Duration,
         tolerance: Duration,
+        priority: Priority,
     ) -> futures_util::future::BoxFuture<'a, Option<Duration>>;
 }
 
@@ -135,7 +138,10 @@ impl ChannelLimiter {
             let wait = match (wait, shared) {
                 (Some(wait), _) => Some(wait),
                 (None, Some(shared)) if self.first(channel, place) => {
-                    match shared.book(channel, self.interval, self.tolerance).await {
+                    match shared
+                        .book(channel, self.interval, self.tolerance, priority)
+                        .await
+                    {
                         None => {
                             // Booked: the slot is this sender's, whoever arrived meanwhile.
                             let mut st = self.state();
@@ -284,7 +290,8 @@ mod tests {
         assert_eq!(got, secs(&[0, 3, 5, 4, 2, 1]));
     }
 
-    /// Another replica's view of one channel's schedule, kept as the store keeps it.
+    /// Another replica's view of one channel's schedule, kept as the store keeps it
+    /// (without the priorities of waiters, which the store's tests cover).
     struct Schedule(Mutex<Instant>);
 
     impl SharedPace for Schedule {
@@ -293,6 +300,7 @@ mod tests {
             _channel: &'a str,
             interval: Duration,
             tolerance: Duration,
+            _priority: Priority,
         ) -> futures_util::future::BoxFuture<'a, Option<Duration>> {
             Box::pin(async move {
                 let mut due = self.0.lock().unwrap();

@@ -104,13 +104,15 @@ impl Belongs {
     }
 }
 
-/// A message is claimed only when no older message of its thread is pending (due later
-/// after a failure, waiting for its root, or claimed elsewhere), so a retried message is
-/// never overtaken. Same thread: same channel and `thread_ts`, or the same incident or
-/// request whose thread it waits for (a card is older than its request's messages).
+/// A message is claimed only when no older message of its thread that is at least as
+/// urgent is pending (due later after a failure, waiting for its root, or claimed
+/// elsewhere), so a retried message is never overtaken by its equals, and a page never
+/// waits behind its thread's notes. Same thread: same channel and `thread_ts`, or the same
+/// incident whose root it waits for; an approval request's messages wait for every older
+/// one of the request whatever their priority, since they follow its card.
 const IN_THREAD_ORDER: &str = "NOT EXISTS (SELECT 1 FROM outbox earlier WHERE earlier.id < outbox.id AND (\
-     (earlier.channel = outbox.channel AND earlier.thread_ts = outbox.thread_ts) \
-     OR earlier.incident_id = outbox.incident_id OR earlier.request_id = outbox.request_id))";
+     (earlier.priority <= outbox.priority AND ((earlier.channel = outbox.channel AND earlier.thread_ts = outbox.thread_ts) \
+     OR earlier.incident_id = outbox.incident_id)) OR earlier.request_id = outbox.request_id))";
 
 impl Store {
     /// Queues a message, due now.

@@ -311,7 +311,8 @@ async fn postgres_backlog_for_the_metrics() {
 }
 
 /// The most urgent message is claimed first (a page, then a status update, then routine
-/// messages, then findings), but never ahead of an older message of its own thread.
+/// messages, then findings), ahead of its thread's older, less urgent messages too, but
+/// never ahead of an older one of its thread that is at least as urgent.
 async fn the_most_urgent_message_is_claimed_first(a: Store, _b: Store) {
     use odorbot::domain::outbox::Priority::{Findings, Page, Routine, Status};
     use odorbot::domain::view::Message;
@@ -321,7 +322,8 @@ async fn the_most_urgent_message_is_claimed_first(a: Store, _b: Store) {
         ("findings", "2.2", Findings),
         ("page", "3.3", Page),
         ("status", "4.4", Status),
-        ("page behind routine", "1.1", Page),
+        ("page ahead of routine", "1.1", Page),
+        ("routine behind page", "3.3", Routine),
     ];
     for (i, (text, thread, priority)) in queued.iter().enumerate() {
         let at = now + jiff::SignedDuration::from_secs(i as i64 - 10);
@@ -346,10 +348,13 @@ async fn the_most_urgent_message_is_claimed_first(a: Store, _b: Store) {
     assert_eq!(texts(&one), ["page"]);
     assert_eq!(one[0].priority, Page);
     let rest = a.claim_outgoing("r", now, 30_000, 10).await.unwrap();
-    assert_eq!(texts(&rest), ["status", "routine", "findings"]);
-    a.sent(&rest[1].id).await.unwrap();
+    assert_eq!(
+        texts(&rest),
+        ["page ahead of routine", "status", "routine", "findings"]
+    );
+    a.sent(&one[0].id).await.unwrap();
     let last = a.claim_outgoing("r", now, 30_000, 10).await.unwrap();
-    assert_eq!(texts(&last), ["page behind routine"]);
+    assert_eq!(texts(&last), ["routine behind page"]);
 }
 
 #[tokio::test]
@@ -360,6 +365,49 @@ async fn sqlite_outbox_claims_the_most_urgent_first() {
 #[tokio::test]
 async fn postgres_outbox_claims_the_most_urgent_first() {
     on_postgres(the_most_urgent_message_is_claimed_first).await;
+}
+
+/// The shared pacing books only the slots at hand, and a sender told to wait with a more
+/// urgent message keeps the next slot from less urgent senders of every replica until it
+/// has had it, or its claim lapsed two intervals after it last asked.
+async fn a_waiting_page_keeps_the_next_slot_from_less_urgent_senders(a: Store, b: Store) {
+    use odorbot::domain::outbox::Priority::{Findings, Page, Routine};
+    let t = |ms: i64| jiff::Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap();
+    let step = std::time::Duration::from_secs(1);
+    let burst = std::time::Duration::ZERO;
+    let book = async |store: &Store, at: i64, priority| {
+        store
+            .book_slot("C1", t(at), step, burst, priority)
+            .await
+            .unwrap()
+    };
+    assert_eq!(book(&a, 0, Routine).await, None);
+    // The next slot is at 1 s: the page asks then, and waits.
+    assert_eq!(book(&b, 500, Page).await, Some(t(1000)));
+    // At 1 s the other replica's routine message is told to wait: the slot is the page's.
+    assert_eq!(book(&a, 1000, Routine).await, Some(t(2000)));
+    assert_eq!(book(&b, 1001, Page).await, None);
+    // Having booked, the page no longer holds the channel.
+    assert_eq!(book(&a, 2001, Routine).await, None);
+    // A page that waits and never asks again holds the channel two intervals at most.
+    assert_eq!(book(&b, 2500, Page).await, Some(t(3001)));
+    assert_eq!(book(&a, 3001, Routine).await, Some(t(4001)));
+    assert_eq!(book(&a, 4501, Routine).await, None);
+    // A less urgent waiter leaves a more urgent one's claim alone.
+    assert_eq!(book(&b, 5000, Page).await, Some(t(5501)));
+    assert_eq!(book(&a, 5100, Findings).await, Some(t(6100)));
+    assert_eq!(book(&a, 5501, Findings).await, Some(t(6501)));
+    assert_eq!(book(&b, 5501, Page).await, None);
+}
+
+#[tokio::test]
+async fn sqlite_pacing_leaves_the_next_slot_to_the_most_urgent_waiter() {
+    on_sqlite(a_waiting_page_keeps_the_next_slot_from_less_urgent_senders).await;
+}
+
+#[tokio::test]
+async fn postgres_pacing_leaves_the_next_slot_to_the_most_urgent_waiter() {
+    on_postgres(a_waiting_page_keeps_the_next_slot_from_less_urgent_senders).await;
 }
 
 #[tokio::test]

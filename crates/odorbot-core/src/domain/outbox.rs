@@ -5,8 +5,9 @@ use std::time::Duration;
 
 /// What a message is, for the order of sends within Slack's per-channel pacing: a page to
 /// a person goes before a status update, which goes before the announcement of one more
-/// incident and everything else, which go before findings. Within one thread the order
-/// stays the order of queueing whatever the priorities.
+/// incident and everything else, which go before findings. Within one thread a message
+/// waits only for the older ones at least as urgent: a page overtakes the thread's notes,
+/// never an earlier page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     /// Pings, pages and escalations: someone must act.
