@@ -150,6 +150,7 @@ pub async fn run(config: Config, acks: AckThread) -> anyhow::Result<()> {
         store.clone(),
         api.clone(),
         config.slack.resend_check,
+        metrics.clone(),
     ));
     let replies = Arc::new(Replies::new(store.clone(), api.clone(), tasks.clone()));
     let people = Arc::new(People::new(

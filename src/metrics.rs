@@ -13,6 +13,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::domain::approval::ApprovalState;
+use crate::domain::outbox::Priority;
 use crate::store::Backlog;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +41,11 @@ pub struct ReasonLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PriorityLabel {
+    pub priority: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +78,9 @@ pub struct Metrics {
     /// the gauges below, so every replica reports the shared store's state).
     pub outbox_pending: Gauge<i64, AtomicI64>,
     pub outbox_oldest_pending: Gauge<f64, AtomicU64>,
+    /// How long a message waited, from being queued to Slack taking it, by priority: the
+    /// time a page waited for its turn in the channel's pacing.
+    pub outbox_wait: Family<PriorityLabel, Histogram>,
     /// Alertmanager notifications the webhook accepted and the intake loop has not
     /// applied yet, and the age of the oldest of them.
     pub alert_inbox_pending: Gauge<i64, AtomicI64>,
@@ -185,6 +194,22 @@ impl Metrics {
             Unit::Seconds,
             outbox_oldest_pending.clone(),
         );
+        // From 50 ms to about 27 minutes.
+        let outbox_wait = Family::<PriorityLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.05, 2.0, 16,
+            ))
+        });
+        for p in Priority::ALL {
+            // Every priority shows from the first scrape, so a page's wait can be alerted on.
+            drop(outbox_wait.get_or_create(&PriorityLabel { priority: p.name() }));
+        }
+        registry.register_with_unit(
+            "outbox_wait",
+            "Time from queueing a must-send message to Slack taking it, by priority",
+            Unit::Seconds,
+            outbox_wait.clone(),
+        );
         let alert_inbox_pending = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "alert_inbox_pending",
@@ -237,6 +262,7 @@ impl Metrics {
             store_up,
             outbox_pending,
             outbox_oldest_pending,
+            outbox_wait,
             alert_inbox_pending,
             alert_inbox_oldest_pending,
             replies_pending,
@@ -277,6 +303,16 @@ impl Metrics {
                 })
                 .set(n);
         }
+    }
+
+    /// A message of `priority`, queued at `queued`, was taken by Slack now.
+    pub fn outbox_waited(&self, priority: Priority, queued: jiff::Timestamp) {
+        let waited = jiff::Timestamp::now().duration_since(queued);
+        self.outbox_wait
+            .get_or_create(&PriorityLabel {
+                priority: priority.name(),
+            })
+            .observe(waited.as_secs_f64().max(0.0));
     }
 
     /// The text exposition of every metric.

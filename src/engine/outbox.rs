@@ -16,6 +16,7 @@ use crate::domain::outbox::{Priority, retry_wait};
 use crate::domain::timer::{Route, ThreadState, plus, route};
 use crate::domain::view::Message;
 use crate::idgen::IdGen;
+use crate::metrics::Metrics;
 use crate::slack::api::{ApiError, SlackApi};
 use crate::store::Store;
 use crate::store::outbox::{Belongs, Outgoing};
@@ -62,14 +63,16 @@ pub struct Outbox {
     wake: Notify,
     /// `slack.resend_check`: look a possibly sent message up in Slack before re-sending.
     resend_check: bool,
+    metrics: Metrics,
 }
 
 impl Outbox {
-    pub fn new(store: Store, api: Arc<SlackApi>, resend_check: bool) -> Self {
+    pub fn new(store: Store, api: Arc<SlackApi>, resend_check: bool, metrics: Metrics) -> Self {
         Self {
             store,
             api,
             resend_check,
+            metrics,
             // Unique per instance, not only per process: leases are held by name.
             owner: IdGen::process().next("outbox-", Timestamp::now()),
             wake: Notify::new(),
@@ -267,21 +270,19 @@ impl Outbox {
             warn!(belongs = ?out.belongs, "the thread has no root message; posting in the channel");
         }
         let thread = thread.as_deref();
-        let outcome = if out.maybe_sent && self.resend_check {
-            // An earlier send's outcome is unknown: Slack has it, or it is sent now.
-            match self.api.find_tagged(&channel, thread, &out.id).await {
-                Ok(Some(ts)) => {
-                    debug!(id = %out.id, "Slack already has the message; not sent again");
-                    Ok(ts)
-                }
-                Ok(None) => self.attempt(&out, &channel, thread).await,
-                Err(e) => Err(e),
-            }
-        } else {
-            self.attempt(&out, &channel, thread).await
+        let outcome = match self
+            .found_in_slack(&channel, thread, &out.id, out.maybe_sent)
+            .await
+        {
+            Ok(Some(ts)) => Ok(ts),
+            Ok(None) => self.attempt(&out, &channel, thread).await,
+            Err(e) => Err(e),
         };
         match outcome {
-            Ok(ts) => self.record_sent(&out, &ts).await,
+            Ok(ts) => {
+                self.record_sent(&out, &ts).await;
+                self.delivered(out.priority, out.created_at);
+            }
             Err(ApiError::Refused { code, .. }) => {
                 error!(channel = %out.channel, code, "Slack refused a must-send message; dropped");
                 let _ = self.store.sent(&out.id).await;
@@ -297,6 +298,36 @@ impl Outbox {
                 let _ = self.store.retry_at(&out.id, due).await;
             }
         }
+    }
+
+    /// Slack took a message of `priority` queued at `queued`: how long it waited.
+    pub fn delivered(&self, priority: Priority, queued: Timestamp) {
+        self.metrics.outbox_waited(priority, queued);
+    }
+
+    /// When an earlier send of the message tagged `tag` may have reached Slack
+    /// (`maybe_sent`: its sender died or lost the answer), the `ts` Slack has it under;
+    /// `None` when it has to be sent, which is also the answer with `slack.resend_check`
+    /// off (at least once, then).
+    ///
+    /// # Errors
+    /// [`ApiError`] when Slack cannot be asked: whether it has the message is unknown,
+    /// so it must not be sent now.
+    pub async fn found_in_slack(
+        &self,
+        channel: &ChannelId,
+        thread: Option<&str>,
+        tag: &str,
+        maybe_sent: bool,
+    ) -> Result<Option<String>, ApiError> {
+        if !(maybe_sent && self.resend_check) {
+            return Ok(None);
+        }
+        let found = self.api.find_tagged(channel, thread, tag).await?;
+        if found.is_some() {
+            debug!(tag, "Slack already has the message; not sent again");
+        }
+        Ok(found)
     }
 
     /// Records that a send is under way, then sends, tagged with the outbox id so that

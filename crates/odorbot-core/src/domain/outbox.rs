@@ -31,6 +31,19 @@ impl Priority {
         }
     }
 
+    /// Every priority, most urgent first.
+    pub const ALL: [Self; 4] = [Self::Page, Self::Status, Self::Routine, Self::Findings];
+
+    /// The name in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Page => "page",
+            Self::Status => "status",
+            Self::Routine => "routine",
+            Self::Findings => "findings",
+        }
+    }
+
     /// A stored rank; an unknown one (a newer replica's) is routine.
     pub fn from_rank(rank: i64) -> Self {
         match rank {
