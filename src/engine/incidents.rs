@@ -42,7 +42,7 @@ use crate::runbook::values::ArgType;
 use crate::runbook::{Catalog, LiveSignal};
 use crate::slack::api::SlackApi;
 use crate::store::timers::Timer;
-use crate::store::{Store, StoreError};
+use crate::store::{Claim, Store, StoreError};
 use jiff::civil::Weekday;
 
 /// Timers fired at once by one replica; routine ones leave a reserve for pages
@@ -239,16 +239,27 @@ impl Desk {
         };
         let mut offer_resolve = None;
         for (plan, alert) in intake::plan(n, entry_for).into_iter().zip(&n.alerts) {
-            if !self
+            let claim = self
                 .store
                 .claim_event_for(&plan.key, "alert", origin, now().as_millisecond())
-                .await?
-            {
+                .await?;
+            let again = match claim {
+                Claim::New => false,
+                Claim::Duplicate => {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                Claim::Again => true,
+            };
+            if again && let Some(done) = self.store.incident_with_alert(alert).await? {
+                // The first applier recorded it, and may have died before announcing: the
+                // incident is finished, never opened a second time (it may be resolved by now).
+                self.finish_opening(&done).await?;
                 outcome.duplicates += 1;
                 continue;
             }
             match self
-                .carry_out(plan.step, &n.group_key, alert, &mut outcome)
+                .carry_out(plan.step, &n.group_key, alert, again, &mut outcome)
                 .await
             {
                 Ok(resolved) => offer_resolve = offer_resolve.or(resolved),
@@ -276,12 +287,35 @@ impl Desk {
         Ok(outcome)
     }
 
+    /// An incident a notification applied again found: the announcement its first applier
+    /// may not have scheduled (the incident's, or for a member held by a storm, the storm's)
+    /// is scheduled unless it is there or done. Announcing is idempotent, so a second one
+    /// posts nothing twice.
+    async fn finish_opening(&self, incident: &Incident) -> Result<(), DeskError> {
+        let announced = match &incident.storm {
+            Some(storm) if incident.held_by_storm() => self.store.incident_by_id(storm).await?,
+            _ => Some(incident.clone()),
+        };
+        let Some(announced) = announced else {
+            return Ok(());
+        };
+        if announced.state == IncidentState::Resolved || announced.thread_ts.is_some() {
+            return Ok(());
+        }
+        self.store
+            .schedule_if_absent(ANNOUNCE, &announced.id, now())
+            .await?;
+        self.schedule(&announced).await
+    }
+
     /// One alert's plan; a resolution returns its incident, to be offered for resolving.
+    /// `again`: an earlier application of the same notification may have done part of it.
     async fn carry_out(
         &self,
         step: AlertStep,
         group_key: &str,
         alert: &crate::domain::alert::Alert,
+        again: bool,
         outcome: &mut AlertOutcome,
     ) -> Result<Option<Incident>, DeskError> {
         // The window between the claim and the effect: a fault here must not lose the alert.
@@ -307,6 +341,9 @@ impl Desk {
                     }
                     outcome.opened.push(incident.name());
                 } else {
+                    if again {
+                        self.finish_opening(&incident).await?;
+                    }
                     self.note(&incident, "alert", "alertmanager", &note).await?;
                     outcome.updated.push(incident.name());
                 }
@@ -389,6 +426,40 @@ impl Desk {
         self.schedule(incident).await
     }
 
+    /// Posts `incident`'s root message, tagged so that Slack can be asked for it: a firing
+    /// after one that may have posted it (and died, or lost the answer, before its ts was
+    /// recorded) looks for it in the channel first, so a crash never brings a second root.
+    async fn post_root(
+        &self,
+        incident: &Incident,
+        channel: &ChannelId,
+        root: &Message,
+        priority: Priority,
+    ) -> Result<String, DeskError> {
+        let tag = format!("root:{}", incident.id);
+        let first = self
+            .store
+            .claim_event(&tag, "root", &incident.id, now().as_millisecond())
+            .await?;
+        let slack = |e: crate::slack::api::ApiError| DeskError::Slack(e.to_string());
+        let found = self
+            .outbox
+            .found_in_slack(channel, None, &tag, !first)
+            .await
+            .map_err(slack)?;
+        if let Some(ts) = found {
+            info!(incident = %incident.name(), "its root message was posted before; not posted again");
+            return Ok(ts);
+        }
+        let ts = self
+            .api
+            .post_tagged(channel, None, root, &tag, ROOT_ATTEMPT, priority)
+            .await
+            .map_err(slack)?;
+        self.outbox.delivered(priority, incident.opened_at);
+        Ok(ts)
+    }
+
     /// Posts the root message (once) and the opening ping (once), under the announcement
     /// timer's lease: `held` is confirmed before each effect, and a lease lost while the
     /// root is being posted stops the firing.
@@ -418,10 +489,10 @@ impl Desk {
                     (root, Priority::Routine, None)
                 };
                 let posted = tokio::select! {
-                    r = self.api.post_message_within(&channel, None, &root, ROOT_ATTEMPT, root_priority) => r,
+                    r = self.post_root(incident, &channel, &root, root_priority) => r,
                     () = held.lost.cancelled() => return Err(DeskError::LeaseLost),
                 };
-                let ts = posted.map_err(|e| DeskError::Slack(e.to_string()))?;
+                let ts = posted?;
                 if self
                     .store
                     .set_thread(&incident.id, channel.as_str(), &ts)

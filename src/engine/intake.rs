@@ -122,6 +122,10 @@ impl Intake {
                 }
             }
         };
+        if result.is_ok() {
+            // Between the effect and the inbox's delete: a crash here applies it again.
+            crate::failpoint!("intake.after_apply");
+        }
         match result {
             Ok(()) => match self.store.finish_alert(row.id, &self.owner).await {
                 Ok(true) => {}

@@ -450,6 +450,27 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The incident that already recorded this state of `alert` (the same alert, by
+    /// fingerprint and start; for a resolution, recorded as resolved), if any: what a
+    /// notification applied again finds when its first applier got that far.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn incident_with_alert(&self, alert: &Alert) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM incidents WHERE id = (SELECT incident_id FROM incident_alerts \
+             WHERE fingerprint = $1 AND starts_at_ms = $2 AND (status = $3 OR $3 = 'firing') \
+             ORDER BY updated_at_ms DESC LIMIT 1)"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&alert.fingerprint)
+            .bind(ms(alert.starts_at))
+            .bind(alert.status.name())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_incident).transpose()
+    }
+
     /// # Errors
     /// The database error.
     pub async fn add_timeline(

@@ -141,6 +141,17 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// What [`Store::claim_event_for`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First seen: do the work.
+    New,
+    /// Claimed before by the same origin, whose applier died: finish the work.
+    Again,
+    /// Another origin did it.
+    Duplicate,
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) and applies pending migrations.
     ///
@@ -310,8 +321,9 @@ impl Store {
 
     /// As [`Store::claim_event`], except that a key claimed before by the same `origin`
     /// (the same stored notification, applied again because whoever applied it died
-    /// between the claim and the end of the work) counts as new: the work is done again
-    /// rather than lost. Another origin's claim is a duplicate.
+    /// between the claim and the end of the work) is [`Claim::Again`]: the work may or may
+    /// not have been done, and is finished rather than lost. Another origin's claim is a
+    /// [`Claim::Duplicate`].
     ///
     /// # Errors
     /// The database error; the caller must then not process the event.
@@ -321,16 +333,19 @@ impl Store {
         kind: &str,
         origin: &str,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Claim, StoreError> {
         if self.claim_event(key, kind, origin, now_ms).await? {
-            return Ok(true);
+            return Ok(Claim::New);
         }
         let by: Option<(String,)> =
             sqlx::query_as("SELECT envelope_id FROM inbound_events WHERE idempotency_key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(by.is_some_and(|(by,)| by == origin))
+        Ok(match by {
+            Some((by,)) if by == origin => Claim::Again,
+            _ => Claim::Duplicate,
+        })
     }
 
     /// Forgets one claimed key, because the work it stood for failed: the sender's retry is

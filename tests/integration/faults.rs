@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::alertmanager::post_notification;
+use crate::support::alertmanager::{one_alert_notification, post_notification};
 use crate::support::bot::Bot;
 use crate::support::fake_slack::FakeSlack;
+use crate::support::storm::{counts, wait_inbox_empty};
 
 const CHANNEL: &str = "C0INCIDENT";
 const WAIT: Duration = Duration::from_secs(30);
@@ -262,6 +263,77 @@ async fn an_alert_whose_applier_died_after_the_claim_opens_in_the_next_process()
         second.logs()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pages(&fake), 1, "{:?}", thread(&fake));
+}
+
+/// The process dies right after it applied a notification, before the inbox forgot it;
+/// the next process announces the incident, which is then resolved, all within the dead
+/// process's claim on the stored notification. When the claim lapses the notification is
+/// applied again: its alert is found recorded, so nothing opens a second time: one
+/// incident, one root, one page.
+#[tokio::test]
+async fn a_notification_applied_again_after_its_incident_was_resolved_opens_nothing() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
+    let token = "test-alert-token-0123456789";
+    let start = async |failpoints: &str| {
+        let bot = Bot::start_config(
+            &fake,
+            Some(&store),
+            &[
+                ("ODORBOT_ALERTS_TOKEN", token),
+                ("ODORBOT_FAILPOINTS", failpoints),
+            ],
+            &incidents_yaml(),
+        )
+        .await;
+        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+        bot
+    };
+    let first = start("intake.after_apply=1*crash").await;
+    let body = one_alert_notification("g1", "OdorDiffApiDown", "API down", 0xab12);
+    let (status, text) = post_notification(first.url("/alerts"), token, body)
+        .await
+        .expect("the webhook answers");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        first.wait_exit(WAIT).await.is_some(),
+        "the failpoint ends the process"
+    );
+    let second = start("intake.after_apply=off").await;
+    assert!(
+        fake.wait_until(WAIT, |f| pages(f) == 1).await,
+        "{:?}\n{}",
+        thread(&fake),
+        second.logs()
+    );
+    let d = fake
+        .slash_command("U0PRIMARY", "C111", "resolve INC-1")
+        .await;
+    assert!(fake.reply_to(&d, WAIT).await.is_some());
+    let started = std::time::Instant::now();
+    let waited = wait_inbox_empty(&store, started, Duration::from_secs(60)).await;
+    assert!(waited < Duration::from_secs(60), "{}", second.logs());
+    // The line is written after the inbox row is gone: wait for it.
+    let applied_again = async || {
+        second
+            .logs()
+            .lines()
+            .any(|l| l.contains("alert notification applied") && l.contains("duplicates=1"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !applied_again().await && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        applied_again().await,
+        "applied again, as a duplicate\n{}",
+        second.logs()
+    );
+    let (incidents, alerts) = counts(&store).await;
+    assert_eq!((incidents, alerts), (1, 1), "{}", second.logs());
+    assert_eq!(fake.roots_in(CHANNEL).len(), 1);
     assert_eq!(pages(&fake), 1, "{:?}", thread(&fake));
 }
 
