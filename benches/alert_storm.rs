@@ -29,6 +29,7 @@ use support::bot::Bot;
 use support::fake_slack::FakeSlack;
 use support::measure::percentile;
 use support::pg::TempDb;
+use support::storm::{counts, group_notification, storm_timings, wait_inbox_empty};
 
 const TOKEN: &str = "bench-alert-token-0123456789";
 const CHANNEL: &str = "C0INCIDENTS";
@@ -49,7 +50,9 @@ async fn main() {
     let concurrency = env_or("ALERT_STORM_CONCURRENCY", 16);
     let drain = Duration::from_secs(env_or("ALERT_STORM_DRAIN_SECS", 300) as u64);
     let stores = std::env::var("ALERT_STORM_STORES").unwrap_or_else(|_| "sqlite,postgres".into());
-    let bodies: Vec<Vec<u8>> = (0..groups).map(|g| notification(g, per_group)).collect();
+    let bodies: Vec<Vec<u8>> = (0..groups)
+        .map(|g| group_notification(g, per_group))
+        .collect();
     let floor = floor_webhook();
     println!(
         "alert_storm: {groups} groups of {per_group} alerts ({} alerts), {concurrency} clients",
@@ -145,39 +148,6 @@ async fn main() {
     }
 }
 
-/// One Alertmanager 0.25 notification: group `g`, `n` firing alerts, severities cycling
-/// through critical, high and medium by group.
-fn notification(g: usize, n: usize) -> Vec<u8> {
-    let severity = SEVERITIES[g % 3];
-    let alerts: Vec<serde_json::Value> = (0..n)
-        .map(|a| {
-            serde_json::json!({
-                "status": "firing",
-                "labels": {"alertname": format!("Storm{g}"), "severity": severity, "pod": format!("api-{a}")},
-                "annotations": {"summary": format!("storm group {g}, alert {a}")},
-                "startsAt": "2026-12-02T07:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus:9090/graph",
-                "fingerprint": format!("{g:04x}{a:04x}")
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "version": "4",
-        "groupKey": format!("{{}}:{{alertname=\"Storm{g}\"}}"),
-        "status": "firing",
-        "receiver": "odorbot",
-        "groupLabels": {"alertname": format!("Storm{g}")},
-        "commonLabels": {"alertname": format!("Storm{g}"), "severity": severity},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093",
-        "truncatedAlerts": 0,
-        "alerts": alerts
-    })
-    .to_string()
-    .into_bytes()
-}
-
 struct Intake {
     p50: Duration,
     p99: Duration,
@@ -255,42 +225,6 @@ fn floor_webhook() -> String {
     format!("http://{addr}/alerts")
 }
 
-/// Waits until the alert inbox is empty (every notification applied), or `bound` after
-/// `started`; returns when that was.
-async fn wait_inbox_empty(url: &str, started: Instant, bound: Duration) -> Duration {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await.expect("the store opens");
-    loop {
-        let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_inbox")
-            .fetch_one(&pool)
-            .await
-            .expect("inbox counted");
-        if pending == 0 || started.elapsed() >= bound {
-            pool.close().await;
-            return started.elapsed().min(bound);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Incidents (storms, which summarise them, not counted), and alerts recorded in them,
-/// straight from the store.
-async fn counts(url: &str) -> (i64, i64) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await.expect("the store opens");
-    let (incidents,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM incidents WHERE storm IS NULL OR storm <> id")
-            .fetch_one(&pool)
-            .await
-            .expect("incidents counted");
-    let (alerts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM incident_alerts")
-        .fetch_one(&pool)
-        .await
-        .expect("alerts counted");
-    pool.close().await;
-    (incidents, alerts)
-}
-
 /// Waits until odorbot has nothing left to post (outbox empty, no timer overdue) and
 /// nothing was posted for 3 s, or `bound` after `started`. Returns when the last post
 /// came, how many there were, and the most in any one second.
@@ -345,47 +279,6 @@ async fn wait_posts_stop(
             return (last.min(bound), at.len(), busiest);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-const SEVERITIES: [&str; 3] = ["critical", "high", "medium"];
-
-struct StormTimings {
-    /// When the storm's summary root was posted.
-    summary: Option<Duration>,
-    /// Per severity the storm holds, when its page was posted as a new message (an edit
-    /// notifies nobody, so only `chat.postMessage` counts).
-    pages: Vec<(&'static str, Option<Duration>)>,
-}
-
-/// From the fake Slack's record: when the storm summary and each severity's page came,
-/// counted from the first notification.
-fn storm_timings(fake: &FakeSlack, started: Instant) -> StormTimings {
-    let posted: Vec<(Instant, String)> = fake
-        .calls_to("chat.postMessage")
-        .into_iter()
-        .filter(|c| c.status == 200 && !c.limited)
-        .map(|c| (c.at, c.body.to_string()))
-        .collect();
-    let first = |matches: &dyn Fn(&str) -> bool| {
-        posted
-            .iter()
-            .filter(|(_, text)| matches(text))
-            .map(|(at, _)| at.saturating_duration_since(started))
-            .min()
-    };
-    StormTimings {
-        summary: first(&|t| t.contains("Alert storm —")),
-        pages: SEVERITIES
-            .iter()
-            .map(|sev| {
-                let line = format!(" {sev} incidents so far");
-                (
-                    *sev,
-                    first(&|t| t.contains("alert storm INC-") && t.contains(&line)),
-                )
-            })
-            .collect(),
     }
 }
 

@@ -24,3 +24,4 @@ mod replies;
 mod runbook;
 mod slack_api;
 mod store;
+mod storms;

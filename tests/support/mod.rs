@@ -12,3 +12,4 @@ pub mod manifests;
 pub mod measure;
 pub mod pg;
 pub mod probe_servers;
+pub mod storm;
