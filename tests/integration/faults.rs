@@ -171,6 +171,24 @@ async fn a_dead_dispatcher_ends_the_process_with_a_clear_line() {
     );
 }
 
+const ALERTS_TOKEN: &str = "test-alert-token-0123456789";
+
+/// A bot on `store` (`None`: its own) that takes alerts with [`ALERTS_TOKEN`], `failpoints` armed, ready.
+async fn alert_bot(fake: &FakeSlack, store: Option<&str>, failpoints: &str) -> Bot {
+    let bot = Bot::start_config(
+        fake,
+        store,
+        &[
+            ("ODORBOT_ALERTS_TOKEN", ALERTS_TOKEN),
+            ("ODORBOT_FAILPOINTS", failpoints),
+        ],
+        &incidents_yaml(),
+    )
+    .await;
+    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    bot
+}
+
 /// An alert whose application fails after its key was claimed (a store hiccup, say) is
 /// still answered 200 at once, since the webhook only stores it; the intake loop keeps the
 /// notification, tries it again after its backoff and opens the incident and pages once:
@@ -179,18 +197,8 @@ async fn a_dead_dispatcher_ends_the_process_with_a_clear_line() {
 #[tokio::test]
 async fn an_alert_whose_intake_failed_after_the_claim_opens_on_the_retry() {
     let fake = FakeSlack::start().await;
-    let token = "test-alert-token-0123456789";
-    let bot = Bot::start_config(
-        &fake,
-        None,
-        &[
-            ("ODORBOT_ALERTS_TOKEN", token),
-            ("ODORBOT_FAILPOINTS", "intake.after_claim=1*error"),
-        ],
-        &incidents_yaml(),
-    )
-    .await;
-    assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
+    let token = ALERTS_TOKEN;
+    let bot = alert_bot(&fake, None, "intake.after_claim=1*error").await;
     let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
     let post = || post_notification(bot.url("/alerts"), token, body);
     let (status, text) = post().await.expect("the webhook answers");
@@ -229,21 +237,8 @@ async fn an_alert_whose_applier_died_after_the_claim_opens_in_the_next_process()
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
-    let token = "test-alert-token-0123456789";
-    let start = async |failpoints: &str| {
-        let bot = Bot::start_config(
-            &fake,
-            Some(&store),
-            &[
-                ("ODORBOT_ALERTS_TOKEN", token),
-                ("ODORBOT_FAILPOINTS", failpoints),
-            ],
-            &incidents_yaml(),
-        )
-        .await;
-        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
-        bot
-    };
+    let token = ALERTS_TOKEN;
+    let start = async |failpoints: &str| alert_bot(&fake, Some(&store), failpoints).await;
     let first = start("intake.after_claim=1*crash").await;
     let body = r#"{"version":"4","groupKey":"g1","status":"firing","receiver":"odorbot","alerts":[{"status":"firing","labels":{"alertname":"OdorDiffApiDown","severity":"high"},"annotations":{"summary":"API down"},"startsAt":"2026-11-27T07:00:00Z","fingerprint":"ab12"}]}"#;
     let (status, text) = post_notification(first.url("/alerts"), token, body)
@@ -276,21 +271,8 @@ async fn a_notification_applied_again_after_its_incident_was_resolved_opens_noth
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("odorbot.db").display());
-    let token = "test-alert-token-0123456789";
-    let start = async |failpoints: &str| {
-        let bot = Bot::start_config(
-            &fake,
-            Some(&store),
-            &[
-                ("ODORBOT_ALERTS_TOKEN", token),
-                ("ODORBOT_FAILPOINTS", failpoints),
-            ],
-            &incidents_yaml(),
-        )
-        .await;
-        assert!(bot.wait_readyz(200, WAIT).await, "{}", bot.logs());
-        bot
-    };
+    let token = ALERTS_TOKEN;
+    let start = async |failpoints: &str| alert_bot(&fake, Some(&store), failpoints).await;
     let first = start("intake.after_apply=1*crash").await;
     let body = one_alert_notification("g1", "OdorDiffApiDown", "API down", 0xab12);
     let (status, text) = post_notification(first.url("/alerts"), token, body)
