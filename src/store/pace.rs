@@ -53,20 +53,20 @@ impl Store {
         if booked.is_some() {
             return Ok(None);
         }
-        sqlx::query(
-            "UPDATE channel_pace SET waiting_rank = $2, waiting_until_ms = $3 WHERE channel = $1 \
-             AND (waiting_until_ms IS NULL OR waiting_until_ms < $4 OR waiting_rank >= $2)",
+        // Not booked, so the row exists: record this sender as waiting unless a more urgent
+        // claim holds, and read the schedule back in the same statement.
+        let (due, waiting, until): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "UPDATE channel_pace SET \
+             waiting_rank = CASE WHEN waiting_until_ms IS NULL OR waiting_until_ms < $4 OR waiting_rank >= $2 \
+             THEN $2 ELSE waiting_rank END, \
+             waiting_until_ms = CASE WHEN waiting_until_ms IS NULL OR waiting_until_ms < $4 OR waiting_rank >= $2 \
+             THEN $3 ELSE waiting_until_ms END \
+             WHERE channel = $1 RETURNING due_at_ms, waiting_rank, waiting_until_ms",
         )
         .bind(channel)
         .bind(rank)
         .bind(now_ms.saturating_add(step.saturating_mul(2)))
         .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        let (due, waiting, until): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT due_at_ms, waiting_rank, waiting_until_ms FROM channel_pace WHERE channel = $1",
-        )
-        .bind(channel)
         .fetch_one(&self.pool)
         .await?;
         let slot = due.saturating_sub(slack);
